@@ -1,0 +1,29 @@
+//! Accounts: the host's user store, login names, passwords, role mapping and
+//! login throttling.
+
+mod login;
+mod password;
+mod roles;
+mod store;
+mod throttle;
+
+pub use login::{LoginAttribute, LoginNames};
+pub use password::{HashScheme, PasswordError, PasswordPolicy, Verification};
+pub use roles::{RoleMapping, RoleMappingBuilder, RoleRule};
+pub use store::{Account, ExternalLink, LoginUpdate, MemoryUserStore, NewAccount, UserStore};
+pub use throttle::{AttemptStore, FailureCount, MemoryAttemptStore, ThrottlePolicy};
+pub(crate) use throttle::Throttle;
+
+/// What happens when a provider verifies an external subject that no local
+/// account is linked to yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provisioning {
+    /// Refuse (`Forbidden`): accounts are linked by an administrator. The default.
+    #[default]
+    Existing,
+    /// Link the pre-created local account whose login name matches, on first login.
+    LinkByLogin,
+    /// Create an account just in time and link it.
+    Create,
+}

@@ -1,0 +1,261 @@
+//! External groups → local roles, per provider.
+
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
+
+use rustc_hash::FxBuildHasher;
+
+use crate::ConfigError;
+
+/// One rule: members of `group` get `role`. A rule marked `default_for_unmapped`
+/// grants its role to users whom no rule matched (its `group` may be left out).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRule {
+    /// The external group: a name (`admins`) or a DN (`cn=admins,ou=groups,...`).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// The local role granted.
+    pub role: String,
+    /// Grant `role` to users whom no other rule matched.
+    #[serde(default)]
+    pub default_for_unmapped: bool,
+}
+
+/// A provider's role mapping: the union of every matching rule's role,
+/// de-duplicated; the default role when nothing matched.
+///
+/// Lookups are hash lookups: mapping cost grows with the user's groups, not with
+/// the number of rules.
+#[derive(Debug, Clone, Default)]
+pub struct RoleMapping {
+    roles: Vec<String>,
+    by_group: HashMap<String, Vec<usize>, FxBuildHasher>,
+    defaults: Vec<usize>,
+    case_insensitive: bool,
+    match_dn: bool,
+}
+
+/// Builds a [`RoleMapping`].
+#[derive(Debug, Clone, Default)]
+pub struct RoleMappingBuilder {
+    rules: Vec<RoleRule>,
+    case_insensitive: bool,
+    match_dn: bool,
+}
+
+impl RoleMappingBuilder {
+    /// Members of `group` get `role`.
+    pub fn rule(mut self, group: impl Into<String>, role: impl Into<String>) -> Self {
+        self.rules.push(RoleRule {
+            group: Some(group.into()),
+            role: role.into(),
+            default_for_unmapped: false,
+        });
+        self
+    }
+
+    /// Users whom no rule matched get `role`.
+    pub fn default_for_unmapped(mut self, role: impl Into<String>) -> Self {
+        self.rules.push(RoleRule {
+            group: None,
+            role: role.into(),
+            default_for_unmapped: true,
+        });
+        self
+    }
+
+    /// Adds rules as written in configuration.
+    pub fn rules(mut self, rules: impl IntoIterator<Item = RoleRule>) -> Self {
+        self.rules.extend(rules);
+        self
+    }
+
+    /// Compare group names case-insensitively.
+    pub fn case_insensitive(mut self, yes: bool) -> Self {
+        self.case_insensitive = yes;
+        self
+    }
+
+    /// Let a group DN (`cn=admins,ou=groups,dc=example,dc=org`) also match a rule
+    /// written with the value of its first RDN (`admins`).
+    pub fn match_dn(mut self, yes: bool) -> Self {
+        self.match_dn = yes;
+        self
+    }
+
+    /// Checks the rules and builds the mapping.
+    pub fn build(self) -> Result<RoleMapping, ConfigError> {
+        let mut mapping = RoleMapping {
+            case_insensitive: self.case_insensitive,
+            match_dn: self.match_dn,
+            ..RoleMapping::default()
+        };
+        let mut role_index: HashMap<String, usize> = HashMap::new();
+        for (i, rule) in self.rules.into_iter().enumerate() {
+            let key = |field: &str| format!("role_mapping.rules[{i}].{field}");
+            if rule.role.trim().is_empty() {
+                return Err(ConfigError::invalid(key("role"), "role must not be empty"));
+            }
+            let role = *role_index.entry(rule.role.clone()).or_insert_with(|| {
+                mapping.roles.push(rule.role.clone());
+                mapping.roles.len() - 1
+            });
+            if rule.default_for_unmapped {
+                mapping.defaults.push(role);
+            }
+            match rule.group {
+                Some(group) if group.trim().is_empty() => {
+                    return Err(ConfigError::invalid(key("group"), "group must not be empty"));
+                }
+                Some(group) => {
+                    let group = fold(&group, mapping.case_insensitive).into_owned();
+                    let roles = mapping.by_group.entry(group).or_default();
+                    if !roles.contains(&role) {
+                        roles.push(role);
+                    }
+                }
+                None if !rule.default_for_unmapped => {
+                    return Err(ConfigError::invalid(
+                        key("group"),
+                        "a rule needs a group unless it is marked default_for_unmapped",
+                    ));
+                }
+                None => {}
+            }
+        }
+        Ok(mapping)
+    }
+}
+
+impl RoleMapping {
+    /// Starts a mapping.
+    pub fn builder() -> RoleMappingBuilder {
+        RoleMappingBuilder::default()
+    }
+
+    /// Whether the mapping has no rules (then logins leave mapped roles alone).
+    pub fn is_empty(&self) -> bool {
+        self.roles.is_empty()
+    }
+
+    /// Every role this mapping can grant: the roles it manages.
+    pub fn managed_roles(&self) -> impl Iterator<Item = &str> {
+        self.roles.iter().map(String::as_str)
+    }
+
+    /// The roles for a user in `groups`.
+    pub fn map<S: AsRef<str>>(&self, groups: &[S]) -> BTreeSet<String> {
+        let mut granted = vec![false; self.roles.len()];
+        let mut any = false;
+        let mut grant = |indices: &Vec<usize>| {
+            for &i in indices {
+                granted[i] = true;
+            }
+            any = true;
+        };
+        for group in groups {
+            let group = fold(group.as_ref(), self.case_insensitive);
+            if let Some(indices) = self.by_group.get(group.as_ref()) {
+                grant(indices);
+            }
+            if self.match_dn
+                && let Some(name) = first_rdn_value(&group)
+                && let Some(indices) = self.by_group.get(name.as_ref())
+            {
+                grant(indices);
+            }
+        }
+        if !any {
+            for &i in &self.defaults {
+                granted[i] = true;
+            }
+        }
+        granted
+            .iter()
+            .zip(&self.roles)
+            .filter(|(yes, _)| **yes)
+            .map(|(_, role)| role.clone())
+            .collect()
+    }
+}
+
+fn fold(text: &str, case_insensitive: bool) -> Cow<'_, str> {
+    if case_insensitive && text.chars().any(char::is_uppercase) {
+        Cow::Owned(text.to_lowercase())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// `cn=admins,ou=groups` → `admins`; `cn=a\,b,ou=x` → `a,b`. `None` when `dn` is not
+/// a DN (no `=` before the first unescaped comma).
+pub(crate) fn first_rdn_value(dn: &str) -> Option<Cow<'_, str>> {
+    let (_, rest) = dn.split_once('=')?;
+    let bytes = rest.as_bytes();
+    let mut end = bytes.len();
+    let mut escaped = false;
+    let mut has_escape = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match b {
+            b'\\' => {
+                escaped = true;
+                has_escape = true;
+            }
+            b',' | b'+' => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
+    }
+    let value = rest[..end].trim();
+    if value.is_empty() {
+        return None;
+    }
+    if !has_escape {
+        return Some(Cow::Borrowed(value));
+    }
+    // RFC 4514 escapes: `\,` and `\2C` forms.
+    let mut out = Vec::with_capacity(value.len());
+    let raw = value.as_bytes();
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'\\' && i + 1 < raw.len() {
+            let hex = raw.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(byte) => {
+                    out.push(byte);
+                    i += 3;
+                }
+                None => {
+                    out.push(raw[i + 1]);
+                    i += 2;
+                }
+            }
+        } else {
+            out.push(raw[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok().map(Cow::Owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rdn_values() {
+        assert_eq!(first_rdn_value("cn=admins,ou=groups,dc=x").as_deref(), Some("admins"));
+        assert_eq!(first_rdn_value("CN=Domain Admins,CN=Users").as_deref(), Some("Domain Admins"));
+        assert_eq!(first_rdn_value(r"cn=a\,b,ou=x").as_deref(), Some("a,b"));
+        assert_eq!(first_rdn_value(r"cn=caf\C3\A9,ou=x").as_deref(), Some("café"));
+        assert_eq!(first_rdn_value("admins"), None);
+        assert_eq!(first_rdn_value("cn=,ou=x"), None);
+    }
+}

@@ -1,0 +1,377 @@
+//! The host's user store: the [`UserStore`] trait and an in-memory implementation.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::sync::RwLock;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use crate::{AccountId, StoreError};
+
+/// A local account.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Account {
+    /// Stable id.
+    pub id: AccountId,
+    /// Login name, as created.
+    pub login: String,
+    /// Email address.
+    pub email: Option<String>,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Password hash (PHC or MCF string), for local logins.
+    pub password_hash: Option<String>,
+    /// Disabled accounts are refused.
+    pub disabled: bool,
+    /// Roles granted locally by an administrator; logins never remove them.
+    pub roles: BTreeSet<String>,
+    /// Roles mapped from each provider's groups at the last login through it.
+    pub mapped_roles: BTreeMap<String, BTreeSet<String>>,
+    /// External identities linked to this account.
+    pub links: BTreeSet<ExternalLink>,
+    /// When the account was created.
+    pub created_at: SystemTime,
+    /// When the account last signed in.
+    pub last_login: Option<SystemTime>,
+}
+
+impl Account {
+    /// Locally granted roles plus every provider's mapped roles.
+    pub fn effective_roles(&self) -> BTreeSet<String> {
+        let mut roles = self.roles.clone();
+        for mapped in self.mapped_roles.values() {
+            roles.extend(mapped.iter().cloned());
+        }
+        roles
+    }
+
+    /// Whether an external identity is linked to the account.
+    pub fn is_linked(&self) -> bool {
+        !self.links.is_empty()
+    }
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("id", &self.id)
+            .field("login", &self.login)
+            .field("email", &self.email)
+            .field("display_name", &self.display_name)
+            .field("password_hash", &self.password_hash.as_ref().map(|_| "[redacted]"))
+            .field("disabled", &self.disabled)
+            .field("roles", &self.roles)
+            .field("mapped_roles", &self.mapped_roles)
+            .field("links", &self.links)
+            .field("created_at", &self.created_at)
+            .field("last_login", &self.last_login)
+            .finish()
+    }
+}
+
+/// An external identity linked to an account: `(provider id, external subject)`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ExternalLink {
+    /// The provider (module) id.
+    pub provider: String,
+    /// The provider's stable subject.
+    pub subject: String,
+}
+
+/// A new account.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct NewAccount {
+    /// Login name.
+    pub login: String,
+    /// Email address.
+    pub email: Option<String>,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Password hash.
+    pub password_hash: Option<String>,
+    /// Locally granted roles.
+    pub roles: BTreeSet<String>,
+    /// Whether the account starts disabled.
+    pub disabled: bool,
+    /// An external identity to link at creation.
+    pub link: Option<ExternalLink>,
+}
+
+impl NewAccount {
+    /// A new account with this login name.
+    pub fn new(login: impl Into<String>) -> Self {
+        NewAccount {
+            login: login.into(),
+            ..NewAccount::default()
+        }
+    }
+
+    /// Sets the email address.
+    pub fn email(mut self, email: impl Into<String>) -> Self {
+        self.email = Some(email.into());
+        self
+    }
+
+    /// Sets the display name.
+    pub fn display_name(mut self, name: impl Into<String>) -> Self {
+        self.display_name = Some(name.into());
+        self
+    }
+
+    /// Sets the password hash (see [`PasswordPolicy::hash`](crate::account::PasswordPolicy::hash)).
+    pub fn password_hash(mut self, hash: impl Into<String>) -> Self {
+        self.password_hash = Some(hash.into());
+        self
+    }
+
+    /// Grants a role locally.
+    pub fn role(mut self, role: impl Into<String>) -> Self {
+        self.roles.insert(role.into());
+        self
+    }
+
+    /// Starts the account disabled (or not).
+    pub fn disabled(mut self, disabled: bool) -> Self {
+        self.disabled = disabled;
+        self
+    }
+
+    /// Links an external identity at creation.
+    pub fn linked_to(mut self, provider: impl Into<String>, subject: impl Into<String>) -> Self {
+        self.link = Some(ExternalLink {
+            provider: provider.into(),
+            subject: subject.into(),
+        });
+        self
+    }
+}
+
+/// Everything a successful login writes, applied by the store as one unit.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct LoginUpdate {
+    /// The account.
+    pub account: AccountId,
+    /// When the login happened.
+    pub at: SystemTime,
+    /// An external identity to link now (first login under `link_by_login`).
+    pub link: Option<ExternalLink>,
+    /// The provider whose mapped roles are replaced, and the new roles.
+    pub mapped_roles: Option<(String, BTreeSet<String>)>,
+}
+
+impl LoginUpdate {
+    /// A login of `account` at `at` that links nothing and maps no roles.
+    pub fn new(account: AccountId, at: SystemTime) -> Self {
+        LoginUpdate {
+            account,
+            at,
+            link: None,
+            mapped_roles: None,
+        }
+    }
+}
+
+/// The host's accounts. The chain reads through it and writes successful logins
+/// through it; implement it over your own database in a few methods.
+///
+/// Lookups by login name and email take `case_insensitive`: when set, names match
+/// after Unicode lower-casing, and two accounts that match is an error
+/// ([`StoreError::Ambiguous`]), never a guess.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// The account with this id.
+    async fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError>;
+    /// The account with this login name.
+    async fn find_by_login(&self, login: &str, case_insensitive: bool) -> Result<Option<Account>, StoreError>;
+    /// The account with this email address.
+    async fn find_by_email(&self, email: &str, case_insensitive: bool) -> Result<Option<Account>, StoreError>;
+    /// The account linked to `(provider, subject)`.
+    async fn find_by_link(&self, provider: &str, subject: &str) -> Result<Option<Account>, StoreError>;
+    /// Creates an account (and its link), or [`StoreError::Conflict`] if the login
+    /// name (compared case-insensitively) or the link is taken.
+    async fn create_account(&self, account: NewAccount) -> Result<Account, StoreError>;
+    /// Records a successful login: last-login time, a new link, mapped roles. All
+    /// or nothing.
+    async fn record_login(&self, update: LoginUpdate) -> Result<(), StoreError>;
+    /// Replaces the password hash (after a legacy-hash upgrade or a password change).
+    async fn set_password_hash(&self, id: &AccountId, hash: &str) -> Result<(), StoreError>;
+    /// Disables or enables an account.
+    async fn set_disabled(&self, id: &AccountId, disabled: bool) -> Result<(), StoreError>;
+    /// Grants (`true`) or revokes (`false`) a locally managed role.
+    async fn set_local_role(&self, id: &AccountId, role: &str, granted: bool) -> Result<(), StoreError>;
+}
+
+/// A [`UserStore`] in memory, for tests, demos and small deployments.
+#[derive(Default)]
+pub struct MemoryUserStore {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    accounts: HashMap<AccountId, Account>,
+    by_login: HashMap<String, Vec<AccountId>>,
+    by_email: HashMap<String, Vec<AccountId>>,
+    by_link: HashMap<ExternalLink, AccountId>,
+    next_id: u64,
+}
+
+impl Inner {
+    fn find(&self, index: &HashMap<String, Vec<AccountId>>, value: &str, case_insensitive: bool, field: fn(&Account) -> Option<&str>) -> Result<Option<Account>, StoreError> {
+        let Some(ids) = index.get(&value.to_lowercase()) else {
+            return Ok(None);
+        };
+        let mut found = ids
+            .iter()
+            .filter_map(|id| self.accounts.get(id))
+            .filter(|a| case_insensitive || field(a) == Some(value));
+        match (found.next(), found.next()) {
+            (None, _) => Ok(None),
+            (Some(account), None) => Ok(Some(account.clone())),
+            (Some(_), Some(_)) => Err(StoreError::Ambiguous),
+        }
+    }
+
+    fn get_mut(&mut self, id: &AccountId) -> Result<&mut Account, StoreError> {
+        self.accounts.get_mut(id).ok_or(StoreError::NotFound)
+    }
+}
+
+impl MemoryUserStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryUserStore::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave an index half-written: every
+        // write below checks first and mutates after.
+        self.inner.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Number of accounts.
+    pub fn len(&self) -> usize {
+        self.read().accounts.len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryUserStore {
+    async fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
+        Ok(self.read().accounts.get(id).cloned())
+    }
+
+    async fn find_by_login(&self, login: &str, case_insensitive: bool) -> Result<Option<Account>, StoreError> {
+        let inner = self.read();
+        inner.find(&inner.by_login, login, case_insensitive, |a| Some(&a.login))
+    }
+
+    async fn find_by_email(&self, email: &str, case_insensitive: bool) -> Result<Option<Account>, StoreError> {
+        let inner = self.read();
+        inner.find(&inner.by_email, email, case_insensitive, |a| a.email.as_deref())
+    }
+
+    async fn find_by_link(&self, provider: &str, subject: &str) -> Result<Option<Account>, StoreError> {
+        let inner = self.read();
+        let link = ExternalLink {
+            provider: provider.to_owned(),
+            subject: subject.to_owned(),
+        };
+        Ok(inner.by_link.get(&link).and_then(|id| inner.accounts.get(id)).cloned())
+    }
+
+    async fn create_account(&self, new: NewAccount) -> Result<Account, StoreError> {
+        let mut inner = self.write();
+        let login_key = new.login.to_lowercase();
+        if inner.by_login.get(&login_key).is_some_and(|ids| !ids.is_empty()) {
+            return Err(StoreError::Conflict(format!("login name {:?} is taken", new.login)));
+        }
+        if let Some(link) = &new.link
+            && inner.by_link.contains_key(link)
+        {
+            return Err(StoreError::Conflict("external identity is already linked".into()));
+        }
+        inner.next_id += 1;
+        let id = AccountId(format!("u{}", inner.next_id));
+        let account = Account {
+            id: id.clone(),
+            login: new.login,
+            email: new.email,
+            display_name: new.display_name,
+            password_hash: new.password_hash,
+            disabled: new.disabled,
+            roles: new.roles,
+            mapped_roles: BTreeMap::new(),
+            links: new.link.iter().cloned().collect(),
+            created_at: SystemTime::now(),
+            last_login: None,
+        };
+        inner.by_login.entry(login_key).or_default().push(id.clone());
+        if let Some(email) = &account.email {
+            inner.by_email.entry(email.to_lowercase()).or_default().push(id.clone());
+        }
+        if let Some(link) = new.link {
+            inner.by_link.insert(link, id.clone());
+        }
+        inner.accounts.insert(id, account.clone());
+        Ok(account)
+    }
+
+    async fn record_login(&self, update: LoginUpdate) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        if !inner.accounts.contains_key(&update.account) {
+            return Err(StoreError::NotFound);
+        }
+        if let Some(link) = &update.link
+            && inner.by_link.get(link).is_some_and(|owner| *owner != update.account)
+        {
+            return Err(StoreError::Conflict("external identity is linked to another account".into()));
+        }
+        if let Some(link) = &update.link {
+            inner.by_link.insert(link.clone(), update.account.clone());
+        }
+        let account = inner.get_mut(&update.account)?;
+        if let Some(link) = update.link {
+            account.links.insert(link);
+        }
+        if let Some((provider, roles)) = update.mapped_roles {
+            account.mapped_roles.insert(provider, roles);
+        }
+        account.last_login = Some(update.at);
+        Ok(())
+    }
+
+    async fn set_password_hash(&self, id: &AccountId, hash: &str) -> Result<(), StoreError> {
+        self.write().get_mut(id)?.password_hash = Some(hash.to_owned());
+        Ok(())
+    }
+
+    async fn set_disabled(&self, id: &AccountId, disabled: bool) -> Result<(), StoreError> {
+        self.write().get_mut(id)?.disabled = disabled;
+        Ok(())
+    }
+
+    async fn set_local_role(&self, id: &AccountId, role: &str, granted: bool) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        let account = inner.get_mut(id)?;
+        if granted {
+            account.roles.insert(role.to_owned());
+        } else {
+            account.roles.remove(role);
+        }
+        Ok(())
+    }
+}

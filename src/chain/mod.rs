@@ -1,0 +1,308 @@
+//! The authentication chain: ordered modules, their policy, and what happens after
+//! a module verified somebody.
+
+mod builder;
+mod policy;
+mod resolve;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use tracing::{info, warn};
+
+pub use builder::ChainBuilder;
+pub use policy::{ModuleSettings, OnFailure};
+
+use crate::account::{LoginNames, Throttle, UserStore};
+use crate::error::ErrorClass;
+use crate::net::ProxyTrust;
+use crate::{AuthError, AuthRequest, Authenticator, Credentials, ModuleKind, Outcome, Principal, Redirect};
+
+/// Where audit events go: `tracing` events with this target, one per decision.
+pub const AUDIT_TARGET: &str = "authchain::audit";
+
+/// The answer of [`AuthChain::login`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[allow(clippy::large_enum_variant)] // the large variant is the common one
+pub enum LoginResult {
+    /// Signed in.
+    Authenticated(Principal),
+    /// Send the browser to an identity provider (and set the flow cookie).
+    Redirect(Redirect),
+}
+
+/// A module as a login page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ModuleInfo {
+    /// The id to select it with.
+    pub id: String,
+    /// Its button label.
+    pub description: String,
+    /// The interaction it expects.
+    pub kind: ModuleKind,
+}
+
+pub(crate) struct Entry {
+    pub(crate) module: Arc<dyn Authenticator>,
+    pub(crate) settings: ModuleSettings,
+}
+
+impl Entry {
+    fn id(&self) -> &str {
+        self.module.id()
+    }
+}
+
+/// An ordered chain of authentication modules with one policy for fallback,
+/// account linking, role mapping, account checks and throttling.
+///
+/// Build one with [`AuthChain::builder`] or from configuration
+/// ([`crate::config::Config`]). It is `Send + Sync`; share it in an `Arc`.
+pub struct AuthChain {
+    id: String,
+    entries: Vec<Entry>,
+    store: Arc<dyn UserStore>,
+    names: LoginNames,
+    expire_inactive_after: Option<std::time::Duration>,
+    throttle: Option<Throttle>,
+    client_ip: ProxyTrust,
+}
+
+/// How one pass over the modules ended.
+struct ModulesAnswer {
+    outcome: Result<Outcome, AuthError>,
+    /// The entry that answered, when one did.
+    entry: Option<usize>,
+}
+
+impl AuthChain {
+    /// Starts a chain over the host's user store.
+    pub fn builder(store: Arc<dyn UserStore>) -> ChainBuilder {
+        ChainBuilder::new(store)
+    }
+
+    /// The modules a login page should show: enabled and not hidden, in order.
+    pub fn visible_modules(&self) -> Vec<ModuleInfo> {
+        self.entries
+            .iter()
+            .filter(|e| e.settings.enabled && !e.settings.hidden)
+            .map(|e| ModuleInfo {
+                id: e.id().to_owned(),
+                description: e.settings.description.clone().unwrap_or_else(|| e.id().to_owned()),
+                kind: e.module.kind(),
+            })
+            .collect()
+    }
+
+    /// The user store the chain reads and writes.
+    pub fn store(&self) -> &Arc<dyn UserStore> {
+        &self.store
+    }
+
+    /// The client address of a request, after trusted proxies.
+    pub fn client_ip(&self, request: &AuthRequest) -> Result<IpAddr, AuthError> {
+        self.client_ip
+            .client_ip(request.peer, &request.headers)
+            .map_err(|e| AuthError::InvalidRequest(e.to_string()))
+    }
+
+    /// Runs the chain: throttle gate, modules in order, account resolution, role
+    /// mapping, account checks, audit.
+    pub async fn login(&self, request: &AuthRequest) -> Result<LoginResult, AuthError> {
+        self.login_or_abstain(request).await?.ok_or_else(|| {
+            let err = AuthError::Unauthenticated {
+                reason: "no module recognised the request".into(),
+            };
+            audit_refusal(&self.id, request.login(), &err);
+            err
+        })
+    }
+
+    /// `Ok(None)` when no module recognised the request.
+    async fn login_or_abstain(&self, request: &AuthRequest) -> Result<Option<LoginResult>, AuthError> {
+        let client_ip = self.client_ip(request).inspect_err(|e| audit_refusal(&self.id, None, e))?;
+        let now = SystemTime::now();
+        let throttle = match (&self.throttle, request.login()) {
+            (Some(throttle), Some(login)) => Some((throttle, self.names.normalize(login))),
+            _ => None,
+        };
+        if let Some((throttle, login)) = &throttle
+            && let Err(err) = throttle.check(login, client_ip, now).await
+        {
+            warn!(target: AUDIT_TARGET, chain = %self.id, login = ?login, client_ip = %client_ip,
+                outcome = err.kind(), "login refused before any module ran");
+            return Err(err);
+        }
+
+        let result = self.login_unthrottled(request, client_ip, now).await;
+
+        if let Some((throttle, login)) = &throttle {
+            match &result {
+                Ok(Some(LoginResult::Authenticated(_))) => throttle.success(login, client_ip).await?,
+                Ok(Some(LoginResult::Redirect(_))) => {}
+                Ok(None) => throttle.failure(login, client_ip, now).await?,
+                Err(err) if counts_as_failure(err) => throttle.failure(login, client_ip, now).await?,
+                Err(_) => {}
+            }
+        }
+        result
+    }
+
+    async fn login_unthrottled(&self, request: &AuthRequest, client_ip: IpAddr, now: SystemTime) -> Result<Option<LoginResult>, AuthError> {
+        let answer = self.run_modules(request).await;
+        let outcome = answer.outcome.inspect_err(|e| audit_refusal(&self.id, request.login(), e))?;
+        let entry = answer.entry.map(|i| &self.entries[i]);
+        match (outcome, entry) {
+            (Outcome::Redirect(redirect), Some(entry)) => {
+                info!(target: AUDIT_TARGET, chain = %self.id, module = entry.id(), outcome = "redirect", "redirect login started");
+                Ok(Some(LoginResult::Redirect(redirect)))
+            }
+            (Outcome::Authenticated(identity), Some(entry)) => {
+                let principal = resolve::principal(self, entry, identity, client_ip, now)
+                    .await
+                    .inspect_err(|e| audit_refusal(&self.id, request.login(), e))?;
+                info!(target: AUDIT_TARGET, chain = %self.id, module = %principal.module,
+                    account = %principal.account_id, login = ?principal.login, client_ip = %client_ip,
+                    roles = ?principal.roles, outcome = "authenticated", "login succeeded");
+                Ok(Some(LoginResult::Authenticated(principal)))
+            }
+            (Outcome::Abstain, _) => Ok(None),
+            (_, None) => Err(AuthError::Misconfigured("a module answered without an entry".into())),
+        }
+    }
+
+    /// Runs the modules the request may reach and applies their policies.
+    async fn run_modules(&self, request: &AuthRequest) -> ModulesAnswer {
+        if let Some(selected) = &request.module {
+            return self.run_selected(request, selected).await;
+        }
+        if matches!(request.credentials, Credentials::Start { .. }) {
+            return ModulesAnswer {
+                outcome: Err(AuthError::InvalidRequest("starting a redirect login needs a selected module".into())),
+                entry: None,
+            };
+        }
+        let mut rejection: Option<AuthError> = None;
+        let mut outage: Option<AuthError> = None;
+        for (i, entry) in self.entries.iter().enumerate() {
+            if !entry.settings.enabled || entry.settings.hidden {
+                continue;
+            }
+            match entry.module.authenticate(request).await {
+                Ok(Outcome::Abstain) => {
+                    tracing::debug!(target: AUDIT_TARGET, chain = %self.id, module = entry.id(), outcome = "abstain");
+                }
+                Ok(outcome) => {
+                    return ModulesAnswer {
+                        outcome: Ok(outcome),
+                        entry: Some(i),
+                    };
+                }
+                Err(err) => {
+                    let (policy, slot) = match err.class() {
+                        ErrorClass::Final => return ModulesAnswer { outcome: Err(err), entry: Some(i) },
+                        ErrorClass::Rejected => (entry.settings.on_reject, &mut rejection),
+                        ErrorClass::Unavailable => (entry.settings.on_unavailable, &mut outage),
+                    };
+                    warn!(target: AUDIT_TARGET, chain = %self.id, module = entry.id(), outcome = err.kind(),
+                        reason = %err, policy = ?policy, "module did not authenticate");
+                    if policy == OnFailure::Stop {
+                        return ModulesAnswer { outcome: Err(err), entry: Some(i) };
+                    }
+                    slot.get_or_insert(err);
+                }
+            }
+        }
+        // The most meaningful failure: a rejection beats an outage, which beats
+        // "nobody applied" (an abstention of the whole chain).
+        let outcome = match rejection.or(outage) {
+            Some(err) => Err(err),
+            None => Ok(Outcome::Abstain),
+        };
+        ModulesAnswer { outcome, entry: None }
+    }
+
+    async fn run_selected(&self, request: &AuthRequest, selected: &str) -> ModulesAnswer {
+        let direct = self.entries.iter().position(|e| e.settings.enabled && e.id() == selected);
+        let (index, inner_request) = match direct {
+            Some(i) => {
+                // The selection is consumed here; the module sees a plain request.
+                let mut inner = request.clone();
+                inner.module = None;
+                (i, Some(inner))
+            }
+            None => match self
+                .entries
+                .iter()
+                .position(|e| e.settings.enabled && e.module.contains_module(selected))
+            {
+                Some(i) => (i, None),
+                None => {
+                    return ModulesAnswer {
+                        outcome: Err(AuthError::InvalidRequest(format!(
+                            "no enabled module {:?}",
+                            crate::net::truncate(selected, 64)
+                        ))),
+                        entry: None,
+                    };
+                }
+            },
+        };
+        let entry = &self.entries[index];
+        let outcome = match entry.module.authenticate(inner_request.as_ref().unwrap_or(request)).await {
+            Ok(Outcome::Abstain) => Err(AuthError::Unauthenticated {
+                reason: format!("module `{}` did not recognise the request", entry.id()),
+            }),
+            other => other,
+        };
+        ModulesAnswer {
+            outcome,
+            entry: Some(index),
+        }
+    }
+}
+
+/// Failures that count against the throttle: everything a guesser could cause.
+fn counts_as_failure(err: &AuthError) -> bool {
+    !matches!(
+        err,
+        AuthError::Unavailable { .. } | AuthError::Misconfigured(_) | AuthError::Throttled { .. }
+    )
+}
+
+fn audit_refusal(chain: &str, login: Option<&str>, err: &AuthError) {
+    warn!(target: AUDIT_TARGET, chain = %chain, login = ?login, outcome = err.kind(), reason = %err, "login refused");
+}
+
+#[async_trait]
+impl Authenticator for AuthChain {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn kind(&self) -> ModuleKind {
+        ModuleKind::Chain
+    }
+
+    /// Runs the whole chain; the identity it answers is tied to the account this
+    /// chain resolved, so an outer chain uses that account as it is.
+    async fn authenticate(&self, request: &AuthRequest) -> Result<Outcome, AuthError> {
+        match self.login_or_abstain(request).await? {
+            Some(LoginResult::Authenticated(principal)) => {
+                let account = principal.account_id.clone();
+                Ok(Outcome::Authenticated(principal.identity.with_account(account)))
+            }
+            Some(LoginResult::Redirect(redirect)) => Ok(Outcome::Redirect(redirect)),
+            None => Ok(Outcome::Abstain),
+        }
+    }
+
+    fn contains_module(&self, id: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.settings.enabled && (e.id() == id || e.module.contains_module(id)))
+    }
+}

@@ -1,0 +1,1 @@
+//! Configuration: a whole chain from TOML. See `docs/configuration.md`.

@@ -1,0 +1,125 @@
+//! Who somebody is: [`Identity`] (what a module verified) and [`Principal`] (the
+//! chain's answer).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+/// The id of an account in the host's [`UserStore`](crate::account::UserStore).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AccountId(pub String);
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for AccountId {
+    fn from(value: &str) -> Self {
+        AccountId(value.to_owned())
+    }
+}
+
+/// An identity verified by one module.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Identity {
+    /// The id of the module (provider) that verified it.
+    pub provider: String,
+    /// The stable external subject: LDAP entryUUID or DN, OIDC `sub`, SAML NameID,
+    /// CAS user, proxy principal. Accounts are linked by `(provider, subject)`.
+    pub subject: String,
+    /// The login name the provider gave.
+    pub login: String,
+    /// Email address, when the provider gave one.
+    pub email: Option<String>,
+    /// Display name, when the provider gave one.
+    pub display_name: Option<String>,
+    /// External groups (names or DNs), input to role mapping.
+    pub groups: Vec<String>,
+    /// Further attributes the provider released.
+    pub attributes: BTreeMap<String, Vec<String>>,
+    /// Set when the module already identified a local account (the local module,
+    /// or a nested chain that resolved the account itself).
+    pub account: Option<AccountId>,
+}
+
+impl Identity {
+    /// An identity with a provider, a subject and a login name.
+    pub fn new(provider: impl Into<String>, subject: impl Into<String>, login: impl Into<String>) -> Self {
+        Identity {
+            provider: provider.into(),
+            subject: subject.into(),
+            login: login.into(),
+            email: None,
+            display_name: None,
+            groups: Vec::new(),
+            attributes: BTreeMap::new(),
+            account: None,
+        }
+    }
+
+    /// Sets the email address.
+    pub fn with_email(mut self, email: impl Into<String>) -> Self {
+        self.email = Some(email.into());
+        self
+    }
+
+    /// Sets the display name.
+    pub fn with_display_name(mut self, name: impl Into<String>) -> Self {
+        self.display_name = Some(name.into());
+        self
+    }
+
+    /// Sets the external groups.
+    pub fn with_groups<I, S>(mut self, groups: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.groups = groups.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Marks the identity as already tied to a local account.
+    pub fn with_account(mut self, account: AccountId) -> Self {
+        self.account = Some(account);
+        self
+    }
+}
+
+/// The chain's answer: a local account, its roles, and how it signed in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Principal {
+    /// The local account.
+    pub account_id: AccountId,
+    /// The account's login name.
+    pub login: String,
+    /// The account's email address.
+    pub email: Option<String>,
+    /// The account's display name.
+    pub display_name: Option<String>,
+    /// Effective roles: granted locally plus mapped from external groups.
+    pub roles: BTreeSet<String>,
+    /// The verified identity the login came from.
+    pub identity: Identity,
+    /// The id of the module that authenticated the request.
+    pub module: String,
+    /// The client address (after trusted proxies).
+    pub client_ip: IpAddr,
+    /// When the login happened.
+    pub authenticated_at: SystemTime,
+}
+
+impl Principal {
+    /// Whether the principal holds `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.contains(role)
+    }
+}

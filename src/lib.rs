@@ -1,0 +1,63 @@
+//! # authchain
+//!
+//! Enterprise sign-in for Rust web services: an ordered **chain of authentication
+//! modules** (local passwords, trusted reverse-proxy headers, and — behind feature
+//! flags — LDAP, OpenID Connect, OAuth2, SAML and CAS) with fallback semantics,
+//! account linking, group-to-role mapping and login throttling.
+//!
+//! The host application keeps its HTTP server, its session cookie and its database.
+//! It turns what it saw into an [`AuthRequest`], asks an [`AuthChain`] to
+//! [`login`](AuthChain::login), and receives a [`Principal`] (or an [`AuthError`] that
+//! says which status code to answer with).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use authchain::{AuthChain, AuthRequest, LoginResult};
+//! use authchain::account::{MemoryUserStore, NewAccount, PasswordPolicy, UserStore};
+//! use authchain::modules::LocalModule;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = Arc::new(MemoryUserStore::new());
+//! let passwords = Arc::new(PasswordPolicy::fast_insecure_for_tests());
+//! let hash = passwords.hash("correct horse")?;
+//! store.create_account(NewAccount::new("alice").password_hash(hash)).await?;
+//!
+//! let chain = AuthChain::builder(store.clone())
+//!     .module(LocalModule::builder("local", store).passwords(passwords).build())
+//!     .build()?;
+//!
+//! let request = AuthRequest::new("127.0.0.1:50000".parse()?).with_password("alice", "correct horse");
+//! match chain.login(&request).await? {
+//!     LoginResult::Authenticated(principal) => assert_eq!(principal.login, "alice"),
+//!     LoginResult::Redirect(_) => unreachable!("the local module never redirects"),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! See `docs/architecture.md` for the shape of the crate and `docs/configuration.md`
+//! for the TOML configuration that builds a whole chain.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod account;
+mod authenticator;
+pub mod chain;
+pub mod config;
+mod error;
+mod identity;
+pub mod iso8601;
+pub mod modules;
+pub mod net;
+mod request;
+mod secret;
+
+#[cfg(feature = "axum")]
+mod axum_integration;
+
+pub use authenticator::{Authenticator, ModuleKind, Outcome, Redirect};
+pub use chain::{AuthChain, ChainBuilder, LoginResult, ModuleInfo};
+pub use error::{AuthError, ConfigError, StoreError};
+pub use identity::{AccountId, Identity, Principal};
+pub use request::{AuthRequest, Credentials};
+pub use secret::{SecretSource, SecretString};

@@ -1,0 +1,174 @@
+//! Local passwords: accounts in the host's [`UserStore`], argon2id hashes, legacy
+//! hashes upgraded on the next successful login.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tracing::{info, warn};
+
+use crate::account::{LoginNames, PasswordPolicy, UserStore, Verification};
+use crate::chain::AUDIT_TARGET;
+use crate::{AuthError, AuthRequest, Authenticator, Credentials, Identity, ModuleKind, Outcome, SecretString};
+
+/// Default maximum password length in bytes. Long enough for any passphrase,
+/// short enough that nobody can make the server hash megabytes.
+pub const DEFAULT_MAX_PASSWORD_BYTES: usize = 1024;
+
+/// The local password module.
+pub struct LocalModule {
+    id: String,
+    store: Arc<dyn UserStore>,
+    passwords: Arc<PasswordPolicy>,
+    names: LoginNames,
+    local_account_fallback: bool,
+    max_password_bytes: usize,
+}
+
+/// Builds a [`LocalModule`].
+pub struct LocalModuleBuilder {
+    module: LocalModule,
+}
+
+impl LocalModuleBuilder {
+    /// How passwords are hashed (default: argon2id, OWASP parameters).
+    pub fn passwords(mut self, policy: Arc<PasswordPolicy>) -> Self {
+        self.module.passwords = policy;
+        self
+    }
+
+    /// Login-name rules; use the same as the chain's.
+    pub fn login_names(mut self, names: LoginNames) -> Self {
+        self.module.names = names;
+        self
+    }
+
+    /// Let accounts linked to an external provider also sign in with a local
+    /// password (break-glass). Off by default: linked accounts are locked to their
+    /// provider, and local-only accounts (the administrators) always get in.
+    pub fn local_account_fallback(mut self, yes: bool) -> Self {
+        self.module.local_account_fallback = yes;
+        self
+    }
+
+    /// Passwords longer than this (bytes) are refused before any hashing.
+    pub fn max_password_bytes(mut self, max: usize) -> Self {
+        self.module.max_password_bytes = max;
+        self
+    }
+
+    /// Builds the module.
+    pub fn build(self) -> LocalModule {
+        self.module
+    }
+}
+
+impl LocalModule {
+    /// A local module reading accounts from `store`.
+    pub fn builder(id: impl Into<String>, store: Arc<dyn UserStore>) -> LocalModuleBuilder {
+        LocalModuleBuilder {
+            module: LocalModule {
+                id: id.into(),
+                store,
+                passwords: Arc::new(PasswordPolicy::default()),
+                names: LoginNames::default(),
+                local_account_fallback: false,
+                max_password_bytes: DEFAULT_MAX_PASSWORD_BYTES,
+            },
+        }
+    }
+
+    /// Argon2 and friends take milliseconds of CPU: run them off the async threads.
+    async fn verify(&self, password: &SecretString, hash: Option<String>) -> Verification {
+        let policy = self.passwords.clone();
+        let password = password.clone();
+        let work = move || match hash {
+            Some(hash) => policy.verify(&password, &hash),
+            None => {
+                policy.verify_dummy(&password);
+                Verification::Invalid
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => match handle.spawn_blocking(work).await {
+                Ok(result) => result,
+                Err(_) => Verification::Invalid,
+            },
+            Err(_) => work(),
+        }
+    }
+
+    async fn upgrade_hash(&self, account: &crate::AccountId, password: &SecretString) {
+        let policy = self.passwords.clone();
+        let password = password.clone();
+        let hashed = match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle.spawn_blocking(move || policy.hash(password.expose())).await.ok(),
+            Err(_) => Some(policy.hash(password.expose())),
+        };
+        match hashed {
+            Some(Ok(hash)) => match self.store.set_password_hash(account, &hash).await {
+                Ok(()) => info!(target: AUDIT_TARGET, module = %self.id, account = %account, "password hash upgraded to argon2id"),
+                Err(err) => warn!(target: AUDIT_TARGET, module = %self.id, account = %account, error = %err, "could not store upgraded password hash"),
+            },
+            _ => warn!(target: AUDIT_TARGET, module = %self.id, account = %account, "could not re-hash password"),
+        }
+    }
+}
+
+#[async_trait]
+impl Authenticator for LocalModule {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn kind(&self) -> ModuleKind {
+        ModuleKind::Password
+    }
+
+    async fn authenticate(&self, request: &AuthRequest) -> Result<Outcome, AuthError> {
+        let Credentials::Password { login, password } = &request.credentials else {
+            return Ok(Outcome::Abstain);
+        };
+        if password.len() > self.max_password_bytes {
+            return Err(AuthError::InvalidRequest(format!(
+                "password longer than {} bytes",
+                self.max_password_bytes
+            )));
+        }
+        if password.is_empty() || login.is_empty() {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let account = match self.names.find(self.store.as_ref(), login).await {
+            Ok(account) => account,
+            Err(crate::StoreError::Ambiguous) => {
+                warn!(target: AUDIT_TARGET, module = %self.id, login = ?login, "login name matches several accounts");
+                None
+            }
+            Err(err) => return Err(AuthError::store(err)),
+        };
+        let hash = account.as_ref().and_then(|a| a.password_hash.clone());
+        let verification = self.verify(password, hash).await;
+        let Some(account) = account else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        let needs_rehash = match verification {
+            Verification::Valid { needs_rehash } => needs_rehash,
+            Verification::Invalid => return Err(AuthError::InvalidCredentials),
+            Verification::UnreadableHash => {
+                warn!(target: AUDIT_TARGET, module = %self.id, account = %account.id, "stored password hash is in an unknown format");
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        if account.is_linked() && !self.local_account_fallback {
+            warn!(target: AUDIT_TARGET, module = %self.id, account = %account.id,
+                "local password refused: account is linked to an external provider and local_account_fallback is off");
+            return Err(AuthError::InvalidCredentials);
+        }
+        if needs_rehash && !account.disabled {
+            self.upgrade_hash(&account.id, password).await;
+        }
+        let mut identity = Identity::new(self.id.clone(), account.id.0.clone(), account.login.clone()).with_account(account.id);
+        identity.email = account.email;
+        identity.display_name = account.display_name;
+        Ok(Outcome::Authenticated(identity))
+    }
+}

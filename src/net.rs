@@ -1,0 +1,250 @@
+//! Which peers are trusted proxies, and the client address behind them.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::HeaderMap;
+use ipnet::IpNet;
+
+/// The header a trusted proxy uses to pass on the client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2` (the default).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, for=proxy1`.
+    Forwarded,
+    /// Ignore forwarding headers: the client is the direct peer.
+    None,
+}
+
+/// The set of proxies whose forwarding and identity headers are believed.
+///
+/// Empty by default: nobody is trusted, the client is the direct peer and proxy
+/// headers are ignored.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyTrust {
+    nets: Vec<IpNet>,
+    any_peer: bool,
+    header: ForwardedHeader,
+}
+
+/// A forwarding header that a trusted proxy sent but that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed {header} header: {reason}")]
+pub struct ForwardedError {
+    /// Which header.
+    pub header: &'static str,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl ProxyTrust {
+    /// Trust the peers in these networks.
+    pub fn new(nets: impl IntoIterator<Item = IpNet>) -> Self {
+        ProxyTrust {
+            nets: nets.into_iter().map(|n| n.trunc()).collect(),
+            any_peer: false,
+            header: ForwardedHeader::default(),
+        }
+    }
+
+    /// Trust nobody (the default).
+    pub fn none() -> Self {
+        ProxyTrust::default()
+    }
+
+    /// **Insecure**: trust every peer, so any client can assert any identity by
+    /// sending a header. For tests only.
+    pub fn insecure_trust_any_peer() -> Self {
+        ProxyTrust {
+            any_peer: true,
+            ..ProxyTrust::default()
+        }
+    }
+
+    /// Chooses the forwarding header to read.
+    pub fn with_forwarded_header(mut self, header: ForwardedHeader) -> Self {
+        self.header = header;
+        self
+    }
+
+    /// Whether nobody is trusted.
+    pub fn trusts_nobody(&self) -> bool {
+        !self.any_peer && self.nets.is_empty()
+    }
+
+    /// Whether `ip` is a trusted proxy.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        if self.any_peer {
+            return true;
+        }
+        let ip = canonical(ip);
+        self.nets.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client address: the direct peer, unless the peer is a trusted proxy, in
+    /// which case the forwarding header is read right to left, skipping trusted
+    /// hops; the first untrusted address is the client. Left parts written by the
+    /// client itself are never reached while a trusted hop appended its peer.
+    pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> Result<IpAddr, ForwardedError> {
+        let mut client = canonical(peer.ip());
+        if !self.is_trusted(client) {
+            return Ok(client);
+        }
+        let (name, parse): (&'static str, NodeParser) = match self.header {
+            ForwardedHeader::None => return Ok(client),
+            ForwardedHeader::XForwardedFor => ("X-Forwarded-For", parse_xff_element),
+            ForwardedHeader::Forwarded => ("Forwarded", parse_forwarded_element),
+        };
+        // Several header lines form one list, in order (RFC 9110 §5.3).
+        let mut elements = Vec::new();
+        for value in headers.get_all(name) {
+            let value = value.to_str().map_err(|_| ForwardedError {
+                header: name,
+                reason: "not visible ASCII".into(),
+            })?;
+            elements.extend(value.split(','));
+        }
+        for element in elements.iter().rev() {
+            match parse(element.trim()).map_err(|reason| ForwardedError { header: name, reason })? {
+                Some(ip) => {
+                    client = canonical(ip);
+                    if !self.is_trusted(client) {
+                        return Ok(client);
+                    }
+                }
+                // `unknown` or an obfuscated node: nothing further left can be
+                // attributed, the last trusted hop is the best we know.
+                None => return Ok(client),
+            }
+        }
+        Ok(client)
+    }
+}
+
+/// Reads one element of a forwarding header: `Ok(None)` for `unknown` nodes.
+type NodeParser = fn(&str) -> Result<Option<IpAddr>, String>;
+
+/// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) compare as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+fn parse_xff_element(element: &str) -> Result<Option<IpAddr>, String> {
+    parse_node(element)
+}
+
+/// One `Forwarded` element: `for=...;proto=...;by=...`. Only `for` matters.
+fn parse_forwarded_element(element: &str) -> Result<Option<IpAddr>, String> {
+    let mut node = None;
+    for pair in element.split(';') {
+        let pair = pair.trim();
+        if pair.is_empty() {
+            continue;
+        }
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("parameter {pair:?} has no value"))?;
+        if key.trim().eq_ignore_ascii_case("for") {
+            if node.is_some() {
+                return Err("element has two `for` parameters".into());
+            }
+            let value = value.trim();
+            let value = match value.strip_prefix('"') {
+                Some(rest) => rest
+                    .strip_suffix('"')
+                    .ok_or_else(|| format!("unterminated quoted value {value:?}"))?,
+                None => value,
+            };
+            node = Some(value.to_owned());
+        }
+    }
+    match node {
+        Some(node) => parse_node(&node),
+        None => Err("element has no `for` parameter".into()),
+    }
+}
+
+/// A node: `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`, `[2001:db8::1]:443`,
+/// `unknown` or an obfuscated `_name`.
+fn parse_node(node: &str) -> Result<Option<IpAddr>, String> {
+    if node.is_empty() {
+        return Err("empty element".into());
+    }
+    if node.eq_ignore_ascii_case("unknown") || node.starts_with('_') {
+        return Ok(None);
+    }
+    if let Ok(ip) = node.parse::<IpAddr>() {
+        return Ok(Some(ip));
+    }
+    if let Ok(sock) = node.parse::<SocketAddr>() {
+        return Ok(Some(sock.ip()));
+    }
+    if let Some(inner) = node.strip_prefix('[').and_then(|rest| rest.strip_suffix(']'))
+        && let Ok(ip) = inner.parse::<IpAddr>()
+    {
+        return Ok(Some(ip));
+    }
+    Err(format!("{:?} is not an IP address", truncate(node, 64)))
+}
+
+pub(crate) fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(name: &str, values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for v in values {
+            map.append(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        map
+    }
+
+    fn trust(nets: &[&str]) -> ProxyTrust {
+        ProxyTrust::new(nets.iter().map(|n| n.parse().unwrap()))
+    }
+
+    #[test]
+    fn forwarded_forms() {
+        let t = trust(&["10.0.0.0/8"]).with_forwarded_header(ForwardedHeader::Forwarded);
+        let peer: SocketAddr = "10.0.0.1:1000".parse().unwrap();
+        let h = headers("forwarded", &[r#"for="[2001:db8:cafe::17]:4711";proto=https, for=10.1.1.1"#]);
+        assert_eq!(t.client_ip(peer, &h).unwrap(), "2001:db8:cafe::17".parse::<IpAddr>().unwrap());
+        let h = headers("forwarded", &["for=192.0.2.60;proto=http;by=203.0.113.43"]);
+        assert_eq!(t.client_ip(peer, &h).unwrap(), "192.0.2.60".parse::<IpAddr>().unwrap());
+        let h = headers("forwarded", &["proto=http"]);
+        assert!(t.client_ip(peer, &h).is_err());
+        let h = headers("forwarded", &[r#"for="1.2.3.4"#]);
+        assert!(t.client_ip(peer, &h).is_err());
+    }
+
+    #[test]
+    fn mapped_v6_peer_is_v4() {
+        let t = trust(&["127.0.0.1/32"]);
+        let peer: SocketAddr = "[::ffff:127.0.0.1]:80".parse().unwrap();
+        assert!(t.is_trusted(peer.ip()));
+    }
+
+    #[test]
+    fn unknown_node_stops_at_last_trusted_hop() {
+        let t = trust(&["10.0.0.0/8"]);
+        let peer: SocketAddr = "10.0.0.1:1000".parse().unwrap();
+        let h = headers("x-forwarded-for", &["unknown, 10.0.0.2"]);
+        assert_eq!(t.client_ip(peer, &h).unwrap(), "10.0.0.2".parse::<IpAddr>().unwrap());
+    }
+}
