@@ -1,1 +1,416 @@
-//! Configuration: a whole chain from TOML. See `docs/configuration.md`.
+//! Configuration: a whole chain from TOML. Every key is listed in
+//! `docs/configuration.md`.
+//!
+//! ```toml
+//! chain = ["proxy", "local"]          # module ids, in order
+//! trusted_proxies = ["10.0.0.0/8"]    # whose X-Forwarded-For gives the client address
+//!
+//! [accounts]
+//! case_insensitive = true
+//! expire_inactive_after = "P90D"
+//!
+//! [throttle]
+//! max_attempts = 5
+//! window = "PT15M"
+//!
+//! [modules.proxy]
+//! type = "header"
+//! provisioning = "create"
+//! [[modules.proxy.role_mapping.rules]]
+//! group = "admins"
+//! role = "admin"
+//!
+//! [modules.local]
+//! type = "local"
+//! ```
+//!
+//! (TOML cannot hold both a `modules = [...]` list and `[modules.x]` tables, so the
+//! order lives in `chain`.)
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::account::{
+    AttemptStore, LoginAttribute, LoginNames, MemoryAttemptStore, PasswordPolicy, Provisioning, RoleMapping,
+    RoleRule, ThrottlePolicy, UserStore,
+};
+use crate::chain::{ModuleSettings, OnFailure};
+use crate::iso8601::IsoDuration;
+use crate::modules::{HeaderModule, LocalModule};
+use crate::net::{ForwardedHeader, ProxyTrust};
+use crate::{AuthChain, Authenticator, ChainBuilder, ConfigError};
+
+/// A parsed configuration, ready to build an [`AuthChain`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    raw: RawConfig,
+    modules: Vec<ModuleConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    chain: Vec<String>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
+    #[serde(default)]
+    forwarded_header: ForwardedHeader,
+    #[serde(default)]
+    accounts: AccountsConfig,
+    #[serde(default)]
+    passwords: PasswordsConfig,
+    throttle: Option<ThrottlePolicy>,
+    #[serde(default)]
+    modules: BTreeMap<String, toml::Table>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountsConfig {
+    #[serde(default)]
+    case_insensitive: bool,
+    #[serde(default)]
+    login_attribute: LoginAttribute,
+    expire_inactive_after: Option<IsoDuration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct PasswordsConfig {
+    argon2_m_cost_kib: u32,
+    argon2_t_cost: u32,
+    argon2_p_cost: u32,
+}
+
+impl Default for PasswordsConfig {
+    fn default() -> Self {
+        PasswordsConfig {
+            argon2_m_cost_kib: 19_456,
+            argon2_t_cost: 2,
+            argon2_p_cost: 1,
+        }
+    }
+}
+
+/// The keys every module table accepts, whatever its type.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommonConfig {
+    #[serde(rename = "type")]
+    kind: String,
+    description: Option<String>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    hidden: bool,
+    #[serde(default)]
+    on_reject: OnFailure,
+    #[serde(default)]
+    on_unavailable: OnFailure,
+    #[serde(default)]
+    provisioning: Provisioning,
+    #[serde(default)]
+    role_mapping: RoleMappingConfig,
+}
+
+const COMMON_KEYS: &[&str] = &[
+    "type",
+    "description",
+    "enabled",
+    "hidden",
+    "on_reject",
+    "on_unavailable",
+    "provisioning",
+    "role_mapping",
+];
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleMappingConfig {
+    #[serde(default)]
+    case_insensitive: bool,
+    #[serde(default)]
+    match_dn: bool,
+    #[serde(default)]
+    rules: Vec<RoleRule>,
+}
+
+#[derive(Debug, Clone)]
+struct ModuleConfig {
+    id: String,
+    common: CommonConfig,
+    kind: ModuleType,
+}
+
+#[derive(Debug, Clone)]
+enum ModuleType {
+    Local(LocalConfig),
+    Header(HeaderConfig),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocalConfig {
+    #[serde(default)]
+    local_account_fallback: bool,
+    max_password_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderConfig {
+    trusted_proxies: Option<Vec<String>>,
+    #[serde(default)]
+    insecure_trust_any_peer: bool,
+    principal_header: Option<String>,
+    groups_header: Option<String>,
+    email_header: Option<String>,
+    name_header: Option<String>,
+    group_separator: Option<String>,
+    #[serde(default)]
+    fail_if_missing: bool,
+    max_principal_bytes: Option<usize>,
+    #[serde(default)]
+    strip_realm: bool,
+    #[serde(default)]
+    lowercase: bool,
+}
+
+/// The stores a configured chain uses.
+pub struct Stores {
+    users: Arc<dyn UserStore>,
+    attempts: Option<Arc<dyn AttemptStore>>,
+}
+
+impl Stores {
+    /// The host's user store; throttle counters in memory.
+    pub fn new(users: Arc<dyn UserStore>) -> Self {
+        Stores { users, attempts: None }
+    }
+
+    /// Keeps throttle counters in `attempts` (shared between instances).
+    pub fn attempts(mut self, attempts: Arc<dyn AttemptStore>) -> Self {
+        self.attempts = Some(attempts);
+        self
+    }
+}
+
+fn syntax(err: toml::de::Error) -> ConfigError {
+    ConfigError::Syntax(err.to_string().trim_end().to_owned())
+}
+
+impl Config {
+    /// Parses a TOML configuration and checks it: unknown keys, unknown module
+    /// types, a `chain` entry without a table, or a table not in `chain` are errors.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(syntax)?;
+        let mut modules = Vec::with_capacity(raw.chain.len());
+        for (i, id) in raw.chain.iter().enumerate() {
+            if raw.chain[..i].contains(id) {
+                return Err(ConfigError::invalid(format!("chain[{i}]"), format!("module `{id}` is listed twice")));
+            }
+            let table = raw.modules.get(id).ok_or_else(|| {
+                ConfigError::invalid(format!("chain[{i}]"), format!("no [modules.{id}] table"))
+            })?;
+            modules.push(parse_module(id, table)?);
+        }
+        if let Some(unused) = raw.modules.keys().find(|id| !raw.chain.contains(id)) {
+            return Err(ConfigError::invalid(
+                format!("modules.{unused}"),
+                "module is configured but not listed in `chain`",
+            ));
+        }
+        for (i, cidr) in raw.trusted_proxies.iter().enumerate() {
+            parse_cidr(&format!("trusted_proxies[{i}]"), cidr)?;
+        }
+        Ok(Config { raw, modules })
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::from_toml(&text)
+    }
+
+    /// The module ids, in chain order.
+    pub fn module_ids(&self) -> impl Iterator<Item = &str> {
+        self.raw.chain.iter().map(String::as_str)
+    }
+
+    /// Builds the chain.
+    pub fn build(&self, stores: Stores) -> Result<AuthChain, ConfigError> {
+        self.chain_builder(stores)?.build()
+    }
+
+    /// A builder holding every configured module, for hosts that add their own
+    /// modules (appended after the configured ones) before building.
+    pub fn chain_builder(&self, stores: Stores) -> Result<ChainBuilder, ConfigError> {
+        let raw = &self.raw;
+        let names = LoginNames {
+            case_insensitive: raw.accounts.case_insensitive,
+            attribute: raw.accounts.login_attribute,
+        };
+        let p = &raw.passwords;
+        let passwords = Arc::new(
+            PasswordPolicy::argon2id(p.argon2_m_cost_kib, p.argon2_t_cost, p.argon2_p_cost)
+                .map_err(|e| ConfigError::invalid("passwords", e.to_string()))?,
+        );
+        let proxies = parse_cidrs("trusted_proxies", &raw.trusted_proxies)?;
+        let mut builder = AuthChain::builder(stores.users.clone())
+            .login_names(names)
+            .client_ip_from(ProxyTrust::new(proxies.clone()).with_forwarded_header(raw.forwarded_header));
+        if let Some(idle) = raw.accounts.expire_inactive_after {
+            builder = builder.expire_inactive_after(idle.0);
+        }
+        if let Some(policy) = raw.throttle {
+            let attempts = stores
+                .attempts
+                .clone()
+                .unwrap_or_else(|| Arc::new(MemoryAttemptStore::new()));
+            builder = builder.throttle(policy, attempts);
+        }
+        for module in &self.modules {
+            let id = &module.id;
+            let built: Arc<dyn Authenticator> = match &module.kind {
+                ModuleType::Local(cfg) => {
+                    let mut local = LocalModule::builder(id.clone(), stores.users.clone())
+                        .passwords(passwords.clone())
+                        .login_names(names)
+                        .local_account_fallback(cfg.local_account_fallback);
+                    if let Some(max) = cfg.max_password_bytes {
+                        local = local.max_password_bytes(max);
+                    }
+                    Arc::new(local.build())
+                }
+                ModuleType::Header(cfg) => Arc::new(header_module(id, cfg, &proxies)?),
+            };
+            builder = builder.shared_module(built, settings(id, &module.common)?);
+        }
+        Ok(builder)
+    }
+}
+
+fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigError> {
+    let key = format!("modules.{id}");
+    let mut common = toml::Table::new();
+    let mut specific = toml::Table::new();
+    for (k, v) in table {
+        if COMMON_KEYS.contains(&k.as_str()) {
+            common.insert(k.clone(), v.clone());
+        } else {
+            specific.insert(k.clone(), v.clone());
+        }
+    }
+    let common: CommonConfig = common
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::invalid(&key, e.message().to_owned()))?;
+    let specific_err = |e: toml::de::Error| {
+        ConfigError::invalid(&key, format!("{} (module type `{}`)", e.message(), common.kind))
+    };
+    let kind = match common.kind.as_str() {
+        "local" => ModuleType::Local(specific.try_into().map_err(specific_err)?),
+        "header" => ModuleType::Header(specific.try_into().map_err(specific_err)?),
+        other => {
+            return Err(ConfigError::invalid(
+                format!("{key}.type"),
+                format!("unknown module type `{other}` (known: local, header)"),
+            ));
+        }
+    };
+    Ok(ModuleConfig {
+        id: id.to_owned(),
+        common,
+        kind,
+    })
+}
+
+fn settings(id: &str, common: &CommonConfig) -> Result<ModuleSettings, ConfigError> {
+    let mapping = RoleMapping::builder()
+        .case_insensitive(common.role_mapping.case_insensitive)
+        .match_dn(common.role_mapping.match_dn)
+        .rules(common.role_mapping.rules.iter().cloned())
+        .build()
+        .map_err(|e| match e {
+            ConfigError::Invalid { key, message } => ConfigError::invalid(format!("modules.{id}.{key}"), message),
+            other => other,
+        })?;
+    let mut settings = ModuleSettings::new()
+        .enabled(common.enabled)
+        .hidden(common.hidden)
+        .on_reject(common.on_reject)
+        .on_unavailable(common.on_unavailable)
+        .provisioning(common.provisioning)
+        .roles(mapping);
+    if let Some(text) = &common.description {
+        settings = settings.description(text.clone());
+    }
+    Ok(settings)
+}
+
+fn header_module(id: &str, cfg: &HeaderConfig, chain_proxies: &[IpNet]) -> Result<HeaderModule, ConfigError> {
+    let key = |field: &str| format!("modules.{id}.{field}");
+    let trust = match (&cfg.trusted_proxies, cfg.insecure_trust_any_peer) {
+        (Some(_), true) => {
+            return Err(ConfigError::invalid(
+                key("insecure_trust_any_peer"),
+                "cannot be combined with trusted_proxies",
+            ));
+        }
+        (None, true) => {
+            tracing::warn!(module = %id, "insecure_trust_any_peer is on: ANY client can log in as anybody by sending a header");
+            ProxyTrust::insecure_trust_any_peer()
+        }
+        (Some(list), false) => ProxyTrust::new(parse_cidrs(&key("trusted_proxies"), list)?),
+        (None, false) => ProxyTrust::new(chain_proxies.iter().copied()),
+    };
+    let mut builder = HeaderModule::builder(id)
+        .trusted_proxies(trust)
+        .email_header(cfg.email_header.clone())
+        .name_header(cfg.name_header.clone())
+        .fail_if_missing(cfg.fail_if_missing)
+        .strip_realm(cfg.strip_realm)
+        .lowercase(cfg.lowercase);
+    if let Some(name) = &cfg.principal_header {
+        builder = builder.principal_header(name.clone());
+    }
+    if let Some(name) = &cfg.groups_header {
+        builder = builder.groups_header((!name.is_empty()).then(|| name.clone()));
+    }
+    if let Some(separator) = &cfg.group_separator {
+        builder = builder.group_separator(separator.clone());
+    }
+    if let Some(max) = cfg.max_principal_bytes {
+        builder = builder.max_principal_bytes(max);
+    }
+    builder.build()
+}
+
+fn parse_cidrs(key: &str, list: &[String]) -> Result<Vec<IpNet>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, text)| parse_cidr(&format!("{key}[{i}]"), text))
+        .collect()
+}
+
+/// `10.0.0.0/8`, `::1/128`, or a bare address meaning just that host.
+fn parse_cidr(key: &str, text: &str) -> Result<IpNet, ConfigError> {
+    if let Ok(net) = text.parse::<IpNet>() {
+        return Ok(net);
+    }
+    text.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| ConfigError::invalid(key, format!("{text:?} is not an IP address or CIDR network")))
+}

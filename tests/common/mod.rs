@@ -1,0 +1,111 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use authchain::account::{MemoryUserStore, NewAccount, PasswordPolicy, UserStore};
+use authchain::modules::LocalModule;
+use authchain::{AuthError, AuthRequest, Authenticator, Identity, LoginResult, Outcome, Principal};
+
+pub fn peer(addr: &str) -> SocketAddr {
+    format!("{addr}:40000").parse().expect("test address")
+}
+
+/// A module that always gives the same answer and counts how often it was asked:
+/// for exercising chain policy (failure injection), not for standing in for a peer.
+pub struct Scripted {
+    id: String,
+    answer: Answer,
+    pub calls: Arc<AtomicUsize>,
+}
+
+#[derive(Clone)]
+pub enum Answer {
+    Abstain,
+    Reject,
+    Unavailable,
+    Identity { subject: String, groups: Vec<String> },
+}
+
+impl Scripted {
+    pub fn new(id: &str, answer: Answer) -> Self {
+        Scripted {
+            id: id.to_owned(),
+            answer,
+            calls: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    pub fn user(id: &str, subject: &str, groups: &[&str]) -> Self {
+        Scripted::new(
+            id,
+            Answer::Identity {
+                subject: subject.to_owned(),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+            },
+        )
+    }
+
+    pub fn counter(&self) -> Arc<AtomicUsize> {
+        self.calls.clone()
+    }
+}
+
+pub fn calls(counter: &Arc<AtomicUsize>) -> usize {
+    counter.load(Ordering::SeqCst)
+}
+
+#[async_trait]
+impl Authenticator for Scripted {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn authenticate(&self, _request: &AuthRequest) -> Result<Outcome, AuthError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        match &self.answer {
+            Answer::Abstain => Ok(Outcome::Abstain),
+            Answer::Reject => Err(AuthError::InvalidCredentials),
+            Answer::Unavailable => Err(AuthError::Unavailable {
+                module: self.id.clone(),
+                reason: "backend down (scripted)".into(),
+            }),
+            Answer::Identity { subject, groups } => Ok(Outcome::Authenticated(
+                Identity::new(self.id.clone(), subject.clone(), subject.clone()).with_groups(groups.clone()),
+            )),
+        }
+    }
+}
+
+pub fn passwords() -> Arc<PasswordPolicy> {
+    Arc::new(PasswordPolicy::fast_insecure_for_tests())
+}
+
+/// A store with a local admin `root` / `break-glass`.
+pub async fn store_with_admin() -> Arc<MemoryUserStore> {
+    let store = Arc::new(MemoryUserStore::new());
+    let hash = passwords().hash("break-glass").expect("hash");
+    store
+        .create_account(NewAccount::new("root").password_hash(hash).role("admin"))
+        .await
+        .expect("admin account");
+    store
+}
+
+pub fn local(store: Arc<MemoryUserStore>) -> LocalModule {
+    LocalModule::builder("local", store).passwords(passwords()).build()
+}
+
+pub fn password_request(login: &str, password: &str) -> AuthRequest {
+    AuthRequest::new(peer("192.0.2.10")).with_password(login, password)
+}
+
+pub fn principal(result: Result<LoginResult, AuthError>) -> Principal {
+    match result {
+        Ok(LoginResult::Authenticated(principal)) => principal,
+        other => panic!("expected a principal, got {other:?}"),
+    }
+}
