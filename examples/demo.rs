@@ -1,1 +1,223 @@
-fn main(){}
+//! The authchain demo: a small web service on 127.0.0.1 that signs people in with
+//! a chain built from `examples/config/demo.toml`:
+//!
+//! * `proxy` — identity headers (`remote-user`, `remote-groups`), believed only
+//!   from the pretend reverse proxy at 127.0.0.2;
+//! * `local` — username and password; an `admin` account is seeded with a
+//!   one-time password printed at start.
+//!
+//! ```text
+//! cargo run --example demo                      # http://127.0.0.1:3000
+//! cargo run --example demo -- --addr 127.0.0.1:0
+//! curl --interface 127.0.0.2 -H 'remote-user: alice' -H 'remote-groups: admins' \
+//!      -c jar -L http://127.0.0.1:3000/login/proxy
+//! ```
+//! No external server is needed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use authchain::account::{MemoryUserStore, NewAccount, PasswordPolicy, UserStore};
+use authchain::config::{Config, Stores};
+use authchain::{AuthChain, AuthError, AuthRequest, LoginResult, ModuleKind, Principal};
+use axum::extract::{ConnectInfo, Form, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+const CONFIG: &str = include_str!("config/demo.toml");
+const SESSION_COOKIE: &str = "demo_session";
+
+#[derive(Clone)]
+struct App {
+    chain: Arc<AuthChain>,
+    sessions: Arc<Mutex<HashMap<String, Principal>>>,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let addr = parse_addr()?;
+
+    let store = Arc::new(MemoryUserStore::new());
+    let password = random_token(16);
+    let hash = PasswordPolicy::owasp().hash(&password)?;
+    store
+        .create_account(NewAccount::new("admin").password_hash(hash).role("admin"))
+        .await?;
+    let chain = Config::from_toml(CONFIG)?.build(Stores::new(store))?;
+    let app = App {
+        chain: Arc::new(chain),
+        sessions: Arc::default(),
+    };
+
+    let router = Router::new()
+        .route("/", get(login_page))
+        .route("/login", post(password_login))
+        .route("/login/{module}", get(module_login))
+        .route("/me", get(me))
+        .route("/logout", post(logout))
+        .with_state(app);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    println!("authchain demo listening on http://{bound}");
+    println!("admin one-time password: {password}");
+    println!("sign in via the proxy module: curl --interface 127.0.0.2 -H 'remote-user: alice' -H 'remote-groups: admins' http://{bound}/login/proxy");
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await?;
+    Ok(())
+}
+
+fn parse_addr() -> Result<SocketAddr, Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let mut addr = std::env::var("AUTHCHAIN_DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--addr" => addr = args.next().ok_or("--addr needs a value")?,
+            other => return Err(format!("unknown argument {other:?} (try --addr 127.0.0.1:3000)").into()),
+        }
+    }
+    let addr: SocketAddr = addr.parse()?;
+    if !addr.ip().is_loopback() {
+        return Err("the demo listens on loopback addresses only".into());
+    }
+    Ok(addr)
+}
+
+async fn login_page(State(app): State<App>) -> Html<String> {
+    let mut body = String::from("<!doctype html><title>authchain demo</title><h1>Sign in</h1>");
+    for module in app.chain.visible_modules() {
+        let id = escape(&module.id);
+        let label = escape(&module.description);
+        match module.kind {
+            ModuleKind::Password => body.push_str(&format!(
+                "<form method=post action=/login><input type=hidden name=module value=\"{id}\">\
+                 <input name=login placeholder=login> <input name=password type=password placeholder=password> \
+                 <button>{label}</button></form>"
+            )),
+            _ => body.push_str(&format!("<p><a href=\"/login/{id}\">{label}</a></p>")),
+        }
+    }
+    body.push_str("<p><a href=/me>/me</a></p>");
+    Html(body)
+}
+
+#[derive(serde::Deserialize)]
+struct PasswordForm {
+    module: Option<String>,
+    login: String,
+    password: String,
+}
+
+async fn password_login(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let mut request = AuthRequest::new(peer)
+        .with_headers(headers)
+        .with_password(form.login, form.password);
+    request.module = form.module.filter(|m| !m.is_empty());
+    finish(&app, app.chain.login(&request).await)
+}
+
+async fn module_login(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(module): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let request = AuthRequest::new(peer).with_headers(headers).select(module);
+    finish(&app, app.chain.login(&request).await)
+}
+
+fn finish(app: &App, result: Result<LoginResult, AuthError>) -> Response {
+    match result {
+        Ok(LoginResult::Authenticated(principal)) => {
+            let token = random_token(32);
+            let mut sessions = app.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            sessions.insert(token.clone(), principal);
+            let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax");
+            ([(header::SET_COOKIE, cookie)], Redirect::to("/me")).into_response()
+        }
+        Ok(LoginResult::Redirect(redirect)) => Redirect::to(&redirect.location).into_response(),
+        Ok(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Err(err) => {
+            let status = err.status_code();
+            let mut response = (status, Json(serde_json::json!({ "error": err.kind(), "message": err.to_string() })))
+                .into_response();
+            if let AuthError::Throttled { retry_after } = err {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, retry_after.as_secs().into());
+            }
+            response
+        }
+    }
+}
+
+fn session(app: &App, headers: &HeaderMap) -> Option<(String, Principal)> {
+    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
+    let token = cookies
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)?
+        .1;
+    let sessions = app.sessions.lock().unwrap_or_else(|p| p.into_inner());
+    sessions.get(token).map(|p| (token.to_owned(), p.clone()))
+}
+
+async fn me(State(app): State<App>, headers: HeaderMap) -> Response {
+    match session(&app, &headers) {
+        Some((_, principal)) => Json(serde_json::json!({
+            "account_id": principal.account_id,
+            "login": principal.login,
+            "email": principal.email,
+            "roles": principal.roles,
+            "module": principal.module,
+            "client_ip": principal.client_ip,
+            "groups": principal.identity.groups,
+        }))
+        .into_response(),
+        None => (StatusCode::UNAUTHORIZED, Json(serde_json::json!({ "error": "not signed in" }))).into_response(),
+    }
+}
+
+async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Some((token, _)) = session(&app, &headers) {
+        app.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&token);
+    }
+    Redirect::to("/").into_response()
+}
+
+/// `len` characters from an unambiguous alphabet, without modulo bias.
+fn random_token(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let limit = 256 - 256 % ALPHABET.len();
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        let mut raw = [0u8; 64];
+        getrandom::fill(&mut raw).expect("the system random generator");
+        out.extend(
+            raw.iter()
+                .filter(|b| (**b as usize) < limit)
+                .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+                .take(len - out.len()),
+        );
+    }
+    out
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

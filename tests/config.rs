@@ -1,0 +1,132 @@
+//! Configuration from TOML: a full file parses and builds; every mistake is an
+//! error that names its key.
+
+mod common;
+
+use std::sync::Arc;
+
+use authchain::account::MemoryUserStore;
+use authchain::config::{Config, Stores};
+use authchain::{ConfigError, SecretSource};
+
+fn stores() -> Stores {
+    Stores::new(Arc::new(MemoryUserStore::new()))
+}
+
+#[test]
+fn the_full_example_parses_and_builds() {
+    let config = Config::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/config/full.toml")).unwrap();
+    assert_eq!(config.module_ids().collect::<Vec<_>>(), ["proxy", "local", "backup-local"]);
+    let chain = config.build(stores()).unwrap();
+    let visible: Vec<_> = chain.visible_modules().into_iter().map(|m| (m.id, m.description)).collect();
+    assert_eq!(
+        visible,
+        [("proxy".to_owned(), "Single sign-on".to_owned()), ("local".to_owned(), "Username and password".to_owned())]
+    );
+}
+
+#[test]
+fn the_demo_configuration_builds() {
+    let config = Config::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/config/demo.toml")).unwrap();
+    config.build(stores()).unwrap();
+}
+
+fn error(text: &str) -> ConfigError {
+    match Config::from_toml(text).and_then(|c| c.build(stores()).map(|_| ())) {
+        Ok(()) => panic!("configuration should be refused:\n{text}"),
+        Err(err) => err,
+    }
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let err = error("chain = []\nbogus_key = 1\n");
+    assert!(err.to_string().contains("bogus_key"), "{err}");
+
+    let err = error("chain = [\"l\"]\n[modules.l]\ntype = \"local\"\nlocal_acount_fallback = true\n");
+    assert_eq!(err.key(), Some("modules.l"));
+    assert!(err.to_string().contains("local_acount_fallback"), "{err}");
+
+    let err = error("chain = []\n[accounts]\ncase_sensitive = true\n");
+    assert!(err.to_string().contains("case_sensitive"), "{err}");
+
+    let err = error("chain = [\"p\"]\n[modules.p]\ntype = \"header\"\n[modules.p.role_mapping]\nmatch_dns = true\n");
+    assert!(err.to_string().contains("match_dns"), "{err}");
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let cases = [
+        ("chain = [\"x\"]\n", "chain[0]"),
+        ("chain = [\"x\", \"x\"]\n[modules.x]\ntype = \"local\"\n", "chain[1]"),
+        ("chain = []\n[modules.x]\ntype = \"local\"\n", "modules.x"),
+        ("chain = [\"x\"]\n[modules.x]\ntype = \"kerberos\"\n", "modules.x.type"),
+        ("chain = []\ntrusted_proxies = [\"10.0.0.0/33\"]\n", "trusted_proxies[0]"),
+        (
+            "chain = [\"p\"]\n[modules.p]\ntype = \"header\"\ntrusted_proxies = [\"nope\"]\n",
+            "modules.p.trusted_proxies[0]",
+        ),
+        (
+            "chain = [\"p\"]\n[modules.p]\ntype = \"header\"\ntrusted_proxies = []\ninsecure_trust_any_peer = true\n",
+            "modules.p.insecure_trust_any_peer",
+        ),
+        ("chain = [\"p\"]\n[modules.p]\ntype = \"header\"\nprincipal_header = \"a b\"\n", "modules.p.principal_header"),
+        (
+            "chain = [\"p\"]\n[modules.p]\ntype = \"header\"\n[[modules.p.role_mapping.rules]]\nrole = \"x\"\n",
+            "modules.p.role_mapping.rules[0].group",
+        ),
+        ("chain = []\n[passwords]\nargon2_t_cost = 0\n", "passwords"),
+        ("chain = []\n[throttle]\nmax_attempts = 0\n", "throttle.max_attempts"),
+    ];
+    for (text, key) in cases {
+        let err = error(text);
+        assert_eq!(err.key(), Some(key), "{text}\n→ {err}");
+        assert!(err.to_string().contains(key), "{err}");
+    }
+}
+
+#[test]
+fn bad_syntax_and_types_point_at_the_key() {
+    let err = error("chain = []\n[accounts]\nexpire_inactive_after = \"90 days\"\n");
+    let text = err.to_string();
+    assert!(text.contains("expire_inactive_after") && text.contains("ISO 8601"), "{text}");
+    let err = error("chain = []\n[throttle]\nwindow = \"P1M\"\n");
+    assert!(err.to_string().contains("window"), "{err}");
+    let err = error("chain = []\n[accounts]\nlogin_attribute = \"phone\"\n");
+    assert!(err.to_string().contains("login_attribute"), "{err}");
+    let err = error("chain = [\"l\"]\n[modules.l]\ntype = \"local\"\non_reject = \"maybe\"\n");
+    assert!(err.to_string().contains("maybe"), "{err}");
+    let err = error("chain = [\n");
+    assert!(matches!(err, ConfigError::Syntax(_)), "{err:?}");
+}
+
+#[derive(serde::Deserialize)]
+struct WithSecret {
+    secret: SecretSource,
+}
+
+#[test]
+fn secrets_by_reference_or_inline() {
+    let inline: WithSecret = toml::from_str("secret = \"s3cret\"").unwrap();
+    assert_eq!(inline.secret.resolve("secret").unwrap().expose(), "s3cret");
+    assert!(!format!("{:?}", inline.secret).contains("s3cret"));
+
+    // PATH is set in every test environment; reading it needs no unsafe set_var.
+    let path = std::env::var("PATH").unwrap();
+    let env: WithSecret = toml::from_str("secret = { env = \"PATH\" }").unwrap();
+    assert_eq!(env.secret.resolve("secret").unwrap().expose(), path);
+
+    let missing: WithSecret = toml::from_str("secret = { env = \"AUTHCHAIN_TEST_NOT_SET\" }").unwrap();
+    let err = missing.secret.resolve("modules.ldap.bind_password").unwrap_err();
+    assert_eq!(err.key(), Some("modules.ldap.bind_password"));
+
+    let dir = std::env::temp_dir().join(format!("authchain-secret-{}", std::process::id()));
+    std::fs::write(&dir, "from-file\n").unwrap();
+    let file: WithSecret = toml::from_str(&format!("secret = {{ file = {:?} }}", dir.display().to_string())).unwrap();
+    assert_eq!(file.secret.resolve("secret").unwrap().expose(), "from-file");
+    std::fs::remove_file(&dir).unwrap();
+
+    assert!(toml::from_str::<WithSecret>("secret = { vault = \"x\" }").is_err());
+    assert!(toml::from_str::<WithSecret>("secret = { env = \"A\", file = \"b\" }").is_err());
+    assert!(toml::from_str::<WithSecret>("secret = {}").is_err());
+}

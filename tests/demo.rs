@@ -1,0 +1,155 @@
+//! The demo service, started as a process and used over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+
+struct Demo {
+    child: Child,
+    base: String,
+    password: String,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The example binary cargo built next to this test (`target/<profile>/examples/demo`).
+fn demo_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let binary = profile_dir.join("examples").join(format!("demo{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: `cargo test` builds examples; run the whole test suite, not --test demo alone after a clean",
+        binary.display()
+    );
+    binary
+}
+
+fn start() -> Demo {
+    let mut child = Command::new(demo_binary())
+        .args(["--addr", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the demo");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut base = None;
+    let mut password = None;
+    while base.is_none() || password.is_none() {
+        let line = lines.next().expect("the demo printed its address and password").expect("utf-8");
+        if let Some(rest) = line.strip_prefix("authchain demo listening on ") {
+            base = Some(rest.trim().to_owned());
+        } else if let Some(rest) = line.strip_prefix("admin one-time password: ") {
+            password = Some(rest.trim().to_owned());
+        }
+    }
+    Demo {
+        child,
+        base: base.unwrap(),
+        password: password.unwrap(),
+    }
+}
+
+fn client(local: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .local_address(Some(local.parse().unwrap()))
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+fn session_cookie(response: &reqwest::Response) -> String {
+    let value = response
+        .headers()
+        .get("set-cookie")
+        .expect("a session cookie")
+        .to_str()
+        .unwrap();
+    value.split(';').next().unwrap().to_owned()
+}
+
+async fn me(client: &reqwest::Client, base: &str, cookie: &str) -> serde_json::Value {
+    let response = client.get(format!("{base}/me")).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn demo_signs_in_with_a_password_and_through_the_proxy() {
+    let demo = start();
+    let browser = client("127.0.0.1");
+
+    let page = browser.get(&demo.base).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Username and password"), "{page}");
+    assert!(page.contains("Single sign-on (reverse proxy)"), "{page}");
+
+    // Wrong password.
+    let response = browser
+        .post(format!("{}/login", demo.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("module=local&login=admin&password=wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    // The seeded admin.
+    let response = browser
+        .post(format!("{}/login", demo.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("module=local&login=ADMIN&password={}", demo.password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookie = session_cookie(&response);
+    let who = me(&browser, &demo.base, &cookie).await;
+    assert_eq!(who["login"], "admin");
+    assert_eq!(who["roles"], serde_json::json!(["admin"]));
+    assert_eq!(who["module"], "local");
+
+    // Not signed in.
+    let response = browser.get(format!("{}/me", demo.base)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    // The pretend reverse proxy on 127.0.0.2 asserts alice, a member of admins.
+    let proxy = client("127.0.0.2");
+    let response = proxy
+        .get(format!("{}/login/proxy", demo.base))
+        .header("remote-user", "alice")
+        .header("remote-groups", "admins,staff")
+        .header("remote-email", "alice@example.org")
+        .header("x-forwarded-for", "6.6.6.6, 198.51.100.23")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookie = session_cookie(&response);
+    let who = me(&proxy, &demo.base, &cookie).await;
+    assert_eq!(who["login"], "alice");
+    assert_eq!(who["roles"], serde_json::json!(["admin"]));
+    assert_eq!(who["email"], "alice@example.org");
+    assert_eq!(who["client_ip"], "198.51.100.23");
+
+    // The same headers straight from a browser on 127.0.0.1 are ignored.
+    let response = browser
+        .get(format!("{}/login/proxy", demo.base))
+        .header("remote-user", "alice")
+        .header("remote-groups", "admins")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().get("set-cookie").is_none());
+}

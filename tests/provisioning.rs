@@ -1,0 +1,113 @@
+//! Account resolution: linking by (provider, subject), and the provisioning
+//! policies existing / link_by_login / create.
+
+mod common;
+
+use std::sync::Arc;
+
+use authchain::account::{MemoryUserStore, NewAccount, Provisioning, UserStore};
+use authchain::chain::ModuleSettings;
+use authchain::{AuthChain, AuthError, AuthRequest};
+use common::{Scripted, peer, principal};
+
+fn chain(store: &Arc<MemoryUserStore>, subject: &str, provisioning: Provisioning) -> AuthChain {
+    AuthChain::builder(store.clone())
+        .module_with(
+            Scripted::user("sso", subject, &[]),
+            ModuleSettings::new().provisioning(provisioning),
+        )
+        .build()
+        .unwrap()
+}
+
+fn request() -> AuthRequest {
+    AuthRequest::new(peer("192.0.2.1"))
+}
+
+#[tokio::test]
+async fn existing_refuses_unknown_subjects_and_creates_nothing() {
+    let store = Arc::new(MemoryUserStore::new());
+    store.create_account(NewAccount::new("alice")).await.unwrap();
+    let err = chain(&store, "alice", Provisioning::Existing).login(&request()).await.unwrap_err();
+    assert!(matches!(err, AuthError::Forbidden { .. }), "{err:?}");
+    assert_eq!(err.status_code(), 403);
+    assert_eq!(store.len(), 1);
+    assert!(store.find_by_link("sso", "alice").await.unwrap().is_none(), "existing never links by name");
+}
+
+#[tokio::test]
+async fn existing_accepts_a_linked_subject() {
+    let store = Arc::new(MemoryUserStore::new());
+    let account = store.create_account(NewAccount::new("a.smith").linked_to("sso", "alice")).await.unwrap();
+    let p = principal(chain(&store, "alice", Provisioning::Existing).login(&request()).await);
+    assert_eq!(p.account_id, account.id);
+    assert_eq!(p.login, "a.smith", "the local login name, not the provider's");
+    // The same subject at another provider is somebody else.
+    let other = AuthChain::builder(store.clone())
+        .module(Scripted::user("other-sso", "alice", &[]))
+        .build()
+        .unwrap();
+    assert!(matches!(other.login(&request()).await.unwrap_err(), AuthError::Forbidden { .. }));
+}
+
+#[tokio::test]
+async fn link_by_login_links_once_then_by_subject() {
+    let store = Arc::new(MemoryUserStore::new());
+    let account = store.create_account(NewAccount::new("bob")).await.unwrap();
+    let p = principal(chain(&store, "bob", Provisioning::LinkByLogin).login(&request()).await);
+    assert_eq!(p.account_id, account.id);
+    let stored = store.account(&account.id).await.unwrap().unwrap();
+    assert_eq!(stored.links.len(), 1);
+    assert!(stored.last_login.is_some());
+    assert_eq!(store.find_by_link("sso", "bob").await.unwrap().unwrap().id, account.id);
+
+    // No local account of that name: refused, nothing created.
+    let err = chain(&store, "nobody", Provisioning::LinkByLogin).login(&request()).await.unwrap_err();
+    assert!(matches!(err, AuthError::Forbidden { .. }));
+    assert_eq!(store.len(), 1);
+}
+
+#[tokio::test]
+async fn link_by_login_never_relinks_an_account_to_a_second_subject() {
+    let store = Arc::new(MemoryUserStore::new());
+    store.create_account(NewAccount::new("carol").linked_to("sso", "carol-original")).await.unwrap();
+    // A different subject at the same provider now claims the login name `carol`.
+    let impostor = AuthChain::builder(store.clone())
+        .module_with(
+            Scripted::new(
+                "sso",
+                common::Answer::Identity {
+                    subject: "carol".into(),
+                    groups: vec![],
+                },
+            ),
+            ModuleSettings::new().provisioning(Provisioning::LinkByLogin),
+        )
+        .build()
+        .unwrap();
+    let err = impostor.login(&request()).await.unwrap_err();
+    assert!(matches!(err, AuthError::Forbidden { .. }), "{err:?}");
+    assert!(store.find_by_link("sso", "carol").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn create_makes_an_account_just_in_time() {
+    let store = Arc::new(MemoryUserStore::new());
+    let p = principal(chain(&store, "dave", Provisioning::Create).login(&request()).await);
+    assert_eq!(p.login, "dave");
+    assert_eq!(store.len(), 1);
+    let again = principal(chain(&store, "dave", Provisioning::Create).login(&request()).await);
+    assert_eq!(again.account_id, p.account_id, "the second login finds the link");
+    assert_eq!(store.len(), 1);
+}
+
+#[tokio::test]
+async fn create_never_takes_over_an_existing_name() {
+    let store = Arc::new(MemoryUserStore::new());
+    let admin = store.create_account(NewAccount::new("Admin").role("admin")).await.unwrap();
+    let err = chain(&store, "admin", Provisioning::Create).login(&request()).await.unwrap_err();
+    assert!(matches!(err, AuthError::Forbidden { .. }), "{err:?}");
+    let stored = store.account(&admin.id).await.unwrap().unwrap();
+    assert!(stored.links.is_empty());
+    assert_eq!(store.len(), 1);
+}
