@@ -273,6 +273,9 @@ impl Config {
             .login_names(names)
             .client_ip_from(ProxyTrust::new(proxies.clone()).with_forwarded_header(raw.forwarded_header));
         if let Some(idle) = raw.accounts.expire_inactive_after {
+            if idle.0.is_zero() {
+                return Err(ConfigError::invalid("accounts.expire_inactive_after", "must be longer than zero"));
+            }
             builder = builder.expire_inactive_after(idle.0);
         }
         if let Some(policy) = raw.throttle {
@@ -291,6 +294,12 @@ impl Config {
                         .login_names(names)
                         .local_account_fallback(cfg.local_account_fallback);
                     if let Some(max) = cfg.max_password_bytes {
+                        if max == 0 {
+                            return Err(ConfigError::invalid(
+                                format!("modules.{id}.max_password_bytes"),
+                                "must be at least 1",
+                            ));
+                        }
                         local = local.max_password_bytes(max);
                     }
                     Arc::new(local.build())
@@ -370,7 +379,7 @@ fn header_module(id: &str, cfg: &HeaderConfig, chain_proxies: &[IpNet]) -> Resul
             ));
         }
         (None, true) => {
-            tracing::warn!(module = %id, "insecure_trust_any_peer is on: ANY client can log in as anybody by sending a header");
+            tracing::warn!(target: crate::chain::AUDIT_TARGET, module = %id, "insecure_trust_any_peer is on: ANY client can log in as anybody by sending a header");
             ProxyTrust::insecure_trust_any_peer()
         }
         (Some(list), false) => ProxyTrust::new(parse_cidrs(&key("trusted_proxies"), list)?),

@@ -77,6 +77,10 @@ fn bad_values_name_their_key() {
         ),
         ("chain = []\n[passwords]\nargon2_t_cost = 0\n", "passwords"),
         ("chain = []\n[throttle]\nmax_attempts = 0\n", "throttle.max_attempts"),
+        ("chain = []\n[throttle]\nmax_attempts_per_ip = 0\n", "throttle.max_attempts_per_ip"),
+        ("chain = []\n[throttle]\nmax_attempts_per_ip = 20000\n", "throttle.max_attempts_per_ip"),
+        ("chain = []\n[accounts]\nexpire_inactive_after = \"PT0S\"\n", "accounts.expire_inactive_after"),
+        ("chain = [\"l\"]\n[modules.l]\ntype = \"local\"\nmax_password_bytes = 0\n", "modules.l.max_password_bytes"),
     ];
     for (text, key) in cases {
         let err = error(text);

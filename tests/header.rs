@@ -122,6 +122,9 @@ async fn every_malformed_principal_is_rejected() {
         }
         assert_eq!(err.status_code(), 400, "{label}");
     }
+    // An empty groups header is "no groups", not an error.
+    let id = identity(&module(), &request(PROXY, &[("remote-user", b"a"), ("remote-groups", b"")])).await;
+    assert!(id.groups.is_empty());
     // Too many groups.
     let many: String = (0..1100).map(|i| format!("g{i},")).collect();
     let err = module()

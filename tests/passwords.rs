@@ -26,6 +26,10 @@ const LEGACY: &[(&str, &str)] = &[
         "$pbkdf2-sha256$i=10000,l=32$MDEyMzQ1Njc4OWFiY2RlZg$/qlilDeG4zEjWGmX2v0w/re1PY7gC69CZhg9gyWLha8",
     ),
     (
+        "pbkdf2-sha512",
+        "$pbkdf2-sha512$i=10000,l=64$MDEyMzQ1Njc4OWFiY2RlZg$TlcBzWZue2IGQOHKMVUrVSIBmQpqQWO9gYFAP527HhEtqtDT+voStepWo9OboK7xfBwnO8tF9doTd8K7r5ygAg",
+    ),
+    (
         "scrypt",
         "$scrypt$ln=10,r=8,p=1$MDEyMzQ1Njc4OWFiY2RlZg$ilgOq+uRSPxOVKKwNSn7WhuS0y9ueSUEXosOmzifOG8",
     ),

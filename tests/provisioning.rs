@@ -68,6 +68,27 @@ async fn link_by_login_links_once_then_by_subject() {
 }
 
 #[tokio::test]
+async fn link_by_login_matches_login_names_never_emails() {
+    let store = Arc::new(MemoryUserStore::new());
+    store.create_account(NewAccount::new("admin").email("eve@example.org")).await.unwrap();
+    // The provider asserts a login name equal to the admin's email address.
+    let chain = AuthChain::builder(store.clone())
+        .login_names(authchain::account::LoginNames {
+            case_insensitive: true,
+            attribute: authchain::account::LoginAttribute::AutoDetectEmail,
+        })
+        .module_with(
+            Scripted::user("sso", "eve@example.org", &[]),
+            ModuleSettings::new().provisioning(Provisioning::LinkByLogin),
+        )
+        .build()
+        .unwrap();
+    let err = chain.login(&request()).await.unwrap_err();
+    assert!(matches!(err, AuthError::Forbidden { .. }), "{err:?}");
+    assert!(store.find_by_link("sso", "eve@example.org").await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn link_by_login_never_relinks_an_account_to_a_second_subject() {
     let store = Arc::new(MemoryUserStore::new());
     store.create_account(NewAccount::new("carol").linked_to("sso", "carol-original")).await.unwrap();

@@ -29,11 +29,14 @@ pub struct RoleRule {
 /// the number of rules.
 #[derive(Debug, Clone, Default)]
 pub struct RoleMapping {
+    /// Role names, sorted, so that results come out in order.
     roles: Vec<String>,
     by_group: HashMap<String, Vec<usize>, FxBuildHasher>,
     defaults: Vec<usize>,
     case_insensitive: bool,
     match_dn: bool,
+    /// Whether some rule is written as a DN (then whole DNs are looked up too).
+    has_dn_rules: bool,
 }
 
 /// Builds a [`RoleMapping`].
@@ -86,34 +89,14 @@ impl RoleMappingBuilder {
 
     /// Checks the rules and builds the mapping.
     pub fn build(self) -> Result<RoleMapping, ConfigError> {
-        let mut mapping = RoleMapping {
-            case_insensitive: self.case_insensitive,
-            match_dn: self.match_dn,
-            ..RoleMapping::default()
-        };
-        let mut role_index: HashMap<String, usize> = HashMap::new();
-        for (i, rule) in self.rules.into_iter().enumerate() {
+        for (i, rule) in self.rules.iter().enumerate() {
             let key = |field: &str| format!("role_mapping.rules[{i}].{field}");
             if rule.role.trim().is_empty() {
                 return Err(ConfigError::invalid(key("role"), "role must not be empty"));
             }
-            let role = *role_index.entry(rule.role.clone()).or_insert_with(|| {
-                mapping.roles.push(rule.role.clone());
-                mapping.roles.len() - 1
-            });
-            if rule.default_for_unmapped {
-                mapping.defaults.push(role);
-            }
-            match rule.group {
+            match &rule.group {
                 Some(group) if group.trim().is_empty() => {
                     return Err(ConfigError::invalid(key("group"), "group must not be empty"));
-                }
-                Some(group) => {
-                    let group = fold(&group, mapping.case_insensitive).into_owned();
-                    let roles = mapping.by_group.entry(group).or_default();
-                    if !roles.contains(&role) {
-                        roles.push(role);
-                    }
                 }
                 None if !rule.default_for_unmapped => {
                     return Err(ConfigError::invalid(
@@ -121,9 +104,38 @@ impl RoleMappingBuilder {
                         "a rule needs a group unless it is marked default_for_unmapped",
                     ));
                 }
-                None => {}
+                _ => {}
             }
         }
+        let roles: Vec<String> = self
+            .rules
+            .iter()
+            .map(|r| r.role.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let index = |role: &str| roles.binary_search_by(|r| r.as_str().cmp(role)).unwrap_or_default();
+        let mut mapping = RoleMapping {
+            case_insensitive: self.case_insensitive,
+            match_dn: self.match_dn,
+            ..RoleMapping::default()
+        };
+        let mut folded = String::new();
+        for rule in &self.rules {
+            let role = index(&rule.role);
+            if rule.default_for_unmapped && !mapping.defaults.contains(&role) {
+                mapping.defaults.push(role);
+            }
+            if let Some(group) = &rule.group {
+                mapping.has_dn_rules |= group.contains('=');
+                let key = mapping.fold(group, &mut folded).to_owned();
+                let granted = mapping.by_group.entry(key).or_default();
+                if !granted.contains(&role) {
+                    granted.push(role);
+                }
+            }
+        }
+        mapping.roles = roles;
         Ok(mapping)
     }
 }
@@ -148,22 +160,15 @@ impl RoleMapping {
     pub fn map<S: AsRef<str>>(&self, groups: &[S]) -> BTreeSet<String> {
         let mut granted = vec![false; self.roles.len()];
         let mut any = false;
-        let mut grant = |indices: &Vec<usize>| {
-            for &i in indices {
-                granted[i] = true;
-            }
-            any = true;
-        };
+        let mut folded = String::new();
         for group in groups {
-            let group = fold(group.as_ref(), self.case_insensitive);
-            if let Some(indices) = self.by_group.get(group.as_ref()) {
-                grant(indices);
+            let group = group.as_ref();
+            let short_name = if self.match_dn { first_rdn_value(group) } else { None };
+            if short_name.is_none() || self.has_dn_rules {
+                any |= self.grant(group, &mut folded, &mut granted);
             }
-            if self.match_dn
-                && let Some(name) = first_rdn_value(&group)
-                && let Some(indices) = self.by_group.get(name.as_ref())
-            {
-                grant(indices);
+            if let Some(name) = short_name {
+                any |= self.grant(&name, &mut folded, &mut granted);
             }
         }
         if !any {
@@ -171,6 +176,7 @@ impl RoleMapping {
                 granted[i] = true;
             }
         }
+        // `roles` is sorted, so this collects in order.
         granted
             .iter()
             .zip(&self.roles)
@@ -178,13 +184,33 @@ impl RoleMapping {
             .map(|(_, role)| role.clone())
             .collect()
     }
-}
 
-fn fold(text: &str, case_insensitive: bool) -> Cow<'_, str> {
-    if case_insensitive && text.chars().any(char::is_uppercase) {
-        Cow::Owned(text.to_lowercase())
-    } else {
-        Cow::Borrowed(text)
+    fn grant(&self, group: &str, folded: &mut String, granted: &mut [bool]) -> bool {
+        match self.by_group.get(self.fold(group, folded)) {
+            Some(roles) => {
+                for &i in roles {
+                    granted[i] = true;
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The comparison form of a group name, lower-cased into `buffer` (reused
+    /// across a user's groups) when names are case-insensitive.
+    fn fold<'a>(&self, text: &'a str, buffer: &'a mut String) -> &'a str {
+        if !self.case_insensitive {
+            return text;
+        }
+        buffer.clear();
+        if text.is_ascii() {
+            buffer.push_str(text);
+            buffer.make_ascii_lowercase();
+        } else {
+            buffer.extend(text.chars().flat_map(char::to_lowercase));
+        }
+        buffer
     }
 }
 

@@ -32,6 +32,9 @@ pub trait AttemptStore: Send + Sync {
     async fn clear(&self, key: &str) -> Result<(), StoreError>;
 }
 
+/// The most failures [`MemoryAttemptStore::new`] keeps per key.
+pub const MAX_FAILURES_PER_KEY: usize = 10_000;
+
 /// An [`AttemptStore`] in memory, bounded: at most `max_keys` keys (the stalest
 /// are dropped first) and at most `max_per_key` timestamps per key.
 pub struct MemoryAttemptStore {
@@ -47,9 +50,10 @@ impl Default for MemoryAttemptStore {
 }
 
 impl MemoryAttemptStore {
-    /// At most 100,000 keys and 1,000 failures per key.
+    /// At most 100,000 keys and 10,000 failures per key (so limits up to 10,000
+    /// per window can trigger).
     pub fn new() -> Self {
-        MemoryAttemptStore::with_bounds(100_000, 1_000)
+        MemoryAttemptStore::with_bounds(100_000, MAX_FAILURES_PER_KEY)
     }
 
     /// Explicit bounds.

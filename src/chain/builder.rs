@@ -94,8 +94,19 @@ impl ChainBuilder {
         }
         if let Some(throttle) = &self.throttle {
             let policy = throttle.policy;
-            if policy.max_attempts == 0 || policy.max_attempts_per_ip == 0 {
-                return Err(ConfigError::invalid("throttle.max_attempts", "must be at least 1"));
+            for (key, value) in [
+                ("throttle.max_attempts", policy.max_attempts),
+                ("throttle.max_attempts_per_ip", policy.max_attempts_per_ip),
+            ] {
+                if value == 0 {
+                    return Err(ConfigError::invalid(key, "must be at least 1"));
+                }
+                if value as usize > crate::account::MAX_FAILURES_PER_KEY {
+                    return Err(ConfigError::invalid(
+                        key,
+                        format!("must be at most {}", crate::account::MAX_FAILURES_PER_KEY),
+                    ));
+                }
             }
             if policy.window.is_zero() {
                 return Err(ConfigError::invalid("throttle.window", "must be longer than zero"));

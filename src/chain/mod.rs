@@ -116,14 +116,14 @@ impl AuthChain {
             let err = AuthError::Unauthenticated {
                 reason: "no module recognised the request".into(),
             };
-            audit_refusal(&self.id, request.login(), &err);
+            audit_refusal(&self.id, request.login(), self.client_ip(request).ok(), &err);
             err
         })
     }
 
     /// `Ok(None)` when no module recognised the request.
     async fn login_or_abstain(&self, request: &AuthRequest) -> Result<Option<LoginResult>, AuthError> {
-        let client_ip = self.client_ip(request).inspect_err(|e| audit_refusal(&self.id, None, e))?;
+        let client_ip = self.client_ip(request).inspect_err(|e| audit_refusal(&self.id, None, None, e))?;
         let now = SystemTime::now();
         let throttle = match (&self.throttle, request.login()) {
             (Some(throttle), Some(login)) => Some((throttle, self.names.normalize(login))),
@@ -140,12 +140,17 @@ impl AuthChain {
         let result = self.login_unthrottled(request, client_ip, now).await;
 
         if let Some((throttle, login)) = &throttle {
-            match &result {
-                Ok(Some(LoginResult::Authenticated(_))) => throttle.success(login, client_ip).await?,
-                Ok(Some(LoginResult::Redirect(_))) => {}
-                Ok(None) => throttle.failure(login, client_ip, now).await?,
-                Err(err) if counts_as_failure(err) => throttle.failure(login, client_ip, now).await?,
-                Err(_) => {}
+            // The gate above fails closed; bookkeeping after the answer does not
+            // change the answer, it is only logged when the store fails.
+            let bookkeeping = match &result {
+                Ok(Some(LoginResult::Authenticated(_))) => throttle.success(login, client_ip).await,
+                Ok(Some(LoginResult::Redirect(_))) => Ok(()),
+                Ok(None) => throttle.failure(login, client_ip, now).await,
+                Err(err) if counts_as_failure(err) => throttle.failure(login, client_ip, now).await,
+                Err(_) => Ok(()),
+            };
+            if let Err(err) = bookkeeping {
+                warn!(target: AUDIT_TARGET, chain = %self.id, error = %err, "could not update throttle counters");
             }
         }
         result
@@ -153,7 +158,7 @@ impl AuthChain {
 
     async fn login_unthrottled(&self, request: &AuthRequest, client_ip: IpAddr, now: SystemTime) -> Result<Option<LoginResult>, AuthError> {
         let answer = self.run_modules(request).await;
-        let outcome = answer.outcome.inspect_err(|e| audit_refusal(&self.id, request.login(), e))?;
+        let outcome = answer.outcome.inspect_err(|e| audit_refusal(&self.id, request.login(), Some(client_ip), e))?;
         let entry = answer.entry.map(|i| &self.entries[i]);
         match (outcome, entry) {
             (Outcome::Redirect(redirect), Some(entry)) => {
@@ -163,7 +168,7 @@ impl AuthChain {
             (Outcome::Authenticated(identity), Some(entry)) => {
                 let principal = resolve::principal(self, entry, identity, client_ip, now)
                     .await
-                    .inspect_err(|e| audit_refusal(&self.id, request.login(), e))?;
+                    .inspect_err(|e| audit_refusal(&self.id, request.login(), Some(client_ip), e))?;
                 info!(target: AUDIT_TARGET, chain = %self.id, module = %principal.module,
                     account = %principal.account_id, login = ?principal.login, client_ip = %client_ip,
                     roles = ?principal.roles, outcome = "authenticated", "login succeeded");
@@ -273,8 +278,9 @@ fn counts_as_failure(err: &AuthError) -> bool {
     )
 }
 
-fn audit_refusal(chain: &str, login: Option<&str>, err: &AuthError) {
-    warn!(target: AUDIT_TARGET, chain = %chain, login = ?login, outcome = err.kind(), reason = %err, "login refused");
+fn audit_refusal(chain: &str, login: Option<&str>, client_ip: Option<IpAddr>, err: &AuthError) {
+    warn!(target: AUDIT_TARGET, chain = %chain, login = ?login, client_ip = ?client_ip,
+        outcome = err.kind(), reason = %err, "login refused");
 }
 
 #[async_trait]

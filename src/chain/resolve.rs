@@ -1,6 +1,7 @@
 //! After a module verified somebody: find or link or create the local account,
-//! check it, map roles, record the login. Writes happen only once every check has
-//! passed, in one store call.
+//! check it, map roles, record the login. An existing account is written only once
+//! every check has passed, in one store call (a just-created account is new, so
+//! no check can refuse it).
 
 use std::net::IpAddr;
 use std::time::SystemTime;
@@ -89,7 +90,12 @@ async fn find_or_provision(
     match entry.settings.provisioning {
         Provisioning::Existing => Err(refuse("no local account is linked to this external identity")),
         Provisioning::LinkByLogin => {
-            let found = chain.names.find(store, &identity.login).await.map_err(AuthError::store)?;
+            // By login name only, never by email: an email address proves nothing
+            // about who owns the local account.
+            let found = match store.find_by_login(&identity.login, chain.names.case_insensitive).await {
+                Err(crate::StoreError::Ambiguous) => return Err(refuse("the login name matches several local accounts")),
+                other => other.map_err(AuthError::store)?,
+            };
             match found {
                 None => Err(refuse("no local account has this login name")),
                 Some(account) if account.links.iter().any(|l| l.provider == link.provider) => Err(refuse(

@@ -133,7 +133,7 @@ impl HeaderModuleBuilder {
             return Err(ConfigError::invalid(key("max_principal_bytes"), "must be at least 1"));
         }
         if self.trust.trusts_nobody() {
-            warn!(module = %self.id, "header module trusts no proxy: it will never authenticate anybody");
+            warn!(target: AUDIT_TARGET, module = %self.id, "header module trusts no proxy: it will never authenticate anybody");
         }
         Ok(HeaderModule {
             principal: parse("principal_header", &self.principal)?,
@@ -204,6 +204,10 @@ impl HeaderModule {
         };
         let mut groups: Vec<String> = Vec::new();
         for value in headers.get_all(name) {
+            // An empty groups header means "no groups", not a malformed request.
+            if value.as_bytes().iter().all(|b| *b == b' ') {
+                continue;
+            }
             let value = text(name, value.as_bytes(), usize::MAX)?;
             for group in value.split(self.separator.as_str()).map(str::trim).filter(|g| !g.is_empty()) {
                 if group.len() > MAX_GROUP_BYTES {

@@ -56,8 +56,10 @@ impl LocalModuleBuilder {
         self
     }
 
-    /// Builds the module.
+    /// Builds the module. Computes the dummy hash now (one hash), so that the
+    /// first unknown login name costs no more than later ones.
     pub fn build(self) -> LocalModule {
+        self.module.passwords.verify_dummy(&SecretString::new(""));
         self.module
     }
 }
