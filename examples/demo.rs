@@ -148,7 +148,6 @@ fn finish(app: &App, result: Result<LoginResult, AuthError>) -> Response {
             ([(header::SET_COOKIE, cookie)], Redirect::to("/me")).into_response()
         }
         Ok(LoginResult::Redirect(redirect)) => Redirect::to(&redirect.location).into_response(),
-        Ok(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         Err(err) => {
             let status = err.status_code();
             let mut response = (status, Json(serde_json::json!({ "error": err.kind(), "message": err.to_string() })))

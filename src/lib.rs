@@ -55,6 +55,19 @@ mod secret;
 #[cfg(feature = "axum")]
 mod axum_integration;
 
+/// The README and the guide's code blocks, compiled as doctests.
+#[cfg(doctest)]
+mod guide {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../docs/configuration.md")]
+    struct Configuration;
+    #[doc = include_str!("../docs/architecture.md")]
+    struct Architecture;
+    #[doc = include_str!("../docs/security.md")]
+    struct Security;
+}
+
 pub use authenticator::{Authenticator, ModuleKind, Outcome, Redirect};
 pub use chain::{AuthChain, ChainBuilder, LoginResult, ModuleInfo};
 pub use error::{AuthError, ConfigError, StoreError};

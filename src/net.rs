@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use http::HeaderMap;
-use ipnet::IpNet;
+pub use ipnet::IpNet;
 
 /// The header a trusted proxy uses to pass on the client address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]

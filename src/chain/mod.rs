@@ -25,7 +25,6 @@ pub const AUDIT_TARGET: &str = "authchain::audit";
 
 /// The answer of [`AuthChain::login`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 #[allow(clippy::large_enum_variant)] // the large variant is the common one
 pub enum LoginResult {
     /// Signed in.
