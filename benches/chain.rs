@@ -14,13 +14,17 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use http::HeaderMap;
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn header_login(c: &mut Criterion) {
     let rt = runtime();
     let store = Arc::new(MemoryUserStore::new());
-    rt.block_on(store.create_account(NewAccount::new("alice").linked_to("proxy", "alice"))).unwrap();
+    rt.block_on(store.create_account(NewAccount::new("alice").linked_to("proxy", "alice")))
+        .unwrap();
     let mapping = RoleMapping::builder()
         .rule("admins", "admin")
         .rule("developers", "developer")
@@ -36,7 +40,12 @@ fn header_login(c: &mut Criterion) {
         .unwrap();
     let chain = AuthChain::builder(store)
         .client_ip_from(ProxyTrust::new(["10.0.0.0/8".parse().unwrap()]))
-        .module_with(module, ModuleSettings::new().provisioning(Provisioning::Existing).roles(mapping))
+        .module_with(
+            module,
+            ModuleSettings::new()
+                .provisioning(Provisioning::Existing)
+                .roles(mapping),
+        )
         .build()
         .unwrap();
     let mut headers = HeaderMap::new();
@@ -89,22 +98,34 @@ fn local_login(c: &mut Criterion) {
     let policy = Arc::new(PasswordPolicy::owasp());
     let hash = policy.hash("correct horse battery staple").unwrap();
     let store = Arc::new(MemoryUserStore::new());
-    rt.block_on(store.create_account(NewAccount::new("alice").password_hash(hash.clone()))).unwrap();
+    rt.block_on(store.create_account(NewAccount::new("alice").password_hash(hash.clone())))
+        .unwrap();
     let chain = AuthChain::builder(store.clone())
-        .module(LocalModule::builder("local", store).passwords(policy.clone()).build())
+        .module(
+            LocalModule::builder("local", store)
+                .passwords(policy.clone())
+                .build(),
+        )
         .build()
         .unwrap();
-    let request = AuthRequest::new("192.0.2.1:40000".parse().unwrap()).with_password("alice", "correct horse battery staple");
+    let request = AuthRequest::new("192.0.2.1:40000".parse().unwrap())
+        .with_password("alice", "correct horse battery staple");
     let password = SecretString::new("correct horse battery staple");
 
     let mut group = c.benchmark_group("local_password_login");
     group.sample_size(30);
     group.throughput(Throughput::Elements(1));
     group.bench_function("argon2id_verify_alone", |b| {
-        b.iter(|| assert!(matches!(policy.verify(&password, &hash), authchain::account::Verification::Valid { .. })))
+        b.iter(|| {
+            assert!(matches!(
+                policy.verify(&password, &hash),
+                authchain::account::Verification::Valid { .. }
+            ))
+        })
     });
     group.bench_function("through_chain", |b| {
-        b.to_async(&rt).iter(|| async { assert!(chain.login(&request).await.is_ok()) })
+        b.to_async(&rt)
+            .iter(|| async { assert!(chain.login(&request).await.is_ok()) })
     });
     group.finish();
 }

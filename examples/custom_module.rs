@@ -20,7 +20,9 @@ impl Authenticator for ApiKeys {
         let Some(key) = request.headers.get("x-api-key") else {
             return Ok(Outcome::Abstain); // not ours: the chain asks the next module
         };
-        let key = key.to_str().map_err(|_| AuthError::InvalidRequest("x-api-key is not ASCII".into()))?;
+        let key = key
+            .to_str()
+            .map_err(|_| AuthError::InvalidRequest("x-api-key is not ASCII".into()))?;
         match self.keys.get(key) {
             Some(service) => Ok(Outcome::Authenticated(Identity::new(self.id(), service, service))),
             None => Err(AuthError::InvalidCredentials),
@@ -32,7 +34,10 @@ impl Authenticator for ApiKeys {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keys = HashMap::from([("k-123".to_owned(), "billing-service".to_owned())]);
     let chain = AuthChain::builder(Arc::new(MemoryUserStore::new()))
-        .module_with(ApiKeys { keys }, ModuleSettings::new().provisioning(Provisioning::Create))
+        .module_with(
+            ApiKeys { keys },
+            ModuleSettings::new().provisioning(Provisioning::Create),
+        )
         .build()?;
     let mut request = AuthRequest::new("127.0.0.1:9000".parse()?);
     request.headers.insert("x-api-key", "k-123".parse()?);

@@ -69,8 +69,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bound = listener.local_addr()?;
     println!("authchain demo listening on http://{bound}");
     println!("admin one-time password: {password}");
-    println!("sign in via the proxy module: curl --interface 127.0.0.2 -H 'remote-user: alice' -H 'remote-groups: admins' http://{bound}/login/proxy");
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await?;
+    println!(
+        "sign in via the proxy module: curl --interface 127.0.0.2 -H 'remote-user: alice' -H 'remote-groups: admins' http://{bound}/login/proxy"
+    );
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -150,7 +156,10 @@ fn finish(app: &App, result: Result<LoginResult, AuthError>) -> Response {
         Ok(LoginResult::Redirect(redirect)) => Redirect::to(&redirect.location).into_response(),
         Err(err) => {
             let status = err.status_code();
-            let mut response = (status, Json(serde_json::json!({ "error": err.kind(), "message": err.to_string() })))
+            let mut response = (
+                status,
+                Json(serde_json::json!({ "error": err.kind(), "message": err.to_string() })),
+            )
                 .into_response();
             if let AuthError::Throttled { retry_after } = err {
                 response
@@ -185,13 +194,20 @@ async fn me(State(app): State<App>, headers: HeaderMap) -> Response {
             "groups": principal.identity.groups,
         }))
         .into_response(),
-        None => (StatusCode::UNAUTHORIZED, Json(serde_json::json!({ "error": "not signed in" }))).into_response(),
+        None => (
+            StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({ "error": "not signed in" })),
+        )
+            .into_response(),
     }
 }
 
 async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Some((token, _)) = session(&app, &headers) {
-        app.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&token);
+        app.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&token);
     }
     Redirect::to("/").into_response()
 }

@@ -19,9 +19,17 @@ impl IntoResponse for AuthError {
         let body = format!(
             "{{\"error\":\"{}\",\"message\":\"{}\"}}",
             self.kind(),
-            message.replace('\\', "\\\\").replace('"', "\\\"").replace(|c: char| c.is_control(), " ")
+            message
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace(|c: char| c.is_control(), " ")
         );
-        let mut response = (self.status_code(), [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        let mut response = (
+            self.status_code(),
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response();
         if let AuthError::Throttled { retry_after } = self {
             response
                 .headers_mut()

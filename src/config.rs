@@ -194,7 +194,10 @@ pub struct Stores {
 impl Stores {
     /// The host's user store; throttle counters in memory.
     pub fn new(users: Arc<dyn UserStore>) -> Self {
-        Stores { users, attempts: None }
+        Stores {
+            users,
+            attempts: None,
+        }
     }
 
     /// Keeps throttle counters in `attempts` (shared between instances).
@@ -216,7 +219,10 @@ impl Config {
         let mut modules = Vec::with_capacity(raw.chain.len());
         for (i, id) in raw.chain.iter().enumerate() {
             if raw.chain[..i].contains(id) {
-                return Err(ConfigError::invalid(format!("chain[{i}]"), format!("module `{id}` is listed twice")));
+                return Err(ConfigError::invalid(
+                    format!("chain[{i}]"),
+                    format!("module `{id}` is listed twice"),
+                ));
             }
             let table = raw.modules.get(id).ok_or_else(|| {
                 ConfigError::invalid(format!("chain[{i}]"), format!("no [modules.{id}] table"))
@@ -274,7 +280,10 @@ impl Config {
             .client_ip_from(ProxyTrust::new(proxies.clone()).with_forwarded_header(raw.forwarded_header));
         if let Some(idle) = raw.accounts.expire_inactive_after {
             if idle.0.is_zero() {
-                return Err(ConfigError::invalid("accounts.expire_inactive_after", "must be longer than zero"));
+                return Err(ConfigError::invalid(
+                    "accounts.expire_inactive_after",
+                    "must be longer than zero",
+                ));
             }
             builder = builder.expire_inactive_after(idle.0);
         }
@@ -353,7 +362,9 @@ fn settings(id: &str, common: &CommonConfig) -> Result<ModuleSettings, ConfigErr
         .rules(common.role_mapping.rules.iter().cloned())
         .build()
         .map_err(|e| match e {
-            ConfigError::Invalid { key, message } => ConfigError::invalid(format!("modules.{id}.{key}"), message),
+            ConfigError::Invalid { key, message } => {
+                ConfigError::invalid(format!("modules.{id}.{key}"), message)
+            }
             other => other,
         })?;
     let mut settings = ModuleSettings::new()

@@ -74,9 +74,7 @@ impl AuthError {
     /// The HTTP status a host should answer with.
     pub fn status_code(&self) -> StatusCode {
         match self {
-            AuthError::InvalidCredentials | AuthError::Unauthenticated { .. } => {
-                StatusCode::UNAUTHORIZED
-            }
+            AuthError::InvalidCredentials | AuthError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             AuthError::Forbidden { .. } | AuthError::AccountDisabled | AuthError::AccountExpired => {
                 StatusCode::FORBIDDEN
             }

@@ -25,7 +25,9 @@ impl IsoDuration {
             input: crate::net::truncate(input, 64).to_owned(),
             reason,
         };
-        let rest = input.strip_prefix('P').ok_or_else(|| fail("must start with `P`"))?;
+        let rest = input
+            .strip_prefix('P')
+            .ok_or_else(|| fail("must start with `P`"))?;
         if rest.is_empty() {
             return Err(fail("no value after `P`"));
         }
@@ -117,12 +119,18 @@ mod tests {
         assert_eq!(secs("P1W"), 604_800);
         assert_eq!(secs("P1DT12H"), 129_600);
         assert_eq!(secs("PT1H30M5S"), 5_405);
-        assert_eq!(IsoDuration::parse("PT0.5S").unwrap().0, Duration::from_millis(500));
+        assert_eq!(
+            IsoDuration::parse("PT0.5S").unwrap().0,
+            Duration::from_millis(500)
+        );
     }
 
     #[test]
     fn rejects_bad_forms() {
-        for bad in ["", "P", "90D", "P1Y", "P2M", "PT", "P1H", "PT1D", "P1DT", "PT5M1H", "P1.5D", "PT5", "P-1D", "PT1M1M"] {
+        for bad in [
+            "", "P", "90D", "P1Y", "P2M", "PT", "P1H", "PT1D", "P1DT", "PT5M1H", "P1.5D", "PT5", "P-1D",
+            "PT1M1M",
+        ] {
             assert!(IsoDuration::parse(bad).is_err(), "{bad} should be rejected");
         }
     }

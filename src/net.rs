@@ -210,7 +210,10 @@ mod tests {
     fn headers(name: &str, values: &[&str]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for v in values {
-            map.append(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), v.parse().unwrap());
+            map.append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         map
     }
@@ -223,10 +226,19 @@ mod tests {
     fn forwarded_forms() {
         let t = trust(&["10.0.0.0/8"]).with_forwarded_header(ForwardedHeader::Forwarded);
         let peer: SocketAddr = "10.0.0.1:1000".parse().unwrap();
-        let h = headers("forwarded", &[r#"for="[2001:db8:cafe::17]:4711";proto=https, for=10.1.1.1"#]);
-        assert_eq!(t.client_ip(peer, &h).unwrap(), "2001:db8:cafe::17".parse::<IpAddr>().unwrap());
+        let h = headers(
+            "forwarded",
+            &[r#"for="[2001:db8:cafe::17]:4711";proto=https, for=10.1.1.1"#],
+        );
+        assert_eq!(
+            t.client_ip(peer, &h).unwrap(),
+            "2001:db8:cafe::17".parse::<IpAddr>().unwrap()
+        );
         let h = headers("forwarded", &["for=192.0.2.60;proto=http;by=203.0.113.43"]);
-        assert_eq!(t.client_ip(peer, &h).unwrap(), "192.0.2.60".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            t.client_ip(peer, &h).unwrap(),
+            "192.0.2.60".parse::<IpAddr>().unwrap()
+        );
         let h = headers("forwarded", &["proto=http"]);
         assert!(t.client_ip(peer, &h).is_err());
         let h = headers("forwarded", &[r#"for="1.2.3.4"#]);
@@ -245,6 +257,9 @@ mod tests {
         let t = trust(&["10.0.0.0/8"]);
         let peer: SocketAddr = "10.0.0.1:1000".parse().unwrap();
         let h = headers("x-forwarded-for", &["unknown, 10.0.0.2"]);
-        assert_eq!(t.client_ip(peer, &h).unwrap(), "10.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            t.client_ip(peer, &h).unwrap(),
+            "10.0.0.2".parse::<IpAddr>().unwrap()
+        );
     }
 }

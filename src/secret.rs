@@ -91,9 +91,9 @@ impl SecretSource {
     pub fn resolve(&self, key: &str) -> Result<SecretString, ConfigError> {
         match self {
             SecretSource::Inline(secret) => Ok(secret.clone()),
-            SecretSource::Env(name) => std::env::var(name).map(SecretString::from).map_err(|_| {
-                ConfigError::invalid(key, format!("environment variable `{name}` is not set"))
-            }),
+            SecretSource::Env(name) => std::env::var(name)
+                .map(SecretString::from)
+                .map_err(|_| ConfigError::invalid(key, format!("environment variable `{name}` is not set"))),
             SecretSource::File(path) => {
                 let mut text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
                     path: path.display().to_string(),

@@ -66,12 +66,20 @@ async fn each_policy_combination() {
         let next = Scripted::user("next", "bob", &[]);
         let next_calls = next.counter();
         let chain = AuthChain::builder(store)
-            .module_with(failing, ModuleSettings::new().on_reject(on_reject).on_unavailable(on_unavailable))
+            .module_with(
+                failing,
+                ModuleSettings::new()
+                    .on_reject(on_reject)
+                    .on_unavailable(on_unavailable),
+            )
             .module_with(next, create())
             .build()
             .unwrap();
         let result = chain.login(&ambient()).await;
-        let label = format!("{} reject={on_reject:?} unavailable={on_unavailable:?}", matches!(answer, Answer::Reject));
+        let label = format!(
+            "{} reject={on_reject:?} unavailable={on_unavailable:?}",
+            matches!(answer, Answer::Reject)
+        );
         if reaches_next {
             assert_eq!(principal(result).module, "next", "{label}");
             assert_eq!(calls(&next_calls), 1, "{label}");
@@ -79,7 +87,10 @@ async fn each_policy_combination() {
             let err = result.expect_err(&label);
             match answer {
                 Answer::Reject => assert_eq!(err, AuthError::InvalidCredentials, "{label}"),
-                _ => assert!(matches!(err, AuthError::Unavailable { ref module, .. } if module == "failing"), "{label}"),
+                _ => assert!(
+                    matches!(err, AuthError::Unavailable { ref module, .. } if module == "failing"),
+                    "{label}"
+                ),
             }
             assert_eq!(calls(&next_calls), 0, "{label}");
         }
@@ -102,7 +113,10 @@ async fn final_error_prefers_a_rejection_then_an_outage_then_unauthenticated() {
     assert_eq!(err, AuthError::InvalidCredentials);
     // Only outages: Unavailable, naming the first module that failed.
     let err = run(vec![Answer::Abstain, Answer::Unavailable, Answer::Unavailable]).await;
-    assert!(matches!(err, AuthError::Unavailable { ref module, .. } if module == "m1"), "{err:?}");
+    assert!(
+        matches!(err, AuthError::Unavailable { ref module, .. } if module == "m1"),
+        "{err:?}"
+    );
     // Nobody applied.
     let err = run(vec![Answer::Abstain, Answer::Abstain]).await;
     assert!(matches!(err, AuthError::Unauthenticated { .. }), "{err:?}");
@@ -150,7 +164,11 @@ async fn explicit_selection_runs_that_module_alone() {
         .module(local(store))
         .build()
         .unwrap();
-    let p = principal(chain.login(&password_request("root", "break-glass").select("local")).await);
+    let p = principal(
+        chain
+            .login(&password_request("root", "break-glass").select("local"))
+            .await,
+    );
     assert_eq!(p.module, "local");
     assert_eq!(calls(&first_calls), 0);
 
@@ -159,12 +177,21 @@ async fn explicit_selection_runs_that_module_alone() {
     assert!(matches!(err, AuthError::Unauthenticated { .. }), "{err:?}");
     assert_eq!(calls(&first_calls), 0);
 
-    let err = chain.login(&ambient().select("no-such-module")).await.unwrap_err();
-    assert!(matches!(err, AuthError::InvalidRequest(ref m) if m.contains("no-such-module")), "{err:?}");
+    let err = chain
+        .login(&ambient().select("no-such-module"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AuthError::InvalidRequest(ref m) if m.contains("no-such-module")),
+        "{err:?}"
+    );
 
     // Starting a redirect login without naming the module is a bad request.
     let start = ambient().with_credentials(authchain::Credentials::Start { return_to: None });
-    assert!(matches!(chain.login(&start).await.unwrap_err(), AuthError::InvalidRequest(_)));
+    assert!(matches!(
+        chain.login(&start).await.unwrap_err(),
+        AuthError::InvalidRequest(_)
+    ));
 }
 
 #[tokio::test]
@@ -186,10 +213,17 @@ async fn nested_chain_is_a_module() {
     let p = principal(outer.login(&password_request("root", "break-glass")).await);
     assert_eq!(p.login, "root");
     assert!(p.has_role("admin"));
-    assert_eq!(p.identity.provider, "local", "the identity still names the module that verified it");
+    assert_eq!(
+        p.identity.provider, "local",
+        "the identity still names the module that verified it"
+    );
 
     // Selecting a module inside the nested chain reaches it.
-    let p = principal(outer.login(&password_request("root", "break-glass").select("local")).await);
+    let p = principal(
+        outer
+            .login(&password_request("root", "break-glass").select("local"))
+            .await,
+    );
     assert_eq!(p.login, "root");
 
     // A nested chain where nobody applied abstains, so the outer chain goes on.
@@ -243,7 +277,10 @@ async fn disabled_and_expired_accounts_are_refused_without_writes() {
         .module(Scripted::user("sso", "alice", &[]))
         .build()
         .unwrap();
-    assert_eq!(chain.login(&ambient()).await.unwrap_err(), AuthError::AccountDisabled);
+    assert_eq!(
+        chain.login(&ambient()).await.unwrap_err(),
+        AuthError::AccountDisabled
+    );
     assert_eq!(store.account(&acct.id).await.unwrap().unwrap().last_login, None);
 
     store.set_disabled(&acct.id, false).await.unwrap();
@@ -257,8 +294,14 @@ async fn disabled_and_expired_accounts_are_refused_without_writes() {
         .expire_inactive_after(std::time::Duration::from_secs(90 * 86_400))
         .build()
         .unwrap();
-    assert_eq!(expiring.login(&ambient()).await.unwrap_err(), AuthError::AccountExpired);
-    assert_eq!(store.account(&acct.id).await.unwrap().unwrap().last_login, Some(old));
+    assert_eq!(
+        expiring.login(&ambient()).await.unwrap_err(),
+        AuthError::AccountExpired
+    );
+    assert_eq!(
+        store.account(&acct.id).await.unwrap().unwrap().last_login,
+        Some(old)
+    );
     // Within the limit the same account gets in.
     let lenient = AuthChain::builder(store.clone())
         .module(Scripted::user("sso", "alice", &[]))

@@ -15,19 +15,31 @@ fn stores() -> Stores {
 
 #[test]
 fn the_full_example_parses_and_builds() {
-    let config = Config::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/config/full.toml")).unwrap();
-    assert_eq!(config.module_ids().collect::<Vec<_>>(), ["proxy", "local", "backup-local"]);
+    let config =
+        Config::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/config/full.toml")).unwrap();
+    assert_eq!(
+        config.module_ids().collect::<Vec<_>>(),
+        ["proxy", "local", "backup-local"]
+    );
     let chain = config.build(stores()).unwrap();
-    let visible: Vec<_> = chain.visible_modules().into_iter().map(|m| (m.id, m.description)).collect();
+    let visible: Vec<_> = chain
+        .visible_modules()
+        .into_iter()
+        .map(|m| (m.id, m.description))
+        .collect();
     assert_eq!(
         visible,
-        [("proxy".to_owned(), "Single sign-on".to_owned()), ("local".to_owned(), "Username and password".to_owned())]
+        [
+            ("proxy".to_owned(), "Single sign-on".to_owned()),
+            ("local".to_owned(), "Username and password".to_owned())
+        ]
     );
 }
 
 #[test]
 fn the_demo_configuration_builds() {
-    let config = Config::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/config/demo.toml")).unwrap();
+    let config =
+        Config::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/config/demo.toml")).unwrap();
     config.build(stores()).unwrap();
 }
 
@@ -50,7 +62,9 @@ fn unknown_keys_are_named() {
     let err = error("chain = []\n[accounts]\ncase_sensitive = true\n");
     assert!(err.to_string().contains("case_sensitive"), "{err}");
 
-    let err = error("chain = [\"p\"]\n[modules.p]\ntype = \"header\"\n[modules.p.role_mapping]\nmatch_dns = true\n");
+    let err = error(
+        "chain = [\"p\"]\n[modules.p]\ntype = \"header\"\n[modules.p.role_mapping]\nmatch_dns = true\n",
+    );
     assert!(err.to_string().contains("match_dns"), "{err}");
 }
 
@@ -58,10 +72,19 @@ fn unknown_keys_are_named() {
 fn bad_values_name_their_key() {
     let cases = [
         ("chain = [\"x\"]\n", "chain[0]"),
-        ("chain = [\"x\", \"x\"]\n[modules.x]\ntype = \"local\"\n", "chain[1]"),
+        (
+            "chain = [\"x\", \"x\"]\n[modules.x]\ntype = \"local\"\n",
+            "chain[1]",
+        ),
         ("chain = []\n[modules.x]\ntype = \"local\"\n", "modules.x"),
-        ("chain = [\"x\"]\n[modules.x]\ntype = \"kerberos\"\n", "modules.x.type"),
-        ("chain = []\ntrusted_proxies = [\"10.0.0.0/33\"]\n", "trusted_proxies[0]"),
+        (
+            "chain = [\"x\"]\n[modules.x]\ntype = \"kerberos\"\n",
+            "modules.x.type",
+        ),
+        (
+            "chain = []\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
+            "trusted_proxies[0]",
+        ),
         (
             "chain = [\"p\"]\n[modules.p]\ntype = \"header\"\ntrusted_proxies = [\"nope\"]\n",
             "modules.p.trusted_proxies[0]",
@@ -70,17 +93,35 @@ fn bad_values_name_their_key() {
             "chain = [\"p\"]\n[modules.p]\ntype = \"header\"\ntrusted_proxies = []\ninsecure_trust_any_peer = true\n",
             "modules.p.insecure_trust_any_peer",
         ),
-        ("chain = [\"p\"]\n[modules.p]\ntype = \"header\"\nprincipal_header = \"a b\"\n", "modules.p.principal_header"),
+        (
+            "chain = [\"p\"]\n[modules.p]\ntype = \"header\"\nprincipal_header = \"a b\"\n",
+            "modules.p.principal_header",
+        ),
         (
             "chain = [\"p\"]\n[modules.p]\ntype = \"header\"\n[[modules.p.role_mapping.rules]]\nrole = \"x\"\n",
             "modules.p.role_mapping.rules[0].group",
         ),
         ("chain = []\n[passwords]\nargon2_t_cost = 0\n", "passwords"),
-        ("chain = []\n[throttle]\nmax_attempts = 0\n", "throttle.max_attempts"),
-        ("chain = []\n[throttle]\nmax_attempts_per_ip = 0\n", "throttle.max_attempts_per_ip"),
-        ("chain = []\n[throttle]\nmax_attempts_per_ip = 20000\n", "throttle.max_attempts_per_ip"),
-        ("chain = []\n[accounts]\nexpire_inactive_after = \"PT0S\"\n", "accounts.expire_inactive_after"),
-        ("chain = [\"l\"]\n[modules.l]\ntype = \"local\"\nmax_password_bytes = 0\n", "modules.l.max_password_bytes"),
+        (
+            "chain = []\n[throttle]\nmax_attempts = 0\n",
+            "throttle.max_attempts",
+        ),
+        (
+            "chain = []\n[throttle]\nmax_attempts_per_ip = 0\n",
+            "throttle.max_attempts_per_ip",
+        ),
+        (
+            "chain = []\n[throttle]\nmax_attempts_per_ip = 20000\n",
+            "throttle.max_attempts_per_ip",
+        ),
+        (
+            "chain = []\n[accounts]\nexpire_inactive_after = \"PT0S\"\n",
+            "accounts.expire_inactive_after",
+        ),
+        (
+            "chain = [\"l\"]\n[modules.l]\ntype = \"local\"\nmax_password_bytes = 0\n",
+            "modules.l.max_password_bytes",
+        ),
     ];
     for (text, key) in cases {
         let err = error(text);
@@ -93,7 +134,10 @@ fn bad_values_name_their_key() {
 fn bad_syntax_and_types_point_at_the_key() {
     let err = error("chain = []\n[accounts]\nexpire_inactive_after = \"90 days\"\n");
     let text = err.to_string();
-    assert!(text.contains("expire_inactive_after") && text.contains("ISO 8601"), "{text}");
+    assert!(
+        text.contains("expire_inactive_after") && text.contains("ISO 8601"),
+        "{text}"
+    );
     let err = error("chain = []\n[throttle]\nwindow = \"P1M\"\n");
     assert!(err.to_string().contains("window"), "{err}");
     let err = error("chain = []\n[accounts]\nlogin_attribute = \"phone\"\n");
@@ -126,7 +170,8 @@ fn secrets_by_reference_or_inline() {
 
     let dir = std::env::temp_dir().join(format!("authchain-secret-{}", std::process::id()));
     std::fs::write(&dir, "from-file\n").unwrap();
-    let file: WithSecret = toml::from_str(&format!("secret = {{ file = {:?} }}", dir.display().to_string())).unwrap();
+    let file: WithSecret =
+        toml::from_str(&format!("secret = {{ file = {:?} }}", dir.display().to_string())).unwrap();
     assert_eq!(file.secret.resolve("secret").unwrap().expose(), "from-file");
     std::fs::remove_file(&dir).unwrap();
 

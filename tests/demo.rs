@@ -24,8 +24,13 @@ impl Drop for Demo {
 /// The example binary cargo built next to this test (`target/<profile>/examples/demo`).
 fn demo_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
-    let binary = profile_dir.join("examples").join(format!("demo{}", std::env::consts::EXE_SUFFIX));
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let binary = profile_dir
+        .join("examples")
+        .join(format!("demo{}", std::env::consts::EXE_SUFFIX));
     assert!(
         binary.exists(),
         "{} is missing: `cargo test` builds examples; run the whole test suite, not --test demo alone after a clean",
@@ -46,7 +51,10 @@ fn start() -> Demo {
     let mut base = None;
     let mut password = None;
     while base.is_none() || password.is_none() {
-        let line = lines.next().expect("the demo printed its address and password").expect("utf-8");
+        let line = lines
+            .next()
+            .expect("the demo printed its address and password")
+            .expect("utf-8");
         if let Some(rest) = line.strip_prefix("authchain demo listening on ") {
             base = Some(rest.trim().to_owned());
         } else if let Some(rest) = line.strip_prefix("admin one-time password: ") {
@@ -80,7 +88,12 @@ fn session_cookie(response: &reqwest::Response) -> String {
 }
 
 async fn me(client: &reqwest::Client, base: &str, cookie: &str) -> serde_json::Value {
-    let response = client.get(format!("{base}/me")).header("cookie", cookie).send().await.unwrap();
+    let response = client
+        .get(format!("{base}/me"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.unwrap()
 }
@@ -90,7 +103,14 @@ async fn demo_signs_in_with_a_password_and_through_the_proxy() {
     let demo = start();
     let browser = client("127.0.0.1");
 
-    let page = browser.get(&demo.base).send().await.unwrap().text().await.unwrap();
+    let page = browser
+        .get(&demo.base)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("Username and password"), "{page}");
     assert!(page.contains("Single sign-on (reverse proxy)"), "{page}");
 

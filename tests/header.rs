@@ -62,14 +62,21 @@ async fn trusted_proxy_headers_become_an_identity() {
     let id = identity(&module(), &req).await;
     assert_eq!(id.login, "alice");
     assert_eq!(id.subject, "alice");
-    assert_eq!(id.groups, ["admins", "devs", "ops"], "split, trimmed, de-duplicated, lines joined");
+    assert_eq!(
+        id.groups,
+        ["admins", "devs", "ops"],
+        "split, trimmed, de-duplicated, lines joined"
+    );
     assert_eq!(id.email.as_deref(), Some("alice@example.org"));
     assert_eq!(id.display_name.as_deref(), Some("Alice Liddell"));
 }
 
 #[tokio::test]
 async fn spoofed_headers_from_an_untrusted_peer_are_ignored() {
-    let req = request("203.0.113.9", &[("remote-user", b"admin"), ("remote-groups", b"admins")]);
+    let req = request(
+        "203.0.113.9",
+        &[("remote-user", b"admin"), ("remote-groups", b"admins")],
+    );
     assert_eq!(module().authenticate(&req).await.unwrap(), Outcome::Abstain);
 
     // Loopback is not trusted unless configured.
@@ -86,7 +93,10 @@ async fn spoofed_headers_from_an_untrusted_peer_are_ignored() {
         .module_with(module(), ModuleSettings::new().provisioning(Provisioning::Create))
         .build()
         .unwrap();
-    let err = chain.login(&request("203.0.113.9", &[("remote-user", b"admin")])).await.unwrap_err();
+    let err = chain
+        .login(&request("203.0.113.9", &[("remote-user", b"admin")]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, AuthError::Unauthenticated { .. }), "{err:?}");
 }
 
@@ -104,18 +114,45 @@ async fn insecure_trust_any_peer_trusts_everybody() {
 async fn every_malformed_principal_is_rejected() {
     let long = "a".repeat(257);
     let cases: Vec<(&str, Vec<(&str, &[u8])>, &str)> = vec![
-        ("duplicate", vec![("remote-user", b"alice"), ("remote-user", b"admin")], "more than once"),
+        (
+            "duplicate",
+            vec![("remote-user", b"alice"), ("remote-user", b"admin")],
+            "more than once",
+        ),
         ("empty", vec![("remote-user", b"")], "empty"),
         ("blank", vec![("remote-user", b"   ")], "empty"),
-        ("over-long", vec![("remote-user", long.as_bytes())], "longer than 256"),
+        (
+            "over-long",
+            vec![("remote-user", long.as_bytes())],
+            "longer than 256",
+        ),
         ("tab", vec![("remote-user", b"ali\tce")], "control character"),
-        ("C1 control", vec![("remote-user", "alice\u{85}".as_bytes())], "control character"),
+        (
+            "C1 control",
+            vec![("remote-user", "alice\u{85}".as_bytes())],
+            "control character",
+        ),
         ("not UTF-8", vec![("remote-user", b"al\xffce")], "not UTF-8"),
-        ("bad group", vec![("remote-user", b"alice"), ("remote-groups", b"ok,ba\td")], "control character"),
-        ("duplicate email", vec![("remote-user", b"a"), ("remote-email", b"x@y"), ("remote-email", b"z@y")], "more than once"),
+        (
+            "bad group",
+            vec![("remote-user", b"alice"), ("remote-groups", b"ok,ba\td")],
+            "control character",
+        ),
+        (
+            "duplicate email",
+            vec![
+                ("remote-user", b"a"),
+                ("remote-email", b"x@y"),
+                ("remote-email", b"z@y"),
+            ],
+            "more than once",
+        ),
     ];
     for (label, headers, expected) in cases {
-        let err = module().authenticate(&request(PROXY, &headers)).await.unwrap_err();
+        let err = module()
+            .authenticate(&request(PROXY, &headers))
+            .await
+            .unwrap_err();
         match &err {
             AuthError::InvalidRequest(message) => assert!(message.contains(expected), "{label}: {message}"),
             other => panic!("{label}: expected InvalidRequest, got {other:?}"),
@@ -123,15 +160,25 @@ async fn every_malformed_principal_is_rejected() {
         assert_eq!(err.status_code(), 400, "{label}");
     }
     // An empty groups header is "no groups", not an error.
-    let id = identity(&module(), &request(PROXY, &[("remote-user", b"a"), ("remote-groups", b"")])).await;
+    let id = identity(
+        &module(),
+        &request(PROXY, &[("remote-user", b"a"), ("remote-groups", b"")]),
+    )
+    .await;
     assert!(id.groups.is_empty());
     // Too many groups.
     let many: String = (0..1100).map(|i| format!("g{i},")).collect();
     let err = module()
-        .authenticate(&request(PROXY, &[("remote-user", b"a"), ("remote-groups", many.as_bytes())]))
+        .authenticate(&request(
+            PROXY,
+            &[("remote-user", b"a"), ("remote-groups", many.as_bytes())],
+        ))
         .await
         .unwrap_err();
-    assert!(matches!(err, AuthError::InvalidRequest(ref m) if m.contains("more than 1024 groups")), "{err:?}");
+    assert!(
+        matches!(err, AuthError::InvalidRequest(ref m) if m.contains("more than 1024 groups")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -141,7 +188,10 @@ async fn a_rejected_header_stops_a_chain_configured_to_stop() {
         .build()
         .unwrap();
     let req = request(PROXY, &[("remote-user", b"alice"), ("remote-user", b"admin")]);
-    assert!(matches!(chain.login(&req).await.unwrap_err(), AuthError::InvalidRequest(_)));
+    assert!(matches!(
+        chain.login(&req).await.unwrap_err(),
+        AuthError::InvalidRequest(_)
+    ));
 }
 
 #[tokio::test]
@@ -152,11 +202,23 @@ async fn fail_if_missing_rejects_instead_of_abstaining() {
         .build()
         .unwrap();
     let err = strict.authenticate(&request(PROXY, &[])).await.unwrap_err();
-    assert!(matches!(err, AuthError::Unauthenticated { ref reason } if reason.contains("remote-user")), "{err:?}");
-    let err = strict.authenticate(&request("203.0.113.9", &[("remote-user", b"x")])).await.unwrap_err();
-    assert!(matches!(err, AuthError::Unauthenticated { ref reason } if reason.contains("trusted proxy")), "{err:?}");
+    assert!(
+        matches!(err, AuthError::Unauthenticated { ref reason } if reason.contains("remote-user")),
+        "{err:?}"
+    );
+    let err = strict
+        .authenticate(&request("203.0.113.9", &[("remote-user", b"x")]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AuthError::Unauthenticated { ref reason } if reason.contains("trusted proxy")),
+        "{err:?}"
+    );
     // Without the flag a missing header is an abstention.
-    assert_eq!(module().authenticate(&request(PROXY, &[])).await.unwrap(), Outcome::Abstain);
+    assert_eq!(
+        module().authenticate(&request(PROXY, &[])).await.unwrap(),
+        Outcome::Abstain
+    );
 }
 
 #[tokio::test]
@@ -170,15 +232,28 @@ async fn realm_strip_lowercase_and_custom_names() {
         .lowercase(true)
         .build()
         .unwrap();
-    let req = request(PROXY, &[("x-remote-user", b"Alice@EXAMPLE.ORG"), ("x-groups", b"a;b,c"), ("remote-user", b"eve")]);
+    let req = request(
+        PROXY,
+        &[
+            ("x-remote-user", b"Alice@EXAMPLE.ORG"),
+            ("x-groups", b"a;b,c"),
+            ("remote-user", b"eve"),
+        ],
+    );
     let id = identity(&m, &req).await;
     assert_eq!(id.login, "alice");
     assert_eq!(id.groups, ["a", "b,c"]);
     // A principal that is only a realm is empty after stripping.
-    let err = m.authenticate(&request(PROXY, &[("x-remote-user", b"@EXAMPLE.ORG")])).await.unwrap_err();
+    let err = m
+        .authenticate(&request(PROXY, &[("x-remote-user", b"@EXAMPLE.ORG")]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, AuthError::InvalidRequest(_)), "{err:?}");
     // Bad header names are configuration errors naming the key.
-    let err = HeaderModule::builder("krb").principal_header("bad header").build().unwrap_err();
+    let err = HeaderModule::builder("krb")
+        .principal_header("bad header")
+        .build()
+        .unwrap_err();
     assert_eq!(err.key(), Some("modules.krb.principal_header"));
 }
 
@@ -192,19 +267,36 @@ async fn client_ip_from_x_forwarded_for_ignores_a_forged_left_part() {
     // The client sent "X-Forwarded-For: 1.1.1.1"; the proxy appended the real peer.
     let req = request(
         PROXY,
-        &[("remote-user", b"alice"), ("x-forwarded-for", b"1.1.1.1, 198.51.100.7")],
+        &[
+            ("remote-user", b"alice"),
+            ("x-forwarded-for", b"1.1.1.1, 198.51.100.7"),
+        ],
     );
     let p = principal(chain.login(&req).await);
     assert_eq!(p.client_ip, "198.51.100.7".parse::<IpAddr>().unwrap());
     // Two trusted hops are skipped.
-    let req = request(PROXY, &[("remote-user", b"alice"), ("x-forwarded-for", b"1.1.1.1, 198.51.100.7, 10.0.0.9")]);
-    assert_eq!(principal(chain.login(&req).await).client_ip, "198.51.100.7".parse::<IpAddr>().unwrap());
+    let req = request(
+        PROXY,
+        &[
+            ("remote-user", b"alice"),
+            ("x-forwarded-for", b"1.1.1.1, 198.51.100.7, 10.0.0.9"),
+        ],
+    );
+    assert_eq!(
+        principal(chain.login(&req).await).client_ip,
+        "198.51.100.7".parse::<IpAddr>().unwrap()
+    );
     // An untrusted peer's X-Forwarded-For is ignored entirely.
     let req = request("198.51.100.99", &[("x-forwarded-for", b"10.0.0.1")]);
-    assert_eq!(chain.client_ip(&req).unwrap(), "198.51.100.99".parse::<IpAddr>().unwrap());
+    assert_eq!(
+        chain.client_ip(&req).unwrap(),
+        "198.51.100.99".parse::<IpAddr>().unwrap()
+    );
     // Garbage from a trusted proxy is a clear error.
     let req = request(PROXY, &[("x-forwarded-for", b"not-an-ip")]);
-    assert!(matches!(chain.client_ip(&req), Err(AuthError::InvalidRequest(ref m)) if m.contains("X-Forwarded-For")));
+    assert!(
+        matches!(chain.client_ip(&req), Err(AuthError::InvalidRequest(ref m)) if m.contains("X-Forwarded-For"))
+    );
 }
 
 #[tokio::test]
@@ -214,11 +306,29 @@ async fn client_ip_from_rfc7239_forwarded() {
         .client_ip_from(trust)
         .build()
         .unwrap();
-    let req = request(PROXY, &[("forwarded", br#"for=1.1.1.1, for="[2001:db8::7]:443";proto=https"#)]);
-    assert_eq!(chain.client_ip(&req).unwrap(), "2001:db8::7".parse::<IpAddr>().unwrap());
+    let req = request(
+        PROXY,
+        &[(
+            "forwarded",
+            br#"for=1.1.1.1, for="[2001:db8::7]:443";proto=https"#,
+        )],
+    );
+    assert_eq!(
+        chain.client_ip(&req).unwrap(),
+        "2001:db8::7".parse::<IpAddr>().unwrap()
+    );
     // When reading Forwarded, a forged X-Forwarded-For is not consulted.
-    let req = request(PROXY, &[("forwarded", b"for=198.51.100.1"), ("x-forwarded-for", b"1.1.1.1")]);
-    assert_eq!(chain.client_ip(&req).unwrap(), "198.51.100.1".parse::<IpAddr>().unwrap());
+    let req = request(
+        PROXY,
+        &[
+            ("forwarded", b"for=198.51.100.1"),
+            ("x-forwarded-for", b"1.1.1.1"),
+        ],
+    );
+    assert_eq!(
+        chain.client_ip(&req).unwrap(),
+        "198.51.100.1".parse::<IpAddr>().unwrap()
+    );
 }
 
 #[tokio::test]
@@ -226,14 +336,30 @@ async fn groups_from_headers_map_to_roles() {
     let chain = AuthChain::builder(Arc::new(MemoryUserStore::new()))
         .module_with(
             module(),
-            ModuleSettings::new()
-                .provisioning(Provisioning::Create)
-                .roles(RoleMapping::builder().rule("admins", "admin").default_for_unmapped("viewer").build().unwrap()),
+            ModuleSettings::new().provisioning(Provisioning::Create).roles(
+                RoleMapping::builder()
+                    .rule("admins", "admin")
+                    .default_for_unmapped("viewer")
+                    .build()
+                    .unwrap(),
+            ),
         )
         .build()
         .unwrap();
     let req = request(PROXY, &[("remote-user", b"alice"), ("remote-groups", b"admins")]);
-    assert_eq!(principal(chain.login(&req).await).roles.into_iter().collect::<Vec<_>>(), ["admin"]);
+    assert_eq!(
+        principal(chain.login(&req).await)
+            .roles
+            .into_iter()
+            .collect::<Vec<_>>(),
+        ["admin"]
+    );
     let req = request(PROXY, &[("remote-user", b"bob")]);
-    assert_eq!(principal(chain.login(&req).await).roles.into_iter().collect::<Vec<_>>(), ["viewer"]);
+    assert_eq!(
+        principal(chain.login(&req).await)
+            .roles
+            .into_iter()
+            .collect::<Vec<_>>(),
+        ["viewer"]
+    );
 }

@@ -28,18 +28,31 @@ fn request() -> AuthRequest {
 async fn existing_refuses_unknown_subjects_and_creates_nothing() {
     let store = Arc::new(MemoryUserStore::new());
     store.create_account(NewAccount::new("alice")).await.unwrap();
-    let err = chain(&store, "alice", Provisioning::Existing).login(&request()).await.unwrap_err();
+    let err = chain(&store, "alice", Provisioning::Existing)
+        .login(&request())
+        .await
+        .unwrap_err();
     assert!(matches!(err, AuthError::Forbidden { .. }), "{err:?}");
     assert_eq!(err.status_code(), 403);
     assert_eq!(store.len(), 1);
-    assert!(store.find_by_link("sso", "alice").await.unwrap().is_none(), "existing never links by name");
+    assert!(
+        store.find_by_link("sso", "alice").await.unwrap().is_none(),
+        "existing never links by name"
+    );
 }
 
 #[tokio::test]
 async fn existing_accepts_a_linked_subject() {
     let store = Arc::new(MemoryUserStore::new());
-    let account = store.create_account(NewAccount::new("a.smith").linked_to("sso", "alice")).await.unwrap();
-    let p = principal(chain(&store, "alice", Provisioning::Existing).login(&request()).await);
+    let account = store
+        .create_account(NewAccount::new("a.smith").linked_to("sso", "alice"))
+        .await
+        .unwrap();
+    let p = principal(
+        chain(&store, "alice", Provisioning::Existing)
+            .login(&request())
+            .await,
+    );
     assert_eq!(p.account_id, account.id);
     assert_eq!(p.login, "a.smith", "the local login name, not the provider's");
     // The same subject at another provider is somebody else.
@@ -47,22 +60,35 @@ async fn existing_accepts_a_linked_subject() {
         .module(Scripted::user("other-sso", "alice", &[]))
         .build()
         .unwrap();
-    assert!(matches!(other.login(&request()).await.unwrap_err(), AuthError::Forbidden { .. }));
+    assert!(matches!(
+        other.login(&request()).await.unwrap_err(),
+        AuthError::Forbidden { .. }
+    ));
 }
 
 #[tokio::test]
 async fn link_by_login_links_once_then_by_subject() {
     let store = Arc::new(MemoryUserStore::new());
     let account = store.create_account(NewAccount::new("bob")).await.unwrap();
-    let p = principal(chain(&store, "bob", Provisioning::LinkByLogin).login(&request()).await);
+    let p = principal(
+        chain(&store, "bob", Provisioning::LinkByLogin)
+            .login(&request())
+            .await,
+    );
     assert_eq!(p.account_id, account.id);
     let stored = store.account(&account.id).await.unwrap().unwrap();
     assert_eq!(stored.links.len(), 1);
     assert!(stored.last_login.is_some());
-    assert_eq!(store.find_by_link("sso", "bob").await.unwrap().unwrap().id, account.id);
+    assert_eq!(
+        store.find_by_link("sso", "bob").await.unwrap().unwrap().id,
+        account.id
+    );
 
     // No local account of that name: refused, nothing created.
-    let err = chain(&store, "nobody", Provisioning::LinkByLogin).login(&request()).await.unwrap_err();
+    let err = chain(&store, "nobody", Provisioning::LinkByLogin)
+        .login(&request())
+        .await
+        .unwrap_err();
     assert!(matches!(err, AuthError::Forbidden { .. }));
     assert_eq!(store.len(), 1);
 }
@@ -70,7 +96,10 @@ async fn link_by_login_links_once_then_by_subject() {
 #[tokio::test]
 async fn link_by_login_matches_login_names_never_emails() {
     let store = Arc::new(MemoryUserStore::new());
-    store.create_account(NewAccount::new("admin").email("eve@example.org")).await.unwrap();
+    store
+        .create_account(NewAccount::new("admin").email("eve@example.org"))
+        .await
+        .unwrap();
     // The provider asserts a login name equal to the admin's email address.
     let chain = AuthChain::builder(store.clone())
         .login_names(authchain::account::LoginNames {
@@ -85,13 +114,22 @@ async fn link_by_login_matches_login_names_never_emails() {
         .unwrap();
     let err = chain.login(&request()).await.unwrap_err();
     assert!(matches!(err, AuthError::Forbidden { .. }), "{err:?}");
-    assert!(store.find_by_link("sso", "eve@example.org").await.unwrap().is_none());
+    assert!(
+        store
+            .find_by_link("sso", "eve@example.org")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
 async fn link_by_login_never_relinks_an_account_to_a_second_subject() {
     let store = Arc::new(MemoryUserStore::new());
-    store.create_account(NewAccount::new("carol").linked_to("sso", "carol-original")).await.unwrap();
+    store
+        .create_account(NewAccount::new("carol").linked_to("sso", "carol-original"))
+        .await
+        .unwrap();
     // A different subject at the same provider now claims the login name `carol`.
     let impostor = AuthChain::builder(store.clone())
         .module_with(
@@ -114,10 +152,18 @@ async fn link_by_login_never_relinks_an_account_to_a_second_subject() {
 #[tokio::test]
 async fn create_makes_an_account_just_in_time() {
     let store = Arc::new(MemoryUserStore::new());
-    let p = principal(chain(&store, "dave", Provisioning::Create).login(&request()).await);
+    let p = principal(
+        chain(&store, "dave", Provisioning::Create)
+            .login(&request())
+            .await,
+    );
     assert_eq!(p.login, "dave");
     assert_eq!(store.len(), 1);
-    let again = principal(chain(&store, "dave", Provisioning::Create).login(&request()).await);
+    let again = principal(
+        chain(&store, "dave", Provisioning::Create)
+            .login(&request())
+            .await,
+    );
     assert_eq!(again.account_id, p.account_id, "the second login finds the link");
     assert_eq!(store.len(), 1);
 }
@@ -125,8 +171,14 @@ async fn create_makes_an_account_just_in_time() {
 #[tokio::test]
 async fn create_never_takes_over_an_existing_name() {
     let store = Arc::new(MemoryUserStore::new());
-    let admin = store.create_account(NewAccount::new("Admin").role("admin")).await.unwrap();
-    let err = chain(&store, "admin", Provisioning::Create).login(&request()).await.unwrap_err();
+    let admin = store
+        .create_account(NewAccount::new("Admin").role("admin"))
+        .await
+        .unwrap();
+    let err = chain(&store, "admin", Provisioning::Create)
+        .login(&request())
+        .await
+        .unwrap_err();
     assert!(matches!(err, AuthError::Forbidden { .. }), "{err:?}");
     let stored = store.account(&admin.id).await.unwrap().unwrap();
     assert!(stored.links.is_empty());

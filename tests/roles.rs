@@ -24,7 +24,10 @@ fn union_of_matching_rules_deduplicated() {
         .rule("finance", "billing")
         .build()
         .unwrap();
-    assert_eq!(mapping.map(&["admins", "devs", "unrelated"]), set(&["admin", "developer", "editor"]));
+    assert_eq!(
+        mapping.map(&["admins", "devs", "unrelated"]),
+        set(&["admin", "developer", "editor"])
+    );
     assert_eq!(mapping.map::<&str>(&[]), set(&[]));
 }
 
@@ -42,26 +45,43 @@ fn default_role_only_for_unmapped_users() {
 
 #[test]
 fn dn_and_name_matching() {
-    let by_name = RoleMapping::builder().rule("admins", "admin").match_dn(true).build().unwrap();
-    assert_eq!(by_name.map(&["cn=admins,ou=groups,dc=example,dc=org"]), set(&["admin"]));
+    let by_name = RoleMapping::builder()
+        .rule("admins", "admin")
+        .match_dn(true)
+        .build()
+        .unwrap();
+    assert_eq!(
+        by_name.map(&["cn=admins,ou=groups,dc=example,dc=org"]),
+        set(&["admin"])
+    );
     assert_eq!(by_name.map(&["admins"]), set(&["admin"]));
     // Only the first RDN's value counts: an `ou=admins` further right does not.
     assert_eq!(by_name.map(&["cn=users,ou=admins,dc=example,dc=org"]), set(&[]));
 
     let without_dn = RoleMapping::builder().rule("admins", "admin").build().unwrap();
-    assert_eq!(without_dn.map(&["cn=admins,ou=groups,dc=example,dc=org"]), set(&[]));
+    assert_eq!(
+        without_dn.map(&["cn=admins,ou=groups,dc=example,dc=org"]),
+        set(&[])
+    );
 
     let by_dn = RoleMapping::builder()
         .rule("cn=ops,ou=groups,dc=example,dc=org", "operator")
         .build()
         .unwrap();
-    assert_eq!(by_dn.map(&["cn=ops,ou=groups,dc=example,dc=org"]), set(&["operator"]));
+    assert_eq!(
+        by_dn.map(&["cn=ops,ou=groups,dc=example,dc=org"]),
+        set(&["operator"])
+    );
     assert_eq!(by_dn.map(&["ops"]), set(&[]));
 }
 
 #[test]
 fn case_insensitive_matching_only_when_configured() {
-    let sensitive = RoleMapping::builder().rule("Admins", "admin").match_dn(true).build().unwrap();
+    let sensitive = RoleMapping::builder()
+        .rule("Admins", "admin")
+        .match_dn(true)
+        .build()
+        .unwrap();
     assert_eq!(sensitive.map(&["admins"]), set(&[]));
     let insensitive = RoleMapping::builder()
         .rule("Admins", "admin")
@@ -86,7 +106,12 @@ async fn reconciliation_keeps_hand_granted_roles() {
     let store = Arc::new(MemoryUserStore::new());
     // An administrator granted `auditor` by hand; `admin` is also granted by hand.
     let account = store
-        .create_account(NewAccount::new("alice").role("auditor").role("admin").linked_to("sso", "alice"))
+        .create_account(
+            NewAccount::new("alice")
+                .role("auditor")
+                .role("admin")
+                .linked_to("sso", "alice"),
+        )
         .await
         .unwrap();
     let mapping = || {
@@ -100,7 +125,9 @@ async fn reconciliation_keeps_hand_granted_roles() {
         AuthChain::builder(store.clone())
             .module_with(
                 Scripted::user("sso", "alice", groups),
-                ModuleSettings::new().provisioning(Provisioning::Existing).roles(mapping()),
+                ModuleSettings::new()
+                    .provisioning(Provisioning::Existing)
+                    .roles(mapping()),
             )
             .build()
             .unwrap()

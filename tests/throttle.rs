@@ -51,21 +51,36 @@ async fn chain(policy: ThrottlePolicy) -> (AuthChain, Arc<std::sync::atomic::Ato
 async fn lockout_after_n_failures_with_retry_after_and_no_module_reached() {
     let (chain, spy_calls) = chain(policy(3, 100)).await;
     for _ in 0..3 {
-        assert_eq!(chain.login(&from("198.51.100.1", "root", "guess")).await.unwrap_err(), AuthError::InvalidCredentials);
+        assert_eq!(
+            chain
+                .login(&from("198.51.100.1", "root", "guess"))
+                .await
+                .unwrap_err(),
+            AuthError::InvalidCredentials
+        );
     }
     assert_eq!(calls(&spy_calls), 3);
     // The fourth attempt, even with the right password, is throttled before any module.
-    let err = chain.login(&from("198.51.100.1", "root", "break-glass")).await.unwrap_err();
+    let err = chain
+        .login(&from("198.51.100.1", "root", "break-glass"))
+        .await
+        .unwrap_err();
     match err {
         AuthError::Throttled { retry_after } => {
-            assert!(retry_after > Duration::from_secs(590) && retry_after <= Duration::from_secs(600), "{retry_after:?}");
+            assert!(
+                retry_after > Duration::from_secs(590) && retry_after <= Duration::from_secs(600),
+                "{retry_after:?}"
+            );
         }
         other => panic!("expected Throttled, got {other:?}"),
     }
     assert_eq!(err.status_code(), 429);
     assert_eq!(calls(&spy_calls), 3, "a throttled request must reach no module");
     // Case variants of the name share the counter.
-    assert!(matches!(chain.login(&from("198.51.100.1", "ROOT", "x")).await, Err(AuthError::Throttled { .. })));
+    assert!(matches!(
+        chain.login(&from("198.51.100.1", "ROOT", "x")).await,
+        Err(AuthError::Throttled { .. })
+    ));
 }
 
 #[tokio::test]
@@ -74,7 +89,10 @@ async fn another_address_is_not_locked_out() {
     for _ in 0..5 {
         let _ = chain.login(&from("203.0.113.66", "root", "guess")).await;
     }
-    assert!(matches!(chain.login(&from("203.0.113.66", "root", "x")).await, Err(AuthError::Throttled { .. })));
+    assert!(matches!(
+        chain.login(&from("203.0.113.66", "root", "x")).await,
+        Err(AuthError::Throttled { .. })
+    ));
     let p = principal(chain.login(&from("192.0.2.50", "root", "break-glass")).await);
     assert_eq!(p.login, "root");
 }
@@ -88,7 +106,13 @@ async fn success_resets_the_pair() {
     principal(chain.login(&from("198.51.100.2", "root", "break-glass")).await);
     // Two more failures are allowed again before the lock.
     for _ in 0..2 {
-        assert_eq!(chain.login(&from("198.51.100.2", "root", "guess")).await.unwrap_err(), AuthError::InvalidCredentials);
+        assert_eq!(
+            chain
+                .login(&from("198.51.100.2", "root", "guess"))
+                .await
+                .unwrap_err(),
+            AuthError::InvalidCredentials
+        );
     }
     principal(chain.login(&from("198.51.100.2", "root", "break-glass")).await);
 }
@@ -97,7 +121,9 @@ async fn success_resets_the_pair() {
 async fn per_address_limit_spans_login_names() {
     let (chain, _) = chain(policy(100, 4)).await;
     for i in 0..4 {
-        let _ = chain.login(&from("198.51.100.3", &format!("user{i}"), "guess")).await;
+        let _ = chain
+            .login(&from("198.51.100.3", &format!("user{i}"), "guess"))
+            .await;
     }
     assert!(matches!(
         chain.login(&from("198.51.100.3", "root", "break-glass")).await,
@@ -112,13 +138,22 @@ async fn memory_attempt_store_is_bounded() {
     let store = MemoryAttemptStore::with_bounds(10, 3);
     let now = std::time::SystemTime::now();
     for i in 0..50 {
-        store.record_failure(&format!("k{i}"), now, Duration::from_secs(60)).await.unwrap();
+        store
+            .record_failure(&format!("k{i}"), now, Duration::from_secs(60))
+            .await
+            .unwrap();
     }
     assert!(store.len() <= 10, "{}", store.len());
     for _ in 0..10 {
-        store.record_failure("hot", now, Duration::from_secs(60)).await.unwrap();
+        store
+            .record_failure("hot", now, Duration::from_secs(60))
+            .await
+            .unwrap();
     }
-    let count = store.failures_since("hot", now - Duration::from_secs(60)).await.unwrap();
+    let count = store
+        .failures_since("hot", now - Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(count.count, 3);
 }
 

@@ -11,8 +11,8 @@ pub use login::{LoginAttribute, LoginNames};
 pub use password::{HashScheme, PasswordError, PasswordPolicy, Verification};
 pub use roles::{RoleMapping, RoleMappingBuilder, RoleRule};
 pub use store::{Account, ExternalLink, LoginUpdate, MemoryUserStore, NewAccount, UserStore};
-pub use throttle::{AttemptStore, FailureCount, MAX_FAILURES_PER_KEY, MemoryAttemptStore, ThrottlePolicy};
 pub(crate) use throttle::Throttle;
+pub use throttle::{AttemptStore, FailureCount, MAX_FAILURES_PER_KEY, MemoryAttemptStore, ThrottlePolicy};
 
 /// What happens when a provider verifies an external subject that no local
 /// account is linked to yet.

@@ -104,7 +104,8 @@ impl PasswordPolicy {
 
     /// argon2id with the given memory (KiB), iterations and parallelism.
     pub fn argon2id(m_cost_kib: u32, t_cost: u32, p_cost: u32) -> Result<Self, PasswordError> {
-        let params = Params::new(m_cost_kib, t_cost, p_cost, None).map_err(|e| PasswordError::Params(e.to_string()))?;
+        let params = Params::new(m_cost_kib, t_cost, p_cost, None)
+            .map_err(|e| PasswordError::Params(e.to_string()))?;
         Ok(PasswordPolicy {
             params,
             dummy_hash: OnceLock::new(),
@@ -212,17 +213,34 @@ mod tests {
         let policy = PasswordPolicy::fast_insecure_for_tests();
         let hash = policy.hash("s3cret").unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert_eq!(policy.verify(&"s3cret".into(), &hash), Verification::Valid { needs_rehash: false });
+        assert_eq!(
+            policy.verify(&"s3cret".into(), &hash),
+            Verification::Valid { needs_rehash: false }
+        );
         assert_eq!(policy.verify(&"S3cret".into(), &hash), Verification::Invalid);
         let stronger = PasswordPolicy::argon2id(64, 2, 1).unwrap();
-        assert_eq!(stronger.verify(&"s3cret".into(), &hash), Verification::Valid { needs_rehash: true });
+        assert_eq!(
+            stronger.verify(&"s3cret".into(), &hash),
+            Verification::Valid { needs_rehash: true }
+        );
     }
 
     #[test]
     fn garbage_hashes_are_unreadable() {
         let policy = PasswordPolicy::fast_insecure_for_tests();
-        for bad in ["", "plain", "$argon2id$garbage", "$6$", "$2b$99$xyz", "$unknown$x$y"] {
-            assert_eq!(policy.verify(&"x".into(), bad), Verification::UnreadableHash, "{bad}");
+        for bad in [
+            "",
+            "plain",
+            "$argon2id$garbage",
+            "$6$",
+            "$2b$99$xyz",
+            "$unknown$x$y",
+        ] {
+            assert_eq!(
+                policy.verify(&"x".into(), bad),
+                Verification::UnreadableHash,
+                "{bad}"
+            );
         }
     }
 }

@@ -114,7 +114,11 @@ impl RoleMappingBuilder {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let index = |role: &str| roles.binary_search_by(|r| r.as_str().cmp(role)).unwrap_or_default();
+        let index = |role: &str| {
+            roles
+                .binary_search_by(|r| r.as_str().cmp(role))
+                .unwrap_or_default()
+        };
         let mut mapping = RoleMapping {
             case_insensitive: self.case_insensitive,
             match_dn: self.match_dn,
@@ -163,7 +167,11 @@ impl RoleMapping {
         let mut folded = String::new();
         for group in groups {
             let group = group.as_ref();
-            let short_name = if self.match_dn { first_rdn_value(group) } else { None };
+            let short_name = if self.match_dn {
+                first_rdn_value(group)
+            } else {
+                None
+            };
             if short_name.is_none() || self.has_dn_rules {
                 any |= self.grant(group, &mut folded, &mut granted);
             }
@@ -252,7 +260,10 @@ pub(crate) fn first_rdn_value(dn: &str) -> Option<Cow<'_, str>> {
     let mut i = 0;
     while i < raw.len() {
         if raw[i] == b'\\' && i + 1 < raw.len() {
-            let hex = raw.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+            let hex = raw
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
             match hex {
                 Some(byte) => {
                     out.push(byte);
@@ -277,8 +288,14 @@ mod tests {
 
     #[test]
     fn rdn_values() {
-        assert_eq!(first_rdn_value("cn=admins,ou=groups,dc=x").as_deref(), Some("admins"));
-        assert_eq!(first_rdn_value("CN=Domain Admins,CN=Users").as_deref(), Some("Domain Admins"));
+        assert_eq!(
+            first_rdn_value("cn=admins,ou=groups,dc=x").as_deref(),
+            Some("admins")
+        );
+        assert_eq!(
+            first_rdn_value("CN=Domain Admins,CN=Users").as_deref(),
+            Some("Domain Admins")
+        );
         assert_eq!(first_rdn_value(r"cn=a\,b,ou=x").as_deref(), Some("a,b"));
         assert_eq!(first_rdn_value(r"cn=caf\C3\A9,ou=x").as_deref(), Some("café"));
         assert_eq!(first_rdn_value("admins"), None);

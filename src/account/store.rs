@@ -60,7 +60,10 @@ impl fmt::Debug for Account {
             .field("login", &self.login)
             .field("email", &self.email)
             .field("display_name", &self.display_name)
-            .field("password_hash", &self.password_hash.as_ref().map(|_| "[redacted]"))
+            .field(
+                "password_hash",
+                &self.password_hash.as_ref().map(|_| "[redacted]"),
+            )
             .field("disabled", &self.disabled)
             .field("roles", &self.roles)
             .field("mapped_roles", &self.mapped_roles)
@@ -186,9 +189,11 @@ pub trait UserStore: Send + Sync {
     /// The account with this id.
     async fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError>;
     /// The account with this login name.
-    async fn find_by_login(&self, login: &str, case_insensitive: bool) -> Result<Option<Account>, StoreError>;
+    async fn find_by_login(&self, login: &str, case_insensitive: bool)
+    -> Result<Option<Account>, StoreError>;
     /// The account with this email address.
-    async fn find_by_email(&self, email: &str, case_insensitive: bool) -> Result<Option<Account>, StoreError>;
+    async fn find_by_email(&self, email: &str, case_insensitive: bool)
+    -> Result<Option<Account>, StoreError>;
     /// The account linked to `(provider, subject)`.
     async fn find_by_link(&self, provider: &str, subject: &str) -> Result<Option<Account>, StoreError>;
     /// Creates an account (and its link), or [`StoreError::Conflict`] if the login
@@ -221,7 +226,13 @@ struct Inner {
 }
 
 impl Inner {
-    fn find(&self, index: &HashMap<String, Vec<AccountId>>, value: &str, case_insensitive: bool, field: fn(&Account) -> Option<&str>) -> Result<Option<Account>, StoreError> {
+    fn find(
+        &self,
+        index: &HashMap<String, Vec<AccountId>>,
+        value: &str,
+        case_insensitive: bool,
+        field: fn(&Account) -> Option<&str>,
+    ) -> Result<Option<Account>, StoreError> {
         let Some(ids) = index.get(&value.to_lowercase()) else {
             return Ok(None);
         };
@@ -254,7 +265,9 @@ impl MemoryUserStore {
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
-        self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Number of accounts.
@@ -274,12 +287,20 @@ impl UserStore for MemoryUserStore {
         Ok(self.read().accounts.get(id).cloned())
     }
 
-    async fn find_by_login(&self, login: &str, case_insensitive: bool) -> Result<Option<Account>, StoreError> {
+    async fn find_by_login(
+        &self,
+        login: &str,
+        case_insensitive: bool,
+    ) -> Result<Option<Account>, StoreError> {
         let inner = self.read();
         inner.find(&inner.by_login, login, case_insensitive, |a| Some(&a.login))
     }
 
-    async fn find_by_email(&self, email: &str, case_insensitive: bool) -> Result<Option<Account>, StoreError> {
+    async fn find_by_email(
+        &self,
+        email: &str,
+        case_insensitive: bool,
+    ) -> Result<Option<Account>, StoreError> {
         let inner = self.read();
         inner.find(&inner.by_email, email, case_insensitive, |a| a.email.as_deref())
     }
@@ -290,14 +311,21 @@ impl UserStore for MemoryUserStore {
             provider: provider.to_owned(),
             subject: subject.to_owned(),
         };
-        Ok(inner.by_link.get(&link).and_then(|id| inner.accounts.get(id)).cloned())
+        Ok(inner
+            .by_link
+            .get(&link)
+            .and_then(|id| inner.accounts.get(id))
+            .cloned())
     }
 
     async fn create_account(&self, new: NewAccount) -> Result<Account, StoreError> {
         let mut inner = self.write();
         let login_key = new.login.to_lowercase();
         if inner.by_login.get(&login_key).is_some_and(|ids| !ids.is_empty()) {
-            return Err(StoreError::Conflict(format!("login name {:?} is taken", new.login)));
+            return Err(StoreError::Conflict(format!(
+                "login name {:?} is taken",
+                new.login
+            )));
         }
         if let Some(link) = &new.link
             && inner.by_link.contains_key(link)
@@ -321,7 +349,11 @@ impl UserStore for MemoryUserStore {
         };
         inner.by_login.entry(login_key).or_default().push(id.clone());
         if let Some(email) = &account.email {
-            inner.by_email.entry(email.to_lowercase()).or_default().push(id.clone());
+            inner
+                .by_email
+                .entry(email.to_lowercase())
+                .or_default()
+                .push(id.clone());
         }
         if let Some(link) = new.link {
             inner.by_link.insert(link, id.clone());
@@ -336,9 +368,14 @@ impl UserStore for MemoryUserStore {
             return Err(StoreError::NotFound);
         }
         if let Some(link) = &update.link
-            && inner.by_link.get(link).is_some_and(|owner| *owner != update.account)
+            && inner
+                .by_link
+                .get(link)
+                .is_some_and(|owner| *owner != update.account)
         {
-            return Err(StoreError::Conflict("external identity is linked to another account".into()));
+            return Err(StoreError::Conflict(
+                "external identity is linked to another account".into(),
+            ));
         }
         if let Some(link) = &update.link {
             inner.by_link.insert(link.clone(), update.account.clone());

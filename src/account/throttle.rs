@@ -100,7 +100,11 @@ impl AttemptStore for MemoryAttemptStore {
             map.retain(|_, times| times.back().is_some_and(|t| *t >= cutoff));
             if map.len() >= self.max_keys {
                 // Still full of live keys: drop the one whose last failure is oldest.
-                if let Some(stalest) = map.iter().min_by_key(|(_, t)| t.back().copied()).map(|(k, _)| k.clone()) {
+                if let Some(stalest) = map
+                    .iter()
+                    .min_by_key(|(_, t)| t.back().copied())
+                    .map(|(k, _)| k.clone())
+                {
                     map.remove(&stalest);
                 }
             }
@@ -177,13 +181,25 @@ impl Throttle {
     /// `Err(Throttled)` when either counter is at its limit.
     pub(crate) async fn check(&self, login: &str, ip: IpAddr, now: SystemTime) -> Result<(), AuthError> {
         let (pair, per_ip) = Self::keys(login, ip);
-        let since = now.checked_sub(self.policy.window).unwrap_or(SystemTime::UNIX_EPOCH);
-        for (key, limit) in [(&pair, self.policy.max_attempts), (&per_ip, self.policy.max_attempts_per_ip)] {
-            let failures = self.store.failures_since(key, since).await.map_err(Self::unavailable)?;
+        let since = now
+            .checked_sub(self.policy.window)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        for (key, limit) in [
+            (&pair, self.policy.max_attempts),
+            (&per_ip, self.policy.max_attempts_per_ip),
+        ] {
+            let failures = self
+                .store
+                .failures_since(key, since)
+                .await
+                .map_err(Self::unavailable)?;
             if failures.count >= limit {
                 let oldest = failures.oldest.unwrap_or(now);
                 let free_at = oldest + self.policy.window;
-                let retry_after = free_at.duration_since(now).unwrap_or_default().max(Duration::from_secs(1));
+                let retry_after = free_at
+                    .duration_since(now)
+                    .unwrap_or_default()
+                    .max(Duration::from_secs(1));
                 return Err(AuthError::Throttled {
                     retry_after: Duration::from_secs(retry_after.as_secs_f64().ceil() as u64),
                 });

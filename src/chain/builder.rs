@@ -89,7 +89,10 @@ impl ChainBuilder {
                 return Err(ConfigError::invalid("modules", "a module has an empty id"));
             }
             if !seen.insert(id.to_owned()) {
-                return Err(ConfigError::invalid(format!("modules.{id}"), "module id is used twice"));
+                return Err(ConfigError::invalid(
+                    format!("modules.{id}"),
+                    "module id is used twice",
+                ));
             }
         }
         if let Some(throttle) = &self.throttle {
@@ -109,7 +112,10 @@ impl ChainBuilder {
                 }
             }
             if policy.window.is_zero() {
-                return Err(ConfigError::invalid("throttle.window", "must be longer than zero"));
+                return Err(ConfigError::invalid(
+                    "throttle.window",
+                    "must be longer than zero",
+                ));
             }
         }
         Ok(AuthChain {

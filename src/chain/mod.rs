@@ -90,7 +90,11 @@ impl AuthChain {
             .filter(|e| e.settings.enabled && !e.settings.hidden)
             .map(|e| ModuleInfo {
                 id: e.id().to_owned(),
-                description: e.settings.description.clone().unwrap_or_else(|| e.id().to_owned()),
+                description: e
+                    .settings
+                    .description
+                    .clone()
+                    .unwrap_or_else(|| e.id().to_owned()),
                 kind: e.module.kind(),
             })
             .collect()
@@ -122,7 +126,9 @@ impl AuthChain {
 
     /// `Ok(None)` when no module recognised the request.
     async fn login_or_abstain(&self, request: &AuthRequest) -> Result<Option<LoginResult>, AuthError> {
-        let client_ip = self.client_ip(request).inspect_err(|e| audit_refusal(&self.id, None, None, e))?;
+        let client_ip = self
+            .client_ip(request)
+            .inspect_err(|e| audit_refusal(&self.id, None, None, e))?;
         let now = SystemTime::now();
         let throttle = match (&self.throttle, request.login()) {
             (Some(throttle), Some(login)) => Some((throttle, self.names.normalize(login))),
@@ -155,9 +161,16 @@ impl AuthChain {
         result
     }
 
-    async fn login_unthrottled(&self, request: &AuthRequest, client_ip: IpAddr, now: SystemTime) -> Result<Option<LoginResult>, AuthError> {
+    async fn login_unthrottled(
+        &self,
+        request: &AuthRequest,
+        client_ip: IpAddr,
+        now: SystemTime,
+    ) -> Result<Option<LoginResult>, AuthError> {
         let answer = self.run_modules(request).await;
-        let outcome = answer.outcome.inspect_err(|e| audit_refusal(&self.id, request.login(), Some(client_ip), e))?;
+        let outcome = answer
+            .outcome
+            .inspect_err(|e| audit_refusal(&self.id, request.login(), Some(client_ip), e))?;
         let entry = answer.entry.map(|i| &self.entries[i]);
         match (outcome, entry) {
             (Outcome::Redirect(redirect), Some(entry)) => {
@@ -174,7 +187,9 @@ impl AuthChain {
                 Ok(Some(LoginResult::Authenticated(principal)))
             }
             (Outcome::Abstain, _) => Ok(None),
-            (_, None) => Err(AuthError::Misconfigured("a module answered without an entry".into())),
+            (_, None) => Err(AuthError::Misconfigured(
+                "a module answered without an entry".into(),
+            )),
         }
     }
 
@@ -185,7 +200,9 @@ impl AuthChain {
         }
         if matches!(request.credentials, Credentials::Start { .. }) {
             return ModulesAnswer {
-                outcome: Err(AuthError::InvalidRequest("starting a redirect login needs a selected module".into())),
+                outcome: Err(AuthError::InvalidRequest(
+                    "starting a redirect login needs a selected module".into(),
+                )),
                 entry: None,
             };
         }
@@ -207,14 +224,22 @@ impl AuthChain {
                 }
                 Err(err) => {
                     let (policy, slot) = match err.class() {
-                        ErrorClass::Final => return ModulesAnswer { outcome: Err(err), entry: Some(i) },
+                        ErrorClass::Final => {
+                            return ModulesAnswer {
+                                outcome: Err(err),
+                                entry: Some(i),
+                            };
+                        }
                         ErrorClass::Rejected => (entry.settings.on_reject, &mut rejection),
                         ErrorClass::Unavailable => (entry.settings.on_unavailable, &mut outage),
                     };
                     warn!(target: AUDIT_TARGET, chain = %self.id, module = entry.id(), outcome = err.kind(),
                         reason = %err, policy = ?policy, "module did not authenticate");
                     if policy == OnFailure::Stop {
-                        return ModulesAnswer { outcome: Err(err), entry: Some(i) };
+                        return ModulesAnswer {
+                            outcome: Err(err),
+                            entry: Some(i),
+                        };
                     }
                     slot.get_or_insert(err);
                 }
@@ -230,7 +255,10 @@ impl AuthChain {
     }
 
     async fn run_selected(&self, request: &AuthRequest, selected: &str) -> ModulesAnswer {
-        let direct = self.entries.iter().position(|e| e.settings.enabled && e.id() == selected);
+        let direct = self
+            .entries
+            .iter()
+            .position(|e| e.settings.enabled && e.id() == selected);
         let (index, inner_request) = match direct {
             Some(i) => {
                 // The selection is consumed here; the module sees a plain request.
@@ -256,7 +284,11 @@ impl AuthChain {
             },
         };
         let entry = &self.entries[index];
-        let outcome = match entry.module.authenticate(inner_request.as_ref().unwrap_or(request)).await {
+        let outcome = match entry
+            .module
+            .authenticate(inner_request.as_ref().unwrap_or(request))
+            .await
+        {
             Ok(Outcome::Abstain) => Err(AuthError::Unauthenticated {
                 reason: format!("module `{}` did not recognise the request", entry.id()),
             }),

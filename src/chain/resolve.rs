@@ -22,9 +22,16 @@ pub(super) async fn principal(
     let store = chain.store.as_ref();
     let (account, new_link) = match &identity.account {
         Some(id) => {
-            let account = store.account(id).await.map_err(AuthError::store)?.ok_or_else(|| {
-                AuthError::Misconfigured(format!("module `{}` answered an account that does not exist", entry.id()))
-            })?;
+            let account = store
+                .account(id)
+                .await
+                .map_err(AuthError::store)?
+                .ok_or_else(|| {
+                    AuthError::Misconfigured(format!(
+                        "module `{}` answered an account that does not exist",
+                        entry.id()
+                    ))
+                })?;
             (account, None)
         }
         None => find_or_provision(chain, entry, &identity).await?,
@@ -41,7 +48,8 @@ pub(super) async fn principal(
     }
 
     let mapping = &entry.settings.roles;
-    let mapped_roles = (!mapping.is_empty()).then(|| (identity.provider.clone(), mapping.map(&identity.groups)));
+    let mapped_roles =
+        (!mapping.is_empty()).then(|| (identity.provider.clone(), mapping.map(&identity.groups)));
     let mut update = LoginUpdate::new(account.id.clone(), now);
     update.link = new_link;
     update.mapped_roles = mapped_roles.clone();
@@ -85,15 +93,22 @@ async fn find_or_provision(
     };
     let refuse = |reason: &str| {
         warn!(target: AUDIT_TARGET, module = entry.id(), subject = ?identity.subject, login = ?identity.login, reason, "external identity refused");
-        AuthError::Forbidden { reason: reason.to_owned() }
+        AuthError::Forbidden {
+            reason: reason.to_owned(),
+        }
     };
     match entry.settings.provisioning {
         Provisioning::Existing => Err(refuse("no local account is linked to this external identity")),
         Provisioning::LinkByLogin => {
             // By login name only, never by email: an email address proves nothing
             // about who owns the local account.
-            let found = match store.find_by_login(&identity.login, chain.names.case_insensitive).await {
-                Err(crate::StoreError::Ambiguous) => return Err(refuse("the login name matches several local accounts")),
+            let found = match store
+                .find_by_login(&identity.login, chain.names.case_insensitive)
+                .await
+            {
+                Err(crate::StoreError::Ambiguous) => {
+                    return Err(refuse("the login name matches several local accounts"));
+                }
                 other => other.map_err(AuthError::store)?,
             };
             match found {
@@ -118,7 +133,9 @@ async fn find_or_provision(
                     Ok((account, None))
                 }
                 // Never take over an existing account by name under `create`.
-                Err(crate::StoreError::Conflict(_)) => Err(refuse("the login name is taken by another account")),
+                Err(crate::StoreError::Conflict(_)) => {
+                    Err(refuse("the login name is taken by another account"))
+                }
                 Err(other) => Err(AuthError::store(other)),
             }
         }

@@ -122,15 +122,20 @@ impl HeaderModuleBuilder {
     pub fn build(self) -> Result<HeaderModule, ConfigError> {
         let key = |field: &str| format!("modules.{}.{field}", self.id);
         let parse = |field: &str, value: &str| {
-            HeaderName::from_bytes(value.as_bytes())
-                .map_err(|_| ConfigError::invalid(key(field), format!("{value:?} is not a valid header name")))
+            HeaderName::from_bytes(value.as_bytes()).map_err(|_| {
+                ConfigError::invalid(key(field), format!("{value:?} is not a valid header name"))
+            })
         };
-        let optional = |field: &str, value: &Option<String>| value.as_deref().map(|v| parse(field, v)).transpose();
+        let optional =
+            |field: &str, value: &Option<String>| value.as_deref().map(|v| parse(field, v)).transpose();
         if self.separator.is_empty() {
             return Err(ConfigError::invalid(key("group_separator"), "must not be empty"));
         }
         if self.max_principal_bytes == 0 {
-            return Err(ConfigError::invalid(key("max_principal_bytes"), "must be at least 1"));
+            return Err(ConfigError::invalid(
+                key("max_principal_bytes"),
+                "must be at least 1",
+            ));
         }
         if self.trust.trusts_nobody() {
             warn!(target: AUDIT_TARGET, module = %self.id, "header module trusts no proxy: it will never authenticate anybody");
@@ -171,7 +176,9 @@ impl HeaderModule {
 
     fn missing(&self, reason: &str) -> Result<Outcome, AuthError> {
         if self.fail_if_missing {
-            Err(AuthError::Unauthenticated { reason: reason.to_owned() })
+            Err(AuthError::Unauthenticated {
+                reason: reason.to_owned(),
+            })
         } else {
             Ok(Outcome::Abstain)
         }
@@ -209,9 +216,16 @@ impl HeaderModule {
                 continue;
             }
             let value = text(name, value.as_bytes(), usize::MAX)?;
-            for group in value.split(self.separator.as_str()).map(str::trim).filter(|g| !g.is_empty()) {
+            for group in value
+                .split(self.separator.as_str())
+                .map(str::trim)
+                .filter(|g| !g.is_empty())
+            {
                 if group.len() > MAX_GROUP_BYTES {
-                    return Err(bad(name, &format!("holds a group longer than {MAX_GROUP_BYTES} bytes")));
+                    return Err(bad(
+                        name,
+                        &format!("holds a group longer than {MAX_GROUP_BYTES} bytes"),
+                    ));
                 }
                 if !groups.iter().any(|g| g == group) {
                     groups.push(group.to_owned());

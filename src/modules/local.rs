@@ -8,7 +8,9 @@ use tracing::{info, warn};
 
 use crate::account::{LoginNames, PasswordPolicy, UserStore, Verification};
 use crate::chain::AUDIT_TARGET;
-use crate::{AuthError, AuthRequest, Authenticator, Credentials, Identity, ModuleKind, Outcome, SecretString};
+use crate::{
+    AuthError, AuthRequest, Authenticator, Credentials, Identity, ModuleKind, Outcome, SecretString,
+};
 
 /// Default maximum password length in bytes. Long enough for any passphrase,
 /// short enough that nobody can make the server hash megabytes.
@@ -103,15 +105,24 @@ impl LocalModule {
         let policy = self.passwords.clone();
         let password = password.clone();
         let hashed = match tokio::runtime::Handle::try_current() {
-            Ok(handle) => handle.spawn_blocking(move || policy.hash(password.expose())).await.ok(),
+            Ok(handle) => handle
+                .spawn_blocking(move || policy.hash(password.expose()))
+                .await
+                .ok(),
             Err(_) => Some(policy.hash(password.expose())),
         };
         match hashed {
             Some(Ok(hash)) => match self.store.set_password_hash(account, &hash).await {
-                Ok(()) => info!(target: AUDIT_TARGET, module = %self.id, account = %account, "password hash upgraded to argon2id"),
-                Err(err) => warn!(target: AUDIT_TARGET, module = %self.id, account = %account, error = %err, "could not store upgraded password hash"),
+                Ok(()) => {
+                    info!(target: AUDIT_TARGET, module = %self.id, account = %account, "password hash upgraded to argon2id")
+                }
+                Err(err) => {
+                    warn!(target: AUDIT_TARGET, module = %self.id, account = %account, error = %err, "could not store upgraded password hash")
+                }
             },
-            _ => warn!(target: AUDIT_TARGET, module = %self.id, account = %account, "could not re-hash password"),
+            _ => {
+                warn!(target: AUDIT_TARGET, module = %self.id, account = %account, "could not re-hash password")
+            }
         }
     }
 }
@@ -168,7 +179,8 @@ impl Authenticator for LocalModule {
         if needs_rehash && !account.disabled {
             self.upgrade_hash(&account.id, password).await;
         }
-        let mut identity = Identity::new(self.id.clone(), account.id.0.clone(), account.login.clone()).with_account(account.id);
+        let mut identity = Identity::new(self.id.clone(), account.id.0.clone(), account.login.clone())
+            .with_account(account.id);
         identity.email = account.email;
         identity.display_name = account.display_name;
         Ok(Outcome::Authenticated(identity))

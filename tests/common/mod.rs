@@ -96,7 +96,9 @@ pub async fn store_with_admin() -> Arc<MemoryUserStore> {
 }
 
 pub fn local(store: Arc<MemoryUserStore>) -> LocalModule {
-    LocalModule::builder("local", store).passwords(passwords()).build()
+    LocalModule::builder("local", store)
+        .passwords(passwords())
+        .build()
 }
 
 pub fn password_request(login: &str, password: &str) -> AuthRequest {
