@@ -110,10 +110,13 @@ async fn insecure_trust_any_peer_trusts_everybody() {
     assert_eq!(id.login, "bob");
 }
 
+/// (label, headers, expected words in the error).
+type MalformedCase<'a> = (&'a str, Vec<(&'a str, &'a [u8])>, &'a str);
+
 #[tokio::test]
 async fn every_malformed_principal_is_rejected() {
     let long = "a".repeat(257);
-    let cases: Vec<(&str, Vec<(&str, &[u8])>, &str)> = vec![
+    let cases: Vec<MalformedCase> = vec![
         (
             "duplicate",
             vec![("remote-user", b"alice"), ("remote-user", b"admin")],

@@ -221,7 +221,8 @@ struct Inner {
     accounts: HashMap<AccountId, Account>,
     by_login: HashMap<String, Vec<AccountId>>,
     by_email: HashMap<String, Vec<AccountId>>,
-    by_link: HashMap<ExternalLink, AccountId>,
+    /// provider → subject → account, so lookups borrow instead of allocating.
+    by_link: HashMap<String, HashMap<String, AccountId>>,
     next_id: u64,
 }
 
@@ -245,6 +246,14 @@ impl Inner {
             (Some(account), None) => Ok(Some(account.clone())),
             (Some(_), Some(_)) => Err(StoreError::Ambiguous),
         }
+    }
+
+    fn linked(&self, link: &ExternalLink) -> Option<&AccountId> {
+        self.by_link.get(&link.provider)?.get(&link.subject)
+    }
+
+    fn insert_link(&mut self, link: ExternalLink, id: AccountId) {
+        self.by_link.entry(link.provider).or_default().insert(link.subject, id);
     }
 
     fn get_mut(&mut self, id: &AccountId) -> Result<&mut Account, StoreError> {
@@ -307,15 +316,8 @@ impl UserStore for MemoryUserStore {
 
     async fn find_by_link(&self, provider: &str, subject: &str) -> Result<Option<Account>, StoreError> {
         let inner = self.read();
-        let link = ExternalLink {
-            provider: provider.to_owned(),
-            subject: subject.to_owned(),
-        };
-        Ok(inner
-            .by_link
-            .get(&link)
-            .and_then(|id| inner.accounts.get(id))
-            .cloned())
+        let id = inner.by_link.get(provider).and_then(|subjects| subjects.get(subject));
+        Ok(id.and_then(|id| inner.accounts.get(id)).cloned())
     }
 
     async fn create_account(&self, new: NewAccount) -> Result<Account, StoreError> {
@@ -328,7 +330,7 @@ impl UserStore for MemoryUserStore {
             )));
         }
         if let Some(link) = &new.link
-            && inner.by_link.contains_key(link)
+            && inner.linked(link).is_some()
         {
             return Err(StoreError::Conflict("external identity is already linked".into()));
         }
@@ -356,7 +358,7 @@ impl UserStore for MemoryUserStore {
                 .push(id.clone());
         }
         if let Some(link) = new.link {
-            inner.by_link.insert(link, id.clone());
+            inner.insert_link(link, id.clone());
         }
         inner.accounts.insert(id, account.clone());
         Ok(account)
@@ -368,17 +370,14 @@ impl UserStore for MemoryUserStore {
             return Err(StoreError::NotFound);
         }
         if let Some(link) = &update.link
-            && inner
-                .by_link
-                .get(link)
-                .is_some_and(|owner| *owner != update.account)
+            && inner.linked(link).is_some_and(|owner| *owner != update.account)
         {
             return Err(StoreError::Conflict(
                 "external identity is linked to another account".into(),
             ));
         }
         if let Some(link) = &update.link {
-            inner.by_link.insert(link.clone(), update.account.clone());
+            inner.insert_link(link.clone(), update.account.clone());
         }
         let account = inner.get_mut(&update.account)?;
         if let Some(link) = update.link {
