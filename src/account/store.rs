@@ -253,7 +253,10 @@ impl Inner {
     }
 
     fn insert_link(&mut self, link: ExternalLink, id: AccountId) {
-        self.by_link.entry(link.provider).or_default().insert(link.subject, id);
+        self.by_link
+            .entry(link.provider)
+            .or_default()
+            .insert(link.subject, id);
     }
 
     fn get_mut(&mut self, id: &AccountId) -> Result<&mut Account, StoreError> {
@@ -316,7 +319,10 @@ impl UserStore for MemoryUserStore {
 
     async fn find_by_link(&self, provider: &str, subject: &str) -> Result<Option<Account>, StoreError> {
         let inner = self.read();
-        let id = inner.by_link.get(provider).and_then(|subjects| subjects.get(subject));
+        let id = inner
+            .by_link
+            .get(provider)
+            .and_then(|subjects| subjects.get(subject));
         Ok(id.and_then(|id| inner.accounts.get(id)).cloned())
     }
 
