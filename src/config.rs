@@ -155,6 +155,8 @@ struct ModuleConfig {
 enum ModuleType {
     Local(LocalConfig),
     Header(HeaderConfig),
+    #[cfg(feature = "ldap")]
+    Ldap(crate::modules::ldap::LdapConfig),
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -314,6 +316,8 @@ impl Config {
                     Arc::new(local.build())
                 }
                 ModuleType::Header(cfg) => Arc::new(header_module(id, cfg, &proxies)?),
+                #[cfg(feature = "ldap")]
+                ModuleType::Ldap(cfg) => Arc::new(crate::modules::ldap::LdapModule::from_config(id, cfg.clone())?),
             };
             builder = builder.shared_module(built, settings(id, &module.common)?);
         }
@@ -341,10 +345,18 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
     let kind = match common.kind.as_str() {
         "local" => ModuleType::Local(specific.try_into().map_err(specific_err)?),
         "header" => ModuleType::Header(specific.try_into().map_err(specific_err)?),
+        #[cfg(feature = "ldap")]
+        "ldap" => ModuleType::Ldap(specific.try_into().map_err(specific_err)?),
+        feature if ["ldap", "oidc", "oauth2", "saml", "cas"].contains(&feature) => {
+            return Err(ConfigError::invalid(
+                format!("{key}.type"),
+                format!("module type `{feature}` needs the crate feature `{feature}`"),
+            ));
+        }
         other => {
             return Err(ConfigError::invalid(
                 format!("{key}.type"),
-                format!("unknown module type `{other}` (known: local, header)"),
+                format!("unknown module type `{other}` (known: local, header, ldap)"),
             ));
         }
     };

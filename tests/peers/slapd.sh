@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# A throwaway OpenLDAP server for the tests, on 127.0.0.1 only.
+#
+#   tests/peers/slapd.sh start DIR [LDAP_PORT LDAPS_PORT] [--owner-pid PID]
+#   tests/peers/slapd.sh stop DIR
+#
+# `start` creates DIR (a fresh temp dir is best), writes a CA, a server certificate
+# (SAN DNS:localhost, IP:127.0.0.1) and an unrelated "wrong" CA, a slapd.conf with
+# the memberof and syncprov overlays, starts slapd on ldap:// and ldaps:// (StartTLS
+# is offered on ldap://), seeds users and groups through the server with ldapadd (so
+# memberOf is computed), and prints KEY=VALUE lines:
+#
+#   LDAP_URL LDAPS_URL LDAP_CA_FILE LDAP_WRONG_CA_FILE LDAP_BASE_DN
+#   LDAP_ADMIN_DN LDAP_ADMIN_PASSWORD LDAP_SERVICE_DN LDAP_SERVICE_PASSWORD SLAPD_PID
+#
+# Without ports, free ones are picked. With --owner-pid, a watcher stops slapd and
+# removes DIR when that process exits (test binaries cannot run destructors for
+# statics).
+# `stop` kills the slapd whose PID is in DIR/slapd.pid, and nothing else.
+#
+# Seeded entries (passwords in brackets):
+#   uid=alice  [alice-password]  groups admins, staff      mail alice@example.org
+#   uid=bob    [bob-password]    group staff               mail bob@example.org, team@example.org
+#   uid=carol  [carol-password]  no group                  mail carol@example.org, team@example.org
+#   uid=smith\, john [smith-password]  group staff (a DN that needs RFC 4514 escaping)
+#   cn=authchain,ou=service  [service-password]  the service account
+#   cn=admins, cn=staff (groupOfNames) under ou=groups; cn=all-staff holds cn=staff (nested)
+set -euo pipefail
+
+BASE_DN="dc=example,dc=org"
+ADMIN_DN="cn=admin,$BASE_DN"
+ADMIN_PW="admin-password"
+SERVICE_DN="cn=authchain,ou=service,$BASE_DN"
+SERVICE_PW="service-password"
+SLAPD=${SLAPD:-/usr/sbin/slapd}
+MODULE_PATH=${SLAPD_MODULE_PATH:-/usr/lib/ldap}
+SCHEMA_DIR=${SLAPD_SCHEMA_DIR:-/etc/ldap/schema}
+
+die() { echo "slapd.sh: $*" >&2; exit 1; }
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$(( (RANDOM << 1 | RANDOM & 1) % 30000 + 20000 ))
+    if ! port_in_use "$p"; then echo "$p"; return 0; fi
+  done
+  die "no free port found"
+}
+
+hash_pw() { slappasswd -h '{SSHA}' -s "$1"; }
+
+write_certs() {
+  local dir=$1
+  cat >"$dir/openssl.cnf" <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1
+authorityKeyIdentifier = keyid
+subjectKeyIdentifier = hash
+EOF
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  for ca in ca wrong-ca; do
+    openssl req -x509 "${ec[@]}" -config "$dir/openssl.cnf" -extensions ca -days 7 \
+      -subj "/CN=authchain test $ca" -keyout "$dir/$ca.key" -out "$dir/$ca.crt" 2>/dev/null
+  done
+  openssl req -new "${ec[@]}" -config "$dir/openssl.cnf" -subj "/CN=localhost" \
+    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+    -days 7 -extfile "$dir/openssl.cnf" -extensions server -out "$dir/server.crt" 2>/dev/null
+  chmod 600 "$dir"/*.key
+}
+
+write_conf() {
+  local dir=$1
+  cat >"$dir/slapd.conf" <<EOF
+include $SCHEMA_DIR/core.schema
+include $SCHEMA_DIR/cosine.schema
+include $SCHEMA_DIR/nis.schema
+include $SCHEMA_DIR/inetorgperson.schema
+modulepath $MODULE_PATH
+moduleload back_mdb
+moduleload memberof
+moduleload syncprov
+pidfile $dir/slapd.pid
+argsfile $dir/slapd.args
+loglevel 0
+threads 8
+TLSCACertificateFile $dir/ca.crt
+TLSCertificateFile $dir/server.crt
+TLSCertificateKeyFile $dir/server.key
+
+database mdb
+maxsize 104857600
+suffix "$BASE_DN"
+rootdn "$ADMIN_DN"
+rootpw $(hash_pw "$ADMIN_PW")
+directory $dir/data
+index objectClass,entryCSN,entryUUID eq
+index uid,mail,member,cn eq
+access to attrs=userPassword by self write by anonymous auth by * none
+access to * by users read by * none
+limits dn.exact="$SERVICE_DN" size=unlimited time=unlimited
+overlay syncprov
+syncprov-checkpoint 100 10
+syncprov-sessionlog 1000
+overlay memberof
+memberof-group-oc groupOfNames
+memberof-member-ad member
+memberof-memberof-ad memberOf
+memberof-refint TRUE
+EOF
+}
+
+write_seed() {
+  local dir=$1
+  cat >"$dir/seed.ldif" <<EOF
+dn: $BASE_DN
+objectClass: top
+objectClass: dcObject
+objectClass: organization
+o: Example
+dc: example
+
+dn: ou=people,$BASE_DN
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,$BASE_DN
+objectClass: organizationalUnit
+ou: groups
+
+dn: ou=service,$BASE_DN
+objectClass: organizationalUnit
+ou: service
+
+dn: $SERVICE_DN
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: authchain
+userPassword: $(hash_pw "$SERVICE_PW")
+
+dn: uid=alice,ou=people,$BASE_DN
+objectClass: inetOrgPerson
+uid: alice
+cn: Alice Liddell
+sn: Liddell
+mail: alice@example.org
+userPassword: $(hash_pw alice-password)
+
+dn: uid=bob,ou=people,$BASE_DN
+objectClass: inetOrgPerson
+uid: bob
+cn: Bob Builder
+sn: Builder
+mail: bob@example.org
+mail: team@example.org
+userPassword: $(hash_pw bob-password)
+
+dn: uid=carol,ou=people,$BASE_DN
+objectClass: inetOrgPerson
+uid: carol
+cn: Carol Danvers
+sn: Danvers
+mail: carol@example.org
+mail: team@example.org
+userPassword: $(hash_pw carol-password)
+
+dn: uid=smith\2C john,ou=people,$BASE_DN
+objectClass: inetOrgPerson
+uid: smith, john
+cn: John Smith
+sn: Smith
+userPassword: $(hash_pw smith-password)
+
+dn: cn=admins,ou=groups,$BASE_DN
+objectClass: groupOfNames
+cn: admins
+member: uid=alice,ou=people,$BASE_DN
+
+dn: cn=staff,ou=groups,$BASE_DN
+objectClass: groupOfNames
+cn: staff
+member: uid=alice,ou=people,$BASE_DN
+member: uid=bob,ou=people,$BASE_DN
+member: uid=smith\2C john,ou=people,$BASE_DN
+
+dn: cn=all-staff,ou=groups,$BASE_DN
+objectClass: groupOfNames
+cn: all-staff
+member: cn=staff,ou=groups,$BASE_DN
+EOF
+}
+
+start() {
+  local dir=${1:?usage: slapd.sh start DIR [LDAP_PORT LDAPS_PORT] [--owner-pid PID]}
+  shift
+  local ldap_port="" ldaps_port="" owner=""
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --owner-pid) owner=${2:?}; shift 2 ;;
+      *) if [ -z "$ldap_port" ]; then ldap_port=$1; else ldaps_port=$1; fi; shift ;;
+    esac
+  done
+  [ -x "$SLAPD" ] || die "slapd not found at $SLAPD (apt-get install slapd ldap-utils)"
+  command -v ldapadd >/dev/null || die "ldapadd not found (apt-get install ldap-utils)"
+  [ -n "$ldap_port" ] || ldap_port=$(free_port)
+  [ -n "$ldaps_port" ] || ldaps_port=$(free_port)
+  mkdir -p "$dir/data"
+  dir=$(cd "$dir" && pwd)
+  write_certs "$dir"
+  write_conf "$dir"
+  write_seed "$dir"
+  local ldap_url="ldap://127.0.0.1:$ldap_port"
+  local ldaps_url="ldaps://127.0.0.1:$ldaps_port"
+  "$SLAPD" -f "$dir/slapd.conf" -h "$ldap_url/ $ldaps_url/" 2>"$dir/slapd.log" \
+    || die "slapd failed to start: $(cat "$dir/slapd.log")"
+  local pid=""
+  for _ in $(seq 1 100); do
+    if [ -s "$dir/slapd.pid" ] && ldapsearch -x -H "$ldap_url" -b "" -s base >/dev/null 2>&1; then
+      pid=$(cat "$dir/slapd.pid")
+      break
+    fi
+    sleep 0.05
+  done
+  [ -n "$pid" ] || die "slapd did not answer on $ldap_url: $(cat "$dir/slapd.log")"
+  ldapadd -x -H "$ldap_url" -D "$ADMIN_DN" -w "$ADMIN_PW" -f "$dir/seed.ldif" >"$dir/seed.log" 2>&1 \
+    || { kill "$pid"; die "seeding failed: $(cat "$dir/seed.log")"; }
+  if [ -n "$owner" ]; then
+    # Stop slapd once the owning process is gone; fully detached from our stdout.
+    # Then remove DIR (the owner created it for this server alone).
+    nohup bash -c "while kill -0 $owner 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.5; done
+      kill $pid 2>/dev/null; for _ in \$(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+      rm -rf '$dir'" >/dev/null 2>&1 </dev/null &
+  fi
+  cat <<EOF
+LDAP_URL=$ldap_url
+LDAPS_URL=$ldaps_url
+LDAP_CA_FILE=$dir/ca.crt
+LDAP_WRONG_CA_FILE=$dir/wrong-ca.crt
+LDAP_BASE_DN=$BASE_DN
+LDAP_ADMIN_DN=$ADMIN_DN
+LDAP_ADMIN_PASSWORD=$ADMIN_PW
+LDAP_SERVICE_DN=$SERVICE_DN
+LDAP_SERVICE_PASSWORD=$SERVICE_PW
+SLAPD_PID=$pid
+EOF
+}
+
+stop() {
+  local dir=${1:?usage: slapd.sh stop DIR}
+  [ -s "$dir/slapd.pid" ] || return 0
+  local pid
+  pid=$(cat "$dir/slapd.pid")
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.05
+  done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
+case ${1:-} in
+  start) shift; start "$@" ;;
+  stop) shift; stop "$@" ;;
+  *) die "usage: slapd.sh start DIR [LDAP_PORT LDAPS_PORT] [--owner-pid PID] | stop DIR" ;;
+esac
