@@ -156,7 +156,7 @@ enum ModuleType {
     Local(LocalConfig),
     Header(HeaderConfig),
     #[cfg(feature = "ldap")]
-    Ldap(crate::modules::ldap::LdapConfig),
+    Ldap(Box<crate::modules::ldap::LdapConfig>),
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -318,7 +318,7 @@ impl Config {
                 ModuleType::Header(cfg) => Arc::new(header_module(id, cfg, &proxies)?),
                 #[cfg(feature = "ldap")]
                 ModuleType::Ldap(cfg) => {
-                    Arc::new(crate::modules::ldap::LdapModule::from_config(id, cfg.clone())?)
+                    Arc::new(crate::modules::ldap::LdapModule::from_config(id, (**cfg).clone())?)
                 }
             };
             builder = builder.shared_module(built, settings(id, &module.common)?);
@@ -348,7 +348,7 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
         "local" => ModuleType::Local(specific.try_into().map_err(specific_err)?),
         "header" => ModuleType::Header(specific.try_into().map_err(specific_err)?),
         #[cfg(feature = "ldap")]
-        "ldap" => ModuleType::Ldap(specific.try_into().map_err(specific_err)?),
+        "ldap" => ModuleType::Ldap(Box::new(specific.try_into().map_err(specific_err)?)),
         feature if ["ldap", "oidc", "oauth2", "saml", "cas"].contains(&feature) => {
             return Err(ConfigError::invalid(
                 format!("{key}.type"),
