@@ -317,9 +317,10 @@ impl Config {
                 }
                 ModuleType::Header(cfg) => Arc::new(header_module(id, cfg, &proxies)?),
                 #[cfg(feature = "ldap")]
-                ModuleType::Ldap(cfg) => {
-                    Arc::new(crate::modules::ldap::LdapModule::from_config(id, (**cfg).clone())?)
-                }
+                ModuleType::Ldap(cfg) => Arc::new(crate::modules::ldap::LdapModule::from_config(
+                    id,
+                    (**cfg).clone(),
+                )?),
             };
             builder = builder.shared_module(built, settings(id, &module.common)?);
         }
