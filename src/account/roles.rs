@@ -208,7 +208,7 @@ impl RoleMapping {
     /// The comparison form of a group name, lower-cased into `buffer` (reused
     /// across a user's groups) when names are case-insensitive.
     fn fold<'a>(&self, text: &'a str, buffer: &'a mut String) -> &'a str {
-        if !self.case_insensitive {
+        if !self.case_insensitive || !text.chars().any(char::is_uppercase) {
             return text;
         }
         buffer.clear();
