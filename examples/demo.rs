@@ -12,16 +12,18 @@
 //! curl --interface 127.0.0.2 -H 'remote-user: alice' -H 'remote-groups: admins' \
 //!      -c jar -L http://127.0.0.1:3000/login/proxy
 //! ```
-//! No external server is needed.
+//! No external server is needed. With `--config FILE` the demo runs another
+//! chain instead; redirect modules (OIDC, OAuth2; build with `--features oidc,oauth2`)
+//! get a button, and their redirect URI is `http://<addr>/callback/<module id>`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use authchain::account::{MemoryUserStore, NewAccount, PasswordPolicy, UserStore};
 use authchain::config::{Config, Stores};
-use authchain::{AuthChain, AuthError, AuthRequest, LoginResult, ModuleKind, Principal};
-use axum::extract::{ConnectInfo, Form, Path, State};
+use authchain::{AuthChain, AuthError, AuthRequest, Credentials, LoginResult, ModuleKind, Principal};
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -29,6 +31,7 @@ use axum::{Json, Router};
 
 const CONFIG: &str = include_str!("config/demo.toml");
 const SESSION_COOKIE: &str = "demo_session";
+const FLOW_COOKIE: &str = "demo_flow";
 
 #[derive(Clone)]
 struct App {
@@ -44,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let addr = parse_addr()?;
+    let (addr, config_path) = parse_args()?;
 
     let store = Arc::new(MemoryUserStore::new());
     let password = random_token(16);
@@ -52,7 +55,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     store
         .create_account(NewAccount::new("admin").password_hash(hash).role("admin"))
         .await?;
-    let chain = Config::from_toml(CONFIG)?.build(Stores::new(store))?;
+    let config = match &config_path {
+        Some(path) => Config::from_file(path)?,
+        None => Config::from_toml(CONFIG)?,
+    };
+    let chain = config.build(Stores::new(store))?;
     let app = App {
         chain: Arc::new(chain),
         sessions: Arc::default(),
@@ -62,6 +69,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/", get(login_page))
         .route("/login", post(password_login))
         .route("/login/{module}", get(module_login))
+        .route("/callback/{module}", get(callback))
         .route("/me", get(me))
         .route("/logout", post(logout))
         .with_state(app);
@@ -80,20 +88,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn parse_addr() -> Result<SocketAddr, Box<dyn std::error::Error>> {
+type Args = (SocketAddr, Option<String>);
+
+fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let mut addr = std::env::var("AUTHCHAIN_DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
+    let mut config = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--addr" => addr = args.next().ok_or("--addr needs a value")?,
-            other => return Err(format!("unknown argument {other:?} (try --addr 127.0.0.1:3000)").into()),
+            "--config" => config = Some(args.next().ok_or("--config needs a file")?),
+            other => {
+                return Err(format!("unknown argument {other:?} (try --addr 127.0.0.1:3000 --config FILE)").into());
+            }
         }
     }
     let addr: SocketAddr = addr.parse()?;
     if !addr.ip().is_loopback() {
         return Err("the demo listens on loopback addresses only".into());
     }
-    Ok(addr)
+    Ok((addr, config))
 }
 
 async fn login_page(State(app): State<App>) -> Html<String> {
@@ -140,7 +154,33 @@ async fn module_login(
     Path(module): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let request = AuthRequest::new(peer).with_headers(headers).select(module);
+    let redirects = app
+        .chain
+        .visible_modules()
+        .iter()
+        .any(|m| m.id == module && m.kind == ModuleKind::Redirect);
+    let mut request = AuthRequest::new(peer).with_headers(headers).select(module);
+    if redirects {
+        request.credentials = Credentials::Start {
+            return_to: Some("/me".into()),
+        };
+    }
+    finish(&app, app.chain.login(&request).await)
+}
+
+async fn callback(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(module): Path<String>,
+    Query(params): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let flow_cookie = cookie(&headers, FLOW_COOKIE);
+    let mut request = AuthRequest::new(peer)
+        .with_headers(headers)
+        .with_credentials(Credentials::Callback { params })
+        .select(module);
+    request.flow_cookie = flow_cookie;
     finish(&app, app.chain.login(&request).await)
 }
 
@@ -153,7 +193,16 @@ fn finish(app: &App, result: Result<LoginResult, AuthError>) -> Response {
             let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax");
             ([(header::SET_COOKIE, cookie)], Redirect::to("/me")).into_response()
         }
-        Ok(LoginResult::Redirect(redirect)) => Redirect::to(&redirect.location).into_response(),
+        Ok(LoginResult::Redirect(redirect)) => {
+            let mut response = Redirect::to(&redirect.location).into_response();
+            if let Some(flow) = redirect.flow_cookie {
+                let cookie = format!("{FLOW_COOKIE}={flow}; Path=/callback; HttpOnly; SameSite=Lax");
+                if let Ok(value) = cookie.parse() {
+                    response.headers_mut().insert(header::SET_COOKIE, value);
+                }
+            }
+            response
+        }
         Err(err) => {
             let status = err.status_code();
             let mut response = (
@@ -171,15 +220,21 @@ fn finish(app: &App, result: Result<LoginResult, AuthError>) -> Response {
     }
 }
 
-fn session(app: &App, headers: &HeaderMap) -> Option<(String, Principal)> {
-    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
-    let token = cookies
-        .split(';')
+fn cookie(headers: &HeaderMap, wanted: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)?
-        .1;
+        .find(|(name, _)| *name == wanted)
+        .map(|(_, value)| value.to_owned())
+}
+
+fn session(app: &App, headers: &HeaderMap) -> Option<(String, Principal)> {
+    let token = cookie(headers, SESSION_COOKIE)?;
     let sessions = app.sessions.lock().unwrap_or_else(|p| p.into_inner());
-    sessions.get(token).map(|p| (token.to_owned(), p.clone()))
+    sessions.get(&token).map(|p| (token.clone(), p.clone()))
 }
 
 async fn me(State(app): State<App>, headers: HeaderMap) -> Response {

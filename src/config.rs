@@ -157,6 +157,10 @@ enum ModuleType {
     Header(HeaderConfig),
     #[cfg(feature = "ldap")]
     Ldap(Box<crate::modules::ldap::LdapConfig>),
+    #[cfg(feature = "oidc")]
+    Oidc(Box<crate::modules::OidcConfig>),
+    #[cfg(feature = "oauth2")]
+    OAuth2(Box<crate::modules::OAuth2Config>),
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -321,6 +325,10 @@ impl Config {
                     id,
                     (**cfg).clone(),
                 )?),
+                #[cfg(feature = "oidc")]
+                ModuleType::Oidc(cfg) => Arc::new(crate::modules::OidcModule::from_config(id, cfg)?),
+                #[cfg(feature = "oauth2")]
+                ModuleType::OAuth2(cfg) => Arc::new(crate::modules::OAuth2Module::from_config(id, cfg)?),
             };
             builder = builder.shared_module(built, settings(id, &module.common)?);
         }
@@ -350,6 +358,10 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
         "header" => ModuleType::Header(specific.try_into().map_err(specific_err)?),
         #[cfg(feature = "ldap")]
         "ldap" => ModuleType::Ldap(Box::new(specific.try_into().map_err(specific_err)?)),
+        #[cfg(feature = "oidc")]
+        "oidc" => ModuleType::Oidc(Box::new(specific.try_into().map_err(specific_err)?)),
+        #[cfg(feature = "oauth2")]
+        "oauth2" => ModuleType::OAuth2(Box::new(specific.try_into().map_err(specific_err)?)),
         feature if ["ldap", "oidc", "oauth2", "saml", "cas"].contains(&feature) => {
             return Err(ConfigError::invalid(
                 format!("{key}.type"),
@@ -359,7 +371,7 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
         other => {
             return Err(ConfigError::invalid(
                 format!("{key}.type"),
-                format!("unknown module type `{other}` (known: local, header, ldap)"),
+                format!("unknown module type `{other}` (known: local, header, ldap, oidc, oauth2)"),
             ));
         }
     };

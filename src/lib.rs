@@ -45,6 +45,7 @@ mod authenticator;
 pub mod chain;
 pub mod config;
 mod error;
+pub mod flow;
 mod identity;
 pub mod iso8601;
 pub mod modules;

@@ -7,8 +7,16 @@ pub mod header;
 #[cfg(feature = "ldap")]
 pub mod ldap;
 pub mod local;
+#[cfg(feature = "oauth2")]
+pub mod oauth2;
+#[cfg(feature = "oidc")]
+pub mod oidc;
 
 pub use header::HeaderModule;
 #[cfg(feature = "ldap")]
 pub use ldap::{LdapConfig, LdapModule};
 pub use local::LocalModule;
+#[cfg(feature = "oauth2")]
+pub use oauth2::{OAuth2Config, OAuth2Module};
+#[cfg(feature = "oidc")]
+pub use oidc::{OidcConfig, OidcModule};

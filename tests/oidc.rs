@@ -1,0 +1,881 @@
+#![cfg(all(feature = "oidc", feature = "oauth2"))]
+//! OpenID Connect and OAuth2 logins: the full code flow against a real provider
+//! (npm `oidc-provider`, started by tests/peers/oidc-provider.sh), flow one-time use
+//! and browser binding, provisioning, key rotation, and ID-token validation against a
+//! small test-only token issuer.
+
+mod common;
+#[path = "oidc/issuer.rs"]
+mod issuer;
+#[path = "oidc/provider.rs"]
+mod provider;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use authchain::account::{MemoryUserStore, Provisioning, RoleMapping, UserStore};
+use authchain::chain::ModuleSettings;
+use authchain::modules::oidc::{OidcConfig, OidcModule};
+use authchain::modules::{OAuth2Module, oauth2::OAuth2Config};
+use authchain::{AuthChain, AuthError, AuthRequest, Credentials, LoginResult, Redirect};
+use common::{peer, principal};
+use issuer::{JwksServer, TestKey, now, sign_hs256, unsigned};
+use provider::{Browser, CONFIDENTIAL_CLIENT, CONFIDENTIAL_SECRET, PUBLIC_CLIENT, Provider, REDIRECT_URI};
+use serde_json::json;
+
+const SCOPES: [&str; 4] = ["openid", "profile", "email", "groups"];
+
+fn roles() -> RoleMapping {
+    RoleMapping::builder()
+        .rule("admins", "admin")
+        .rule("staff", "staff")
+        .build()
+        .expect("role mapping")
+}
+
+fn settings(provisioning: Provisioning) -> ModuleSettings {
+    ModuleSettings::new().provisioning(provisioning).roles(roles())
+}
+
+fn confidential(provider: &Provider) -> authchain::modules::oidc::OidcModuleBuilder {
+    OidcModule::builder("oidc", &provider.issuer, CONFIDENTIAL_CLIENT, REDIRECT_URI)
+        .client_secret(CONFIDENTIAL_SECRET)
+        .scopes(SCOPES)
+}
+
+fn public(provider: &Provider) -> authchain::modules::oidc::OidcModuleBuilder {
+    OidcModule::builder("oidc", &provider.issuer, PUBLIC_CLIENT, REDIRECT_URI).scopes(SCOPES)
+}
+
+fn chain_of(module: Arc<OidcModule>, provisioning: Provisioning) -> (AuthChain, Arc<MemoryUserStore>) {
+    let store = Arc::new(MemoryUserStore::new());
+    let chain = AuthChain::builder(store.clone())
+        .shared_module(module, settings(provisioning))
+        .build()
+        .expect("chain");
+    (chain, store)
+}
+
+fn start_request(module: &str, return_to: Option<&str>) -> AuthRequest {
+    AuthRequest::new(peer("192.0.2.20"))
+        .with_credentials(Credentials::Start {
+            return_to: return_to.map(str::to_owned),
+        })
+        .select(module)
+}
+
+fn callback_request(params: BTreeMap<String, String>, cookie: Option<&str>) -> AuthRequest {
+    let mut request = AuthRequest::new(peer("192.0.2.20")).with_credentials(Credentials::Callback { params });
+    request.flow_cookie = cookie.map(str::to_owned);
+    request
+}
+
+async fn start(chain: &AuthChain, module: &str) -> Redirect {
+    match chain.login(&start_request(module, Some("/after/login"))).await {
+        Ok(LoginResult::Redirect(redirect)) => redirect,
+        other => panic!("expected a redirect, got {other:?}"),
+    }
+}
+
+fn query(url: &str) -> BTreeMap<String, String> {
+    url::Url::parse(url)
+        .expect("url")
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+/// Start → the provider's login form → callback, through the chain.
+async fn full_login(chain: &AuthChain, user: &str, password: &str) -> Result<LoginResult, AuthError> {
+    let redirect = start(chain, "oidc").await;
+    let params = Browser::new().login(&redirect.location, user, password).await;
+    chain
+        .login(&callback_request(params, redirect.flow_cookie.as_deref()))
+        .await
+}
+
+#[tokio::test]
+async fn confidential_client_full_code_flow_maps_groups_to_roles() {
+    let provider = Provider::shared();
+    let module = Arc::new(confidential(provider).build().expect("module"));
+    let (chain, store) = chain_of(module.clone(), Provisioning::Create);
+
+    let redirect = start(&chain, "oidc").await;
+    let auth = query(&redirect.location);
+    assert!(
+        redirect
+            .location
+            .starts_with(&format!("{}/auth?", provider.issuer))
+    );
+    assert_eq!(auth["code_challenge_method"], "S256");
+    assert_eq!(auth["code_challenge"].len(), 43);
+    assert_eq!(auth["client_id"], CONFIDENTIAL_CLIENT);
+    assert!(auth["scope"].split(' ').any(|s| s == "groups"));
+    assert!(auth["state"].len() >= 43 && auth["nonce"].len() >= 43 && auth["state"] != auth["nonce"]);
+    let cookie = redirect.flow_cookie.clone().expect("flow cookie");
+    assert!(
+        !redirect.location.contains(&cookie),
+        "the cookie must not travel in the URL"
+    );
+
+    let params = Browser::new()
+        .login(&redirect.location, "alice", "alice-password")
+        .await;
+    assert_eq!(
+        params.get("iss"),
+        Some(&provider.issuer),
+        "the provider sends RFC 9207 iss"
+    );
+    let p = principal(chain.login(&callback_request(params, Some(&cookie))).await);
+    assert_eq!(p.login, "alice");
+    assert_eq!(p.identity.subject, "alice");
+    assert_eq!(p.email.as_deref(), Some("alice@example.org"));
+    assert_eq!(p.identity.display_name.as_deref(), Some("Alice Liddell"));
+    assert_eq!(p.identity.groups, ["admins", "staff"]);
+    assert!(p.has_role("admin") && p.has_role("staff"), "roles: {:?}", p.roles);
+    assert_eq!(p.identity.attributes["return_to"], ["/after/login"]);
+    let linked = store
+        .find_by_link("oidc", "alice")
+        .await
+        .expect("store")
+        .expect("linked account");
+    assert_eq!(linked.id, p.account_id);
+
+    let after_first = module.requests();
+    assert_eq!(
+        (after_first.discovery, after_first.jwks, after_first.token),
+        (1, 1, 1)
+    );
+    assert_eq!(after_first.userinfo, 0);
+
+    // A second login costs exactly one HTTP request: the token request.
+    let p2 = principal(full_login(&chain, "alice", "alice-password").await);
+    assert_eq!(p2.account_id, p.account_id, "same subject, same account");
+    let after_second = module.requests();
+    assert_eq!(after_second.total() - after_first.total(), 1, "{after_second:?}");
+    assert_eq!(after_second.token, 2);
+}
+
+#[tokio::test]
+async fn public_client_with_pkce_and_userinfo() {
+    let provider = Provider::shared();
+    let module = Arc::new(public(provider).userinfo(true).build().expect("module"));
+    let (chain, _) = chain_of(module.clone(), Provisioning::Create);
+    let p = principal(full_login(&chain, "bob", "bob-password").await);
+    assert_eq!(p.login, "bob");
+    assert_eq!(p.roles.iter().collect::<Vec<_>>(), ["staff"]);
+    let requests = module.requests();
+    assert_eq!((requests.token, requests.userinfo), (1, 1), "{requests:?}");
+}
+
+#[tokio::test]
+async fn prefetch_loads_discovery_and_keys_once_and_logins_reuse_them() {
+    let provider = Provider::shared();
+    let module = Arc::new(confidential(provider).build().expect("module"));
+    module.prefetch().await.expect("prefetch");
+    assert_eq!((module.requests().discovery, module.requests().jwks), (1, 1));
+    let (chain, _) = chain_of(module.clone(), Provisioning::Create);
+    principal(full_login(&chain, "bob", "bob-password").await);
+    let requests = module.requests();
+    assert_eq!(
+        (requests.discovery, requests.jwks, requests.token),
+        (1, 1, 1),
+        "{requests:?}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_client_secret_is_a_misconfiguration() {
+    let provider = Provider::shared();
+    let module = OidcModule::builder("oidc", &provider.issuer, CONFIDENTIAL_CLIENT, REDIRECT_URI)
+        .client_secret("not-the-secret")
+        .scopes(SCOPES)
+        .build()
+        .expect("module");
+    let (chain, _) = chain_of(Arc::new(module), Provisioning::Create);
+    let err = full_login(&chain, "alice", "alice-password").await.unwrap_err();
+    assert!(matches!(err, AuthError::Misconfigured(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn replayed_state_is_rejected() {
+    let provider = Provider::shared();
+    let (chain, _) = chain_of(
+        Arc::new(confidential(provider).build().unwrap()),
+        Provisioning::Create,
+    );
+    let redirect = start(&chain, "oidc").await;
+    let params = Browser::new()
+        .login(&redirect.location, "alice", "alice-password")
+        .await;
+    let request = callback_request(params, redirect.flow_cookie.as_deref());
+    principal(chain.login(&request).await);
+    let err = chain.login(&request).await.unwrap_err();
+    assert!(
+        matches!(&err, AuthError::Unauthenticated { reason } if reason.contains("replayed")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn state_from_another_browser_is_rejected() {
+    let provider = Provider::shared();
+    let module = Arc::new(confidential(provider).build().unwrap());
+    let (chain, _) = chain_of(module.clone(), Provisioning::Create);
+    let victim = start(&chain, "oidc").await;
+    let attacker = start(&chain, "oidc").await;
+    let params = Browser::new()
+        .login(&victim.location, "alice", "alice-password")
+        .await;
+    for cookie in [attacker.flow_cookie.as_deref(), None, Some("forged")] {
+        let err = chain
+            .login(&callback_request(params.clone(), cookie))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AuthError::Forbidden { .. }), "{cookie:?}: {err:?}");
+    }
+    assert_eq!(
+        module.requests().token,
+        0,
+        "a mismatched cookie never reaches the token endpoint"
+    );
+    // The mismatch did not burn the flow: the browser that started it finishes it.
+    principal(
+        chain
+            .login(&callback_request(params, victim.flow_cookie.as_deref()))
+            .await,
+    );
+}
+
+#[tokio::test]
+async fn expired_flow_is_rejected() {
+    let provider = Provider::shared();
+    let module = Arc::new(
+        confidential(provider)
+            .flow_ttl(Duration::from_millis(300))
+            .build()
+            .unwrap(),
+    );
+    let (chain, _) = chain_of(module.clone(), Provisioning::Create);
+    let redirect = start(&chain, "oidc").await;
+    let params = Browser::new()
+        .login(&redirect.location, "alice", "alice-password")
+        .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let err = chain
+        .login(&callback_request(params, redirect.flow_cookie.as_deref()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AuthError::Unauthenticated { reason } if reason.contains("expired")),
+        "{err:?}"
+    );
+    assert_eq!(module.requests().token, 0);
+}
+
+#[tokio::test]
+async fn unknown_subject_is_forbidden_under_existing_and_created_under_create() {
+    let provider = Provider::shared();
+    let module = Arc::new(confidential(provider).build().unwrap());
+    let (chain, store) = chain_of(module.clone(), Provisioning::Existing);
+    let err = full_login(&chain, "carol", "carol-password").await.unwrap_err();
+    assert!(matches!(err, AuthError::Forbidden { .. }), "{err:?}");
+    assert!(store.find_by_link("oidc", "carol").await.unwrap().is_none());
+
+    let (chain, store) = chain_of(module, Provisioning::Create);
+    let p = principal(full_login(&chain, "carol", "carol-password").await);
+    assert_eq!(p.login, "carol");
+    assert!(p.roles.is_empty(), "carol has no groups: {:?}", p.roles);
+    assert!(store.find_by_link("oidc", "carol").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn key_rotation_at_the_provider_refetches_the_jwks_once() {
+    let provider = Provider::start(); // its own: rotation must not disturb other tests
+    let module = Arc::new(
+        confidential(&provider)
+            .jwks_min_refetch_interval(Duration::from_millis(200))
+            .build()
+            .unwrap(),
+    );
+    let (chain, _) = chain_of(module.clone(), Provisioning::Create);
+    principal(full_login(&chain, "alice", "alice-password").await);
+    assert_eq!(module.requests().jwks, 1);
+
+    provider.rotate_key().await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let p = principal(full_login(&chain, "bob", "bob-password").await);
+    assert_eq!(p.login, "bob");
+    let requests = module.requests();
+    assert_eq!(
+        requests.jwks, 2,
+        "exactly one refetch for the new kid: {requests:?}"
+    );
+    assert_eq!(requests.discovery, 1);
+
+    principal(full_login(&chain, "alice", "alice-password").await);
+    assert_eq!(module.requests().jwks, 2, "the new key is cached");
+}
+
+#[tokio::test]
+async fn provider_errors_become_clear_errors() {
+    let provider = Provider::shared();
+    let module = Arc::new(confidential(provider).build().unwrap());
+    let (chain, _) = chain_of(module.clone(), Provisioning::Create);
+    let cases = [
+        ("access_denied", "forbidden"),
+        ("login_required", "unauthenticated"),
+        ("temporarily_unavailable", "unavailable"),
+    ];
+    for (code, kind) in cases {
+        let redirect = start(&chain, "oidc").await;
+        let state = query(&redirect.location)["state"].clone();
+        let params = BTreeMap::from([
+            ("state".to_owned(), state),
+            ("error".to_owned(), code.to_owned()),
+            (
+                "error_description".to_owned(),
+                "User said \"no\"\n<script>".to_owned(),
+            ),
+        ]);
+        let err = chain
+            .login(&callback_request(params, redirect.flow_cookie.as_deref()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), kind, "{code}: {err:?}");
+        let text = err.to_string();
+        assert!(text.contains(code), "{text}");
+        assert!(!text.contains('\n') && !text.contains('"'), "sanitized: {text}");
+    }
+    assert_eq!(module.requests().token, 0);
+}
+
+#[tokio::test]
+async fn callback_iss_of_another_issuer_is_rejected_before_the_token_request() {
+    let provider = Provider::shared();
+    let module = Arc::new(confidential(provider).build().unwrap());
+    let (chain, _) = chain_of(module.clone(), Provisioning::Create);
+    let redirect = start(&chain, "oidc").await;
+    let mut params = Browser::new()
+        .login(&redirect.location, "alice", "alice-password")
+        .await;
+    params.insert("iss".into(), "https://evil.test".into());
+    let err = chain
+        .login(&callback_request(params.clone(), redirect.flow_cookie.as_deref()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AuthError::Unauthenticated { reason } if reason.contains("iss")),
+        "{err:?}"
+    );
+
+    // The provider promises `iss`; a callback without it is refused too.
+    let redirect = start(&chain, "oidc").await;
+    let mut params = Browser::new()
+        .login(&redirect.location, "alice", "alice-password")
+        .await;
+    params.remove("iss");
+    let err = chain
+        .login(&callback_request(params, redirect.flow_cookie.as_deref()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AuthError::Unauthenticated { reason } if reason.contains("9207")),
+        "{err:?}"
+    );
+    assert_eq!(module.requests().token, 0);
+}
+
+#[tokio::test]
+async fn callbacks_that_are_not_ours_abstain() {
+    let provider = Provider::shared();
+    let module = Arc::new(confidential(provider).build().unwrap());
+    let (chain, _) = chain_of(module, Provisioning::Create);
+    for params in [
+        BTreeMap::from([("ticket".to_owned(), "ST-1".to_owned())]),
+        BTreeMap::from([
+            ("state".to_owned(), "never-issued".to_owned()),
+            ("code".to_owned(), "x".to_owned()),
+        ]),
+    ] {
+        let err = chain
+            .login(&callback_request(params, Some("c")))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AuthError::Unauthenticated { .. }), "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn oauth2_module_logs_in_through_the_userinfo_endpoint() {
+    let provider = Provider::shared();
+    let module = OAuth2Module::builder(
+        "gitlike",
+        format!("{}/auth", provider.issuer),
+        format!("{}/token", provider.issuer),
+        format!("{}/me", provider.issuer),
+        CONFIDENTIAL_CLIENT,
+        REDIRECT_URI,
+    )
+    .client_secret(CONFIDENTIAL_SECRET)
+    .scopes(SCOPES)
+    .issuer(&provider.issuer)
+    .subject_path("sub")
+    .login_paths(["preferred_username"])
+    .groups_path(Some("groups".into()))
+    .build()
+    .expect("module");
+    let module = Arc::new(module);
+    let store = Arc::new(MemoryUserStore::new());
+    let chain = AuthChain::builder(store)
+        .shared_module(module.clone(), settings(Provisioning::Create))
+        .build()
+        .unwrap();
+    let redirect = match chain.login(&start_request("gitlike", None)).await {
+        Ok(LoginResult::Redirect(r)) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(query(&redirect.location)["code_challenge_method"], "S256");
+    let params = Browser::new()
+        .login(&redirect.location, "alice", "alice-password")
+        .await;
+    let request = callback_request(params, redirect.flow_cookie.as_deref());
+    let p = principal(chain.login(&request).await);
+    assert_eq!(p.login, "alice");
+    assert_eq!(p.identity.subject, "alice");
+    assert!(p.has_role("admin"));
+    let requests = module.requests();
+    assert_eq!((requests.token, requests.userinfo, requests.total()), (1, 1, 2));
+    assert!(chain.login(&request).await.is_err(), "replay");
+}
+
+// ---------------------------------------------------------------------------
+// ID-token validation against the test-only issuer.
+
+const ISSUER: &str = "https://issuer.test";
+const CLIENT: &str = "client-1";
+const NONCE: &str = "nonce-1";
+
+fn module_for(jwks: &JwksServer) -> authchain::modules::oidc::OidcModuleBuilder {
+    OidcModule::builder("oidc", ISSUER, CLIENT, "https://app.test/callback")
+        .discovery(false)
+        .authorization_endpoint(format!("{ISSUER}/auth"))
+        .token_endpoint(format!("{ISSUER}/token"))
+        .jwks_uri(jwks.url())
+        .client_secret("client-secret-shared-with-the-provider")
+}
+
+fn claims() -> serde_json::Value {
+    let t = now();
+    json!({"iss": ISSUER, "aud": CLIENT, "sub": "u-1", "exp": t + 300, "iat": t, "nonce": NONCE})
+}
+
+fn with(mut value: serde_json::Value, key: &str, new: serde_json::Value) -> serde_json::Value {
+    value[key] = new;
+    value
+}
+
+fn without(mut value: serde_json::Value, key: &str) -> serde_json::Value {
+    value.as_object_mut().unwrap().remove(key);
+    value
+}
+
+#[tokio::test]
+async fn id_token_checks() {
+    let key = TestKey::load("rsa-a", "key-a");
+    let other = TestKey::load("rsa-b", "key-a"); // same kid, other key: a forged signature
+    let jwks = JwksServer::start(&[&key]).await;
+    let module = module_for(&jwks).build().expect("module");
+
+    let good = module
+        .validate_id_token(&key.sign(&claims()), Some(NONCE))
+        .await
+        .expect("a valid token");
+    assert_eq!(good.subject(), "u-1");
+
+    let t = now();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "bad signature",
+            other.sign(&claims()),
+            "signature does not verify",
+        ),
+        (
+            "wrong issuer",
+            key.sign(&with(claims(), "iss", json!("https://evil.test"))),
+            "issuer",
+        ),
+        (
+            "wrong audience",
+            key.sign(&with(claims(), "aud", json!("other-client"))),
+            "audience",
+        ),
+        (
+            "several audiences, no azp",
+            key.sign(&with(claims(), "aud", json!([CLIENT, "other"]))),
+            "audience",
+        ),
+        (
+            "azp of another client",
+            key.sign(&with(claims(), "azp", json!("other"))),
+            "audience",
+        ),
+        (
+            "expired",
+            key.sign(&with(
+                with(claims(), "exp", json!(t - 120)),
+                "iat",
+                json!(t - 600),
+            )),
+            "expired",
+        ),
+        (
+            "issued in the future",
+            key.sign(&with(claims(), "iat", json!(t + 120))),
+            "future",
+        ),
+        (
+            "not yet valid",
+            key.sign(&with(claims(), "nbf", json!(t + 120))),
+            "future",
+        ),
+        (
+            "nonce mismatch",
+            key.sign(&with(claims(), "nonce", json!("another-login"))),
+            "nonce",
+        ),
+        ("missing nonce", key.sign(&without(claims(), "nonce")), "nonce"),
+        ("missing exp", key.sign(&without(claims(), "exp")), "`exp`"),
+        ("missing sub", key.sign(&without(claims(), "sub")), "`sub`"),
+        ("alg none", unsigned(&claims()), "algorithm `none`"),
+        (
+            "alg none with a signature",
+            format!("{}sig", unsigned(&claims())),
+            "algorithm `none`",
+        ),
+        (
+            "HS256 with the client secret",
+            sign_hs256(b"client-secret-shared-with-the-provider", &claims()),
+            "algorithm `HS256`",
+        ),
+        ("garbage", "a.b.c".into(), "malformed"),
+        ("encrypted (5 parts)", "a.b.c.d.e".into(), "malformed"),
+        ("empty", String::new(), "malformed"),
+    ];
+    for (name, token, why) in cases {
+        match module.validate_id_token(&token, Some(NONCE)).await {
+            Err(AuthError::Unauthenticated { reason }) => assert!(reason.contains(why), "{name}: {reason}"),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // Within the skew is fine; several audiences with our azp are fine.
+    let skewed = key.sign(&with(with(claims(), "exp", json!(t - 30)), "iat", json!(t + 30)));
+    module
+        .validate_id_token(&skewed, Some(NONCE))
+        .await
+        .expect("within 60 s of skew");
+    let azp = key.sign(&with(
+        with(claims(), "aud", json!([CLIENT, "api"])),
+        "azp",
+        json!(CLIENT),
+    ));
+    module
+        .validate_id_token(&azp, Some(NONCE))
+        .await
+        .expect("azp names us");
+    assert_eq!(jwks.fetches(), 1, "the JWKS is fetched once and cached");
+}
+
+#[tokio::test]
+async fn unsigned_tokens_only_with_the_insecure_option() {
+    let key = TestKey::load("rsa-a", "key-a");
+    let jwks = JwksServer::start(&[&key]).await;
+    let module = module_for(&jwks)
+        .insecure_allow_unsigned_id_tokens(true)
+        .build()
+        .unwrap();
+    module
+        .validate_id_token(&unsigned(&claims()), Some(NONCE))
+        .await
+        .expect("explicitly allowed");
+    let err = module_for(&jwks)
+        .id_token_algorithms(["none"])
+        .build()
+        .expect_err("`none` is not an algorithm");
+    assert_eq!(err.key(), Some("modules.oidc.id_token_algorithms"));
+}
+
+#[tokio::test]
+async fn multi_tenant_issuer_template() {
+    let key = TestKey::load("rsa-a", "key-a");
+    let jwks = JwksServer::start(&[&key]).await;
+    let module = OidcModule::builder(
+        "entra",
+        "https://login.test/common/v2.0",
+        CLIENT,
+        "https://app.test/cb",
+    )
+    .issuer_template("https://login.test/{tenantid}/v2.0")
+    .allowed_tenants(["tenant-1", "tenant-2"])
+    .discovery(false)
+    .authorization_endpoint("https://login.test/common/oauth2/v2.0/authorize")
+    .token_endpoint("https://login.test/common/oauth2/v2.0/token")
+    .jwks_uri(jwks.url())
+    .build()
+    .expect("module");
+    let token = |iss: &str, tid: Option<&str>| {
+        let mut c = with(claims(), "iss", json!(iss));
+        if let Some(tid) = tid {
+            c["tid"] = json!(tid);
+        }
+        key.sign(&c)
+    };
+    let ok = module
+        .validate_id_token(
+            &token("https://login.test/tenant-2/v2.0", Some("tenant-2")),
+            Some(NONCE),
+        )
+        .await
+        .expect("an allowed tenant");
+    assert_eq!(ok.get("tid"), Some(&json!("tenant-2")));
+    for (iss, tid) in [
+        ("https://login.test/tenant-3/v2.0", Some("tenant-3")), // not allowed
+        ("https://login.test/tenant-1/v2.0", Some("tenant-2")), // iss of another tenant
+        ("https://login.test/tenant-1/v2.0", None),             // no tid
+        ("https://login.test/common/v2.0", Some("common")),     // not allowed either
+        ("https://login.test/{tenantid}/v2.0", Some("{tenantid}")),
+    ] {
+        let err = module
+            .validate_id_token(&token(iss, tid), Some(NONCE))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("issuer"), "{iss} {tid:?}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn es256_tokens_verify_only_when_allowed() {
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let ec = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let point = ec.public_key().as_ref();
+    let rsa = TestKey::load("rsa-a", "key-a");
+    let jwks = JwksServer::start(&[&rsa]).await;
+    *jwks.jwks.lock().unwrap() = json!({"keys": [rsa.jwk(), {"kty": "EC", "crv": "P-256", "kid": "ec-1",
+        "x": issuer::b64_bytes(&point[1..33]), "y": issuer::b64_bytes(&point[33..65])}]});
+    let input = format!(
+        "{}.{}",
+        issuer::b64(&json!({"alg": "ES256", "kid": "ec-1"})),
+        issuer::b64(&claims())
+    );
+    let sig = ec.sign(&rng, input.as_bytes()).unwrap();
+    let token = format!("{input}.{}", issuer::b64_bytes(sig.as_ref()));
+
+    let rs256_only = module_for(&jwks).build().unwrap();
+    let err = rs256_only
+        .validate_id_token(&token, Some(NONCE))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("ES256"), "{err}");
+    let both = module_for(&jwks)
+        .id_token_algorithms(["RS256", "ES256"])
+        .build()
+        .unwrap();
+    both.validate_id_token(&token, Some(NONCE))
+        .await
+        .expect("ES256 allowed");
+    both.validate_id_token(&rsa.sign(&claims()), Some(NONCE))
+        .await
+        .expect("RS256 still");
+    // The EC key cannot verify an RS256 token claiming its kid.
+    let confused = rsa.sign_with_header(&json!({"alg": "RS256", "kid": "ec-1"}), &claims());
+    assert!(both.validate_id_token(&confused, Some(NONCE)).await.is_err());
+}
+
+#[tokio::test]
+async fn unknown_kid_refetches_the_jwks_at_most_once_per_interval() {
+    let a = TestKey::load("rsa-a", "key-a");
+    let b = TestKey::load("rsa-b", "key-b");
+    let jwks = JwksServer::start(&[&a]).await;
+    let module = module_for(&jwks)
+        .jwks_min_refetch_interval(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    module
+        .validate_id_token(&a.sign(&claims()), Some(NONCE))
+        .await
+        .unwrap();
+    assert_eq!(jwks.fetches(), 1);
+
+    // A kid nobody publishes: refetched once, then rate limited.
+    let stranger = b.sign(&claims());
+    assert!(module.validate_id_token(&stranger, Some(NONCE)).await.is_err());
+    for _ in 0..20 {
+        assert!(module.validate_id_token(&stranger, Some(NONCE)).await.is_err());
+    }
+    assert!(jwks.fetches() <= 2, "rate limited: {}", jwks.fetches());
+
+    // The provider rotates to key b: after the interval one refetch finds it.
+    jwks.set_keys(&[&a, &b]);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let before = jwks.fetches();
+    module
+        .validate_id_token(&b.sign(&claims()), Some(NONCE))
+        .await
+        .expect("rotated key");
+    module
+        .validate_id_token(&b.sign(&claims()), Some(NONCE))
+        .await
+        .expect("cached");
+    assert_eq!(jwks.fetches(), before + 1);
+}
+
+#[tokio::test]
+async fn open_redirect_return_to_values_are_rejected() {
+    let key = TestKey::load("rsa-a", "key-a");
+    let jwks = JwksServer::start(&[&key]).await;
+    let module = module_for(&jwks)
+        .return_to_allowed(["https://app.test/"])
+        .build()
+        .unwrap();
+    let (chain, _) = chain_of(Arc::new(module), Provisioning::Create);
+    for bad in [
+        "//evil.test",
+        "https://evil.test",
+        "/\\evil.test",
+        "javascript:alert(1)",
+        "https://app.test.evil.test/",
+        "http://app.test/",
+    ] {
+        let err = chain.login(&start_request("oidc", Some(bad))).await.unwrap_err();
+        assert!(matches!(err, AuthError::InvalidRequest(_)), "{bad}: {err:?}");
+    }
+    for good in ["/", "/app/page?x=1", "https://app.test/dashboard"] {
+        let result = chain.login(&start_request("oidc", Some(good))).await;
+        assert!(
+            matches!(result, Ok(LoginResult::Redirect(_))),
+            "{good}: {result:?}"
+        );
+    }
+}
+
+/// A provider answering garbage, huge or slow responses makes the module
+/// unavailable; nothing panics.
+#[tokio::test]
+async fn malicious_provider_responses_are_unavailable() {
+    let app = axum::Router::new()
+        .route(
+            "/huge",
+            axum::routing::get(|| async { "x".repeat(2 * 1024 * 1024) }),
+        )
+        .route(
+            "/garbage",
+            axum::routing::get(|| async { "{\"keys\": [{\"kty\": \"RSA\", \"n\": 1}" }),
+        )
+        .route(
+            "/not-keys",
+            axum::routing::get(|| async { axum::Json(json!({"keys": "nope"})) }),
+        )
+        .route(
+            "/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "{}"
+            }),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(|| async {
+                axum::Json(json!({"issuer": "http://127.0.0.1:1", "jwks_uri": 5}))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let key = TestKey::load("rsa-a", "key-a");
+    let token = key.sign(&claims());
+    for path in ["/huge", "/garbage", "/not-keys", "/slow", "/missing"] {
+        let module = OidcModule::builder("oidc", ISSUER, CLIENT, "https://app.test/callback")
+            .discovery(false)
+            .authorization_endpoint(format!("{ISSUER}/auth"))
+            .token_endpoint(format!("{ISSUER}/token"))
+            .jwks_uri(format!("{base}{path}"))
+            .http_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let err = module.validate_id_token(&token, Some(NONCE)).await.unwrap_err();
+        assert!(matches!(err, AuthError::Unavailable { .. }), "{path}: {err:?}");
+    }
+    // Discovery naming another issuer is refused.
+    let module = OidcModule::builder("oidc", &base, CLIENT, "https://app.test/callback")
+        .build()
+        .unwrap();
+    let (chain, _) = chain_of(Arc::new(module), Provisioning::Create);
+    let err = chain.login(&start_request("oidc", None)).await.unwrap_err();
+    assert!(
+        matches!(&err, AuthError::Unavailable { reason, .. } if reason.contains("issuer")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn configuration_is_checked_and_names_the_key() {
+    let parse = |text: &str| -> OidcConfig { toml::from_str(text).expect("toml") };
+    let base = r#"
+        issuer = "https://sso.example.org/realms/corp"
+        client_id = "intranet"
+        client_secret = "s3cret"
+        redirect_uri = "https://intranet.example.org/callback"
+    "#;
+    OidcModule::from_config("sso", &parse(base)).expect("a valid configuration");
+    let cases = [
+        (
+            "id_token_algorithms = [\"HS256\"]",
+            "modules.sso.id_token_algorithms",
+        ),
+        ("clock_skew = \"PT1H\"", "modules.sso.clock_skew"),
+        ("discovery = false", "modules.sso.authorization_endpoint"),
+        (
+            "issuer_template = \"https://login.example.org/common\"",
+            "modules.sso.issuer_template",
+        ),
+        (
+            "token_endpoint = \"http://sso.example.org/token\"",
+            "modules.sso.token_endpoint",
+        ),
+        (
+            "return_to_allowed = [\"https://app.example.org\"]",
+            "modules.sso.return_to_allowed",
+        ),
+        (
+            "extra_auth_params = { state = \"fixed\" }",
+            "modules.sso.extra_auth_params",
+        ),
+    ];
+    for (extra, key) in cases {
+        let err = OidcModule::from_config("sso", &parse(&format!("{base}\n{extra}"))).unwrap_err();
+        assert_eq!(err.key(), Some(key), "{extra}: {err}");
+    }
+    assert!(toml::from_str::<OidcConfig>(&format!("{base}\nunknown_key = 1")).is_err());
+    let http_issuer = base.replace("https://sso", "http://sso");
+    let err = OidcModule::from_config("sso", &parse(&http_issuer)).unwrap_err();
+    assert_eq!(err.key(), Some("modules.sso.issuer"));
+
+    let oauth: OAuth2Config = toml::from_str(
+        r#"
+        authorization_endpoint = "https://github.com/login/oauth/authorize"
+        token_endpoint = "https://github.com/login/oauth/access_token"
+        userinfo_endpoint = "https://api.github.com/user"
+        client_id = "Iv1.abc"
+        token_endpoint_auth_method = "client_secret_post"
+        redirect_uri = "https://app.example.org/cb"
+        "#,
+    )
+    .expect("toml");
+    let err = OAuth2Module::from_config("github", &oauth).unwrap_err();
+    assert_eq!(err.key(), Some("modules.github.client_secret"));
+}
