@@ -99,7 +99,9 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
             "--addr" => addr = args.next().ok_or("--addr needs a value")?,
             "--config" => config = Some(args.next().ok_or("--config needs a file")?),
             other => {
-                return Err(format!("unknown argument {other:?} (try --addr 127.0.0.1:3000 --config FILE)").into());
+                return Err(
+                    format!("unknown argument {other:?} (try --addr 127.0.0.1:3000 --config FILE)").into(),
+                );
             }
         }
     }
