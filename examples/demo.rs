@@ -205,20 +205,9 @@ fn finish(app: &App, result: Result<LoginResult, AuthError>) -> Response {
             }
             response
         }
-        Err(err) => {
-            let status = err.status_code();
-            let mut response = (
-                status,
-                Json(serde_json::json!({ "error": err.kind(), "message": err.to_string() })),
-            )
-                .into_response();
-            if let AuthError::Throttled { retry_after } = err {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, retry_after.as_secs().into());
-            }
-            response
-        }
+        // Status code, JSON body and Retry-After come from the `axum` feature; outage
+        // details stay in the audit log.
+        Err(err) => err.into_response(),
     }
 }
 
