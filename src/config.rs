@@ -67,6 +67,10 @@ struct RawConfig {
     throttle: Option<ThrottlePolicy>,
     #[serde(default)]
     modules: BTreeMap<String, toml::Table>,
+    #[cfg(feature = "sync")]
+    sync: Option<crate::sync::SyncConfig>,
+    #[cfg(not(feature = "sync"))]
+    sync: Option<toml::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -244,7 +248,9 @@ impl Config {
         for (i, cidr) in raw.trusted_proxies.iter().enumerate() {
             parse_cidr(&format!("trusted_proxies[{i}]"), cidr)?;
         }
-        Ok(Config { raw, modules })
+        let config = Config { raw, modules };
+        config.check_sync()?;
+        Ok(config)
     }
 
     /// Reads and parses a TOML file.
@@ -255,6 +261,76 @@ impl Config {
             source,
         })?;
         Config::from_toml(&text)
+    }
+
+    #[cfg(not(feature = "sync"))]
+    fn check_sync(&self) -> Result<(), ConfigError> {
+        match self.raw.sync {
+            Some(_) => Err(ConfigError::invalid("sync", "directory sync needs the crate feature `sync`")),
+            None => Ok(()),
+        }
+    }
+
+    #[cfg(feature = "sync")]
+    fn check_sync(&self) -> Result<(), ConfigError> {
+        match &self.raw.sync {
+            Some(sync) => self.sync_module(sync).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// The ldap module `[sync]` names.
+    #[cfg(feature = "sync")]
+    fn sync_module(
+        &self,
+        sync: &crate::sync::SyncConfig,
+    ) -> Result<(&ModuleConfig, &crate::modules::ldap::LdapConfig), ConfigError> {
+        let module = self
+            .modules
+            .iter()
+            .find(|m| m.id == sync.module)
+            .ok_or_else(|| ConfigError::invalid("sync.module", format!("no module `{}` in `chain`", sync.module)))?;
+        match &module.kind {
+            ModuleType::Ldap(ldap) => Ok((module, ldap)),
+            _ => Err(ConfigError::invalid(
+                "sync.module",
+                format!("module `{}` is not of type \"ldap\"", sync.module),
+            )),
+        }
+    }
+
+    /// The directory synchroniser `[sync]` describes, writing into `target`;
+    /// `None` without a `[sync]` table. Accounts are linked, and roles mapped,
+    /// under the named ldap module's id and with its role mapping.
+    #[cfg(feature = "sync")]
+    pub fn synchronizer(
+        &self,
+        target: Arc<dyn crate::sync::DirectoryTarget>,
+    ) -> Result<Option<crate::sync::Synchronizer>, ConfigError> {
+        use crate::sync::{SyncScope, Synchronizer};
+        let Some(sync) = &self.raw.sync else {
+            return Ok(None);
+        };
+        let (module, ldap) = self.sync_module(sync)?;
+        let ldap = crate::modules::LdapModule::from_config(&module.id, ldap.clone())?;
+        let source = sync.source(ldap)?;
+        let scope = SyncScope::new(module.id.clone())
+            .on_delete(sync.on_delete)
+            .roles(Arc::new(role_mapping(&module.id, &module.common)?));
+        let mut synchronizer = Synchronizer::new(Arc::new(source), target, scope);
+        if let Some(max) = sync.max_batch {
+            if max == 0 {
+                return Err(ConfigError::invalid("sync.max_batch", "must be at least 1"));
+            }
+            synchronizer = synchronizer.max_batch(max);
+        }
+        if let Some(max) = sync.max_backoff {
+            if max.0.is_zero() {
+                return Err(ConfigError::invalid("sync.max_backoff", "must be longer than zero"));
+            }
+            synchronizer = synchronizer.backoff(std::time::Duration::from_millis(100).min(max.0), max.0);
+        }
+        Ok(Some(synchronizer))
     }
 
     /// The module ids, in chain order.
@@ -382,8 +458,8 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
     })
 }
 
-fn settings(id: &str, common: &CommonConfig) -> Result<ModuleSettings, ConfigError> {
-    let mapping = RoleMapping::builder()
+fn role_mapping(id: &str, common: &CommonConfig) -> Result<RoleMapping, ConfigError> {
+    RoleMapping::builder()
         .case_insensitive(common.role_mapping.case_insensitive)
         .match_dn(common.role_mapping.match_dn)
         .rules(common.role_mapping.rules.iter().cloned())
@@ -393,7 +469,11 @@ fn settings(id: &str, common: &CommonConfig) -> Result<ModuleSettings, ConfigErr
                 ConfigError::invalid(format!("modules.{id}.{key}"), message)
             }
             other => other,
-        })?;
+        })
+}
+
+fn settings(id: &str, common: &CommonConfig) -> Result<ModuleSettings, ConfigError> {
+    let mapping = role_mapping(id, common)?;
     let mut settings = ModuleSettings::new()
         .enabled(common.enabled)
         .hidden(common.hidden)

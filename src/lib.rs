@@ -52,6 +52,8 @@ pub mod modules;
 pub mod net;
 mod request;
 mod secret;
+#[cfg(feature = "sync")]
+pub mod sync;
 
 #[cfg(feature = "axum")]
 mod axum_integration;

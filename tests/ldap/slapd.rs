@@ -24,7 +24,9 @@ pub struct Slapd {
     pub wrong_ca_file: PathBuf,
     pub service_dn: String,
     pub service_password: String,
-    pub pid: u32,
+    pub admin_dn: String,
+    pub admin_password: String,
+    pub pid: std::sync::atomic::AtomicU32,
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -68,7 +70,9 @@ impl Slapd {
                     wrong_ca_file: get("LDAP_WRONG_CA_FILE").into(),
                     service_dn: get("LDAP_SERVICE_DN"),
                     service_password: get("LDAP_SERVICE_PASSWORD"),
-                    pid: get("SLAPD_PID").parse().expect("SLAPD_PID"),
+                    admin_dn: get("LDAP_ADMIN_DN"),
+                    admin_password: get("LDAP_ADMIN_PASSWORD"),
+                    pid: get("SLAPD_PID").parse::<u32>().expect("SLAPD_PID").into(),
                 };
             }
             last = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -85,15 +89,46 @@ impl Slapd {
         SHARED.get_or_init(Slapd::start)
     }
 
-    /// Stops the server now.
-    pub fn stop(&self) {
+    /// Kills the server hard (SIGKILL), as a crash would.
+    pub fn kill(&self) {
+        self.run("kill");
+    }
+
+    /// Starts the server again on the same ports with the same data.
+    pub fn resume(&self) {
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("resume")
+            .arg(&self.dir)
+            .output()
+            .expect("run tests/peers/slapd.sh resume");
+        assert!(
+            out.status.success(),
+            "slapd.sh resume failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let pid = text
+            .trim()
+            .strip_prefix("SLAPD_PID=")
+            .and_then(|p| p.parse().ok())
+            .expect("SLAPD_PID");
+        self.pid.store(pid, Ordering::Relaxed);
+    }
+
+    fn run(&self, command: &str) {
         let status = Command::new("bash")
             .arg(script())
-            .arg("stop")
+            .arg(command)
             .arg(&self.dir)
             .status()
-            .expect("run tests/peers/slapd.sh stop");
-        assert!(status.success(), "slapd.sh stop failed");
+            .expect("run tests/peers/slapd.sh");
+        assert!(status.success(), "slapd.sh {command} failed");
+    }
+
+    /// Stops the server now.
+    pub fn stop(&self) {
+        self.run("stop");
     }
 }
 

@@ -17,6 +17,9 @@
 # removes DIR when that process exits (test binaries cannot run destructors for
 # statics).
 # `stop` kills the slapd whose PID is in DIR/slapd.pid, and nothing else.
+# `kill DIR` kills it hard (SIGKILL), as a crash would.
+# `resume DIR` starts slapd again on the same ports and data (after stop or kill)
+# and prints SLAPD_PID=...
 #
 # Seeded entries (passwords in brackets):
 #   uid=alice  [alice-password]  groups admins, staff      mail alice@example.org
@@ -90,6 +93,14 @@ include $SCHEMA_DIR/core.schema
 include $SCHEMA_DIR/cosine.schema
 include $SCHEMA_DIR/nis.schema
 include $SCHEMA_DIR/inetorgperson.schema
+# nsAccountLock as FreeIPA / 389-ds have it, so the tests can disable accounts the
+# way those directories do (auxiliary class: OpenLDAP has no user-defined
+# operational attributes).
+attributetype ( 2.16.840.1.113730.3.1.610 NAME 'nsAccountLock'
+  DESC 'Account inactivation' EQUALITY caseIgnoreMatch
+  SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+objectclass ( 1.3.6.1.4.1.4203.666.11.1 NAME 'authchainLockable' SUP top AUXILIARY
+  MAY nsAccountLock )
 modulepath $MODULE_PATH
 moduleload back_mdb
 moduleload memberof
@@ -204,6 +215,29 @@ member: cn=staff,ou=groups,$BASE_DN
 EOF
 }
 
+# Starts slapd on the URLs in DIR/urls, waits until it answers, prints its PID.
+run_slapd() {
+  local dir=$1 ldap_url ldaps_url
+  read -r ldap_url ldaps_url <"$dir/urls"
+  rm -f "$dir/slapd.pid"
+  "$SLAPD" -f "$dir/slapd.conf" -h "$ldap_url/ $ldaps_url/" 2>"$dir/slapd.log" \
+    || die "slapd failed to start: $(cat "$dir/slapd.log")"
+  for _ in $(seq 1 100); do
+    if [ -s "$dir/slapd.pid" ] && ldapsearch -x -H "$ldap_url" -b "" -s base >/dev/null 2>&1; then
+      cat "$dir/slapd.pid"
+      return 0
+    fi
+    sleep 0.05
+  done
+  die "slapd did not answer on $ldap_url: $(cat "$dir/slapd.log")"
+}
+
+resume() {
+  local dir=${1:?usage: slapd.sh resume DIR}
+  [ -s "$dir/urls" ] || die "$dir holds no slapd started by this script"
+  echo "SLAPD_PID=$(run_slapd "$dir")"
+}
+
 start() {
   local dir=${1:?usage: slapd.sh start DIR [LDAP_PORT LDAPS_PORT] [--owner-pid PID]}
   shift
@@ -225,24 +259,18 @@ start() {
   write_seed "$dir"
   local ldap_url="ldap://127.0.0.1:$ldap_port"
   local ldaps_url="ldaps://127.0.0.1:$ldaps_port"
-  "$SLAPD" -f "$dir/slapd.conf" -h "$ldap_url/ $ldaps_url/" 2>"$dir/slapd.log" \
-    || die "slapd failed to start: $(cat "$dir/slapd.log")"
-  local pid=""
-  for _ in $(seq 1 100); do
-    if [ -s "$dir/slapd.pid" ] && ldapsearch -x -H "$ldap_url" -b "" -s base >/dev/null 2>&1; then
-      pid=$(cat "$dir/slapd.pid")
-      break
-    fi
-    sleep 0.05
-  done
-  [ -n "$pid" ] || die "slapd did not answer on $ldap_url: $(cat "$dir/slapd.log")"
+  echo "$ldap_url $ldaps_url" >"$dir/urls"
+  local pid
+  pid=$(run_slapd "$dir")
   ldapadd -x -H "$ldap_url" -D "$ADMIN_DN" -w "$ADMIN_PW" -f "$dir/seed.ldif" >"$dir/seed.log" 2>&1 \
     || { kill "$pid"; die "seeding failed: $(cat "$dir/seed.log")"; }
   if [ -n "$owner" ]; then
     # Stop slapd once the owning process is gone; fully detached from our stdout.
     # Then remove DIR (the owner created it for this server alone).
-    nohup bash -c "while kill -0 $owner 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.5; done
-      kill $pid 2>/dev/null; for _ in \$(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+    # Only the owner's exit ends the watch: a test may kill and resume slapd.
+    nohup bash -c "while kill -0 $owner 2>/dev/null && [ -d '$dir' ]; do sleep 0.5; done
+      p=\$(cat '$dir/slapd.pid' 2>/dev/null) && kill \$p 2>/dev/null
+      for _ in \$(seq 1 100); do kill -0 \$p 2>/dev/null || break; sleep 0.05; done
       rm -rf '$dir'" >/dev/null 2>&1 </dev/null &
   fi
   cat <<EOF
@@ -272,8 +300,22 @@ stop() {
   kill -9 "$pid" 2>/dev/null || true
 }
 
+kill_hard() {
+  local dir=${1:?usage: slapd.sh kill DIR}
+  [ -s "$dir/slapd.pid" ] || return 0
+  local pid
+  pid=$(cat "$dir/slapd.pid")
+  kill -9 "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.05
+  done
+}
+
 case ${1:-} in
   start) shift; start "$@" ;;
   stop) shift; stop "$@" ;;
-  *) die "usage: slapd.sh start DIR [LDAP_PORT LDAPS_PORT] [--owner-pid PID] | stop DIR" ;;
+  kill) shift; kill_hard "$@" ;;
+  resume) shift; resume "$@" ;;
+  *) die "usage: slapd.sh start DIR [LDAP_PORT LDAPS_PORT] [--owner-pid PID] | stop DIR | kill DIR | resume DIR" ;;
 esac

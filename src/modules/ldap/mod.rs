@@ -23,8 +23,8 @@
 //! and a failing service bind are [`AuthError::Unavailable`].
 
 mod config;
-mod pool;
-mod template;
+pub(crate) mod pool;
+pub(crate) mod template;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -782,6 +782,25 @@ impl LdapModule {
         self.inner.pools.user.clear();
     }
 
+    /// A new connection bound as the service account, outside the pools: the
+    /// directory synchroniser holds it for a long-running search.
+    #[cfg(feature = "sync")]
+    pub(crate) async fn connect_service(&self) -> Result<pool::Conn, AuthError> {
+        self.inner.connect_bound().await
+    }
+
+    /// The attributes the module reads from user entries, which the directory
+    /// synchroniser uses unless told otherwise.
+    #[cfg(feature = "sync")]
+    pub(crate) fn user_attributes(&self) -> UserAttributes<'_> {
+        UserAttributes {
+            subject: &self.inner.subject_attribute,
+            login: &self.inner.login_attribute,
+            email: &self.inner.email_attribute,
+            display_name: &self.inner.display_name_attribute,
+        }
+    }
+
     /// The group search filter this module sends for a user (for diagnostics and
     /// tests); `None` unless groups come from a search.
     pub fn group_filter_for(&self, user_dn: &str, login: &str) -> Option<String> {
@@ -790,6 +809,15 @@ impl LdapModule {
             _ => None,
         }
     }
+}
+
+/// Attribute names of user entries (see [`LdapModule::user_attributes`]).
+#[cfg(feature = "sync")]
+pub(crate) struct UserAttributes<'m> {
+    pub(crate) subject: &'m str,
+    pub(crate) login: &'m str,
+    pub(crate) email: &'m str,
+    pub(crate) display_name: &'m str,
 }
 
 /// Text for an ldap3 error, without secrets (ldap3 errors never carry the password).
@@ -859,8 +887,15 @@ impl Inner {
         if let Some(conn) = idle.filter(|_| !fresh) {
             return Ok(pools.service.pooled(conn, true, permit));
         }
-        // A new connection: connect and bind, trying the next URL when a server
-        // accepts TCP but then fails or hangs.
+        let conn = self.connect_bound().await?;
+        Ok(pools.service.pooled(conn, false, permit))
+    }
+
+    /// A new connection bound as the service account (when one is configured):
+    /// connect and bind, trying the next URL when a server accepts TCP but then
+    /// fails or hangs.
+    async fn connect_bound(&self) -> Result<Conn, AuthError> {
+        let pools = &self.pools;
         let mut failures = Vec::new();
         for _ in 0..pools.connector.urls.len() {
             let mut conn = match pools.connector.connect().await {
@@ -871,7 +906,7 @@ impl Inner {
                 }
             };
             match self.service_bind(&mut conn).await {
-                Ok(()) => return Ok(pools.service.pooled(conn, false, permit)),
+                Ok(()) => return Ok(conn),
                 // The server answered and refused: the same account will be refused
                 // by its replicas too. A configuration problem, logged loudly.
                 Err(Fail::Reject) => {
@@ -1257,7 +1292,7 @@ impl Inner {
 }
 
 /// The values of attribute `name` (case-insensitive; options such as `;lang-en` ignored).
-fn values<'e>(entry: &'e SearchEntry, name: &str) -> Option<&'e Vec<String>> {
+pub(crate) fn values<'e>(entry: &'e SearchEntry, name: &str) -> Option<&'e Vec<String>> {
     entry
         .attrs
         .iter()
@@ -1275,13 +1310,13 @@ fn bin_values<'e>(entry: &'e SearchEntry, name: &str) -> Option<&'e Vec<Vec<u8>>
         .filter(|v| !v.is_empty())
 }
 
-fn first_value<'e>(entry: &'e SearchEntry, name: &str) -> Option<&'e str> {
+pub(crate) fn first_value<'e>(entry: &'e SearchEntry, name: &str) -> Option<&'e str> {
     values(entry, name).and_then(|v| v.first()).map(String::as_str)
 }
 
 /// The subject: text values as they are; `objectGUID` (binary, sometimes valid UTF-8
 /// by chance) in its GUID text form; other binary values in hex.
-fn subject(entry: &SearchEntry, name: &str) -> Option<String> {
+pub(crate) fn subject(entry: &SearchEntry, name: &str) -> Option<String> {
     let guid = name.eq_ignore_ascii_case("objectGUID");
     if let Some(value) = first_value(entry, name) {
         if guid && let Some(text) = template::format_guid(value.as_bytes()) {

@@ -1,0 +1,311 @@
+//! Directory sync: users and groups mirrored from a directory into the host's user
+//! store as they change, not at their next login (feature `sync`).
+//!
+//! A [`DirectorySource`] (the [`LdapSource`]: RFC 4533 refreshAndPersist) reports
+//! changes; a [`DirectoryTarget`] (the SQLite store) applies them in batches, each
+//! in one transaction with the cookie that resumes after it. The [`Synchronizer`]
+//! runs the two as a Tokio task: it reconnects with backoff when the directory goes
+//! away and resumes from the stored cookie, so a restart needs no full refresh.
+//!
+//! Accounts are matched by the entry's stable id (the link `(source, stable id)`,
+//! which the LDAP login module uses too), and by login name only the first time an
+//! entry is seen. Groups feed the same role mapping as logins; roles are recorded
+//! as the source's mapped roles, so locally granted roles are never touched.
+//!
+//! ```no_run
+//! # async fn example(corp_ldap: authchain::modules::LdapModule, store: authchain::account::SqliteStore)
+//! # -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use authchain::sync::{LdapSource, SyncScope, Synchronizer};
+//!
+//! let source = LdapSource::builder(corp_ldap)
+//!     .users("ou=people,dc=example,dc=org", "(objectClass=inetOrgPerson)")
+//!     .groups("ou=groups,dc=example,dc=org", "(objectClass=groupOfNames)")
+//!     .build()?;
+//! let sync = Synchronizer::new(Arc::new(source), Arc::new(store), SyncScope::new("corp-ldap"));
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let task = tokio::spawn(sync.run(async { stopped.await.ok(); }));
+//! // ... later:
+//! stop.send(()).ok();
+//! let summary = task.await??;
+//! println!("{summary}");
+//! # Ok(()) }
+//! ```
+
+mod change;
+mod config;
+mod ldap;
+mod source;
+mod target;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+pub use change::{
+    DeletePolicy, DirectoryChange, DirectoryGroup, DirectoryUser, EntryKind, SyncBatch, SyncReport, SyncScope,
+};
+pub use config::{ModeName, SyncConfig};
+pub use ldap::{DisabledRule, LdapSource, LdapSourceBuilder, SyncMode};
+pub use source::{DirectorySource, Resume, SourceEvent};
+pub use target::DirectoryTarget;
+
+use crate::StoreError;
+use crate::chain::AUDIT_TARGET;
+
+/// Why synchronisation stopped or a session ended.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The directory could not be reached or broke the protocol (the text says
+    /// how, without secrets). The synchroniser retries with backoff.
+    #[error("directory: {0}")]
+    Source(String),
+    /// The store failed; the batch was not applied. The synchroniser retries with
+    /// backoff.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Where the synchroniser is, for progress display and health checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SyncPhase {
+    /// Connecting (or waiting to reconnect).
+    #[default]
+    Connecting,
+    /// Receiving the initial content (or what changed while away).
+    Refreshing,
+    /// The refresh is done; live changes are applied as they come.
+    Live,
+    /// Waiting for the next poll (refresh-only mode).
+    Waiting,
+    /// [`Synchronizer::run`] returned.
+    Stopped,
+}
+
+/// A snapshot of the synchroniser, from [`Synchronizer::status`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct SyncStatus {
+    /// The phase.
+    pub phase: SyncPhase,
+    /// Sessions started (1 + reconnections).
+    pub sessions: u64,
+    /// Whether the current session resumed from stored cookies.
+    pub resumed: bool,
+    /// Changes received in the current session before its refresh was done: the
+    /// size of the catch-up (everything on a full refresh, only what changed
+    /// when resuming).
+    pub refresh_changes: u64,
+    /// Batches applied since the start.
+    pub batches: u64,
+    /// What the store changed since the start.
+    pub report: SyncReport,
+    /// The last error, if the last session failed.
+    pub last_error: Option<String>,
+}
+
+/// Runs a [`DirectorySource`] into a [`DirectoryTarget`].
+pub struct Synchronizer {
+    source: Arc<dyn DirectorySource>,
+    target: Arc<dyn DirectoryTarget>,
+    scope: SyncScope,
+    max_batch: usize,
+    min_backoff: Duration,
+    max_backoff: Duration,
+    status: watch::Sender<SyncStatus>,
+}
+
+impl std::fmt::Debug for Synchronizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Synchronizer")
+            .field("source", &self.source.id())
+            .field("scope", &self.scope)
+            .field("max_batch", &self.max_batch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Default most changes per transaction.
+pub const DEFAULT_MAX_BATCH: usize = 500;
+
+impl Synchronizer {
+    /// A synchroniser with batches of up to 500 changes and reconnect backoff from
+    /// 100 ms doubling up to 30 s.
+    pub fn new(source: Arc<dyn DirectorySource>, target: Arc<dyn DirectoryTarget>, scope: SyncScope) -> Self {
+        Synchronizer {
+            source,
+            target,
+            scope,
+            max_batch: DEFAULT_MAX_BATCH,
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(30),
+            status: watch::channel(SyncStatus::default()).0,
+        }
+    }
+
+    /// Most changes applied in one transaction (at least 1).
+    pub fn max_batch(mut self, changes: usize) -> Self {
+        self.max_batch = changes.max(1);
+        self
+    }
+
+    /// Reconnect delays: from `min`, doubling after each failed session, up to `max`.
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.min_backoff = min;
+        self.max_backoff = max.max(min);
+        self
+    }
+
+    /// Follows the synchroniser's progress.
+    pub fn status(&self) -> watch::Receiver<SyncStatus> {
+        self.status.subscribe()
+    }
+
+    /// Runs until `shutdown` completes, and returns what changed. Directory and
+    /// store failures are logged and retried with backoff; they never end the run.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<SyncReport, SyncError> {
+        tokio::pin!(shutdown);
+        let mut backoff = self.min_backoff;
+        loop {
+            let outcome = tokio::select! {
+                () = &mut shutdown => break,
+                outcome = self.session() => outcome,
+            };
+            let wait = match outcome {
+                Ok(refreshed) => {
+                    self.status.send_modify(|s| s.last_error = None);
+                    if refreshed {
+                        backoff = self.min_backoff;
+                    }
+                    match self.source.poll_interval() {
+                        Some(every) => {
+                            self.status.send_modify(|s| s.phase = SyncPhase::Waiting);
+                            every
+                        }
+                        // A persistent session that ends without error is a
+                        // directory that hung up: reconnect.
+                        None => backoff,
+                    }
+                }
+                Err(err) => {
+                    warn!(target: AUDIT_TARGET, source = %self.source.id(), error = %err,
+                        retry_in = ?backoff, "directory sync interrupted");
+                    self.status.send_modify(|s| {
+                        s.last_error = Some(err.to_string());
+                        s.phase = SyncPhase::Connecting;
+                    });
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(self.max_backoff);
+                    wait
+                }
+            };
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        self.status.send_modify(|s| s.phase = SyncPhase::Stopped);
+        let report = self.status.borrow().report.clone();
+        info!(source = %self.source.id(), %report, "directory sync stopped");
+        Ok(report)
+    }
+
+    /// One session: resume from the stored cookies, apply until the source stops.
+    /// `Ok(true)` when every refresh of the session completed.
+    async fn session(&self) -> Result<bool, SyncError> {
+        let source_id = self.source.id();
+        let resume = Resume {
+            users: self.target.sync_cookie(source_id, EntryKind::User).await?,
+            groups: self.target.sync_cookie(source_id, EntryKind::Group).await?,
+        };
+        let resumed = resume.users.is_some() || resume.groups.is_some();
+        self.status.send_modify(|s| {
+            s.sessions += 1;
+            s.resumed = resumed;
+            s.refresh_changes = 0;
+            s.phase = SyncPhase::Refreshing;
+        });
+        info!(source = %source_id, resumed, "directory sync session started");
+        let (events, received) = mpsc::channel(4 * self.max_batch);
+        let session = self.source.session(resume, events);
+        let applied = self.apply(received);
+        tokio::pin!(session, applied);
+        let mut ended = None;
+        let refreshed = loop {
+            tokio::select! {
+                refreshed = &mut applied => break refreshed,
+                result = &mut session, if ended.is_none() => ended = Some(result),
+            }
+        };
+        // A store failure ends the session here (dropping the search), even while
+        // the source waits for the directory's next change.
+        let refreshed = refreshed?;
+        match ended {
+            Some(result) => result?,
+            None => session.await?,
+        }
+        Ok(refreshed)
+    }
+
+    /// Applies events as they come, batching whatever is already waiting.
+    async fn apply(&self, mut received: mpsc::Receiver<SourceEvent>) -> Result<bool, SyncError> {
+        let mut refreshing = self.source.kinds();
+        let mut refreshed_any = false;
+        while let Some(first) = received.recv().await {
+            let mut batch = SyncBatch::default();
+            let mut done = Vec::new();
+            let mut next = Some(first);
+            while let Some(event) = next.take() {
+                match event {
+                    SourceEvent::Change(change) => batch.changes.push(change),
+                    SourceEvent::Cookie(kind, cookie) => {
+                        batch.cookies.retain(|(k, _)| *k != kind);
+                        batch.cookies.push((kind, cookie));
+                    }
+                    SourceEvent::RefreshDone(kind) => done.push(kind),
+                }
+                if batch.changes.len() < self.max_batch {
+                    next = received.try_recv().ok();
+                }
+            }
+            let report = self.target.apply(&self.scope, &batch).await?;
+            if report.skipped > 0 {
+                for change in &batch.changes {
+                    if let DirectoryChange::Skipped { sync_id, dn, reason } = change {
+                        warn!(target: AUDIT_TARGET, source = %self.source.id(), ?sync_id, ?dn, %reason,
+                            "directory entry skipped");
+                    }
+                }
+            }
+            refreshing.retain(|kind| !done.contains(kind));
+            refreshed_any |= !done.is_empty();
+            let in_refresh = !refreshing.is_empty();
+            let changes = batch
+                .changes
+                .iter()
+                .filter(|c| !matches!(c, DirectoryChange::RefreshedPresent { .. }))
+                .count() as u64;
+            self.status.send_modify(|s| {
+                s.batches += 1;
+                s.report.add(&report);
+                if in_refresh || !done.is_empty() {
+                    s.refresh_changes += changes;
+                }
+                if !in_refresh {
+                    s.phase = SyncPhase::Live;
+                }
+            });
+            if !done.is_empty() && !in_refresh {
+                let status = self.status.borrow().clone();
+                info!(source = %self.source.id(), resumed = status.resumed, changes = status.refresh_changes,
+                    report = %status.report, "directory refresh done");
+            }
+        }
+        Ok(refreshed_any && refreshing.is_empty())
+    }
+}

@@ -1,0 +1,335 @@
+//! Directory sync: a real slapd (with syncprov) mirrored into a real SQLite file
+//! while the tests change the directory.
+
+#[path = "ldap/slapd.rs"]
+mod slapd;
+#[path = "sync/harness.rs"]
+mod harness;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use authchain::account::{NewAccount, SqliteStore, UserStore};
+use authchain::sync::{DeletePolicy, SyncMode};
+use authchain::{AuthChain, AuthRequest, LoginResult};
+
+use harness::{Directory, SOURCE, eventually, group_dn, scope, seed_bulk, start, synchronizer, user_dn};
+use slapd::Slapd;
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+async fn account(store: &SqliteStore, login: &str) -> Option<authchain::account::Account> {
+    store.find_by_login(login, true).await.expect("store lookup")
+}
+
+fn mapped(account: &authchain::account::Account) -> BTreeSet<String> {
+    account.mapped_roles.get(SOURCE).cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_sync_lands_complete_then_every_change_follows() {
+    let slapd = Slapd::start();
+    seed_bulk(&slapd, 1000);
+    let (store, _path) = harness::store().await;
+    // A local account that predates the sync: linked by login name on first sight,
+    // its locally granted role kept.
+    let local = store
+        .create_account(NewAccount::new("alice").role("auditor"))
+        .await
+        .unwrap();
+
+    let mut running = start(synchronizer(&slapd, &store, scope(), SyncMode::Persist));
+    let status = running.live().await;
+    assert!(!status.resumed);
+    assert!(status.refresh_changes >= 1054, "{status:?}");
+    // 1,000 bulk users + alice, bob, carol and "smith, john" from the seed.
+    assert_eq!(store.account_count().await.unwrap(), 1004);
+    assert_eq!(status.report.created, 1003, "{status:?}");
+    assert_eq!(status.report.linked, 1);
+    for i in [0, 1, 499, 999] {
+        let login = format!("u{i:04}");
+        let user = account(&store, &login).await.expect("synced");
+        assert_eq!(user.email.as_deref(), Some(format!("{login}@example.org").as_str()));
+        assert_eq!(mapped(&user), set(&[&format!("r{:02}", i % 50)]));
+        assert!(!user.disabled);
+    }
+    let mut dir = Directory::connect(&slapd).await;
+    let alice = account(&store, "alice").await.unwrap();
+    assert_eq!(alice.id, local.id);
+    assert_eq!(alice.roles, set(&["auditor"]));
+    assert_eq!(mapped(&alice), set(&["admin", "staff"]));
+    let alice_uuid = dir.entry_uuid(&user_dn("alice")).await;
+    assert!(alice.links.iter().any(|l| l.provider == SOURCE && l.subject == alice_uuid));
+
+    // A user is added, then put in a group.
+    dir.add_user("newbie", "newbie@example.org").await;
+    dir.add_member("g01", "newbie").await;
+    let newbie = eventually("newbie gets role r01", || async {
+        account(&store, "newbie").await.filter(|a| mapped(a) == set(&["r01"]))
+    })
+    .await;
+    assert_eq!(newbie.email.as_deref(), Some("newbie@example.org"));
+
+    // Renamed (modrdn): the same account, a new login, its groups kept.
+    let before = account(&store, "u0001").await.unwrap();
+    dir.rename(&user_dn("u0001"), "uid=u0001-renamed").await;
+    let renamed = eventually("u0001 renamed", || async { account(&store, "u0001-renamed").await }).await;
+    assert_eq!(renamed.id, before.id);
+    assert!(account(&store, "u0001").await.is_none());
+    assert_eq!(mapped(&renamed), set(&["r01"]));
+
+    // A new email address.
+    dir.replace(&user_dn("u0002"), "mail", &["new-u0002@example.org"]).await;
+    eventually("u0002's new email", || async {
+        account(&store, "u0002")
+            .await
+            .filter(|a| a.email.as_deref() == Some("new-u0002@example.org"))
+    })
+    .await;
+
+    // Disabled and enabled again through nsAccountLock.
+    dir.replace(&user_dn("u0003"), "nsAccountLock", &["TRUE"]).await;
+    eventually("u0003 disabled", || async { account(&store, "u0003").await.filter(|a| a.disabled) }).await;
+    dir.replace(&user_dn("u0003"), "nsAccountLock", &["FALSE"]).await;
+    eventually("u0003 enabled", || async { account(&store, "u0003").await.filter(|a| !a.disabled) }).await;
+
+    // Deleted: disabled (the default policy), its directory roles dropped.
+    dir.delete(&user_dn("u0004")).await;
+    let gone = eventually("u0004 disabled", || async {
+        account(&store, "u0004").await.filter(|a| a.disabled)
+    })
+    .await;
+    assert!(mapped(&gone).is_empty());
+
+    // Moved between groups.
+    dir.remove_member("g05", "u0005").await;
+    dir.add_member("g06", "u0005").await;
+    eventually("u0005 moved from g05 to g06", || async {
+        account(&store, "u0005").await.filter(|a| mapped(a) == set(&["r06"]))
+    })
+    .await;
+
+    // A group deleted: its members lose its role.
+    dir.delete(&group_dn("g10")).await;
+    for login in ["u0010", "u0060", "u0960"] {
+        eventually("g10's members lose r10", || async {
+            account(&store, login).await.filter(|a| mapped(a).is_empty())
+        })
+        .await;
+    }
+    assert_eq!(mapped(&account(&store, "u0011").await.unwrap()), set(&["r11"]));
+
+    let report = running.stop().await;
+    assert_eq!(report.renamed, 1);
+    assert_eq!(report.skipped, 0);
+    // Nothing was ever created twice.
+    assert_eq!(store.account_count().await.unwrap(), 1005);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_resumes_from_the_stored_cookie() {
+    let slapd = Slapd::start();
+    seed_bulk(&slapd, 200);
+    let (store, _path) = harness::store().await;
+    let mut first = start(synchronizer(&slapd, &store, scope(), SyncMode::Persist));
+    let full = first.live().await;
+    assert!(full.refresh_changes >= 250, "a full refresh lists everything: {full:?}");
+    first.stop().await;
+
+    // Changes while nobody listens.
+    let mut dir = Directory::connect(&slapd).await;
+    dir.add_user("late", "late@example.org").await;
+    dir.replace(&user_dn("bob"), "mail", &["bob@new.example.org"]).await;
+    dir.delete(&user_dn("carol")).await;
+
+    let mut second = start(synchronizer(&slapd, &store, scope(), SyncMode::Persist));
+    let resumed = second.live().await;
+    assert!(resumed.resumed);
+    assert!(
+        resumed.refresh_changes <= 10,
+        "only what changed is sent again, not the {} entries: {resumed:?}",
+        full.refresh_changes
+    );
+    assert!(account(&store, "late").await.is_some());
+    assert_eq!(
+        account(&store, "bob").await.unwrap().email.as_deref(),
+        Some("bob@new.example.org")
+    );
+    assert!(account(&store, "carol").await.unwrap().disabled);
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_synchroniser_reconnects_after_the_directory_crashes() {
+    let slapd = Slapd::start();
+    let (store, _path) = harness::store().await;
+    let mut running = start(synchronizer(&slapd, &store, scope(), SyncMode::Persist));
+    running.live().await;
+
+    slapd.kill();
+    running
+        .wait_for("the lost connection to be noticed", |s| s.last_error.is_some())
+        .await;
+    slapd.resume();
+    let mut dir = Directory::connect(&slapd).await;
+    dir.replace(&user_dn("bob"), "mail", &["bob@after-crash.example.org"]).await;
+    dir.add_user("after-crash", "after@example.org").await;
+    eventually("changes after the restart", || async {
+        let bob = account(&store, "bob").await?;
+        (bob.email.as_deref() == Some("bob@after-crash.example.org")).then_some(())?;
+        account(&store, "after-crash").await
+    })
+    .await;
+    let status = running.status.borrow().clone();
+    assert!(status.sessions >= 2, "{status:?}");
+    assert!(status.resumed, "the new session resumed from the cookie: {status:?}");
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_entries_are_skipped_and_the_sync_goes_on() {
+    let slapd = Slapd::start();
+    let (store, _path) = harness::store().await;
+    let mut running = start(synchronizer(&slapd, &store, scope(), SyncMode::Persist));
+    running.live().await;
+    let bob_before = account(&store, "bob").await.unwrap();
+    let count_before = store.account_count().await.unwrap();
+
+    let mut dir = Directory::connect(&slapd).await;
+    // No login attribute at all.
+    dir.add(
+        &format!("cn=nameless,{}", slapd::PEOPLE),
+        &[("objectClass", &["inetOrgPerson"]), ("cn", &["nameless"]), ("sn", &["x"])],
+    )
+    .await;
+    // Another entry claiming bob's login name.
+    dir.add(&format!("ou=contractors,{}", slapd::PEOPLE), &[("objectClass", &["organizationalUnit"]), ("ou", &["contractors"])])
+        .await;
+    dir.add(
+        &format!("uid=bob,ou=contractors,{}", slapd::PEOPLE),
+        &[
+            ("objectClass", &["inetOrgPerson"]),
+            ("uid", &["BOB"]),
+            ("cn", &["Impostor"]),
+            ("sn", &["x"]),
+            ("mail", &["impostor@evil.test"]),
+        ],
+    )
+    .await;
+    running
+        .wait_for("both entries to be skipped", |s| s.report.skipped >= 2)
+        .await;
+    // The sync goes on.
+    dir.add_user("after-hostile", "ok@example.org").await;
+    eventually("a later change", || async { account(&store, "after-hostile").await }).await;
+
+    let bob = account(&store, "bob").await.unwrap();
+    assert_eq!(bob, bob_before, "bob's account is untouched");
+    assert_eq!(store.account_count().await.unwrap(), count_before + 1);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_mode_follows_changes_too() {
+    let slapd = Slapd::start();
+    let (store, _path) = harness::store().await;
+    let mut running = start(synchronizer(
+        &slapd,
+        &store,
+        scope(),
+        SyncMode::Poll(Duration::from_millis(200)),
+    ));
+    eventually("the first poll", || async { account(&store, "alice").await }).await;
+    let mut dir = Directory::connect(&slapd).await;
+    dir.add_user("polled", "polled@example.org").await;
+    dir.delete(&user_dn("carol")).await;
+    eventually("the next poll", || async {
+        account(&store, "polled").await?;
+        account(&store, "carol").await.filter(|c| c.disabled)
+    })
+    .await;
+    let status = running.status.borrow().clone();
+    assert!(status.sessions >= 2, "{status:?}");
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delete_policy_can_delete_accounts() {
+    let slapd = Slapd::start();
+    let (store, _path) = harness::store().await;
+    let mut running = start(synchronizer(
+        &slapd,
+        &store,
+        scope().on_delete(DeletePolicy::Delete),
+        SyncMode::Persist,
+    ));
+    running.live().await;
+    let carol = account(&store, "carol").await.unwrap();
+    Directory::connect(&slapd).await.delete(&user_dn("carol")).await;
+    eventually("carol deleted", || async {
+        store.account(&carol.id).await.unwrap().is_none().then_some(())
+    })
+    .await;
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_login_finds_the_synced_account() {
+    let slapd = Slapd::start();
+    let (store, _path) = harness::store().await;
+    let mut running = start(synchronizer(&slapd, &store, scope(), SyncMode::Persist));
+    running.live().await;
+    let synced = account(&store, "alice").await.unwrap();
+
+    let store = std::sync::Arc::new(store);
+    let chain = AuthChain::builder(store.clone())
+        .module(harness::module(&slapd))
+        .build()
+        .unwrap();
+    let request = AuthRequest::new("127.0.0.1:40000".parse().unwrap()).with_password("alice", "alice-password");
+    let LoginResult::Authenticated(principal) = chain.login(&request).await.unwrap() else {
+        panic!("a password login never redirects")
+    };
+    assert_eq!(principal.account_id, synced.id);
+    assert!(principal.has_role("admin"), "{:?}", principal.roles);
+    assert_eq!(store.account_count().await.unwrap(), 4);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn sync_configuration_names_bad_keys() {
+    let base = r#"
+        chain = ["corp-ldap", "local"]
+        [modules.local]
+        type = "local"
+        [modules.corp-ldap]
+        type = "ldap"
+        urls = ["ldap://127.0.0.1:1"]
+        user_search_base = "ou=people,dc=example,dc=org"
+    "#;
+    let cases = [
+        ("[sync]\nmodule = \"nope\"\nuser_base = \"ou=people\"", "sync.module"),
+        ("[sync]\nmodule = \"local\"\nuser_base = \"ou=people\"", "sync.module"),
+        ("[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\nuser_filter = \"(uid=\"", "sync.user_filter"),
+        ("[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\ndisabled = { attribute = \"x\" }", "sync.disabled"),
+        ("[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\npoll_interval = \"PT5S\"", "sync.poll_interval"),
+        ("[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\nmax_batch = 0", "sync.max_batch"),
+        ("[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\ngroup_filter = \"(cn=*)\"", "sync.group_filter"),
+    ];
+    let (store, _path) = harness::store().await;
+    let target = std::sync::Arc::new(store);
+    for (table, key) in cases {
+        let text = format!("{base}\n{table}");
+        let err = authchain::config::Config::from_toml(&text)
+            .and_then(|config| config.synchronizer(target.clone()).map(|_| ()))
+            .expect_err(table);
+        assert_eq!(err.key(), Some(key), "{table}: {err}");
+    }
+    let good = format!(
+        "{base}\n[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\nmode = \"poll\"\npoll_interval = \"PT5S\""
+    );
+    let config = authchain::config::Config::from_toml(&good).unwrap();
+    assert!(config.synchronizer(target).unwrap().is_some());
+}
