@@ -95,7 +95,7 @@ pub async fn store_with_admin() -> Arc<MemoryUserStore> {
     store
 }
 
-pub fn local(store: Arc<MemoryUserStore>) -> LocalModule {
+pub fn local(store: Arc<dyn UserStore>) -> LocalModule {
     LocalModule::builder("local", store)
         .passwords(passwords())
         .build()
