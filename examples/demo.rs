@@ -3,25 +3,32 @@
 //!
 //! * `proxy` — identity headers (`remote-user`, `remote-groups`), believed only
 //!   from the pretend reverse proxy at 127.0.0.2;
-//! * `local` — username and password; an `admin` account is seeded with a
-//!   one-time password printed at start.
+//! * `local` — username and password; an `admin` account is created on the first
+//!   start, and its one-time password printed then.
+//!
+//! Accounts live in an SQLite file, `<data dir>/authchain.sqlite3` (default data
+//! dir: `.demo-data` in the working directory), so they survive restarts; delete the
+//! directory to start over.
 //!
 //! ```text
 //! cargo run --example demo                      # http://127.0.0.1:3000
-//! cargo run --example demo -- --addr 127.0.0.1:0
+//! cargo run --example demo -- --addr 127.0.0.1:0 --data-dir /tmp/demo
+//! cargo run --example demo -- --reset-admin-password
 //! curl --interface 127.0.0.2 -H 'remote-user: alice' -H 'remote-groups: admins' \
 //!      -c jar -L http://127.0.0.1:3000/login/proxy
 //! ```
 //! No external server is needed. With `--config FILE` the demo runs another
-//! chain instead; redirect modules (OIDC, OAuth2; build with `--features oidc,oauth2`)
-//! get a button, and their redirect URI is `http://<addr>/callback/<module id>`.
+//! chain instead (and uses that file's `[store]`, if it has one); redirect modules
+//! (OIDC, OAuth2; build with `--features oidc,oauth2`) get a button, and their
+//! redirect URI is `http://<addr>/callback/<module id>`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use authchain::account::{MemoryUserStore, NewAccount, PasswordPolicy, UserStore};
-use authchain::config::{Config, Stores};
+use authchain::account::{NewAccount, PasswordPolicy, UserStore};
+use authchain::config::{Config, StoreConfig};
 use authchain::{AuthChain, AuthError, AuthRequest, Credentials, LoginResult, ModuleKind, Principal};
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -47,19 +54,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let (addr, config_path) = parse_args()?;
+    let args = parse_args()?;
 
-    let store = Arc::new(MemoryUserStore::new());
-    let password = random_token(16);
-    let hash = PasswordPolicy::owasp().hash(&password)?;
-    store
-        .create_account(NewAccount::new("admin").password_hash(hash).role("admin"))
-        .await?;
-    let config = match &config_path {
+    let config = match &args.config {
         Some(path) => Config::from_file(path)?,
         None => Config::from_toml(CONFIG)?,
     };
-    let chain = config.build(Stores::new(store))?;
+    let store = match config.store() {
+        Some(configured) => configured.clone(),
+        None => StoreConfig::Sqlite {
+            path: args.data_dir.join("authchain.sqlite3"),
+        },
+    };
+    let stores = store.open().await?;
+    match &store {
+        StoreConfig::Sqlite { path } => println!("accounts in {}", path.display()),
+        _ => println!("accounts in memory"),
+    }
+    seed_admin(stores.users().as_ref(), args.reset_admin_password).await?;
+    let chain = config.build(stores)?;
     let app = App {
         chain: Arc::new(chain),
         sessions: Arc::default(),
@@ -73,13 +86,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/me", get(me))
         .route("/logout", post(logout))
         .with_state(app);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let bound = listener.local_addr()?;
-    println!("authchain demo listening on http://{bound}");
-    println!("admin one-time password: {password}");
     println!(
         "sign in via the proxy module: curl --interface 127.0.0.2 -H 'remote-user: alice' -H 'remote-groups: admins' http://{bound}/login/proxy"
     );
+    // Last: tests wait for this line.
+    println!("authchain demo listening on http://{bound}");
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -88,20 +101,54 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-type Args = (SocketAddr, Option<String>);
+/// Creates the `admin` account on the first start (or gives it a new password when
+/// asked) and prints the password; later starts keep it.
+async fn seed_admin(store: &dyn UserStore, reset: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let existing = store.find_by_login("admin", true).await?;
+    if existing.is_some() && !reset {
+        println!(
+            "admin account exists (its password was printed when it was created; --reset-admin-password sets a new one)"
+        );
+        return Ok(());
+    }
+    let password = random_token(16);
+    let hash = PasswordPolicy::owasp().hash(&password)?;
+    match existing {
+        Some(admin) => store.set_password_hash(&admin.id, &hash).await?,
+        None => {
+            store
+                .create_account(NewAccount::new("admin").password_hash(hash).role("admin"))
+                .await?;
+        }
+    }
+    println!("admin one-time password: {password}");
+    Ok(())
+}
+
+struct Args {
+    addr: SocketAddr,
+    config: Option<String>,
+    data_dir: PathBuf,
+    reset_admin_password: bool,
+}
 
 fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let mut addr = std::env::var("AUTHCHAIN_DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
     let mut config = None;
+    let mut data_dir = PathBuf::from(".demo-data");
+    let mut reset_admin_password = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--addr" => addr = args.next().ok_or("--addr needs a value")?,
             "--config" => config = Some(args.next().ok_or("--config needs a file")?),
+            "--data-dir" => data_dir = args.next().ok_or("--data-dir needs a directory")?.into(),
+            "--reset-admin-password" => reset_admin_password = true,
             other => {
-                return Err(
-                    format!("unknown argument {other:?} (try --addr 127.0.0.1:3000 --config FILE)").into(),
-                );
+                return Err(format!(
+                    "unknown argument {other:?} (try --addr 127.0.0.1:3000 --config FILE --data-dir DIR --reset-admin-password)"
+                )
+                .into());
             }
         }
     }
@@ -109,7 +156,12 @@ fn parse_args() -> Result<Args, Box<dyn std::error::Error>> {
     if !addr.ip().is_loopback() {
         return Err("the demo listens on loopback addresses only".into());
     }
-    Ok((addr, config))
+    Ok(Args {
+        addr,
+        config,
+        data_dir,
+        reset_admin_password,
+    })
 }
 
 async fn login_page(State(app): State<App>) -> Html<String> {

@@ -22,6 +22,10 @@
 //!
 //! [modules.local]
 //! type = "local"
+//!
+//! [store]                             # where accounts live (default: memory)
+//! type = "sqlite"
+//! path = "/var/lib/myapp/accounts.sqlite3"
 //! ```
 //!
 //! (TOML cannot hold both a `modules = [...]` list and `[modules.x]` tables, so the
@@ -29,15 +33,15 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::account::{
-    AttemptStore, LoginAttribute, LoginNames, MemoryAttemptStore, PasswordPolicy, Provisioning, RoleMapping,
-    RoleRule, ThrottlePolicy, UserStore,
+    AttemptStore, LoginAttribute, LoginNames, MemoryAttemptStore, MemoryUserStore, PasswordPolicy,
+    Provisioning, RoleMapping, RoleRule, ThrottlePolicy, UserStore,
 };
 use crate::chain::{ModuleSettings, OnFailure};
 use crate::iso8601::IsoDuration;
@@ -50,6 +54,7 @@ use crate::{AuthChain, Authenticator, ChainBuilder, ConfigError};
 pub struct Config {
     raw: RawConfig,
     modules: Vec<ModuleConfig>,
+    store: Option<StoreConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,10 +72,19 @@ struct RawConfig {
     throttle: Option<ThrottlePolicy>,
     #[serde(default)]
     modules: BTreeMap<String, toml::Table>,
+    store: Option<RawStore>,
     #[cfg(feature = "sync")]
     sync: Option<crate::sync::SyncConfig>,
     #[cfg(not(feature = "sync"))]
     sync: Option<toml::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    #[serde(rename = "type")]
+    kind: String,
+    path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -195,6 +209,70 @@ struct HeaderConfig {
     lowercase: bool,
 }
 
+/// Where accounts and throttle counters live: the `[store]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StoreConfig {
+    /// `type = "memory"`: a [`MemoryUserStore`] and in-memory throttle counters,
+    /// gone when the process ends.
+    #[default]
+    Memory,
+    /// `type = "sqlite"` (feature `sqlite`): accounts and throttle counters in the
+    /// SQLite database file at `path`, created with its directories if missing.
+    Sqlite {
+        /// The database file (relative paths are relative to the working directory).
+        path: PathBuf,
+    },
+}
+
+impl StoreConfig {
+    fn parse(raw: &RawStore) -> Result<StoreConfig, ConfigError> {
+        match (raw.kind.as_str(), &raw.path) {
+            ("memory", None) => Ok(StoreConfig::Memory),
+            ("memory", Some(_)) => Err(ConfigError::invalid(
+                "store.path",
+                "only a `type = \"sqlite\"` store has a path",
+            )),
+            ("sqlite", _) if !cfg!(feature = "sqlite") => Err(ConfigError::invalid(
+                "store.type",
+                "store type `sqlite` needs the crate feature `sqlite`",
+            )),
+            ("sqlite", None) => Err(ConfigError::invalid(
+                "store.path",
+                "a `type = \"sqlite\"` store needs the database file's path",
+            )),
+            ("sqlite", Some(path)) if path.as_os_str().is_empty() => {
+                Err(ConfigError::invalid("store.path", "must not be empty"))
+            }
+            ("sqlite", Some(path)) => Ok(StoreConfig::Sqlite { path: path.clone() }),
+            (other, _) => Err(ConfigError::invalid(
+                "store.type",
+                format!("unknown store type `{other}` (known: memory, sqlite)"),
+            )),
+        }
+    }
+
+    /// Opens the store (for SQLite: the file, brought up to date with the crate's
+    /// schema). Failures name the key `store.path`.
+    pub async fn open(&self) -> Result<Stores, ConfigError> {
+        match self {
+            StoreConfig::Memory => Ok(Stores::new(Arc::new(MemoryUserStore::new()))),
+            #[cfg(feature = "sqlite")]
+            StoreConfig::Sqlite { path } => {
+                let store = crate::account::SqliteStore::open(path)
+                    .await
+                    .map_err(|e| ConfigError::invalid("store.path", e.to_string()))?;
+                Ok(Stores::new(Arc::new(store.clone())).attempts(Arc::new(store)))
+            }
+            #[cfg(not(feature = "sqlite"))]
+            StoreConfig::Sqlite { .. } => Err(ConfigError::invalid(
+                "store.type",
+                "store type `sqlite` needs the crate feature `sqlite`",
+            )),
+        }
+    }
+}
+
 /// The stores a configured chain uses.
 pub struct Stores {
     users: Arc<dyn UserStore>,
@@ -214,6 +292,11 @@ impl Stores {
     pub fn attempts(mut self, attempts: Arc<dyn AttemptStore>) -> Self {
         self.attempts = Some(attempts);
         self
+    }
+
+    /// The user store (for seeding accounts, or an administration page).
+    pub fn users(&self) -> &Arc<dyn UserStore> {
+        &self.users
     }
 }
 
@@ -248,7 +331,8 @@ impl Config {
         for (i, cidr) in raw.trusted_proxies.iter().enumerate() {
             parse_cidr(&format!("trusted_proxies[{i}]"), cidr)?;
         }
-        let config = Config { raw, modules };
+        let store = raw.store.as_ref().map(StoreConfig::parse).transpose()?;
+        let config = Config { raw, modules, store };
         config.check_sync()?;
         Ok(config)
     }
@@ -336,6 +420,17 @@ impl Config {
     /// The module ids, in chain order.
     pub fn module_ids(&self) -> impl Iterator<Item = &str> {
         self.raw.chain.iter().map(String::as_str)
+    }
+
+    /// The `[store]` section, when the file has one.
+    pub fn store(&self) -> Option<&StoreConfig> {
+        self.store.as_ref()
+    }
+
+    /// Opens the stores the `[store]` section names (in memory when it is absent),
+    /// for [`Config::build`].
+    pub async fn open_stores(&self) -> Result<Stores, ConfigError> {
+        self.store.clone().unwrap_or_default().open().await
     }
 
     /// Builds the chain.

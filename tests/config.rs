@@ -122,6 +122,16 @@ fn bad_values_name_their_key() {
             "chain = [\"l\"]\n[modules.l]\ntype = \"local\"\nmax_password_bytes = 0\n",
             "modules.l.max_password_bytes",
         ),
+        ("chain = []\n[store]\ntype = \"redis\"\n", "store.type"),
+        ("chain = []\n[store]\ntype = \"sqlite\"\n", "store.path"),
+        (
+            "chain = []\n[store]\ntype = \"sqlite\"\npath = \"\"\n",
+            "store.path",
+        ),
+        (
+            "chain = []\n[store]\ntype = \"memory\"\npath = \"x.db\"\n",
+            "store.path",
+        ),
     ];
     for (text, key) in cases {
         let err = error(text);

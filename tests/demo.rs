@@ -11,7 +11,10 @@ use reqwest::redirect::Policy;
 struct Demo {
     child: Child,
     base: String,
-    password: String,
+    /// Printed when the admin account was created (or its password reset).
+    password: Option<String>,
+    /// Held open: a demo writing to a closed pipe would die.
+    _stdout: std::io::Lines<BufReader<std::process::ChildStdout>>,
 }
 
 impl Drop for Demo {
@@ -39,9 +42,18 @@ fn demo_binary() -> PathBuf {
     binary
 }
 
-fn start() -> Demo {
+/// A fresh data directory for one test.
+fn data_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn start(data_dir: &std::path::Path, extra: &[&str]) -> Demo {
     let mut child = Command::new(demo_binary())
-        .args(["--addr", "127.0.0.1:0"])
+        .args(["--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -50,10 +62,11 @@ fn start() -> Demo {
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut base = None;
     let mut password = None;
-    while base.is_none() || password.is_none() {
+    // The admin's password (if any) comes before the address.
+    while base.is_none() {
         let line = lines
             .next()
-            .expect("the demo printed its address and password")
+            .expect("the demo printed its address")
             .expect("utf-8");
         if let Some(rest) = line.strip_prefix("authchain demo listening on ") {
             base = Some(rest.trim().to_owned());
@@ -64,7 +77,8 @@ fn start() -> Demo {
     Demo {
         child,
         base: base.unwrap(),
-        password: password.unwrap(),
+        password,
+        _stdout: lines,
     }
 }
 
@@ -100,7 +114,11 @@ async fn me(client: &reqwest::Client, base: &str, cookie: &str) -> serde_json::V
 
 #[tokio::test]
 async fn demo_signs_in_with_a_password_and_through_the_proxy() {
-    let demo = start();
+    let demo = start(&data_dir("signs-in"), &[]);
+    let password = demo
+        .password
+        .clone()
+        .expect("the first start prints the admin password");
     let browser = client("127.0.0.1");
 
     let page = browser
@@ -128,7 +146,7 @@ async fn demo_signs_in_with_a_password_and_through_the_proxy() {
     let response = browser
         .post(format!("{}/login", demo.base))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("module=local&login=ADMIN&password={}", demo.password))
+        .body(format!("module=local&login=ADMIN&password={password}"))
         .send()
         .await
         .unwrap();
@@ -172,4 +190,69 @@ async fn demo_signs_in_with_a_password_and_through_the_proxy() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(response.headers().get("set-cookie").is_none());
+}
+
+async fn password_login(client: &reqwest::Client, base: &str, password: &str) -> StatusCode {
+    client
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("module=local&login=admin&password={password}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn proxy_login(base: &str, user: &str) -> serde_json::Value {
+    let proxy = client("127.0.0.2");
+    let response = proxy
+        .get(format!("{base}/login/proxy"))
+        .header("remote-user", user)
+        .header("remote-groups", "developers")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    me(&proxy, base, &session_cookie(&response)).await
+}
+
+#[tokio::test]
+async fn demo_accounts_survive_a_restart_and_the_admin_password_can_be_reset() {
+    let dir = data_dir("restart");
+    let browser = client("127.0.0.1");
+
+    let first = start(&dir, &[]);
+    let password = first.password.clone().expect("created on the first start");
+    assert_eq!(
+        password_login(&browser, &first.base, &password).await,
+        StatusCode::SEE_OTHER
+    );
+    let bob = proxy_login(&first.base, "bob").await;
+    assert_eq!(bob["roles"], serde_json::json!(["developer"]));
+    drop(first);
+    assert!(dir.join("authchain.sqlite3").exists());
+
+    // The same data directory: no new password, the old one and bob's account remain.
+    let second = start(&dir, &[]);
+    assert_eq!(second.password, None, "an existing admin keeps its password");
+    assert_eq!(
+        password_login(&browser, &second.base, &password).await,
+        StatusCode::SEE_OTHER
+    );
+    let again = proxy_login(&second.base, "bob").await;
+    assert_eq!(again["account_id"], bob["account_id"]);
+    drop(second);
+
+    // --reset-admin-password replaces it.
+    let third = start(&dir, &["--reset-admin-password"]);
+    let new_password = third.password.clone().expect("a reset prints the new password");
+    assert_ne!(new_password, password);
+    assert_eq!(
+        password_login(&browser, &third.base, &password).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        password_login(&browser, &third.base, &new_password).await,
+        StatusCode::SEE_OTHER
+    );
 }

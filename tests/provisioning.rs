@@ -1,16 +1,17 @@
 //! Account resolution: linking by (provider, subject), and the provisioning
-//! policies existing / link_by_login / create.
+//! policies existing / link_by_login / create; each test runs against the memory
+//! and the SQLite store.
 
 mod common;
 
 use std::sync::Arc;
 
-use authchain::account::{MemoryUserStore, NewAccount, Provisioning, UserStore};
+use authchain::account::{NewAccount, Provisioning};
 use authchain::chain::ModuleSettings;
 use authchain::{AuthChain, AuthError, AuthRequest};
-use common::{Scripted, peer, principal};
+use common::{Scripted, TestStore, peer, principal};
 
-fn chain(store: &Arc<MemoryUserStore>, subject: &str, provisioning: Provisioning) -> AuthChain {
+fn chain<S: TestStore>(store: &Arc<S>, subject: &str, provisioning: Provisioning) -> AuthChain {
     AuthChain::builder(store.clone())
         .module_with(
             Scripted::user("sso", subject, &[]),
@@ -24,9 +25,7 @@ fn request() -> AuthRequest {
     AuthRequest::new(peer("192.0.2.1"))
 }
 
-#[tokio::test]
-async fn existing_refuses_unknown_subjects_and_creates_nothing() {
-    let store = Arc::new(MemoryUserStore::new());
+async fn existing_refuses_unknown_subjects_and_creates_nothing<S: TestStore>(store: Arc<S>) {
     store.create_account(NewAccount::new("alice")).await.unwrap();
     let err = chain(&store, "alice", Provisioning::Existing)
         .login(&request())
@@ -34,16 +33,14 @@ async fn existing_refuses_unknown_subjects_and_creates_nothing() {
         .unwrap_err();
     assert!(matches!(err, AuthError::Forbidden { .. }), "{err:?}");
     assert_eq!(err.status_code(), 403);
-    assert_eq!(store.len(), 1);
+    assert_eq!(store.count().await, 1);
     assert!(
         store.find_by_link("sso", "alice").await.unwrap().is_none(),
         "existing never links by name"
     );
 }
 
-#[tokio::test]
-async fn existing_accepts_a_linked_subject() {
-    let store = Arc::new(MemoryUserStore::new());
+async fn existing_accepts_a_linked_subject<S: TestStore>(store: Arc<S>) {
     let account = store
         .create_account(NewAccount::new("a.smith").linked_to("sso", "alice"))
         .await
@@ -66,9 +63,7 @@ async fn existing_accepts_a_linked_subject() {
     ));
 }
 
-#[tokio::test]
-async fn link_by_login_links_once_then_by_subject() {
-    let store = Arc::new(MemoryUserStore::new());
+async fn link_by_login_links_once_then_by_subject<S: TestStore>(store: Arc<S>) {
     let account = store.create_account(NewAccount::new("bob")).await.unwrap();
     let p = principal(
         chain(&store, "bob", Provisioning::LinkByLogin)
@@ -90,12 +85,10 @@ async fn link_by_login_links_once_then_by_subject() {
         .await
         .unwrap_err();
     assert!(matches!(err, AuthError::Forbidden { .. }));
-    assert_eq!(store.len(), 1);
+    assert_eq!(store.count().await, 1);
 }
 
-#[tokio::test]
-async fn link_by_login_matches_login_names_never_emails() {
-    let store = Arc::new(MemoryUserStore::new());
+async fn link_by_login_matches_login_names_never_emails<S: TestStore>(store: Arc<S>) {
     store
         .create_account(NewAccount::new("admin").email("eve@example.org"))
         .await
@@ -123,9 +116,7 @@ async fn link_by_login_matches_login_names_never_emails() {
     );
 }
 
-#[tokio::test]
-async fn link_by_login_never_relinks_an_account_to_a_second_subject() {
-    let store = Arc::new(MemoryUserStore::new());
+async fn link_by_login_never_relinks_an_account_to_a_second_subject<S: TestStore>(store: Arc<S>) {
     store
         .create_account(NewAccount::new("carol").linked_to("sso", "carol-original"))
         .await
@@ -149,28 +140,24 @@ async fn link_by_login_never_relinks_an_account_to_a_second_subject() {
     assert!(store.find_by_link("sso", "carol").await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn create_makes_an_account_just_in_time() {
-    let store = Arc::new(MemoryUserStore::new());
+async fn create_makes_an_account_just_in_time<S: TestStore>(store: Arc<S>) {
     let p = principal(
         chain(&store, "dave", Provisioning::Create)
             .login(&request())
             .await,
     );
     assert_eq!(p.login, "dave");
-    assert_eq!(store.len(), 1);
+    assert_eq!(store.count().await, 1);
     let again = principal(
         chain(&store, "dave", Provisioning::Create)
             .login(&request())
             .await,
     );
     assert_eq!(again.account_id, p.account_id, "the second login finds the link");
-    assert_eq!(store.len(), 1);
+    assert_eq!(store.count().await, 1);
 }
 
-#[tokio::test]
-async fn create_never_takes_over_an_existing_name() {
-    let store = Arc::new(MemoryUserStore::new());
+async fn create_never_takes_over_an_existing_name<S: TestStore>(store: Arc<S>) {
     let admin = store
         .create_account(NewAccount::new("Admin").role("admin"))
         .await
@@ -182,5 +169,15 @@ async fn create_never_takes_over_an_existing_name() {
     assert!(matches!(err, AuthError::Forbidden { .. }), "{err:?}");
     let stored = store.account(&admin.id).await.unwrap().unwrap();
     assert!(stored.links.is_empty());
-    assert_eq!(store.len(), 1);
+    assert_eq!(store.count().await, 1);
 }
+
+store_tests!(
+    existing_refuses_unknown_subjects_and_creates_nothing,
+    existing_accepts_a_linked_subject,
+    link_by_login_links_once_then_by_subject,
+    link_by_login_matches_login_names_never_emails,
+    link_by_login_never_relinks_an_account_to_a_second_subject,
+    create_makes_an_account_just_in_time,
+    create_never_takes_over_an_existing_name,
+);

@@ -235,7 +235,7 @@ async fn hostile_entries_are_skipped_and_the_sync_goes_on() {
 async fn polling_mode_follows_changes_too() {
     let slapd = Slapd::start();
     let (store, _path) = harness::store().await;
-    let mut running = start(synchronizer(
+    let running = start(synchronizer(
         &slapd,
         &store,
         scope(),

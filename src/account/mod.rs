@@ -4,12 +4,16 @@
 mod login;
 mod password;
 mod roles;
+#[cfg(feature = "sqlite")]
+pub(crate) mod sqlite;
 mod store;
 mod throttle;
 
 pub use login::{LoginAttribute, LoginNames};
 pub use password::{HashScheme, PasswordError, PasswordPolicy, Verification};
 pub use roles::{RoleMapping, RoleMappingBuilder, RoleRule};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{MAX_FAILURE_ROWS, SqliteStore};
 pub use store::{Account, ExternalLink, LoginUpdate, MemoryUserStore, NewAccount, UserStore};
 pub(crate) use throttle::Throttle;
 pub use throttle::{AttemptStore, FailureCount, MAX_FAILURES_PER_KEY, MemoryAttemptStore, ThrottlePolicy};

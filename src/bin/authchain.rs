@@ -12,8 +12,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use authchain::account::PasswordPolicy;
-use authchain::config::Config;
+use std::sync::Arc;
+
+use authchain::account::{PasswordPolicy, SqliteStore};
+use authchain::config::{Config, StoreConfig};
 use authchain::sync::{SyncPhase, SyncStatus};
 
 const USAGE: &str = "\
@@ -130,7 +132,7 @@ fn hash_password() -> Result<(), String> {
 
 async fn check_config(path: PathBuf) -> Result<(), String> {
     let config = Config::from_file(&path).map_err(|e| e.to_string())?;
-    let stores = config.stores().await.map_err(|e| e.to_string())?;
+    let stores = config.open_stores().await.map_err(|e| e.to_string())?;
     config.build(stores).map_err(|e| e.to_string())?;
     println!("{}: ok", path.display());
     for id in config.module_ids() {
@@ -141,10 +143,13 @@ async fn check_config(path: PathBuf) -> Result<(), String> {
 
 async fn sync(path: PathBuf, once: bool) -> Result<(), String> {
     let config = Config::from_file(&path).map_err(|e| e.to_string())?;
-    let target = config
-        .directory_target()
-        .await
-        .map_err(|e| e.to_string())?;
+    let Some(StoreConfig::Sqlite { path: db }) = config.store() else {
+        return Err(format!(
+            "{}: directory sync writes into a `[store] type = \"sqlite\"` store",
+            path.display()
+        ));
+    };
+    let target = Arc::new(SqliteStore::open(db).await.map_err(|e| format!("store.path: {e}"))?);
     let synchronizer = config
         .synchronizer(target)
         .map_err(|e| e.to_string())?

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use authchain::account::{MemoryUserStore, NewAccount, PasswordPolicy, UserStore};
+use authchain::account::{MemoryUserStore, NewAccount, PasswordPolicy, SqliteStore, UserStore};
 use authchain::modules::LocalModule;
 use authchain::{AuthError, AuthRequest, Authenticator, Identity, LoginResult, Outcome, Principal};
 
@@ -95,7 +95,7 @@ pub async fn store_with_admin() -> Arc<MemoryUserStore> {
     store
 }
 
-pub fn local(store: Arc<MemoryUserStore>) -> LocalModule {
+pub fn local(store: Arc<dyn UserStore>) -> LocalModule {
     LocalModule::builder("local", store)
         .passwords(passwords())
         .build()
@@ -110,4 +110,72 @@ pub fn principal(result: Result<LoginResult, AuthError>) -> Principal {
         Ok(LoginResult::Authenticated(principal)) => principal,
         other => panic!("expected a principal, got {other:?}"),
     }
+}
+
+/// A user store the shared store tests run against: in memory, or SQLite.
+#[async_trait]
+pub trait TestStore: UserStore + 'static {
+    /// Number of accounts.
+    async fn count(&self) -> u64;
+}
+
+#[async_trait]
+impl TestStore for MemoryUserStore {
+    async fn count(&self) -> u64 {
+        self.len() as u64
+    }
+}
+
+#[async_trait]
+impl TestStore for SqliteStore {
+    async fn count(&self) -> u64 {
+        self.account_count().await.expect("count accounts")
+    }
+}
+
+/// A path for a fresh SQLite database file under the target directory, named after
+/// `name` (old files of that name, with their WAL, are removed).
+pub fn fresh_db_path(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("sqlite");
+    std::fs::create_dir_all(&dir).expect("test database directory");
+    let file = name.replace("::", "-");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.join(format!("{file}.sqlite3{suffix}")));
+    }
+    dir.join(format!("{file}.sqlite3"))
+}
+
+/// An SQLite store in a fresh file.
+pub async fn sqlite_store(name: &str) -> Arc<SqliteStore> {
+    Arc::new(
+        SqliteStore::open(fresh_db_path(name))
+            .await
+            .expect("open the SQLite store"),
+    )
+}
+
+/// Runs each listed `async fn name(store: Arc<impl TestStore>)` once against a
+/// `MemoryUserStore` (module `memory`) and once against a fresh `SqliteStore` file
+/// (module `sqlite`).
+#[macro_export]
+macro_rules! store_tests {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(::std::sync::Arc::new(::authchain::account::MemoryUserStore::new())).await
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let name = concat!(module_path!(), "::", stringify!($name));
+                    super::$name(crate::common::sqlite_store(name).await).await
+                }
+            )*
+        }
+    };
 }

@@ -87,9 +87,11 @@ impl Running {
     }
 
     pub async fn wait_for(&mut self, what: &str, mut ok: impl FnMut(&SyncStatus) -> bool) -> SyncStatus {
-        let waited = tokio::time::timeout(Duration::from_secs(20), self.status.wait_for(|s| ok(s))).await;
+        let waited = tokio::time::timeout(Duration::from_secs(20), self.status.wait_for(|s| ok(s)))
+            .await
+            .map(|found| found.map(|status| status.clone()));
         match waited {
-            Ok(Ok(status)) => status.clone(),
+            Ok(Ok(status)) => status,
             Ok(Err(_)) => panic!("the synchroniser stopped while waiting for {what}"),
             Err(_) => panic!("no {what} within 20 s: {:?}", *self.status.borrow()),
         }

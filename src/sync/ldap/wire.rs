@@ -377,7 +377,7 @@ mod tests {
                 ],
             )
         };
-        let entry = |parts: Vec<StructureTag>| ResultEntry(cons(TagClass::Application, 4, parts), vec![]);
+        let entry = |parts: Vec<StructureTag>| ResultEntry::new(cons(TagClass::Application, 4, parts));
         let good = entry(vec![
             prim(u, 4, b"uid=a,dc=x"),
             cons(u, 16, vec![attribute(b"uid", &[b"a", b"b"]), attribute(b"objectGUID", &[&[0xff, 0xfe]])]),
@@ -394,8 +394,8 @@ mod tests {
             entry(vec![prim(u, 4, b"uid=a"), prim(u, 16, b"")]),
             entry(vec![prim(u, 4, b"uid=a"), cons(u, 16, vec![prim(u, 4, b"uid")])]),
             entry(vec![prim(u, 4, b"uid=a"), cons(u, 16, vec![cons(u, 16, vec![prim(u, 4, b"uid")])])]),
-            ResultEntry(prim(TagClass::Application, 4, b""), vec![]),
-            ResultEntry(cons(TagClass::Application, 5, vec![]), vec![]),
+            ResultEntry::new(prim(TagClass::Application, 4, b"")),
+            ResultEntry::new(cons(TagClass::Application, 5, vec![])),
         ];
         for case in &bad {
             assert!(search_entry(case).is_err(), "{case:?} should not decode");
@@ -424,13 +424,12 @@ mod tests {
             id: 1,
             payload: PL::P(value.to_vec()),
         });
-        ResultEntry(
+        ResultEntry::new(
             StructureTag {
                 class: TagClass::Application,
                 id: 25,
                 payload: PL::C(parts),
             },
-            vec![],
         )
     }
 
@@ -478,7 +477,7 @@ mod tests {
         for case in &cases {
             assert!(sync_info(case).is_err(), "{case:?} should not decode");
         }
-        let no_value = ResultEntry(
+        let no_value = ResultEntry::new(
             StructureTag {
                 class: TagClass::Application,
                 id: 25,
@@ -488,7 +487,6 @@ mod tests {
                     payload: PL::P(oid.to_vec()),
                 }]),
             },
-            vec![],
         );
         assert!(sync_info(&no_value).is_err());
     }

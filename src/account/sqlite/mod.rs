@@ -1,0 +1,385 @@
+//! The SQLite store (feature `sqlite`): accounts ([`UserStore`]), throttle counters
+//! ([`AttemptStore`]) and directory-sync cookies in one embedded database file.
+//!
+//! ```
+//! use authchain::account::{NewAccount, SqliteStore, UserStore};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = std::env::temp_dir().join(format!("authchain-doc-{}", std::process::id()));
+//! let store = SqliteStore::open(dir.join("accounts.sqlite3")).await?;
+//! let alice = store.create_account(NewAccount::new("Alice")).await?;
+//! let found = store.find_by_login("ALICE", true).await?.expect("case-insensitive match");
+//! assert_eq!(found.id, alice.id);
+//! # store.close().await;
+//! # std::fs::remove_dir_all(dir)?;
+//! # Ok(()) }
+//! ```
+//!
+//! The schema ships in the crate (`migrations/sqlite/`) and is brought up to date by
+//! every constructor. See `docs/stores.md`.
+
+#[cfg(feature = "sync")]
+mod directory;
+pub(crate) mod ops;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use super::{Account, AttemptStore, FailureCount, LoginUpdate, MAX_FAILURES_PER_KEY, NewAccount, UserStore};
+use crate::{AccountId, StoreError};
+use ops::backend;
+
+/// The schema, embedded at compile time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// How long a connection waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections of a file-backed pool: SQLite runs one writer at a time, WAL lets the
+/// others read meanwhile.
+const MAX_CONNECTIONS: u32 = 4;
+/// The most failures [`SqliteStore`] keeps in all (oldest dropped first).
+pub const MAX_FAILURE_ROWS: u64 = 1_000_000;
+/// Every this many recorded failures, expired ones of every key are dropped.
+const PRUNE_EVERY: u32 = 256;
+
+/// Accounts, throttle counters and sync cookies in an SQLite database, through a
+/// [`sqlx`] connection pool. Cloning is cheap and shares the pool.
+///
+/// Same semantics as [`MemoryUserStore`](super::MemoryUserStore) and
+/// [`MemoryAttemptStore`](super::MemoryAttemptStore); every write is one
+/// transaction (`BEGIN IMMEDIATE`, so concurrent writers wait for each other for
+/// up to 10 s instead of failing). Account ids are the decimal row ids (`"1"`,
+/// `"2"`, ...), never reused after a deletion.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    attempts: Arc<AttemptBounds>,
+}
+
+#[derive(Debug)]
+struct AttemptBounds {
+    max_rows: u64,
+    max_per_key: u64,
+    recorded: AtomicU32,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its parent directories if missing) the database file
+    /// at `path`, in WAL mode with foreign keys on and `synchronous = FULL`, and
+    /// brings its schema up to date.
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref();
+        let cannot = |what: String| StoreError::Backend(format!("cannot open {}: {what}", path.display()));
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| cannot(e.to_string()))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(|e| cannot(backend(e).to_string()))?;
+        SqliteStore::from_pool(pool).await
+    }
+
+    /// A private database in memory (one connection, gone when the store is
+    /// dropped): for tests and examples.
+    pub async fn in_memory() -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(backend)?
+            .foreign_keys(true);
+        // One connection that never expires: the database lives as long as it does.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(backend)?;
+        SqliteStore::from_pool(pool).await
+    }
+
+    /// Uses a pool the host configured (its connections must have foreign keys
+    /// on, sqlx's default) and brings the schema up to date. The store keeps its
+    /// schema version in sqlx's `_sqlx_migrations` table: give it a database file
+    /// of its own rather than one another sqlx migrator manages.
+    pub async fn from_pool(pool: SqlitePool) -> Result<SqliteStore, StoreError> {
+        let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&pool)
+            .await
+            .map_err(backend)?;
+        if foreign_keys != 1 {
+            return Err(StoreError::Backend(
+                "the pool's connections must have foreign keys on (SqliteConnectOptions::foreign_keys)"
+                    .into(),
+            ));
+        }
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("schema migration failed: {e}")))?;
+        Ok(SqliteStore {
+            pool,
+            attempts: Arc::new(AttemptBounds {
+                max_rows: MAX_FAILURE_ROWS,
+                max_per_key: MAX_FAILURES_PER_KEY as u64,
+                recorded: AtomicU32::new(0),
+            }),
+        })
+    }
+
+    /// Bounds of the throttle counters: at most `max_rows` failures in all (the
+    /// oldest are dropped first) and `max_per_key` per key. Defaults:
+    /// [`MAX_FAILURE_ROWS`] and [`MAX_FAILURES_PER_KEY`].
+    pub fn with_attempt_bounds(mut self, max_rows: u64, max_per_key: u64) -> SqliteStore {
+        self.attempts = Arc::new(AttemptBounds {
+            max_rows: max_rows.max(1),
+            max_per_key: max_per_key.max(1),
+            recorded: AtomicU32::new(0),
+        });
+        self
+    }
+
+    /// The pool, for callers that combine store writes with their own statements in
+    /// one transaction.
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// A write transaction (`BEGIN IMMEDIATE`: the write lock is taken at once, so
+    /// two writers queue on the busy timeout instead of one failing with "database
+    /// is locked" when it upgrades a read lock).
+    pub(crate) async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)
+    }
+
+    /// Closes every connection (waiting for running statements).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Number of accounts.
+    pub async fn account_count(&self) -> Result<u64, StoreError> {
+        let mut conn = self.pool().acquire().await.map_err(backend)?;
+        ops::count_accounts(&mut conn).await
+    }
+
+    /// Replaces an account's login name, email address and display name:
+    /// [`StoreError::Conflict`] when the login name (compared case-insensitively) is
+    /// another account's.
+    pub async fn update_profile(
+        &self,
+        id: &AccountId,
+        login: &str,
+        email: Option<&str>,
+        display_name: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        ops::update_profile(&mut tx, id, login, email, display_name).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    /// Deletes an account with its links and roles. Its id is never given out again.
+    pub async fn delete_account(&self, id: &AccountId) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        ops::delete_account(&mut tx, id).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    /// Replaces the roles that `provider`'s mapping gives an account (what a login
+    /// through `provider` does, without the login): for a directory group change.
+    pub async fn replace_mapped_roles(
+        &self,
+        id: &AccountId,
+        provider: &str,
+        roles: &BTreeSet<String>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        ops::replace_mapped_roles(&mut tx, id, provider, roles).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    /// The directory synchroniser's cookie for `source` (where it stopped).
+    pub async fn sync_cookie(&self, source: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut conn = self.pool().acquire().await.map_err(backend)?;
+        ops::sync_cookie(&mut conn, source).await
+    }
+
+    /// Stores (`Some`) or forgets (`None`: the next sync starts with a full
+    /// refresh) the cookie of `source`.
+    pub async fn set_sync_cookie(&self, source: &str, cookie: Option<&[u8]>) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        ops::set_sync_cookie(&mut tx, source, cookie).await?;
+        tx.commit().await.map_err(backend)
+    }
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
+        let mut conn = self.pool().acquire().await.map_err(backend)?;
+        ops::load_account(&mut conn, id).await
+    }
+
+    async fn find_by_login(
+        &self,
+        login: &str,
+        case_insensitive: bool,
+    ) -> Result<Option<Account>, StoreError> {
+        let mut conn = self.pool().acquire().await.map_err(backend)?;
+        let key = ops::fold(login);
+        if case_insensitive {
+            ops::find_by_login_key(&mut conn, &key).await
+        } else {
+            ops::find_by_login(&mut conn, &key, login, false).await
+        }
+    }
+
+    async fn find_by_email(
+        &self,
+        email: &str,
+        case_insensitive: bool,
+    ) -> Result<Option<Account>, StoreError> {
+        let mut conn = self.pool().acquire().await.map_err(backend)?;
+        ops::find_by_email(&mut conn, email, case_insensitive).await
+    }
+
+    async fn find_by_link(&self, provider: &str, subject: &str) -> Result<Option<Account>, StoreError> {
+        let mut conn = self.pool().acquire().await.map_err(backend)?;
+        ops::find_by_link(&mut conn, provider, subject).await
+    }
+
+    async fn create_account(&self, account: NewAccount) -> Result<Account, StoreError> {
+        let mut tx = self.write().await?;
+        let account = ops::insert_account(&mut tx, &account).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(account)
+    }
+
+    async fn record_login(&self, update: LoginUpdate) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        ops::record_login(&mut tx, &update).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn set_password_hash(&self, id: &AccountId, hash: &str) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        ops::set_password_hash(&mut tx, id, hash).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn set_disabled(&self, id: &AccountId, disabled: bool) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        ops::set_disabled(&mut tx, id, disabled).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn set_local_role(&self, id: &AccountId, role: &str, granted: bool) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        ops::set_local_role(&mut tx, id, role, granted).await?;
+        tx.commit().await.map_err(backend)
+    }
+}
+
+#[async_trait]
+impl AttemptStore for SqliteStore {
+    async fn failures_since(&self, key: &str, since: SystemTime) -> Result<FailureCount, StoreError> {
+        let (count, oldest): (i64, Option<i64>) =
+            sqlx::query_as("SELECT count(*), min(at) FROM login_failures WHERE key = ?1 AND at >= ?2")
+                .bind(key)
+                .bind(ops::to_nanos_saturating(since))
+                .fetch_one(self.pool())
+                .await
+                .map_err(backend)?;
+        Ok(FailureCount {
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            oldest: oldest.map(ops::from_nanos),
+        })
+    }
+
+    async fn record_failure(&self, key: &str, at: SystemTime, window: Duration) -> Result<(), StoreError> {
+        let bounds = &self.attempts;
+        let at_nanos = ops::to_nanos(at)?;
+        let cutoff = ops::to_nanos_saturating(at.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH));
+        let prune_all = bounds.recorded.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == 0;
+        let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM login_failures WHERE key = ?1 AND at < ?2")
+            .bind(key)
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query("INSERT INTO login_failures (key, at) VALUES (?1, ?2)")
+            .bind(key)
+            .bind(at_nanos)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let held: i64 = sqlx::query_scalar("SELECT count(*) FROM login_failures WHERE key = ?1")
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let excess = held.unsigned_abs().saturating_sub(bounds.max_per_key);
+        if excess > 0 {
+            sqlx::query(
+                "DELETE FROM login_failures WHERE rowid IN \
+                 (SELECT rowid FROM login_failures WHERE key = ?1 ORDER BY at, rowid LIMIT ?2)",
+            )
+            .bind(key)
+            .bind(i64::try_from(excess).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        if prune_all {
+            // Expired failures of keys nobody retried, then the global bound.
+            sqlx::query("DELETE FROM login_failures WHERE at < ?1")
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            let total: i64 = sqlx::query_scalar("SELECT count(*) FROM login_failures")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+            let excess = total.unsigned_abs().saturating_sub(bounds.max_rows);
+            if excess > 0 {
+                sqlx::query(
+                    "DELETE FROM login_failures WHERE rowid IN \
+                     (SELECT rowid FROM login_failures ORDER BY at, rowid LIMIT ?1)",
+                )
+                .bind(i64::try_from(excess).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            }
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM login_failures WHERE key = ?1")
+            .bind(key)
+            .execute(self.pool())
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
