@@ -166,12 +166,13 @@ async fn sync(path: PathBuf, once: bool) -> Result<(), String> {
         }
     };
     let report = synchronizer.run(shutdown).await.map_err(|e| e.to_string())?;
-    progress.abort();
+    // The synchroniser is gone: its status channel closes and the progress task ends.
+    let _ = progress.await;
     println!("sync stopped: {report}");
     Ok(())
 }
 
-/// A progress line during the refresh, then one line per change summary.
+/// A progress line during the refresh, a line when it is done, and one per lost connection.
 async fn show_progress(mut status: tokio::sync::watch::Receiver<SyncStatus>) {
     let mut refreshing = true;
     loop {
@@ -181,7 +182,7 @@ async fn show_progress(mut status: tokio::sync::watch::Receiver<SyncStatus>) {
                 eprint!("\rrefresh: {} changes received, {}", current.refresh_changes, current.report);
                 refreshing = true;
             }
-            SyncPhase::Live | SyncPhase::Waiting if refreshing => {
+            _ if current.refreshed && refreshing => {
                 eprintln!(
                     "\rrefresh done ({}): {}",
                     if current.resumed { "resumed from the stored cookie" } else { "full" },

@@ -101,6 +101,8 @@ pub struct SyncStatus {
     /// size of the catch-up (everything on a full refresh, only what changed
     /// when resuming).
     pub refresh_changes: u64,
+    /// Whether the current session's refresh is done.
+    pub refreshed: bool,
     /// Batches applied since the start.
     pub batches: u64,
     /// What the store changed since the start.
@@ -228,6 +230,7 @@ impl Synchronizer {
             s.sessions += 1;
             s.resumed = resumed;
             s.refresh_changes = 0;
+            s.refreshed = false;
             s.phase = SyncPhase::Refreshing;
         });
         info!(source = %source_id, resumed, "directory sync session started");
@@ -298,6 +301,7 @@ impl Synchronizer {
                 }
                 if !in_refresh {
                     s.phase = SyncPhase::Live;
+                    s.refreshed = true;
                 }
             });
             if !done.is_empty() && !in_refresh {
