@@ -79,7 +79,7 @@ pub(crate) fn control_value<'c>(controls: &'c [Control], oid: &str) -> Option<&'
 
 fn whole(bytes: &[u8]) -> Result<StructureTag, Malformed> {
     match parse_tag(bytes) {
-        Ok((rest, tag)) if rest.is_empty() => Ok(tag),
+        Ok(([], tag)) => Ok(tag),
         Ok(_) => Err(Malformed("trailing bytes")),
         Err(_) => Err(Malformed("not BER")),
     }
