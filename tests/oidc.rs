@@ -4,6 +4,8 @@
 //! and browser binding, provisioning, key rotation, and ID-token validation against a
 //! small test-only token issuer.
 
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 #[path = "oidc/issuer.rs"]
 mod issuer;

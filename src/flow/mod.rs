@@ -1,4 +1,4 @@
-//! Pending redirect logins (OIDC, OAuth2, and later SAML and CAS).
+//! Pending redirect logins (OIDC, OAuth2, CAS, and later SAML).
 //!
 //! A redirect login happens in two requests. [`Flows::start`] creates a one-time
 //! [`PendingFlow`] — random `state`, `nonce` and PKCE (S256) verifier, the checked
@@ -22,7 +22,7 @@ use subtle::ConstantTimeEq;
 
 use crate::AuthError;
 
-#[cfg(any(feature = "oidc", feature = "oauth2"))]
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "cas"))]
 pub(crate) mod http;
 #[cfg(any(feature = "oidc", feature = "oauth2"))]
 pub(crate) mod json;
@@ -57,12 +57,14 @@ pub struct ProviderRequests {
     pub token: u64,
     /// Userinfo requests.
     pub userinfo: u64,
+    /// CAS ticket validations (one per callback).
+    pub validation: u64,
 }
 
 impl ProviderRequests {
     /// All requests together.
     pub fn total(&self) -> u64 {
-        self.discovery + self.jwks + self.token + self.userinfo
+        self.discovery + self.jwks + self.token + self.userinfo + self.validation
     }
 }
 

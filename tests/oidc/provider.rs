@@ -9,8 +9,6 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-
 /// The clients and users of tests/peers/oidc-provider/server.mjs.
 pub const REDIRECT_URI: &str = "http://127.0.0.1/callback";
 pub const CONFIDENTIAL_CLIENT: &str = "authchain-confidential";
@@ -88,59 +86,13 @@ impl Drop for Provider {
     }
 }
 
-/// A browser at the provider: no automatic redirects, a cookie jar by name.
-pub struct Browser {
-    http: reqwest::Client,
-    cookies: BTreeMap<String, String>,
-}
-
-impl Default for Browser {
-    fn default() -> Self {
-        Browser::new()
-    }
-}
+/// A browser at the provider.
+#[derive(Default)]
+pub struct Browser(crate::browser::Browser);
 
 impl Browser {
     pub fn new() -> Browser {
-        Browser {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
-            cookies: BTreeMap::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn remember(&mut self, response: &reqwest::Response) {
-        for value in response.headers().get_all(SET_COOKIE) {
-            let text = value.to_str().unwrap_or_default();
-            let pair = text.split(';').next().unwrap_or_default();
-            if let Some((name, value)) = pair.split_once('=') {
-                if value.is_empty() {
-                    self.cookies.remove(name.trim());
-                } else {
-                    self.cookies.insert(name.trim().to_owned(), value.to_owned());
-                }
-            }
-        }
-    }
-
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> reqwest::Response {
-        let response = request
-            .header(COOKIE, self.cookie_header())
-            .send()
-            .await
-            .expect("request to the provider");
-        self.remember(&response);
-        response
+        Browser::default()
     }
 
     /// Follows `location` (the module's redirect) through the provider's login form
@@ -157,11 +109,11 @@ impl Browser {
             let response = if !posted && url.contains("/interaction/") {
                 posted = true;
                 let form = [("username", user), ("password", password)];
-                let post = self.http.post(format!("{url}/login")).form(&form);
-                self.send(post).await
+                let post = self.0.http().post(format!("{url}/login")).form(&form);
+                self.0.send(post).await
             } else {
-                let get = self.http.get(&url);
-                self.send(get).await
+                let get = self.0.http().get(&url);
+                self.0.send(get).await
             };
             let status = response.status();
             assert!(
@@ -169,16 +121,7 @@ impl Browser {
                 "provider answered {status} at {url}: {}",
                 response.text().await.unwrap_or_default()
             );
-            let next = response.headers()[LOCATION]
-                .to_str()
-                .expect("location")
-                .to_owned();
-            url = if next.starts_with('/') {
-                let base = url::Url::parse(&url).expect("url");
-                base.join(&next).expect("join").to_string()
-            } else {
-                next
-            };
+            url = crate::browser::location(&response, &url);
         }
         panic!("too many redirects at the provider");
     }
