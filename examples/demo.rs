@@ -13,8 +13,9 @@
 //!      -c jar -L http://127.0.0.1:3000/login/proxy
 //! ```
 //! No external server is needed. With `--config FILE` the demo runs another
-//! chain instead; redirect modules (OIDC, OAuth2; build with `--features oidc,oauth2`)
-//! get a button, and their redirect URI is `http://<addr>/callback/<module id>`.
+//! chain instead; redirect modules (OIDC, OAuth2, CAS; build with
+//! `--features oidc,oauth2,cas`) get a button, and their redirect URI (a CAS module's
+//! `service_url`) is `http://<addr>/callback/<module id>`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

@@ -8,6 +8,8 @@
 #[path = "common/browser.rs"]
 mod browser;
 mod common;
+#[path = "common/peer.rs"]
+mod peer;
 #[path = "cas/server.rs"]
 mod server;
 
@@ -20,9 +22,9 @@ use authchain::account::{MemoryUserStore, Provisioning, RoleMapping, UserStore};
 use authchain::chain::ModuleSettings;
 use authchain::config::{Config, Stores};
 use authchain::modules::cas::{CasConfig, CasModule, CasModuleBuilder};
-use authchain::{AuthChain, AuthError, AuthRequest, Credentials, LoginResult, ModuleKind, Redirect};
+use authchain::{AuthChain, AuthError, LoginResult, ModuleKind, Redirect};
 use browser::Browser;
-use common::{peer, principal};
+use common::{callback_request, principal, start_request};
 use server::{CasServer, OTHER_SERVICE, SERVICE, query};
 
 fn roles() -> RoleMapping {
@@ -47,20 +49,6 @@ fn chain_of(modules: Vec<Arc<CasModule>>) -> (AuthChain, Arc<MemoryUserStore>) {
         builder = builder.shared_module(module, settings);
     }
     (builder.build().expect("chain"), store)
-}
-
-fn start_request(module: &str, return_to: Option<&str>) -> AuthRequest {
-    AuthRequest::new(peer("192.0.2.30"))
-        .with_credentials(Credentials::Start {
-            return_to: return_to.map(str::to_owned),
-        })
-        .select(module)
-}
-
-fn callback_request(params: BTreeMap<String, String>, cookie: Option<&str>) -> AuthRequest {
-    let mut request = AuthRequest::new(peer("192.0.2.30")).with_credentials(Credentials::Callback { params });
-    request.flow_cookie = cookie.map(str::to_owned);
-    request
 }
 
 async fn start(chain: &AuthChain, module: &str, return_to: Option<&str>) -> Redirect {

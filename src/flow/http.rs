@@ -1,7 +1,7 @@
 //! The HTTP client of the redirect modules: timeouts, no redirects, bounded
 //! response bodies, request counters. Never logs bodies or headers.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -15,6 +15,61 @@ use crate::{AuthError, ConfigError};
 pub(crate) const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default cap on a provider's response body.
 pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// The HTTP settings of a redirect module's builder; the builder methods come from
+/// `http_builder_methods!`.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpSettings {
+    pub(crate) timeout: Duration,
+    pub(crate) max_bytes: usize,
+    pub(crate) ca_file: Option<PathBuf>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            timeout: DEFAULT_HTTP_TIMEOUT,
+            max_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            ca_file: None,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// The client of `module`; `key` names a field of its configuration.
+    pub(crate) fn client(
+        &self,
+        module: &str,
+        key: impl Fn(&str) -> String,
+    ) -> Result<HttpClient, ConfigError> {
+        HttpClient::new(module, self.timeout, self.max_bytes, self.ca_file.as_deref(), key)
+    }
+}
+
+/// The builder methods for an `http: HttpSettings` field; `$peer` names the server
+/// in their documentation.
+macro_rules! http_builder_methods {
+    ($peer:literal) => {
+        #[doc = concat!("Timeout of each request to the ", $peer, " (default 10 s).")]
+        pub fn http_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.http.timeout = timeout;
+            self
+        }
+
+        #[doc = concat!("Largest response accepted from the ", $peer, " (default 1 MiB).")]
+        pub fn max_response_bytes(mut self, max: usize) -> Self {
+            self.http.max_bytes = max;
+            self
+        }
+
+        #[doc = concat!("PEM bundle of extra CA certificates trusted for the ", $peer, "'s HTTPS.")]
+        pub fn ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+            self.http.ca_file = Some(path.into());
+            self
+        }
+    };
+}
+pub(crate) use http_builder_methods;
 
 /// What a request is for (counted separately).
 #[derive(Debug, Clone, Copy)]

@@ -3,55 +3,29 @@
 //!
 //! A missing python3 (with venv) or PyPI makes the tests fail, never skip.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::process::Command;
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::browser::{Browser, location};
+use crate::peer::Peer;
 
 /// The services the tests use (the server allows any `http://127.0.0.1/...`).
 pub const SERVICE: &str = "http://127.0.0.1/callback";
 pub const OTHER_SERVICE: &str = "http://127.0.0.1/other/callback";
 
 pub struct CasServer {
-    dir: PathBuf,
+    peer: Peer,
     /// The server URL (`http://127.0.0.1:PORT/cas`).
     pub url: String,
-}
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/cas-server.sh")
 }
 
 impl CasServer {
     /// Starts a fresh server on a free port of 127.0.0.1, with its own database.
     pub fn start() -> CasServer {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cas-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create the server directory");
-        let out = Command::new("bash")
-            .arg(script())
-            .arg("start")
-            .arg(&dir)
-            .arg("--owner-pid")
-            .arg(std::process::id().to_string())
-            .output()
-            .expect("run tests/peers/cas-server.sh (needs bash)");
-        assert!(
-            out.status.success(),
-            "could not start the CAS server (needs python3 with venv, and PyPI): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        let vars: HashMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+        let peer = Peer::start("cas-server", 1, "needs python3 with venv, and PyPI");
         CasServer {
-            dir,
-            url: vars.get("CAS_URL").expect("CAS_URL").to_string(),
+            url: peer.var("CAS_URL"),
+            peer,
         }
     }
 
@@ -64,20 +38,7 @@ impl CasServer {
 
     /// Stops the server (by the PID the script recorded).
     pub fn stop(&self) {
-        let status = Command::new("bash")
-            .arg(script())
-            .arg("stop")
-            .arg(&self.dir)
-            .status()
-            .expect("run tests/peers/cas-server.sh stop");
-        assert!(status.success());
-    }
-}
-
-impl Drop for CasServer {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.peer.stop();
     }
 }
 

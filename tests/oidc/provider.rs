@@ -3,11 +3,10 @@
 //!
 //! A missing node or npm makes the tests fail, never skip.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::process::Command;
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::peer::Peer;
 
 /// The clients and users of tests/peers/oidc-provider/server.mjs.
 pub const REDIRECT_URI: &str = "http://127.0.0.1/callback";
@@ -16,41 +15,17 @@ pub const CONFIDENTIAL_SECRET: &str = "confidential-secret";
 pub const PUBLIC_CLIENT: &str = "authchain-public";
 
 pub struct Provider {
-    dir: PathBuf,
+    _peer: Peer,
     pub issuer: String,
-}
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/oidc-provider.sh")
 }
 
 impl Provider {
     /// Starts a fresh provider on a free port of 127.0.0.1.
     pub fn start() -> Provider {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("oidc-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create the provider directory");
-        let out = Command::new("bash")
-            .arg(script())
-            .arg("start")
-            .arg(&dir)
-            .arg("--owner-pid")
-            .arg(std::process::id().to_string())
-            .output()
-            .expect("run tests/peers/oidc-provider.sh (needs bash)");
-        assert!(
-            out.status.success(),
-            "could not start the OIDC provider (needs node >= 18 and npm): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        let vars: HashMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+        let peer = Peer::start("oidc-provider", 1, "needs node >= 18 and npm");
         Provider {
-            dir,
-            issuer: vars.get("OIDC_ISSUER").expect("OIDC_ISSUER").to_string(),
+            issuer: peer.var("OIDC_ISSUER"),
+            _peer: peer,
         }
     }
 
@@ -72,17 +47,6 @@ impl Provider {
             .await
             .expect("rotate answer");
         answer["kid"].as_str().expect("kid").to_owned()
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(script())
-            .arg("stop")
-            .arg(&self.dir)
-            .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

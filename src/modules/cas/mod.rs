@@ -21,9 +21,6 @@ mod config;
 pub mod response;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use tracing::warn;
@@ -32,8 +29,8 @@ pub use config::CasConfig;
 use response::{CasUser, ValidationResponse};
 
 use crate::chain::AUDIT_TARGET;
-use crate::flow::http::{DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, HttpClient, Purpose, check_url};
-use crate::flow::{FlowError, FlowStore, Flows, MemoryFlowStore, ProviderRequests, ReturnToPolicy};
+use crate::flow::http::{HttpClient, HttpSettings, Purpose, check_url, http_builder_methods};
+use crate::flow::{FlowError, FlowSettings, Flows, ProviderRequests, flow_builder_methods};
 use crate::{
     AuthError, AuthRequest, Authenticator, ConfigError, Credentials, Identity, ModuleKind, Outcome, Redirect,
 };
@@ -97,12 +94,8 @@ pub struct CasModuleBuilder {
     validate_path: String,
     params: Params,
     names: AttributeNames,
-    flow_store: Option<Arc<dyn FlowStore>>,
-    flow_ttl: Duration,
-    return_to_allowed: Vec<String>,
-    http_timeout: Duration,
-    max_response_bytes: usize,
-    ca_file: Option<PathBuf>,
+    flows: FlowSettings,
+    http: HttpSettings,
 }
 
 impl CasModuleBuilder {
@@ -162,45 +155,8 @@ impl CasModuleBuilder {
         self
     }
 
-    /// Where pending logins are kept (default: a memory store of this module).
-    pub fn flow_store(mut self, store: Arc<dyn FlowStore>) -> Self {
-        self.flow_store = Some(store);
-        self
-    }
-
-    /// How long a started login may take (default 10 min).
-    pub fn flow_ttl(mut self, ttl: Duration) -> Self {
-        self.flow_ttl = ttl;
-        self
-    }
-
-    /// Absolute return-to URL prefixes accepted besides relative paths.
-    pub fn return_to_allowed<I, S>(mut self, prefixes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.return_to_allowed = prefixes.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Timeout of the validation request (default 10 s).
-    pub fn http_timeout(mut self, timeout: Duration) -> Self {
-        self.http_timeout = timeout;
-        self
-    }
-
-    /// Largest validation answer accepted (default 1 MiB).
-    pub fn max_response_bytes(mut self, max: usize) -> Self {
-        self.max_response_bytes = max;
-        self
-    }
-
-    /// PEM bundle of extra CA certificates trusted for the server's HTTPS.
-    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_file = Some(path.into());
-        self
-    }
+    flow_builder_methods!();
+    http_builder_methods!("CAS server");
 
     /// Checks the settings and builds the module.
     pub fn build(self) -> Result<CasModule, ConfigError> {
@@ -262,25 +218,14 @@ impl CasModuleBuilder {
                 format!("must not already carry the `{ticket}` or `{flow}` parameter"),
             ));
         }
-        let return_to = ReturnToPolicy::with_allowed(self.return_to_allowed)
-            .map_err(|m| ConfigError::invalid(key("return_to_allowed"), m))?;
-        let http = HttpClient::new(
-            &self.id,
-            self.http_timeout,
-            self.max_response_bytes,
-            self.ca_file.as_deref(),
-            key,
-        )?;
-        let store = self
-            .flow_store
-            .unwrap_or_else(|| Arc::new(MemoryFlowStore::default()));
+        let http = self.http.client(&self.id, key)?;
         Ok(CasModule {
             login_url,
             validate_url,
             service_url,
             params: self.params,
             names: self.names,
-            flows: Flows::new(store).ttl(self.flow_ttl).return_to(return_to),
+            flows: self.flows.build(key)?,
             http,
             id: self.id,
         })
@@ -337,12 +282,8 @@ impl CasModule {
                 name: Some("displayName".into()),
                 groups: Some("groups".into()),
             },
-            flow_store: None,
-            flow_ttl: crate::flow::DEFAULT_FLOW_TTL,
-            return_to_allowed: Vec::new(),
-            http_timeout: DEFAULT_HTTP_TIMEOUT,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            ca_file: None,
+            flows: FlowSettings::default(),
+            http: HttpSettings::default(),
         }
     }
 
