@@ -19,13 +19,16 @@
 #
 # CAS_URL is the server URL (login at $CAS_URL/login). With --owner-pid the
 # server exits when that process is gone. `stop` kills the process whose PID is
-# in DIR/cas-server.pid, and nothing else.
+# in DIR/cas-server.pid, and nothing else, and waits until it has exited.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)/cas-server"
 ROOT="$(cd "$HERE/../../.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 VENV="$TARGET/peers/cas-server-venv"
+
+# shellcheck source=tests/peers/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 die() { echo "cas-server.sh: $*" >&2; exit 1; }
 
@@ -93,12 +96,7 @@ start() {
 }
 
 stop() {
-  local dir=${1:?usage: stop DIR}
-  [ -f "$dir/cas-server.pid" ] || return 0
-  local pid
-  pid=$(cat "$dir/cas-server.pid")
-  kill "$pid" 2>/dev/null || true
-  rm -f "$dir/cas-server.pid"
+  stop_pid "${1:?usage: stop DIR}/cas-server.pid"
 }
 
 case "${1:-}" in
