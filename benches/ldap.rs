@@ -3,6 +3,8 @@
 //!
 //! `cargo bench --features ldap --bench ldap`
 
+#[path = "../tests/common/peer.rs"]
+mod peer;
 #[path = "../tests/ldap/slapd.rs"]
 mod slapd;
 

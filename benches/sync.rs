@@ -5,6 +5,8 @@
 //!
 //! `cargo bench --bench sync --features sync,sqlite`
 
+#[path = "../tests/common/peer.rs"]
+mod peer;
 #[path = "../tests/ldap/slapd.rs"]
 mod slapd;
 #[path = "../tests/sync/harness.rs"]

@@ -19,8 +19,9 @@
 //! ```
 //! No external server is needed. With `--config FILE` the demo runs another
 //! chain instead (and uses that file's `[store]`, if it has one); redirect modules
-//! (OIDC, OAuth2; build with `--features oidc,oauth2`) get a button, and their
-//! redirect URI is `http://<addr>/callback/<module id>`.
+//! (OIDC, OAuth2, CAS; build with `--features oidc,oauth2,cas`) get a button, and
+//! their redirect URI (a CAS module's `service_url`) is
+//! `http://<addr>/callback/<module id>`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

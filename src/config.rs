@@ -179,6 +179,8 @@ enum ModuleType {
     Oidc(Box<crate::modules::OidcConfig>),
     #[cfg(feature = "oauth2")]
     OAuth2(Box<crate::modules::OAuth2Config>),
+    #[cfg(feature = "cas")]
+    Cas(Box<crate::modules::CasConfig>),
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -500,6 +502,8 @@ impl Config {
                 ModuleType::Oidc(cfg) => Arc::new(crate::modules::OidcModule::from_config(id, cfg)?),
                 #[cfg(feature = "oauth2")]
                 ModuleType::OAuth2(cfg) => Arc::new(crate::modules::OAuth2Module::from_config(id, cfg)?),
+                #[cfg(feature = "cas")]
+                ModuleType::Cas(cfg) => Arc::new(crate::modules::CasModule::from_config(id, cfg)?),
             };
             builder = builder.shared_module(built, settings(id, &module.common)?);
         }
@@ -533,6 +537,8 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
         "oidc" => ModuleType::Oidc(Box::new(specific.try_into().map_err(specific_err)?)),
         #[cfg(feature = "oauth2")]
         "oauth2" => ModuleType::OAuth2(Box::new(specific.try_into().map_err(specific_err)?)),
+        #[cfg(feature = "cas")]
+        "cas" => ModuleType::Cas(Box::new(specific.try_into().map_err(specific_err)?)),
         feature if ["ldap", "oidc", "oauth2", "saml", "cas"].contains(&feature) => {
             return Err(ConfigError::invalid(
                 format!("{key}.type"),
@@ -542,7 +548,7 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
         other => {
             return Err(ConfigError::invalid(
                 format!("{key}.type"),
-                format!("unknown module type `{other}` (known: local, header, ldap, oidc, oauth2)"),
+                format!("unknown module type `{other}` (known: local, header, ldap, oidc, oauth2, cas)"),
             ));
         }
     };

@@ -1,6 +1,8 @@
 //! The `authchain` command line, run as a user would: a real slapd, a real SQLite
 //! file.
 
+#[path = "common/peer.rs"]
+mod peer;
 #[path = "ldap/slapd.rs"]
 mod slapd;
 

@@ -1,6 +1,8 @@
 //! The LDAP module against a real OpenLDAP server (tests/peers/slapd.sh).
 #![cfg(feature = "ldap")]
 
+#[path = "common/peer.rs"]
+mod peer;
 #[path = "ldap/proxy.rs"]
 mod proxy;
 #[path = "ldap/slapd.rs"]

@@ -4,9 +4,13 @@
 //! and browser binding, provisioning, key rotation, and ID-token validation against a
 //! small test-only token issuer.
 
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 #[path = "oidc/issuer.rs"]
 mod issuer;
+#[path = "common/peer.rs"]
+mod peer;
 #[path = "oidc/provider.rs"]
 mod provider;
 
@@ -18,8 +22,8 @@ use authchain::account::{MemoryUserStore, Provisioning, RoleMapping, UserStore};
 use authchain::chain::ModuleSettings;
 use authchain::modules::oidc::{OidcConfig, OidcModule};
 use authchain::modules::{OAuth2Module, oauth2::OAuth2Config};
-use authchain::{AuthChain, AuthError, AuthRequest, Credentials, LoginResult, Redirect};
-use common::{peer, principal};
+use authchain::{AuthChain, AuthError, LoginResult, Redirect};
+use common::{callback_request, principal, start_request};
 use issuer::{JwksServer, TestKey, now, sign_hs256, unsigned};
 use provider::{Browser, CONFIDENTIAL_CLIENT, CONFIDENTIAL_SECRET, PUBLIC_CLIENT, Provider, REDIRECT_URI};
 use serde_json::json;
@@ -55,20 +59,6 @@ fn chain_of(module: Arc<OidcModule>, provisioning: Provisioning) -> (AuthChain, 
         .build()
         .expect("chain");
     (chain, store)
-}
-
-fn start_request(module: &str, return_to: Option<&str>) -> AuthRequest {
-    AuthRequest::new(peer("192.0.2.20"))
-        .with_credentials(Credentials::Start {
-            return_to: return_to.map(str::to_owned),
-        })
-        .select(module)
-}
-
-fn callback_request(params: BTreeMap<String, String>, cookie: Option<&str>) -> AuthRequest {
-    let mut request = AuthRequest::new(peer("192.0.2.20")).with_credentials(Credentials::Callback { params });
-    request.flow_cookie = cookie.map(str::to_owned);
-    request
 }
 
 async fn start(chain: &AuthChain, module: &str) -> Redirect {

@@ -1,6 +1,8 @@
 //! Directory sync: a real slapd (with syncprov) mirrored into a real SQLite file
 //! while the tests change the directory.
 
+#[path = "common/peer.rs"]
+mod peer;
 #[path = "ldap/slapd.rs"]
 mod slapd;
 #[path = "sync/harness.rs"]

@@ -1,7 +1,7 @@
 //! The HTTP client of the redirect modules: timeouts, no redirects, bounded
-//! response bodies, JSON only, request counters. Never logs bodies or headers.
+//! response bodies, request counters. Never logs bodies or headers.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -16,14 +16,83 @@ pub(crate) const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default cap on a provider's response body.
 pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
+/// The HTTP settings of a redirect module's builder; the builder methods come from
+/// `http_builder_methods!`.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpSettings {
+    pub(crate) timeout: Duration,
+    pub(crate) max_bytes: usize,
+    pub(crate) ca_file: Option<PathBuf>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            timeout: DEFAULT_HTTP_TIMEOUT,
+            max_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            ca_file: None,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// The client of `module`; `key` names a field of its configuration.
+    pub(crate) fn client(
+        &self,
+        module: &str,
+        key: impl Fn(&str) -> String,
+    ) -> Result<HttpClient, ConfigError> {
+        HttpClient::new(module, self.timeout, self.max_bytes, self.ca_file.as_deref(), key)
+    }
+}
+
+/// The builder methods for an `http: HttpSettings` field; `$peer` names the server
+/// in their documentation.
+macro_rules! http_builder_methods {
+    ($peer:literal) => {
+        #[doc = concat!("Timeout of each request to the ", $peer, " (default 10 s).")]
+        pub fn http_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.http.timeout = timeout;
+            self
+        }
+
+        #[doc = concat!("Largest response accepted from the ", $peer, " (default 1 MiB).")]
+        pub fn max_response_bytes(mut self, max: usize) -> Self {
+            self.http.max_bytes = max;
+            self
+        }
+
+        #[doc = concat!("PEM bundle of extra CA certificates trusted for the ", $peer, "'s HTTPS.")]
+        pub fn ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+            self.http.ca_file = Some(path.into());
+            self
+        }
+    };
+}
+pub(crate) use http_builder_methods;
+
 /// What a request is for (counted separately).
 #[derive(Debug, Clone, Copy)]
-#[cfg_attr(not(feature = "oidc"), allow(dead_code))]
+#[cfg_attr(not(all(feature = "oidc", feature = "cas")), allow(dead_code))]
 pub(crate) enum Purpose {
     Discovery,
     Jwks,
     Token,
     Userinfo,
+    /// A CAS service ticket validation.
+    Validation,
+}
+
+impl Purpose {
+    fn what(self) -> &'static str {
+        match self {
+            Purpose::Discovery => "discovery document",
+            Purpose::Jwks => "JWKS",
+            Purpose::Token => "token endpoint",
+            Purpose::Userinfo => "userinfo endpoint",
+            Purpose::Validation => "ticket validation",
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -32,10 +101,12 @@ struct Counters {
     jwks: AtomicU64,
     token: AtomicU64,
     userinfo: AtomicU64,
+    validation: AtomicU64,
 }
 
 /// A provider's answer: status and parsed JSON body (`Value::Null` when empty or
 /// not JSON and the status is an error).
+#[cfg_attr(not(any(feature = "oidc", feature = "oauth2")), allow(dead_code))]
 pub(crate) struct JsonResponse {
     pub(crate) status: http::StatusCode,
     pub(crate) body: Value,
@@ -102,6 +173,7 @@ impl HttpClient {
             jwks: self.counters.jwks.load(Ordering::Relaxed),
             token: self.counters.token.load(Ordering::Relaxed),
             userinfo: self.counters.userinfo.load(Ordering::Relaxed),
+            validation: self.counters.validation.load(Ordering::Relaxed),
         }
     }
 
@@ -111,6 +183,7 @@ impl HttpClient {
             Purpose::Jwks => &self.counters.jwks,
             Purpose::Token => &self.counters.token,
             Purpose::Userinfo => &self.counters.userinfo,
+            Purpose::Validation => &self.counters.validation,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -123,6 +196,7 @@ impl HttpClient {
     }
 
     /// GET a JSON document, optionally with a bearer token.
+    #[cfg_attr(not(any(feature = "oidc", feature = "oauth2")), allow(dead_code))]
     pub(crate) async fn get_json(
         &self,
         purpose: Purpose,
@@ -136,11 +210,24 @@ impl HttpClient {
         if let Some(token) = bearer {
             request = request.bearer_auth(token);
         }
-        self.send(purpose, request).await
+        self.send_json(purpose, request).await
+    }
+
+    /// GET a document of another kind (`accept` names it): status and raw body.
+    #[cfg_attr(not(feature = "cas"), allow(dead_code))]
+    pub(crate) async fn get_bytes(
+        &self,
+        purpose: Purpose,
+        url: &str,
+        accept: &str,
+    ) -> Result<(http::StatusCode, Vec<u8>), AuthError> {
+        let request = self.client.get(url).header(http::header::ACCEPT, accept);
+        self.fetch(purpose, request).await
     }
 
     /// POST a form, optionally with HTTP Basic client authentication (RFC 6749
     /// §2.3.1: both parts form-urlencoded first).
+    #[cfg_attr(not(any(feature = "oidc", feature = "oauth2")), allow(dead_code))]
     pub(crate) async fn post_form(
         &self,
         purpose: Purpose,
@@ -159,21 +246,36 @@ impl HttpClient {
             let credentials = Base64::encode_string(format!("{user}:{password}").as_bytes());
             request = request.header(http::header::AUTHORIZATION, format!("Basic {credentials}"));
         }
-        self.send(purpose, request).await
+        self.send_json(purpose, request).await
     }
 
-    async fn send(
+    async fn send_json(
         &self,
         purpose: Purpose,
         request: reqwest::RequestBuilder,
     ) -> Result<JsonResponse, AuthError> {
-        self.count(purpose);
-        let what = match purpose {
-            Purpose::Discovery => "discovery document",
-            Purpose::Jwks => "JWKS",
-            Purpose::Token => "token endpoint",
-            Purpose::Userinfo => "userinfo endpoint",
+        let (status, body) = self.fetch(purpose, request).await?;
+        let body = match serde_json::from_slice::<Value>(&body) {
+            Ok(value) => value,
+            Err(_) if !status.is_success() => Value::Null,
+            Err(_) => {
+                return Err(self.unavailable(format!(
+                    "{}: response is not JSON (HTTP {status})",
+                    purpose.what()
+                )));
+            }
         };
+        Ok(JsonResponse { status, body })
+    }
+
+    /// Sends one request; answers the status and the body, at most `max_bytes`.
+    async fn fetch(
+        &self,
+        purpose: Purpose,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(http::StatusCode, Vec<u8>), AuthError> {
+        self.count(purpose);
+        let what = purpose.what();
         let mut response = request.send().await.map_err(|e| {
             // reqwest errors name the URL, never headers or bodies.
             let kind = if e.is_timeout() {
@@ -209,12 +311,7 @@ impl HttpClient {
                 }
             }
         }
-        let body = match serde_json::from_slice::<Value>(&body) {
-            Ok(value) => value,
-            Err(_) if !status.is_success() => Value::Null,
-            Err(_) => return Err(self.unavailable(format!("{what}: response is not JSON (HTTP {status})"))),
-        };
-        Ok(JsonResponse { status, body })
+        Ok((status, body))
     }
 }
 

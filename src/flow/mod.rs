@@ -1,4 +1,4 @@
-//! Pending redirect logins (OIDC, OAuth2, and later SAML and CAS).
+//! Pending redirect logins (OIDC, OAuth2, CAS, and later SAML).
 //!
 //! A redirect login happens in two requests. [`Flows::start`] creates a one-time
 //! [`PendingFlow`] — random `state`, `nonce` and PKCE (S256) verifier, the checked
@@ -20,9 +20,9 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::AuthError;
+use crate::{AuthError, ConfigError};
 
-#[cfg(any(feature = "oidc", feature = "oauth2"))]
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "cas"))]
 pub(crate) mod http;
 #[cfg(any(feature = "oidc", feature = "oauth2"))]
 pub(crate) mod json;
@@ -57,12 +57,14 @@ pub struct ProviderRequests {
     pub token: u64,
     /// Userinfo requests.
     pub userinfo: u64,
+    /// CAS ticket validations (one per callback).
+    pub validation: u64,
 }
 
 impl ProviderRequests {
     /// All requests together.
     pub fn total(&self) -> u64 {
-        self.discovery + self.jwks + self.token + self.userinfo
+        self.discovery + self.jwks + self.token + self.userinfo + self.validation
     }
 }
 
@@ -381,6 +383,73 @@ pub struct StartedFlow {
     /// base64url). The host sets it `HttpOnly; Secure; SameSite=Lax`.
     pub cookie: String,
 }
+
+/// The flow settings every redirect module's builder holds: where pending logins
+/// live, how long they last, which return-to URLs pass. Turned into [`Flows`] by
+/// [`FlowSettings::build`]; the builder methods come from `flow_builder_methods!`.
+// Used by the redirect modules, which are all behind features.
+#[allow(dead_code)]
+#[derive(Debug, Clone)]
+pub(crate) struct FlowSettings {
+    pub(crate) store: Option<Arc<dyn FlowStore>>,
+    pub(crate) ttl: Duration,
+    pub(crate) return_to_allowed: Vec<String>,
+}
+
+impl Default for FlowSettings {
+    fn default() -> Self {
+        FlowSettings {
+            store: None,
+            ttl: DEFAULT_FLOW_TTL,
+            return_to_allowed: Vec::new(),
+        }
+    }
+}
+
+#[allow(dead_code)]
+impl FlowSettings {
+    /// Checks the settings; `key` names a field of the module's configuration.
+    pub(crate) fn build(self, key: impl Fn(&str) -> String) -> Result<Flows, ConfigError> {
+        if self.ttl.is_zero() {
+            return Err(ConfigError::invalid(key("flow_ttl"), "must be longer than zero"));
+        }
+        let return_to = ReturnToPolicy::with_allowed(self.return_to_allowed)
+            .map_err(|m| ConfigError::invalid(key("return_to_allowed"), m))?;
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryFlowStore::default()));
+        Ok(Flows::new(store).ttl(self.ttl).return_to(return_to))
+    }
+}
+
+/// The builder methods for a `flows: FlowSettings` field.
+#[allow(unused_macros)]
+macro_rules! flow_builder_methods {
+    () => {
+        /// Where pending logins are kept (default: a `MemoryFlowStore` of this module).
+        pub fn flow_store(mut self, store: std::sync::Arc<dyn $crate::flow::FlowStore>) -> Self {
+            self.flows.store = Some(store);
+            self
+        }
+
+        /// How long a started login may take (default 10 min).
+        pub fn flow_ttl(mut self, ttl: std::time::Duration) -> Self {
+            self.flows.ttl = ttl;
+            self
+        }
+
+        /// Absolute return-to URL prefixes accepted besides relative paths
+        /// (`https://app.example.org/`).
+        pub fn return_to_allowed<I, S>(mut self, prefixes: I) -> Self
+        where
+            I: IntoIterator<Item = S>,
+            S: Into<String>,
+        {
+            self.flows.return_to_allowed = prefixes.into_iter().map(Into::into).collect();
+            self
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use flow_builder_methods;
 
 /// Starts and finishes redirect logins over a [`FlowStore`].
 #[derive(Clone)]

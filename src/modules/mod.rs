@@ -3,6 +3,8 @@
 //! Each module is an [`Authenticator`](crate::Authenticator): it verifies a request
 //! and answers an [`Identity`](crate::Identity); the chain does the rest.
 
+#[cfg(feature = "cas")]
+pub mod cas;
 pub mod header;
 #[cfg(feature = "ldap")]
 pub mod ldap;
@@ -12,6 +14,8 @@ pub mod oauth2;
 #[cfg(feature = "oidc")]
 pub mod oidc;
 
+#[cfg(feature = "cas")]
+pub use cas::{CasConfig, CasModule};
 pub use header::HeaderModule;
 #[cfg(feature = "ldap")]
 pub use ldap::{LdapConfig, LdapModule};

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use authchain::account::{MemoryUserStore, NewAccount, PasswordPolicy, SqliteStore, UserStore};
 use authchain::modules::LocalModule;
-use authchain::{AuthError, AuthRequest, Authenticator, Identity, LoginResult, Outcome, Principal};
+use authchain::{
+    AuthError, AuthRequest, Authenticator, Credentials, Identity, LoginResult, Outcome, Principal,
+};
 
 pub fn peer(addr: &str) -> SocketAddr {
     format!("{addr}:40000").parse().expect("test address")
@@ -178,4 +180,23 @@ macro_rules! store_tests {
             )*
         }
     };
+}
+
+/// `Start` at the redirect module `module`.
+pub fn start_request(module: &str, return_to: Option<&str>) -> AuthRequest {
+    AuthRequest::new(peer("192.0.2.20"))
+        .with_credentials(Credentials::Start {
+            return_to: return_to.map(str::to_owned),
+        })
+        .select(module)
+}
+
+/// A redirect callback with these parameters and flow cookie.
+pub fn callback_request(
+    params: std::collections::BTreeMap<String, String>,
+    cookie: Option<&str>,
+) -> AuthRequest {
+    let mut request = AuthRequest::new(peer("192.0.2.20")).with_credentials(Credentials::Callback { params });
+    request.flow_cookie = cookie.map(str::to_owned);
+    request
 }

@@ -19,6 +19,9 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)/oidc-provider"
 
+# shellcheck source=tests/peers/lib.sh
+. "$(dirname "$0")/lib.sh"
+
 die() { echo "oidc-provider.sh: $*" >&2; exit 1; }
 
 install() {
@@ -59,12 +62,7 @@ start() {
 }
 
 stop() {
-  local dir=${1:?usage: stop DIR}
-  [ -f "$dir/oidc-provider.pid" ] || return 0
-  local pid
-  pid=$(cat "$dir/oidc-provider.pid")
-  kill "$pid" 2>/dev/null || true
-  rm -f "$dir/oidc-provider.pid"
+  stop_pid "${1:?usage: stop DIR}/oidc-provider.pid"
 }
 
 case "${1:-}" in

@@ -39,6 +39,9 @@ SLAPD=${SLAPD:-/usr/sbin/slapd}
 MODULE_PATH=${SLAPD_MODULE_PATH:-/usr/lib/ldap}
 SCHEMA_DIR=${SLAPD_SCHEMA_DIR:-/etc/ldap/schema}
 
+# shellcheck source=tests/peers/lib.sh
+. "$(dirname "$0")/lib.sh"
+
 die() { echo "slapd.sh: $*" >&2; exit 1; }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -288,16 +291,7 @@ EOF
 }
 
 stop() {
-  local dir=${1:?usage: slapd.sh stop DIR}
-  [ -s "$dir/slapd.pid" ] || return 0
-  local pid
-  pid=$(cat "$dir/slapd.pid")
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.05
-  done
-  kill -9 "$pid" 2>/dev/null || true
+  stop_pid "${1:?usage: slapd.sh stop DIR}/slapd.pid"
 }
 
 kill_hard() {

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -15,10 +14,10 @@ use serde_json::Value;
 use tracing::warn;
 
 use crate::chain::AUDIT_TARGET;
-use crate::flow::http::{DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, HttpClient, Purpose, check_url};
+use crate::flow::http::{HttpClient, HttpSettings, Purpose, check_url, http_builder_methods};
 use crate::flow::oauth::{self, Callback, Client};
 use crate::flow::{
-    ClientAuthMethod, FlowError, FlowStore, Flows, MemoryFlowStore, ProviderRequests, ReturnToPolicy, json,
+    ClientAuthMethod, FlowError, FlowSettings, Flows, ProviderRequests, flow_builder_methods, json,
 };
 use crate::iso8601::IsoDuration;
 use crate::{
@@ -78,12 +77,8 @@ pub struct OAuth2ModuleBuilder {
     extra_params: Vec<(String, String)>,
     pkce: bool,
     paths: Paths,
-    flow_store: Option<std::sync::Arc<dyn FlowStore>>,
-    flow_ttl: Duration,
-    return_to_allowed: Vec<String>,
-    http_timeout: Duration,
-    max_response_bytes: usize,
-    ca_file: Option<PathBuf>,
+    flows: FlowSettings,
+    http: HttpSettings,
 }
 
 impl OAuth2ModuleBuilder {
@@ -163,45 +158,8 @@ impl OAuth2ModuleBuilder {
         self
     }
 
-    /// Where pending logins are kept (default: a memory store of this module).
-    pub fn flow_store(mut self, store: std::sync::Arc<dyn FlowStore>) -> Self {
-        self.flow_store = Some(store);
-        self
-    }
-
-    /// How long a started login may take (default 10 min).
-    pub fn flow_ttl(mut self, ttl: Duration) -> Self {
-        self.flow_ttl = ttl;
-        self
-    }
-
-    /// Absolute return-to URL prefixes accepted besides relative paths.
-    pub fn return_to_allowed<I, S>(mut self, prefixes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.return_to_allowed = prefixes.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Timeout of each request to the provider (default 10 s).
-    pub fn http_timeout(mut self, timeout: Duration) -> Self {
-        self.http_timeout = timeout;
-        self
-    }
-
-    /// Largest response accepted from the provider (default 1 MiB).
-    pub fn max_response_bytes(mut self, max: usize) -> Self {
-        self.max_response_bytes = max;
-        self
-    }
-
-    /// PEM bundle of extra CA certificates trusted for the provider's HTTPS.
-    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_file = Some(path.into());
-        self
-    }
+    flow_builder_methods!();
+    http_builder_methods!("provider");
 
     /// Checks the settings and builds the module.
     pub fn build(self) -> Result<OAuth2Module, ConfigError> {
@@ -236,18 +194,8 @@ impl OAuth2ModuleBuilder {
         if !self.pkce {
             warn!(target: AUDIT_TARGET, module = %self.id, "PKCE is off: only `state` protects the code");
         }
-        let return_to = ReturnToPolicy::with_allowed(self.return_to_allowed)
-            .map_err(|m| invalid("return_to_allowed", &m))?;
-        let http = HttpClient::new(
-            &self.id,
-            self.http_timeout,
-            self.max_response_bytes,
-            self.ca_file.as_deref(),
-            key,
-        )?;
-        let store = self
-            .flow_store
-            .unwrap_or_else(|| std::sync::Arc::new(MemoryFlowStore::default()));
+        let http = self.http.client(&self.id, key)?;
+        let flows = self.flows.build(key)?;
         Ok(OAuth2Module {
             authorization_endpoint: self.authorization_endpoint,
             token_endpoint: self.token_endpoint,
@@ -263,7 +211,7 @@ impl OAuth2ModuleBuilder {
             extra_params: self.extra_params,
             pkce: self.pkce,
             paths: self.paths,
-            flows: Flows::new(store).ttl(self.flow_ttl).return_to(return_to),
+            flows,
             http,
             id: self.id,
         })
@@ -300,12 +248,8 @@ impl OAuth2Module {
                 name: Some("name".into()),
                 groups: None,
             },
-            flow_store: None,
-            flow_ttl: crate::flow::DEFAULT_FLOW_TTL,
-            return_to_allowed: Vec::new(),
-            http_timeout: DEFAULT_HTTP_TIMEOUT,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            ca_file: None,
+            flows: FlowSettings::default(),
+            http: HttpSettings::default(),
         }
     }
 

@@ -20,7 +20,6 @@ mod config;
 mod jwt;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,10 +32,10 @@ pub use config::OidcConfig;
 pub use jwt::{Algorithm, MAX_ID_TOKEN_BYTES, TokenError};
 
 use crate::chain::AUDIT_TARGET;
-use crate::flow::http::{DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, HttpClient, Purpose, check_url};
+use crate::flow::http::{HttpClient, HttpSettings, Purpose, check_url, http_builder_methods};
 use crate::flow::oauth::{self, Callback, Client};
 use crate::flow::{
-    ClientAuthMethod, FlowError, FlowStore, Flows, MemoryFlowStore, ProviderRequests, ReturnToPolicy, json,
+    ClientAuthMethod, FlowError, FlowSettings, Flows, ProviderRequests, flow_builder_methods, json,
 };
 use crate::{
     AuthError, AuthRequest, Authenticator, ConfigError, Credentials, Identity, ModuleKind, Outcome, Redirect,
@@ -175,12 +174,8 @@ pub struct OidcModuleBuilder {
     userinfo: bool,
     metadata_refresh: Duration,
     jwks_min_refetch: Duration,
-    flow_store: Option<Arc<dyn FlowStore>>,
-    flow_ttl: Duration,
-    return_to_allowed: Vec<String>,
-    http_timeout: Duration,
-    max_response_bytes: usize,
-    ca_file: Option<PathBuf>,
+    flows: FlowSettings,
+    http: HttpSettings,
 }
 
 impl OidcModuleBuilder {
@@ -341,46 +336,8 @@ impl OidcModuleBuilder {
         self
     }
 
-    /// Where pending logins are kept (default: a [`MemoryFlowStore`] of this module).
-    pub fn flow_store(mut self, store: Arc<dyn FlowStore>) -> Self {
-        self.flow_store = Some(store);
-        self
-    }
-
-    /// How long a started login may take (default 10 min).
-    pub fn flow_ttl(mut self, ttl: Duration) -> Self {
-        self.flow_ttl = ttl;
-        self
-    }
-
-    /// Absolute return-to URL prefixes accepted besides relative paths
-    /// (`https://app.example.org/`).
-    pub fn return_to_allowed<I, S>(mut self, prefixes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.return_to_allowed = prefixes.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Timeout of each request to the provider (default 10 s).
-    pub fn http_timeout(mut self, timeout: Duration) -> Self {
-        self.http_timeout = timeout;
-        self
-    }
-
-    /// Largest response accepted from the provider (default 1 MiB).
-    pub fn max_response_bytes(mut self, max: usize) -> Self {
-        self.max_response_bytes = max;
-        self
-    }
-
-    /// PEM bundle of extra CA certificates trusted for the provider's HTTPS.
-    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_file = Some(path.into());
-        self
-    }
+    flow_builder_methods!();
+    http_builder_methods!("provider");
 
     /// Checks the settings and builds the module. Nothing is fetched yet.
     pub fn build(self) -> Result<OidcModule, ConfigError> {
@@ -524,24 +481,11 @@ impl OidcModuleBuilder {
         if self.login_claims.iter().any(String::is_empty) {
             return Err(invalid("login_claims", "must not hold an empty name".into()));
         }
-        if self.flow_ttl.is_zero() {
-            return Err(invalid("flow_ttl", "must be longer than zero".into()));
-        }
         if self.metadata_refresh < Duration::from_secs(1) {
             return Err(invalid("metadata_refresh", "must be at least one second".into()));
         }
-        let return_to = ReturnToPolicy::with_allowed(self.return_to_allowed)
-            .map_err(|m| invalid("return_to_allowed", m))?;
-        let http = HttpClient::new(
-            &self.id,
-            self.http_timeout,
-            self.max_response_bytes,
-            self.ca_file.as_deref(),
-            key,
-        )?;
-        let store = self
-            .flow_store
-            .unwrap_or_else(|| Arc::new(MemoryFlowStore::default()));
+        let http = self.http.client(&self.id, key)?;
+        let flows = self.flows.build(key)?;
         let discovery_url = self.discovery.then(|| {
             self.discovery_url.unwrap_or_else(|| {
                 format!(
@@ -600,7 +544,7 @@ impl OidcModuleBuilder {
             userinfo: self.userinfo,
             metadata_refresh: self.metadata_refresh,
             jwks_min_refetch: self.jwks_min_refetch,
-            flows: Flows::new(store).ttl(self.flow_ttl).return_to(return_to),
+            flows,
             http,
             metadata: RwLock::new(static_metadata),
             metadata_attempt: Mutex::new(None),
@@ -645,12 +589,8 @@ impl OidcModule {
             userinfo: false,
             metadata_refresh: DEFAULT_METADATA_REFRESH,
             jwks_min_refetch: DEFAULT_JWKS_MIN_REFETCH,
-            flow_store: None,
-            flow_ttl: crate::flow::DEFAULT_FLOW_TTL,
-            return_to_allowed: Vec::new(),
-            http_timeout: DEFAULT_HTTP_TIMEOUT,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            ca_file: None,
+            flows: FlowSettings::default(),
+            http: HttpSettings::default(),
         }
     }
 

@@ -1,0 +1,431 @@
+//! CAS login (Apereo CAS protocol 2 and 3): redirect to the CAS server's login page
+//! with the service URL, then validate the returned service ticket at
+//! `p3/serviceValidate` (CAS 3, the default) or `serviceValidate` (CAS 2).
+//!
+//! * The flow: CAS has no `state` parameter, so the pending flow's state travels in
+//!   the service URL itself, as one more query parameter (`flow` by default):
+//!   `https://app.example.org/login/cas/callback?flow=<state>`. The CAS server sends
+//!   the browser back to that URL with `ticket=ST-...` added; the callback takes the
+//!   flow once (cookie-bound, expiring, like every redirect login) and validates the
+//!   ticket with the service URL rebuilt from the configured `service_url` and the
+//!   flow's state: exactly the URL the ticket was issued for. A CAS server that
+//!   compares service URLs whole (Apereo's default) thereby also binds the ticket to
+//!   the flow.
+//! * A callback costs exactly one HTTP request (the validation). The answer is read
+//!   with a real XML parser (see [`response`]): no DTD, namespace-aware, bounded.
+//! * Tickets are never logged.
+//!
+//! Every setting is described in `docs/modules/cas.md`.
+
+mod config;
+pub mod response;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use tracing::warn;
+
+pub use config::CasConfig;
+use response::{CasUser, ValidationResponse};
+
+use crate::chain::AUDIT_TARGET;
+use crate::flow::http::{HttpClient, HttpSettings, Purpose, check_url, http_builder_methods};
+use crate::flow::{FlowError, FlowSettings, Flows, ProviderRequests, flow_builder_methods};
+use crate::{
+    AuthError, AuthRequest, Authenticator, ConfigError, Credentials, Identity, ModuleKind, Outcome, Redirect,
+};
+
+/// Default login path, relative to the server URL.
+pub const DEFAULT_LOGIN_PATH: &str = "/login";
+/// Default validation path (CAS 3; `/serviceValidate` for CAS 2).
+pub const DEFAULT_VALIDATE_PATH: &str = "/p3/serviceValidate";
+/// Longest accepted ticket, in bytes (the protocol recommends accepting 256).
+pub const MAX_TICKET_BYTES: usize = 1024;
+/// Most groups taken from the groups attribute.
+const MAX_GROUPS: usize = 4096;
+
+/// The CAS module. Build it with [`CasModule::builder`] or [`CasModule::from_config`].
+pub struct CasModule {
+    id: String,
+    login_url: url::Url,
+    validate_url: url::Url,
+    service_url: url::Url,
+    params: Params,
+    names: AttributeNames,
+    flows: Flows,
+    http: HttpClient,
+}
+
+impl std::fmt::Debug for CasModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CasModule")
+            .field("id", &self.id)
+            .field("login_url", &self.login_url.as_str())
+            .field("validate_url", &self.validate_url.as_str())
+            .field("service_url", &self.service_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Query parameter names.
+#[derive(Debug, Clone)]
+struct Params {
+    service: String,
+    ticket: String,
+    flow: String,
+}
+
+/// Which CAS attributes become which parts of the [`Identity`].
+#[derive(Debug, Clone)]
+struct AttributeNames {
+    login: Option<String>,
+    email: Option<String>,
+    name: Option<String>,
+    groups: Option<String>,
+}
+
+/// Builds a [`CasModule`].
+#[derive(Debug, Clone)]
+pub struct CasModuleBuilder {
+    id: String,
+    server_url: String,
+    service_url: String,
+    login_path: String,
+    validate_path: String,
+    params: Params,
+    names: AttributeNames,
+    flows: FlowSettings,
+    http: HttpSettings,
+}
+
+impl CasModuleBuilder {
+    /// The login page, relative to the server URL (default `/login`).
+    pub fn login_path(mut self, path: impl Into<String>) -> Self {
+        self.login_path = path.into();
+        self
+    }
+
+    /// The validation endpoint, relative to the server URL (default
+    /// `/p3/serviceValidate`; `/serviceValidate` for a CAS 2 server).
+    pub fn validate_path(mut self, path: impl Into<String>) -> Self {
+        self.validate_path = path.into();
+        self
+    }
+
+    /// The name of the service parameter (default `service`).
+    pub fn service_param(mut self, name: impl Into<String>) -> Self {
+        self.params.service = name.into();
+        self
+    }
+
+    /// The name of the ticket parameter (default `ticket`).
+    pub fn ticket_param(mut self, name: impl Into<String>) -> Self {
+        self.params.ticket = name.into();
+        self
+    }
+
+    /// The name of the service URL's query parameter carrying the flow state
+    /// (default `flow`).
+    pub fn flow_param(mut self, name: impl Into<String>) -> Self {
+        self.params.flow = name.into();
+        self
+    }
+
+    /// The attribute giving the login name (default none: the CAS user).
+    pub fn login_attribute(mut self, name: Option<String>) -> Self {
+        self.names.login = name;
+        self
+    }
+
+    /// The attribute giving the email address (default `email`).
+    pub fn email_attribute(mut self, name: Option<String>) -> Self {
+        self.names.email = name;
+        self
+    }
+
+    /// The attribute giving the display name (default `displayName`).
+    pub fn name_attribute(mut self, name: Option<String>) -> Self {
+        self.names.name = name;
+        self
+    }
+
+    /// The attribute giving the groups, one value each (default `groups`).
+    pub fn groups_attribute(mut self, name: Option<String>) -> Self {
+        self.names.groups = name;
+        self
+    }
+
+    flow_builder_methods!();
+    http_builder_methods!("CAS server");
+
+    /// Checks the settings and builds the module.
+    pub fn build(self) -> Result<CasModule, ConfigError> {
+        let id = self.id.clone();
+        let key = |field: &str| format!("modules.{id}.{field}");
+        check_url(&key("server_url"), &self.server_url)?;
+        check_url(&key("service_url"), &self.service_url)?;
+        let server = url::Url::parse(&self.server_url)
+            .map_err(|e| ConfigError::invalid(key("server_url"), e.to_string()))?;
+        if server.query().is_some() || server.fragment().is_some() {
+            return Err(ConfigError::invalid(
+                key("server_url"),
+                "must not have a query or a fragment",
+            ));
+        }
+        let login_url =
+            endpoint(&server, &self.login_path).map_err(|m| ConfigError::invalid(key("login_path"), m))?;
+        let validate_url = endpoint(&server, &self.validate_path)
+            .map_err(|m| ConfigError::invalid(key("validate_path"), m))?;
+        let Params {
+            service,
+            ticket,
+            flow,
+        } = &self.params;
+        for (field, name) in [
+            ("service_param", service),
+            ("ticket_param", ticket),
+            ("flow_param", flow),
+        ] {
+            let ok = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+            if !ok {
+                return Err(ConfigError::invalid(
+                    key(field),
+                    "must be 1 to 64 characters of A-Z, a-z, 0-9, `_`, `-`, `.`",
+                ));
+            }
+        }
+        if service == ticket || flow == ticket || flow == service {
+            return Err(ConfigError::invalid(
+                key("flow_param"),
+                "service_param, ticket_param and flow_param must differ",
+            ));
+        }
+        let service_url = url::Url::parse(&self.service_url)
+            .map_err(|e| ConfigError::invalid(key("service_url"), e.to_string()))?;
+        if service_url.fragment().is_some() {
+            return Err(ConfigError::invalid(
+                key("service_url"),
+                "must not have a fragment",
+            ));
+        }
+        if service_url.query_pairs().any(|(k, _)| k == *ticket || k == *flow) {
+            return Err(ConfigError::invalid(
+                key("service_url"),
+                format!("must not already carry the `{ticket}` or `{flow}` parameter"),
+            ));
+        }
+        let http = self.http.client(&self.id, key)?;
+        Ok(CasModule {
+            login_url,
+            validate_url,
+            service_url,
+            params: self.params,
+            names: self.names,
+            flows: self.flows.build(key)?,
+            http,
+            id: self.id,
+        })
+    }
+}
+
+/// `server` followed by `path` (one `/` between them), checked like the server URL.
+fn endpoint(server: &url::Url, path: &str) -> Result<url::Url, String> {
+    if path.is_empty()
+        || path.starts_with("//")
+        || path.contains("://")
+        || path
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "?#\\".contains(c))
+    {
+        return Err(format!(
+            "{path:?} must be a path relative to server_url, without query, fragment, white space or backslash"
+        ));
+    }
+    let joined = format!(
+        "{}/{}",
+        server.as_str().trim_end_matches('/'),
+        path.trim_start_matches('/')
+    );
+    let url = url::Url::parse(&joined).map_err(|e| format!("{joined:?} is not a URL: {e}"))?;
+    if url.origin() != server.origin() {
+        return Err(format!("{path:?} leaves the server"));
+    }
+    Ok(url)
+}
+
+impl CasModule {
+    /// A module for the CAS server at `server_url` (`https://cas.example.org/cas`) and
+    /// the host's callback `service_url` (`https://app.example.org/login/cas/callback`).
+    pub fn builder(
+        id: impl Into<String>,
+        server_url: impl Into<String>,
+        service_url: impl Into<String>,
+    ) -> CasModuleBuilder {
+        CasModuleBuilder {
+            id: id.into(),
+            server_url: server_url.into(),
+            service_url: service_url.into(),
+            login_path: DEFAULT_LOGIN_PATH.into(),
+            validate_path: DEFAULT_VALIDATE_PATH.into(),
+            params: Params {
+                service: "service".into(),
+                ticket: "ticket".into(),
+                flow: "flow".into(),
+            },
+            names: AttributeNames {
+                login: None,
+                email: Some("email".into()),
+                name: Some("displayName".into()),
+                groups: Some("groups".into()),
+            },
+            flows: FlowSettings::default(),
+            http: HttpSettings::default(),
+        }
+    }
+
+    /// HTTP requests sent to the CAS server so far (`validation` counts them).
+    pub fn requests(&self) -> ProviderRequests {
+        self.http.requests()
+    }
+
+    /// The service URL of the flow with this state: the configured service URL plus
+    /// the flow parameter. Used at start and, identically, at validation.
+    fn service_for(&self, state: &str) -> String {
+        let mut url = self.service_url.clone();
+        url.query_pairs_mut().append_pair(&self.params.flow, state);
+        url.into()
+    }
+
+    async fn start(&self, return_to: Option<&str>) -> Result<Outcome, AuthError> {
+        let started = self.flows.start(&self.id, return_to).await?;
+        let mut location = self.login_url.clone();
+        location
+            .query_pairs_mut()
+            .append_pair(&self.params.service, &self.service_for(&started.flow.state));
+        Ok(Outcome::Redirect(Redirect {
+            location: location.into(),
+            flow_cookie: Some(started.cookie),
+        }))
+    }
+
+    async fn callback(
+        &self,
+        request: &AuthRequest,
+        params: &BTreeMap<String, String>,
+    ) -> Result<Outcome, AuthError> {
+        // Not a CAS return, or not one of ours: another module's.
+        let (Some(ticket), Some(state)) = (params.get(&self.params.ticket), params.get(&self.params.flow))
+        else {
+            return Ok(Outcome::Abstain);
+        };
+        let flow = match self
+            .flows
+            .take(&self.id, state, request.flow_cookie.as_deref())
+            .await
+        {
+            Ok(flow) => flow,
+            Err(FlowError::Unknown | FlowError::OtherModule) => return Ok(Outcome::Abstain),
+            Err(err) => {
+                warn!(target: AUDIT_TARGET, module = %self.id, reason = %err, "redirect login refused");
+                return Err(err.into_auth_error(&self.id));
+            }
+        };
+        if ticket.is_empty()
+            || ticket.len() > MAX_TICKET_BYTES
+            || !ticket.chars().all(|c| c.is_ascii_graphic())
+        {
+            return Err(AuthError::InvalidRequest(
+                "the callback's CAS ticket is malformed".into(),
+            ));
+        }
+        let user = self.validate(ticket, &self.service_for(&flow.state)).await?;
+        let mut identity = self.identity(user);
+        if let Some(return_to) = flow.return_to {
+            identity.attributes.insert("return_to".into(), vec![return_to]);
+        }
+        Ok(Outcome::Authenticated(identity))
+    }
+
+    /// One validation request; the answer as a user or an error.
+    async fn validate(&self, ticket: &str, service: &str) -> Result<CasUser, AuthError> {
+        let mut url = self.validate_url.clone();
+        url.query_pairs_mut()
+            .append_pair(&self.params.service, service)
+            .append_pair(&self.params.ticket, ticket);
+        let (status, body) = self
+            .http
+            .get_bytes(Purpose::Validation, url.as_str(), "application/xml, text/xml")
+            .await?;
+        let answer = response::parse(&body).map_err(|e| {
+            self.http
+                .unavailable(format!("ticket validation (HTTP {}): {e}", status.as_u16()))
+        })?;
+        match answer {
+            ValidationResponse::Success(_) if !status.is_success() => Err(self.http.unavailable(format!(
+                "ticket validation answered a success with HTTP {}",
+                status.as_u16()
+            ))),
+            ValidationResponse::Success(user) => Ok(user),
+            ValidationResponse::Failure { code, .. } => {
+                // The description can name the ticket: only the code is kept.
+                warn!(target: AUDIT_TARGET, module = %self.id, code = %code, "CAS server refused the ticket");
+                Err(match code.as_str() {
+                    "INTERNAL_ERROR" => self.http.unavailable("the CAS server failed (INTERNAL_ERROR)"),
+                    _ => AuthError::Unauthenticated {
+                        reason: format!("the CAS server refused the ticket ({code})"),
+                    },
+                })
+            }
+        }
+    }
+
+    fn identity(&self, cas: CasUser) -> Identity {
+        let CasUser { user, mut attributes } = cas;
+        // `return_to` is the flow's alone: a released attribute must not pose as it.
+        attributes.remove("return_to");
+        let first = |name: &Option<String>| {
+            name.as_ref()
+                .and_then(|n| attributes.get(n))
+                .and_then(|values| values.first())
+                .cloned()
+        };
+        let login = first(&self.names.login).unwrap_or_else(|| user.clone());
+        let mut identity = Identity::new(self.id.clone(), user, login);
+        identity.email = first(&self.names.email);
+        identity.display_name = first(&self.names.name);
+        if let Some(values) = self.names.groups.as_ref().and_then(|n| attributes.get(n)) {
+            let mut seen = std::collections::HashSet::new();
+            identity.groups = values
+                .iter()
+                .filter(|g| seen.insert(g.as_str()))
+                .take(MAX_GROUPS)
+                .cloned()
+                .collect();
+        }
+        identity.attributes = attributes;
+        identity
+    }
+}
+
+#[async_trait]
+impl Authenticator for CasModule {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn kind(&self) -> ModuleKind {
+        ModuleKind::Redirect
+    }
+
+    async fn authenticate(&self, request: &AuthRequest) -> Result<Outcome, AuthError> {
+        match &request.credentials {
+            Credentials::Start { return_to } => self.start(return_to.as_deref()).await,
+            Credentials::Callback { params } => self.callback(request, params).await,
+            _ => Ok(Outcome::Abstain),
+        }
+    }
+}
