@@ -91,7 +91,7 @@ impl SqliteStore {
             .max_connections(MAX_CONNECTIONS)
             .connect_with(options)
             .await
-            .map_err(|e| cannot(backend(e).to_string()))?;
+            .map_err(|e| cannot(ops::describe(&e)))?;
         SqliteStore::from_pool(pool).await
     }
 
