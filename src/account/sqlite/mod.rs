@@ -315,7 +315,10 @@ impl AttemptStore for SqliteStore {
         let bounds = &self.attempts;
         let at_nanos = ops::to_nanos(at)?;
         let cutoff = ops::to_nanos_saturating(at.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH));
-        let prune_all = bounds.recorded.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == 0;
+        let prune_all = bounds
+            .recorded
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PRUNE_EVERY);
         let mut tx = self.write().await?;
         sqlx::query("DELETE FROM login_failures WHERE key = ?1 AND at < ?2")
             .bind(key)

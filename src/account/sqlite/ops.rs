@@ -449,21 +449,40 @@ async fn write_mapped_roles(
     Ok(())
 }
 
+/// Sets one column of an account: `sql` binds the id as `?1` and `value` as `?2`.
+async fn set_column<'q, T>(
+    conn: &mut SqliteConnection,
+    id: &AccountId,
+    sql: &'static str,
+    value: T,
+) -> Result<(), StoreError>
+where
+    T: 'q + sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send,
+{
+    let id = row_id(id).ok_or(StoreError::NotFound)?;
+    one_row(
+        sqlx::query(sql)
+            .bind(id)
+            .bind(value)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?,
+    )
+}
+
 /// Replaces the password hash.
 pub(crate) async fn set_password_hash(
     conn: &mut SqliteConnection,
     id: &AccountId,
     hash: &str,
 ) -> Result<(), StoreError> {
-    let id = row_id(id).ok_or(StoreError::NotFound)?;
-    one_row(
-        sqlx::query("UPDATE accounts SET password_hash = ?2 WHERE id = ?1")
-            .bind(id)
-            .bind(hash)
-            .execute(&mut *conn)
-            .await
-            .map_err(backend)?,
+    set_column(
+        conn,
+        id,
+        "UPDATE accounts SET password_hash = ?2 WHERE id = ?1",
+        hash,
     )
+    .await
 }
 
 /// Disables or enables an account.
@@ -472,15 +491,13 @@ pub(crate) async fn set_disabled(
     id: &AccountId,
     disabled: bool,
 ) -> Result<(), StoreError> {
-    let id = row_id(id).ok_or(StoreError::NotFound)?;
-    one_row(
-        sqlx::query("UPDATE accounts SET disabled = ?2 WHERE id = ?1")
-            .bind(id)
-            .bind(disabled)
-            .execute(&mut *conn)
-            .await
-            .map_err(backend)?,
+    set_column(
+        conn,
+        id,
+        "UPDATE accounts SET disabled = ?2 WHERE id = ?1",
+        disabled,
     )
+    .await
 }
 
 /// Grants or revokes a locally managed role.
