@@ -1,11 +1,14 @@
-//! Chain benchmarks: a trusted-header login through the chain with role mapping,
-//! role mapping at scale, and a local-password login beside the bare argon2 cost.
+//! Chain benchmarks: a trusted-header login through the chain with role mapping
+//! (memory and SQLite stores), role mapping at scale, and a local-password login
+//! beside the bare argon2 cost.
 //!
 //! `cargo bench --bench chain`. Figures are per login (criterion's median).
 
 use std::sync::Arc;
 
-use authchain::account::{MemoryUserStore, NewAccount, PasswordPolicy, Provisioning, RoleMapping, UserStore};
+use authchain::account::{
+    MemoryUserStore, NewAccount, PasswordPolicy, Provisioning, RoleMapping, SqliteStore, UserStore,
+};
 use authchain::chain::ModuleSettings;
 use authchain::modules::{HeaderModule, LocalModule};
 use authchain::net::ProxyTrust;
@@ -20,9 +23,63 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A fresh SQLite file under the target directory; `synchronous = NORMAL` trades
+/// the last commits on a power loss (never consistency) for no fsync per commit.
+fn sqlite_store(rt: &tokio::runtime::Runtime, name: &str, normal_sync: bool) -> Arc<SqliteStore> {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.sqlite3"));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    rt.block_on(async {
+        if !normal_sync {
+            return Arc::new(SqliteStore::open(&path).await.unwrap());
+        }
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        let pool = SqlitePoolOptions::new().connect_with(options).await.unwrap();
+        Arc::new(SqliteStore::from_pool(pool).await.unwrap())
+    })
+}
+
 fn header_login(c: &mut Criterion) {
     let rt = runtime();
-    let store = Arc::new(MemoryUserStore::new());
+    let stores: [(&str, Arc<dyn UserStore>); 3] = [
+        (
+            "through_chain_with_role_mapping",
+            Arc::new(MemoryUserStore::new()),
+        ),
+        (
+            "through_chain_with_role_mapping_sqlite",
+            sqlite_store(&rt, "header_login", false),
+        ),
+        (
+            "through_chain_with_role_mapping_sqlite_synchronous_normal",
+            sqlite_store(&rt, "header_login_normal", true),
+        ),
+    ];
+    let mut group = c.benchmark_group("header_login");
+    group.throughput(Throughput::Elements(1));
+    for (label, store) in stores {
+        let (chain, request) = header_chain(&rt, store);
+        group.bench_function(label, |b| {
+            b.to_async(&rt).iter(|| async {
+                match chain.login(&request).await.unwrap() {
+                    LoginResult::Authenticated(p) => assert!(p.has_role("admin")),
+                    other => panic!("{other:?}"),
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+fn header_chain(rt: &tokio::runtime::Runtime, store: Arc<dyn UserStore>) -> (AuthChain, AuthRequest) {
     rt.block_on(store.create_account(NewAccount::new("alice").linked_to("proxy", "alice")))
         .unwrap();
     let mapping = RoleMapping::builder()
@@ -54,18 +111,7 @@ fn header_login(c: &mut Criterion) {
     headers.insert("x-forwarded-for", "198.51.100.7".parse().unwrap());
     headers.insert("user-agent", "bench/1.0".parse().unwrap());
     let request = AuthRequest::new("10.0.0.5:40000".parse().unwrap()).with_headers(headers);
-
-    let mut group = c.benchmark_group("header_login");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("through_chain_with_role_mapping", |b| {
-        b.to_async(&rt).iter(|| async {
-            match chain.login(&request).await.unwrap() {
-                LoginResult::Authenticated(p) => assert!(p.has_role("admin")),
-                other => panic!("{other:?}"),
-            }
-        })
-    });
-    group.finish();
+    (chain, request)
 }
 
 fn role_mapping(c: &mut Criterion) {
@@ -108,6 +154,17 @@ fn local_login(c: &mut Criterion) {
         )
         .build()
         .unwrap();
+    let sqlite = sqlite_store(&rt, "local_login", false);
+    rt.block_on(sqlite.create_account(NewAccount::new("alice").password_hash(hash.clone())))
+        .unwrap();
+    let sqlite_chain = AuthChain::builder(sqlite.clone())
+        .module(
+            LocalModule::builder("local", sqlite)
+                .passwords(policy.clone())
+                .build(),
+        )
+        .build()
+        .unwrap();
     let request = AuthRequest::new("192.0.2.1:40000".parse().unwrap())
         .with_password("alice", "correct horse battery staple");
     let password = SecretString::new("correct horse battery staple");
@@ -126,6 +183,10 @@ fn local_login(c: &mut Criterion) {
     group.bench_function("through_chain", |b| {
         b.to_async(&rt)
             .iter(|| async { assert!(chain.login(&request).await.is_ok()) })
+    });
+    group.bench_function("through_chain_sqlite", |b| {
+        b.to_async(&rt)
+            .iter(|| async { assert!(sqlite_chain.login(&request).await.is_ok()) })
     });
     group.finish();
 }

@@ -69,6 +69,9 @@ mod guide {
     struct Architecture;
     #[doc = include_str!("../docs/security.md")]
     struct Security;
+    #[cfg(feature = "sqlite")]
+    #[doc = include_str!("../docs/stores.md")]
+    struct Stores;
 }
 
 pub use authenticator::{Authenticator, ModuleKind, Outcome, Redirect};

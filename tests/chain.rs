@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use authchain::account::{MemoryUserStore, NewAccount, Provisioning, UserStore};
+use authchain::account::{MemoryUserStore, NewAccount, Provisioning};
 use authchain::chain::{ModuleSettings, OnFailure};
 use authchain::{AuthChain, AuthError, AuthRequest, ModuleKind};
 use common::{Answer, Scripted, calls, local, password_request, peer, principal, store_with_admin};
@@ -266,9 +266,7 @@ async fn duplicate_module_ids_are_refused() {
     assert_eq!(err.key(), Some("modules.same"));
 }
 
-#[tokio::test]
-async fn disabled_and_expired_accounts_are_refused_without_writes() {
-    let store = Arc::new(MemoryUserStore::new());
+async fn disabled_and_expired_accounts_are_refused_without_writes<S: common::TestStore>(store: Arc<S>) {
     let acct = store
         .create_account(NewAccount::new("alice").linked_to("sso", "alice").disabled(true))
         .await
@@ -310,3 +308,6 @@ async fn disabled_and_expired_accounts_are_refused_without_writes() {
         .unwrap();
     assert_eq!(principal(lenient.login(&ambient()).await).login, "alice");
 }
+
+// Account checks read and write the store: memory and SQLite.
+store_tests!(disabled_and_expired_accounts_are_refused_without_writes);

@@ -21,6 +21,7 @@ fn the_full_example_parses_and_builds() {
         config.module_ids().collect::<Vec<_>>(),
         ["proxy", "local", "backup-local"]
     );
+    assert_eq!(config.store(), Some(&authchain::config::StoreConfig::Memory));
     let chain = config.build(stores()).unwrap();
     let visible: Vec<_> = chain
         .visible_modules()

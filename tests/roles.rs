@@ -5,10 +5,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use authchain::account::{MemoryUserStore, NewAccount, Provisioning, RoleMapping, UserStore};
+use authchain::account::{NewAccount, Provisioning, RoleMapping};
 use authchain::chain::ModuleSettings;
 use authchain::{AuthChain, AuthRequest};
-use common::{Scripted, peer, principal};
+use common::{Scripted, TestStore, peer, principal};
 
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
@@ -101,9 +101,7 @@ fn bad_rules_are_configuration_errors() {
     assert_eq!(err.key(), Some("role_mapping.rules[0].role"));
 }
 
-#[tokio::test]
-async fn reconciliation_keeps_hand_granted_roles() {
-    let store = Arc::new(MemoryUserStore::new());
+async fn reconciliation_keeps_hand_granted_roles<S: TestStore>(store: Arc<S>) {
     // An administrator granted `auditor` by hand; `admin` is also granted by hand.
     let account = store
         .create_account(
@@ -151,9 +149,7 @@ async fn reconciliation_keeps_hand_granted_roles() {
     assert_eq!(p.roles, set(&["auditor", "developer"]));
 }
 
-#[tokio::test]
-async fn a_provider_without_mapping_leaves_mapped_roles_alone() {
-    let store = Arc::new(MemoryUserStore::new());
+async fn a_provider_without_mapping_leaves_mapped_roles_alone<S: TestStore>(store: Arc<S>) {
     let account = store
         .create_account(NewAccount::new("alice").linked_to("sso", "alice"))
         .await
@@ -174,3 +170,9 @@ async fn a_provider_without_mapping_leaves_mapped_roles_alone() {
     assert_eq!(p.roles, set(&["developer"]));
     assert_eq!(p.account_id, account.id);
 }
+
+// The reconciliation tests run against the memory and the SQLite store.
+store_tests!(
+    reconciliation_keeps_hand_granted_roles,
+    a_provider_without_mapping_leaves_mapped_roles_alone,
+);

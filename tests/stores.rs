@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use authchain::account::{
-    AttemptStore, ExternalLink, LoginUpdate, MemoryAttemptStore, NewAccount, SqliteStore, UserStore,
+    AttemptStore, ExternalLink, LoginUpdate, MemoryAttemptStore, NewAccount, SqliteStore,
 };
 use authchain::{AccountId, StoreError};
 use common::TestStore;

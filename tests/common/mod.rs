@@ -175,7 +175,7 @@ macro_rules! store_tests {
                 #[tokio::test]
                 async fn $name() {
                     let name = concat!(module_path!(), "::", stringify!($name));
-                    super::$name(crate::common::sqlite_store(name).await).await
+                    super::$name($crate::common::sqlite_store(name).await).await
                 }
             )*
         }

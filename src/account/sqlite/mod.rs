@@ -93,7 +93,7 @@ impl SqliteStore {
             .max_connections(MAX_CONNECTIONS)
             .connect_with(options)
             .await
-            .map_err(|e| cannot(backend(e).to_string()))?;
+            .map_err(|e| cannot(ops::describe(&e)))?;
         SqliteStore::from_pool(pool).await
     }
 
@@ -317,7 +317,10 @@ impl AttemptStore for SqliteStore {
         let bounds = &self.attempts;
         let at_nanos = ops::to_nanos(at)?;
         let cutoff = ops::to_nanos_saturating(at.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH));
-        let prune_all = bounds.recorded.fetch_add(1, Ordering::Relaxed).is_multiple_of(PRUNE_EVERY);
+        let prune_all = bounds
+            .recorded
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PRUNE_EVERY);
         let mut tx = self.write().await?;
         sqlx::query("DELETE FROM login_failures WHERE key = ?1 AND at < ?2")
             .bind(key)

@@ -61,13 +61,20 @@ pub(crate) fn from_nanos(nanos: i64) -> SystemTime {
 /// columns, never bound values, so no password hash can end up in one.
 pub(crate) fn backend(err: sqlx::Error) -> StoreError {
     match &err {
-        sqlx::Error::Database(db) => match db.kind() {
-            ErrorKind::UniqueViolation => StoreError::Conflict(format!("sqlite: {}", db.message())),
-            // Every foreign key points at an account: it is gone.
-            ErrorKind::ForeignKeyViolation => StoreError::NotFound,
-            _ => StoreError::Backend(format!("sqlite: {}", db.message())),
-        },
-        _ => StoreError::Backend(err.to_string()),
+        sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => {
+            StoreError::Conflict(describe(&err))
+        }
+        // Every foreign key points at an account: it is gone.
+        sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation => StoreError::NotFound,
+        _ => StoreError::Backend(describe(&err)),
+    }
+}
+
+/// What went wrong, in SQLite's words when it was SQLite.
+pub(crate) fn describe(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Database(db) => format!("sqlite: {}", db.message()),
+        other => other.to_string(),
     }
 }
 
@@ -400,6 +407,21 @@ async fn write_mapped_roles(
     provider: &str,
     roles: &BTreeSet<String>,
 ) -> Result<(), StoreError> {
+    // Most logins map the same roles as last time: one read instead of rewriting.
+    let current: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT NULL FROM account_role_sources WHERE account_id = ?1 AND provider = ?2 \
+         UNION ALL SELECT role FROM account_mapped_roles WHERE account_id = ?1 AND provider = ?2 \
+         ORDER BY 1",
+    )
+    .bind(id)
+    .bind(provider)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    let mut current = current.into_iter();
+    if current.next() == Some(None) && current.flatten().eq(roles.iter().cloned()) {
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO account_role_sources (account_id, provider) VALUES (?1, ?2) \
          ON CONFLICT (account_id, provider) DO NOTHING",
@@ -427,21 +449,40 @@ async fn write_mapped_roles(
     Ok(())
 }
 
+/// Sets one column of an account: `sql` binds the id as `?1` and `value` as `?2`.
+async fn set_column<'q, T>(
+    conn: &mut SqliteConnection,
+    id: &AccountId,
+    sql: &'static str,
+    value: T,
+) -> Result<(), StoreError>
+where
+    T: 'q + sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send,
+{
+    let id = row_id(id).ok_or(StoreError::NotFound)?;
+    one_row(
+        sqlx::query(sql)
+            .bind(id)
+            .bind(value)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?,
+    )
+}
+
 /// Replaces the password hash.
 pub(crate) async fn set_password_hash(
     conn: &mut SqliteConnection,
     id: &AccountId,
     hash: &str,
 ) -> Result<(), StoreError> {
-    let id = row_id(id).ok_or(StoreError::NotFound)?;
-    one_row(
-        sqlx::query("UPDATE accounts SET password_hash = ?2 WHERE id = ?1")
-            .bind(id)
-            .bind(hash)
-            .execute(&mut *conn)
-            .await
-            .map_err(backend)?,
+    set_column(
+        conn,
+        id,
+        "UPDATE accounts SET password_hash = ?2 WHERE id = ?1",
+        hash,
     )
+    .await
 }
 
 /// Disables or enables an account.
@@ -450,15 +491,13 @@ pub(crate) async fn set_disabled(
     id: &AccountId,
     disabled: bool,
 ) -> Result<(), StoreError> {
-    let id = row_id(id).ok_or(StoreError::NotFound)?;
-    one_row(
-        sqlx::query("UPDATE accounts SET disabled = ?2 WHERE id = ?1")
-            .bind(id)
-            .bind(disabled)
-            .execute(&mut *conn)
-            .await
-            .map_err(backend)?,
+    set_column(
+        conn,
+        id,
+        "UPDATE accounts SET disabled = ?2 WHERE id = ?1",
+        disabled,
     )
+    .await
 }
 
 /// Grants or revokes a locally managed role.
