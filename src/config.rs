@@ -161,6 +161,8 @@ enum ModuleType {
     Oidc(Box<crate::modules::OidcConfig>),
     #[cfg(feature = "oauth2")]
     OAuth2(Box<crate::modules::OAuth2Config>),
+    #[cfg(feature = "saml")]
+    Saml(Box<crate::modules::SamlConfig>),
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -329,6 +331,8 @@ impl Config {
                 ModuleType::Oidc(cfg) => Arc::new(crate::modules::OidcModule::from_config(id, cfg)?),
                 #[cfg(feature = "oauth2")]
                 ModuleType::OAuth2(cfg) => Arc::new(crate::modules::OAuth2Module::from_config(id, cfg)?),
+                #[cfg(feature = "saml")]
+                ModuleType::Saml(cfg) => Arc::new(crate::modules::SamlModule::from_config(id, cfg)?),
             };
             builder = builder.shared_module(built, settings(id, &module.common)?);
         }
@@ -362,6 +366,8 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
         "oidc" => ModuleType::Oidc(Box::new(specific.try_into().map_err(specific_err)?)),
         #[cfg(feature = "oauth2")]
         "oauth2" => ModuleType::OAuth2(Box::new(specific.try_into().map_err(specific_err)?)),
+        #[cfg(feature = "saml")]
+        "saml" => ModuleType::Saml(Box::new(specific.try_into().map_err(specific_err)?)),
         feature if ["ldap", "oidc", "oauth2", "saml", "cas"].contains(&feature) => {
             return Err(ConfigError::invalid(
                 format!("{key}.type"),
@@ -371,7 +377,7 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
         other => {
             return Err(ConfigError::invalid(
                 format!("{key}.type"),
-                format!("unknown module type `{other}` (known: local, header, ldap, oidc, oauth2)"),
+                format!("unknown module type `{other}` (known: local, header, ldap, oidc, oauth2, saml)"),
             ));
         }
     };

@@ -1,4 +1,5 @@
-//! Pending redirect logins (OIDC, OAuth2, and later SAML and CAS).
+//! Pending redirect logins (OIDC, OAuth2, SAML, and later CAS), and the
+//! [`replay`] cache of one-time message ids.
 //!
 //! A redirect login happens in two requests. [`Flows::start`] creates a one-time
 //! [`PendingFlow`] — random `state`, `nonce` and PKCE (S256) verifier, the checked
@@ -28,6 +29,9 @@ pub(crate) mod http;
 pub(crate) mod json;
 #[cfg(any(feature = "oidc", feature = "oauth2"))]
 pub(crate) mod oauth;
+pub mod replay;
+
+pub use replay::{MemoryReplayCache, ReplayCache, ReplayError};
 
 /// How an OAuth2 / OIDC client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -475,6 +479,29 @@ impl Flows {
         self.store
             .take(module, state, cookie.map(digest), SystemTime::now())
             .await
+    }
+}
+
+/// Accepts `https://` URLs, and `http://` only on a loopback host (tests, a local
+/// provider).
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml"))]
+pub(crate) fn check_url(key: &str, value: &str) -> Result<(), crate::ConfigError> {
+    use crate::ConfigError;
+    let url = url::Url::parse(value)
+        .map_err(|e| ConfigError::invalid(key, format!("{value:?} is not a URL: {e}")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(ConfigError::invalid(
+            key,
+            format!("{value:?} must be an https URL (http only on loopback)"),
+        )),
     }
 }
 
