@@ -382,7 +382,8 @@ pub struct StartedFlow {
     /// The stored flow (state, nonce, PKCE verifier).
     pub flow: PendingFlow,
     /// The value of the cookie binding the flow to the browser (256 random bits,
-    /// base64url). The host sets it `HttpOnly; Secure; SameSite=Lax`.
+    /// base64url). The host sets it `HttpOnly; Secure; SameSite=Lax` (`SameSite=None`
+    /// for SAML, whose IdP posts back cross-site).
     pub cookie: String,
 }
 

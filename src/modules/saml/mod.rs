@@ -127,18 +127,18 @@ impl std::fmt::Debug for SamlModule {
     }
 }
 
-/// PEM text given inline or by file (read when the module is built).
+/// Text (PEM, metadata XML) given inline or by file (read when the module is built).
 #[derive(Debug, Clone)]
-enum Pem {
+enum Source {
     Text(String),
     File(PathBuf),
 }
 
-impl Pem {
+impl Source {
     fn load(&self) -> Result<String, ConfigError> {
         match self {
-            Pem::Text(text) => Ok(text.clone()),
-            Pem::File(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            Source::Text(text) => Ok(text.clone()),
+            Source::File(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
                 path: path.display().to_string(),
                 source,
             }),
@@ -152,12 +152,12 @@ pub struct SamlModuleBuilder {
     id: String,
     sp_entity_id: String,
     acs_url: String,
-    idp_metadata: Option<Pem>,
+    idp_metadata: Option<Source>,
     idp_entity_id: Option<String>,
     idp_sso_url: Option<String>,
-    idp_certificates: Vec<Pem>,
+    idp_certificates: Vec<Source>,
     sp_key: Option<SecretString>,
-    sp_certificate: Option<Pem>,
+    sp_certificate: Option<Source>,
     sign_authn_requests: Option<bool>,
     name_id_format: Option<String>,
     force_authn: bool,
@@ -183,13 +183,13 @@ impl SamlModuleBuilder {
     /// with `idp_entity_id` picking the IdP): entity id, HTTP-Redirect SSO URL and
     /// signing certificates.
     pub fn idp_metadata_xml(mut self, xml: impl Into<String>) -> Self {
-        self.idp_metadata = Some(Pem::Text(xml.into()));
+        self.idp_metadata = Some(Source::Text(xml.into()));
         self
     }
 
     /// The IdP's metadata from a file (read by [`build`](Self::build)).
     pub fn idp_metadata_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.idp_metadata = Some(Pem::File(path.into()));
+        self.idp_metadata = Some(Source::File(path.into()));
         self
     }
 
@@ -209,13 +209,13 @@ impl SamlModuleBuilder {
     /// An IdP signing certificate, PEM (repeatable; added to those in metadata,
     /// for instance during a key rollover).
     pub fn idp_certificate_pem(mut self, pem: impl Into<String>) -> Self {
-        self.idp_certificates.push(Pem::Text(pem.into()));
+        self.idp_certificates.push(Source::Text(pem.into()));
         self
     }
 
     /// An IdP signing certificate from a PEM file (read by [`build`](Self::build)).
     pub fn idp_certificate_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.idp_certificates.push(Pem::File(path.into()));
+        self.idp_certificates.push(Source::File(path.into()));
         self
     }
 
@@ -227,13 +227,13 @@ impl SamlModuleBuilder {
 
     /// The SP's certificate, PEM, published in the SP metadata (required with a key).
     pub fn sp_certificate_pem(mut self, pem: impl Into<String>) -> Self {
-        self.sp_certificate = Some(Pem::Text(pem.into()));
+        self.sp_certificate = Some(Source::Text(pem.into()));
         self
     }
 
     /// The SP's certificate from a PEM file.
     pub fn sp_certificate_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.sp_certificate = Some(Pem::File(path.into()));
+        self.sp_certificate = Some(Source::File(path.into()));
         self
     }
 
@@ -379,8 +379,8 @@ impl SamlModuleBuilder {
             }
             (Some(source), None) => {
                 let field = match source {
-                    Pem::Text(_) => "idp_metadata_xml",
-                    Pem::File(_) => "idp_metadata_file",
+                    Source::Text(_) => "idp_metadata_xml",
+                    Source::File(_) => "idp_metadata_file",
                 };
                 let idp = idp::from_metadata(&source.load()?, self.idp_entity_id.as_deref(), &key(field))?;
                 check_url(&key(field), &idp.sso_url)?;
@@ -418,8 +418,8 @@ impl SamlModuleBuilder {
         if idp.certificates.is_empty() {
             // samael accepts unsigned responses when it knows no IdP certificate.
             let field = match &self.idp_metadata {
-                Some(Pem::Text(_)) => "idp_metadata_xml",
-                Some(Pem::File(_)) => "idp_metadata_file",
+                Some(Source::Text(_)) => "idp_metadata_xml",
+                Some(Source::File(_)) => "idp_metadata_file",
                 None => "idp_certificate_files",
             };
             return Err(invalid(

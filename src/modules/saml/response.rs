@@ -248,12 +248,23 @@ pub enum ResponseError {
     Replayed,
 }
 
+/// Messages can quote names and values from the posted document: they go to logs
+/// and errors without control characters and bounded in length.
+fn clip(message: impl Into<String>) -> String {
+    let message = message.into();
+    let mut out: String = message.chars().filter(|c| !c.is_control()).take(200).collect();
+    if message.chars().count() > 200 {
+        out.push('…');
+    }
+    out
+}
+
 fn malformed(message: impl Into<String>) -> ResponseError {
-    ResponseError::Malformed(message.into())
+    ResponseError::Malformed(clip(message))
 }
 
 fn signature(message: impl Into<String>) -> ResponseError {
-    ResponseError::Signature(message.into())
+    ResponseError::Signature(clip(message))
 }
 
 /// What the response must match.
@@ -276,8 +287,13 @@ pub(crate) fn decode(encoded: &str, max_bytes: usize) -> Result<String, Response
     if encoded.len() / 4 * 3 > max_bytes + max_bytes / 8 {
         return Err(ResponseError::TooLarge(max_bytes));
     }
-    let compact: String = encoded.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let bytes = Base64::decode_vec(&compact).map_err(|_| ResponseError::Encoding)?;
+    let bytes = if encoded.bytes().any(|b| b.is_ascii_whitespace()) {
+        let compact: String = encoded.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        Base64::decode_vec(&compact)
+    } else {
+        Base64::decode_vec(encoded)
+    }
+    .map_err(|_| ResponseError::Encoding)?;
     if bytes.len() > max_bytes {
         return Err(ResponseError::TooLarge(max_bytes));
     }
@@ -643,6 +659,7 @@ fn check_response(
                 .next()
                 .unwrap_or(uri)
                 .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
                 .take(64)
                 .collect::<String>()
         };
@@ -960,6 +977,149 @@ mod tests {
             decode(&Base64::encode_string(&[0xff, 0xfe]), 1024),
             Err(ResponseError::Encoding)
         );
+    }
+
+    /// A response skeleton whose assertion carries a signature built from parts.
+    fn skeleton(c14n: &str, uri: &str, transforms: &str, method: &str, digest: &str) -> String {
+        format!(
+            r##"<p:Response xmlns:p="{PROTOCOL_NS}" xmlns:a="{ASSERTION_NS}" xmlns:ds="{DSIG_NS}" ID="r1" Version="2.0">
+<a:Assertion ID="a1" Version="2.0"><ds:Signature><ds:SignedInfo>
+<ds:CanonicalizationMethod Algorithm="{c14n}"/><ds:SignatureMethod Algorithm="{method}"/>
+<ds:Reference URI="{uri}"><ds:Transforms>{transforms}</ds:Transforms>
+<ds:DigestMethod Algorithm="{digest}"/><ds:DigestValue>AA==</ds:DigestValue></ds:Reference>
+</ds:SignedInfo><ds:SignatureValue>AA==</ds:SignatureValue></ds:Signature></a:Assertion></p:Response>"##
+        )
+    }
+
+    const EXC: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+    const RSA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+    const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
+
+    fn transforms(list: &[&str]) -> String {
+        list.iter()
+            .map(|a| format!(r#"<ds:Transform Algorithm="{a}"/>"#))
+            .collect()
+    }
+
+    #[test]
+    fn signature_shape_is_checked_before_xmlsec_sees_it() {
+        let algorithms = Algorithms::new(SignatureAlgorithm::DEFAULT);
+        let good_transforms = transforms(&[ENVELOPED, EXC]);
+        let read = |xml: String| {
+            let doc = Document::parse(&xml).expect("well-formed");
+            Shape::read(&doc, &algorithms).map(|s| (s.response_signed, s.assertion_signed))
+        };
+        assert_eq!(
+            read(skeleton(EXC, "#a1", &good_transforms, RSA256, SHA256)),
+            Ok((false, true))
+        );
+        let with_comments = "http://www.w3.org/2001/10/xml-exc-c14n#WithComments";
+        for (what, xml) in [
+            (
+                "another element",
+                skeleton(EXC, "#r1", &good_transforms, RSA256, SHA256),
+            ),
+            (
+                "a remote reference",
+                skeleton(EXC, "http://evil.test/x", &good_transforms, RSA256, SHA256),
+            ),
+            (
+                "the whole document",
+                skeleton(EXC, "", &good_transforms, RSA256, SHA256),
+            ),
+            (
+                "comments kept",
+                skeleton(with_comments, "#a1", &good_transforms, RSA256, SHA256),
+            ),
+            (
+                "comments kept in the transform",
+                skeleton(
+                    EXC,
+                    "#a1",
+                    &transforms(&[ENVELOPED, with_comments]),
+                    RSA256,
+                    SHA256,
+                ),
+            ),
+            (
+                "XPath",
+                skeleton(
+                    EXC,
+                    "#a1",
+                    &transforms(&[ENVELOPED, "http://www.w3.org/TR/1999/REC-xpath-19991116"]),
+                    RSA256,
+                    SHA256,
+                ),
+            ),
+            (
+                "no enveloped transform",
+                skeleton(EXC, "#a1", &transforms(&[EXC]), RSA256, SHA256),
+            ),
+            (
+                "SHA-1",
+                skeleton(
+                    EXC,
+                    "#a1",
+                    &good_transforms,
+                    "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+                    SHA256,
+                ),
+            ),
+            (
+                "HMAC",
+                skeleton(
+                    EXC,
+                    "#a1",
+                    &good_transforms,
+                    "http://www.w3.org/2000/09/xmldsig#hmac-sha1",
+                    SHA256,
+                ),
+            ),
+            (
+                "a SHA-1 digest",
+                skeleton(
+                    EXC,
+                    "#a1",
+                    &good_transforms,
+                    RSA256,
+                    "http://www.w3.org/2000/09/xmldsig#sha1",
+                ),
+            ),
+        ] {
+            assert!(
+                matches!(
+                    read(xml),
+                    Err(ResponseError::Signature(_) | ResponseError::Malformed(_))
+                ),
+                "{what} was accepted"
+            );
+        }
+        let sha1 = Algorithms::new(&[SignatureAlgorithm::RsaSha256, SignatureAlgorithm::RsaSha1]);
+        let xml = skeleton(
+            EXC,
+            "#a1",
+            &good_transforms,
+            SignatureAlgorithm::RsaSha1.uri(),
+            SignatureAlgorithm::RsaSha1.digest_uri(),
+        );
+        let doc = Document::parse(&xml).expect("well-formed");
+        assert!(Shape::read(&doc, &sha1).is_ok(), "SHA-1 when opted in");
+        // A second reference, a signature in the wrong place, duplicate IDs.
+        let two_refs = skeleton(EXC, "#a1", &good_transforms, RSA256, SHA256).replace(
+            "</ds:SignedInfo>",
+            r##"<ds:Reference URI="#r1"/></ds:SignedInfo>"##,
+        );
+        assert!(read(two_refs).is_err());
+        let misplaced = skeleton(EXC, "#a1", &good_transforms, RSA256, SHA256)
+            .replace(
+                "<a:Assertion ID=\"a1\" Version=\"2.0\">",
+                "<a:Assertion ID=\"a1\" Version=\"2.0\"><a:Advice>",
+            )
+            .replace("</ds:Signature>", "</ds:Signature></a:Advice>");
+        assert!(matches!(read(misplaced), Err(ResponseError::Signature(_))));
+        let duplicate =
+            skeleton(EXC, "#a1", &good_transforms, RSA256, SHA256).replace("ID=\"r1\"", "ID=\"a1\"");
+        assert!(matches!(read(duplicate), Err(ResponseError::Malformed(m)) if m.contains("twice")));
     }
 
     #[test]
