@@ -181,6 +181,8 @@ enum ModuleType {
     OAuth2(Box<crate::modules::OAuth2Config>),
     #[cfg(feature = "cas")]
     Cas(Box<crate::modules::CasConfig>),
+    #[cfg(feature = "saml")]
+    Saml(Box<crate::modules::SamlConfig>),
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -504,6 +506,8 @@ impl Config {
                 ModuleType::OAuth2(cfg) => Arc::new(crate::modules::OAuth2Module::from_config(id, cfg)?),
                 #[cfg(feature = "cas")]
                 ModuleType::Cas(cfg) => Arc::new(crate::modules::CasModule::from_config(id, cfg)?),
+                #[cfg(feature = "saml")]
+                ModuleType::Saml(cfg) => Arc::new(crate::modules::SamlModule::from_config(id, cfg)?),
             };
             builder = builder.shared_module(built, settings(id, &module.common)?);
         }
@@ -539,6 +543,8 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
         "oauth2" => ModuleType::OAuth2(Box::new(specific.try_into().map_err(specific_err)?)),
         #[cfg(feature = "cas")]
         "cas" => ModuleType::Cas(Box::new(specific.try_into().map_err(specific_err)?)),
+        #[cfg(feature = "saml")]
+        "saml" => ModuleType::Saml(Box::new(specific.try_into().map_err(specific_err)?)),
         feature if ["ldap", "oidc", "oauth2", "saml", "cas"].contains(&feature) => {
             return Err(ConfigError::invalid(
                 format!("{key}.type"),
@@ -548,7 +554,7 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
         other => {
             return Err(ConfigError::invalid(
                 format!("{key}.type"),
-                format!("unknown module type `{other}` (known: local, header, ldap, oidc, oauth2, cas)"),
+                format!("unknown module type `{other}` (known: local, header, ldap, oidc, oauth2, saml, cas)"),
             ));
         }
     };

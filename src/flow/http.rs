@@ -9,6 +9,7 @@ use base64ct::{Base64, Encoding};
 use serde_json::Value;
 
 use super::ProviderRequests;
+pub(crate) use super::check_url;
 use crate::{AuthError, ConfigError};
 
 /// Default timeout of one request to a provider.
@@ -312,26 +313,5 @@ impl HttpClient {
             }
         }
         Ok((status, body))
-    }
-}
-
-/// Accepts `https://` URLs, and `http://` only on a loopback host (tests, a local
-/// provider).
-pub(crate) fn check_url(key: &str, value: &str) -> Result<(), ConfigError> {
-    let url = url::Url::parse(value)
-        .map_err(|e| ConfigError::invalid(key, format!("{value:?} is not a URL: {e}")))?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    match url.scheme() {
-        "https" if url.host().is_some() => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => Err(ConfigError::invalid(
-            key,
-            format!("{value:?} must be an https URL (http only on loopback)"),
-        )),
     }
 }

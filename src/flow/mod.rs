@@ -1,4 +1,5 @@
-//! Pending redirect logins (OIDC, OAuth2, CAS, and later SAML).
+//! Pending redirect logins (OIDC, OAuth2, SAML, CAS), and the
+//! [`replay`] cache of one-time message ids.
 //!
 //! A redirect login happens in two requests. [`Flows::start`] creates a one-time
 //! [`PendingFlow`] — random `state`, `nonce` and PKCE (S256) verifier, the checked
@@ -28,6 +29,9 @@ pub(crate) mod http;
 pub(crate) mod json;
 #[cfg(any(feature = "oidc", feature = "oauth2"))]
 pub(crate) mod oauth;
+pub mod replay;
+
+pub use replay::{MemoryReplayCache, ReplayCache, ReplayError};
 
 /// How an OAuth2 / OIDC client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -380,7 +384,8 @@ pub struct StartedFlow {
     /// The stored flow (state, nonce, PKCE verifier).
     pub flow: PendingFlow,
     /// The value of the cookie binding the flow to the browser (256 random bits,
-    /// base64url). The host sets it `HttpOnly; Secure; SameSite=Lax`.
+    /// base64url). The host sets it `HttpOnly; Secure; SameSite=Lax` (`SameSite=None`
+    /// for SAML, whose IdP posts back cross-site).
     pub cookie: String,
 }
 
@@ -544,6 +549,29 @@ impl Flows {
         self.store
             .take(module, state, cookie.map(digest), SystemTime::now())
             .await
+    }
+}
+
+/// Accepts `https://` URLs, and `http://` only on a loopback host (tests, a local
+/// provider).
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+pub(crate) fn check_url(key: &str, value: &str) -> Result<(), crate::ConfigError> {
+    use crate::ConfigError;
+    let url = url::Url::parse(value)
+        .map_err(|e| ConfigError::invalid(key, format!("{value:?} is not a URL: {e}")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(ConfigError::invalid(
+            key,
+            format!("{value:?} must be an https URL (http only on loopback)"),
+        )),
     }
 }
 

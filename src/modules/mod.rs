@@ -13,6 +13,8 @@ pub mod local;
 pub mod oauth2;
 #[cfg(feature = "oidc")]
 pub mod oidc;
+#[cfg(feature = "saml")]
+pub mod saml;
 
 #[cfg(feature = "cas")]
 pub use cas::{CasConfig, CasModule};
@@ -24,3 +26,5 @@ pub use local::LocalModule;
 pub use oauth2::{OAuth2Config, OAuth2Module};
 #[cfg(feature = "oidc")]
 pub use oidc::{OidcConfig, OidcModule};
+#[cfg(feature = "saml")]
+pub use saml::{SamlConfig, SamlModule};

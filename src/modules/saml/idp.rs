@@ -1,0 +1,197 @@
+//! The identity provider's side of the configuration: its entity id, its
+//! HTTP-Redirect single sign-on URL and its signing certificates, from its SAML
+//! metadata or given directly.
+
+use roxmltree::{Document, Node, ParsingOptions};
+use samael::crypto::CertificateDer;
+use samael::metadata::HTTP_REDIRECT_BINDING;
+
+use crate::ConfigError;
+
+const METADATA_NS: &str = "urn:oasis:names:tc:SAML:2.0:metadata";
+const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
+
+/// What the SP needs to know about its IdP.
+#[derive(Debug, Clone)]
+pub(crate) struct IdpSettings {
+    pub(crate) entity_id: String,
+    pub(crate) sso_url: String,
+    pub(crate) certificates: Vec<CertificateDer>,
+    pub(crate) wants_signed_requests: bool,
+}
+
+/// Reads IdP metadata: an `EntityDescriptor`, or an `EntitiesDescriptor` holding
+/// one IdP (or several, and `entity_id` picks one). `key` names the setting in
+/// errors.
+pub(crate) fn from_metadata(
+    xml: &str,
+    entity_id: Option<&str>,
+    key: &str,
+) -> Result<IdpSettings, ConfigError> {
+    let invalid = |message: String| ConfigError::invalid(key, message);
+    if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
+        return Err(invalid("IdP metadata with a DOCTYPE is refused".into()));
+    }
+    let options = ParsingOptions {
+        allow_dtd: false,
+        ..ParsingOptions::default()
+    };
+    let doc = Document::parse_with_options(xml, options)
+        .map_err(|e| invalid(format!("IdP metadata is not well-formed XML: {e}")))?;
+    let candidates: Vec<(Node<'_, '_>, Node<'_, '_>)> = doc
+        .descendants()
+        .filter(|n| is(*n, METADATA_NS, "EntityDescriptor"))
+        .filter_map(|entity| {
+            let idp = entity
+                .children()
+                .find(|c| is(*c, METADATA_NS, "IDPSSODescriptor"))?;
+            Some((entity, idp))
+        })
+        .filter(|(entity, _)| entity_id.is_none_or(|want| entity.attribute("entityID") == Some(want)))
+        .collect();
+    let (entity, idp) = match candidates.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(invalid(match entity_id {
+                Some(id) => format!("the metadata describes no IdP with entityID {id:?}"),
+                None => "the metadata describes no IdP (no IDPSSODescriptor)".into(),
+            }));
+        }
+        _ => {
+            return Err(invalid(
+                "the metadata describes several IdPs; set `idp_entity_id` to pick one".into(),
+            ));
+        }
+    };
+    let entity_id = entity
+        .attribute("entityID")
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| invalid("the IdP's EntityDescriptor has no entityID".into()))?;
+    let sso_url = idp
+        .children()
+        .filter(|c| is(*c, METADATA_NS, "SingleSignOnService"))
+        .find(|c| c.attribute("Binding") == Some(HTTP_REDIRECT_BINDING))
+        .and_then(|c| c.attribute("Location"))
+        .ok_or_else(|| invalid("the IdP offers no HTTP-Redirect SingleSignOnService".into()))?;
+    let mut certificates = Vec::new();
+    for descriptor in idp.children().filter(|c| is(*c, METADATA_NS, "KeyDescriptor")) {
+        // No `use` means signing and encryption (SAML metadata §2.4.1.1).
+        if descriptor.attribute("use").is_some_and(|u| u != "signing") {
+            continue;
+        }
+        for cert in descriptor
+            .descendants()
+            .filter(|n| is(*n, DSIG_NS, "X509Certificate"))
+        {
+            let text: String = cert
+                .children()
+                .filter_map(|t| t.text())
+                .collect::<String>()
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .collect();
+            certificates.push(certificate_from_base64(&text, key)?);
+        }
+    }
+    Ok(IdpSettings {
+        entity_id: entity_id.to_owned(),
+        sso_url: sso_url.to_owned(),
+        certificates,
+        wants_signed_requests: idp.attribute("WantAuthnRequestsSigned") == Some("true"),
+    })
+}
+
+fn is(node: Node<'_, '_>, namespace: &str, name: &str) -> bool {
+    node.is_element() && node.tag_name().name() == name && node.tag_name().namespace() == Some(namespace)
+}
+
+fn certificate_from_base64(text: &str, key: &str) -> Result<CertificateDer, ConfigError> {
+    use base64ct::{Base64, Encoding};
+    let der = Base64::decode_vec(text)
+        .map_err(|_| ConfigError::invalid(key, "an X509Certificate is not base64"))?;
+    certificate_from_der(der, key)
+}
+
+/// Checks that the DER bytes are an X.509 certificate with a public key xmlsec can use.
+pub(crate) fn certificate_from_der(der: Vec<u8>, key: &str) -> Result<CertificateDer, ConfigError> {
+    let cert = openssl::x509::X509::from_der(&der)
+        .map_err(|_| ConfigError::invalid(key, "not an X.509 certificate"))?;
+    let public = cert
+        .public_key()
+        .map_err(|_| ConfigError::invalid(key, "the certificate's public key cannot be read"))?;
+    if public.rsa().is_err() && public.ec_key().is_err() {
+        return Err(ConfigError::invalid(
+            key,
+            "the certificate's key is neither RSA nor EC",
+        ));
+    }
+    Ok(CertificateDer::from(der))
+}
+
+/// Every certificate in a PEM text (one or more `BEGIN CERTIFICATE` blocks).
+pub(crate) fn certificates_from_pem(pem: &str, key: &str) -> Result<Vec<CertificateDer>, ConfigError> {
+    let certs = openssl::x509::X509::stack_from_pem(pem.as_bytes())
+        .map_err(|_| ConfigError::invalid(key, "not a PEM certificate"))?;
+    if certs.is_empty() {
+        return Err(ConfigError::invalid(key, "holds no PEM certificate"));
+    }
+    certs
+        .into_iter()
+        .map(|c| {
+            let der = c
+                .to_der()
+                .map_err(|_| ConfigError::invalid(key, "a certificate cannot be encoded"))?;
+            certificate_from_der(der, key)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_errors_name_the_key() {
+        let key = "modules.sso.idp_metadata_xml";
+        for (xml, fragment) in [
+            ("<x", "not well-formed"),
+            ("<!DOCTYPE x><x/>", "DOCTYPE"),
+            (
+                r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="e"/>"#,
+                "no IdP",
+            ),
+            (
+                r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="e">
+                   <md:IDPSSODescriptor/></md:EntityDescriptor>"#,
+                "HTTP-Redirect",
+            ),
+            (
+                r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="e">
+                   <md:IDPSSODescriptor><md:KeyDescriptor><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#">
+                   <ds:X509Data><ds:X509Certificate>AAAA</ds:X509Certificate></ds:X509Data></ds:KeyInfo>
+                   </md:KeyDescriptor><md:SingleSignOnService
+                   Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp/sso"/>
+                   </md:IDPSSODescriptor></md:EntityDescriptor>"#,
+                "X.509",
+            ),
+        ] {
+            let err = from_metadata(xml, None, key).expect_err(xml);
+            assert_eq!(err.key(), Some(key));
+            assert!(err.to_string().contains(fragment), "{err} / {fragment}");
+        }
+    }
+
+    #[test]
+    fn metadata_without_certificates_reads_but_holds_none() {
+        // The module builder refuses this (tested there); the reader only reports.
+        let xml = r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp">
+            <md:IDPSSODescriptor WantAuthnRequestsSigned="true"><md:SingleSignOnService
+            Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp/sso"/>
+            </md:IDPSSODescriptor></md:EntityDescriptor>"#;
+        let idp = from_metadata(xml, None, "k").expect("metadata");
+        assert_eq!(idp.entity_id, "https://idp");
+        assert_eq!(idp.sso_url, "https://idp/sso");
+        assert!(idp.certificates.is_empty());
+        assert!(idp.wants_signed_requests);
+    }
+}

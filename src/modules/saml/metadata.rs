@@ -1,0 +1,58 @@
+//! The SP's own metadata, for the IdP administrator (samael's metadata types).
+
+use base64ct::{Base64, Encoding};
+use samael::crypto::CertificateDer;
+use samael::key_info::{KeyInfo, X509Data};
+use samael::metadata::{
+    EntityDescriptor, HTTP_POST_BINDING, IndexedEndpoint, KeyDescriptor, SpSsoDescriptor,
+};
+use samael::traits::ToXml;
+
+/// What the SP metadata announces.
+pub(crate) struct SpDescription<'a> {
+    pub(crate) entity_id: &'a str,
+    pub(crate) acs_url: &'a str,
+    pub(crate) certificate: Option<&'a CertificateDer>,
+    pub(crate) authn_requests_signed: bool,
+    pub(crate) want_assertions_signed: bool,
+    pub(crate) name_id_format: Option<&'a str>,
+}
+
+/// An `md:EntityDescriptor` with one `SPSSODescriptor`: the HTTP-POST ACS, the
+/// signing certificate (no encryption key: encrypted assertions are not
+/// accepted), and the signing promises.
+pub(crate) fn sp_metadata_xml(sp: &SpDescription<'_>) -> Result<String, String> {
+    let key_descriptors = sp.certificate.map(|cert| {
+        vec![KeyDescriptor {
+            key_use: Some("signing".into()),
+            key_info: KeyInfo {
+                id: None,
+                x509_data: Some(X509Data {
+                    certificates: vec![Base64::encode_string(cert.der_data())],
+                }),
+            },
+            encryption_methods: None,
+        }]
+    });
+    let descriptor = SpSsoDescriptor {
+        protocol_support_enumeration: Some("urn:oasis:names:tc:SAML:2.0:protocol".into()),
+        key_descriptors,
+        name_id_formats: sp.name_id_format.map(|f| vec![f.to_owned()]),
+        authn_requests_signed: Some(sp.authn_requests_signed),
+        want_assertions_signed: Some(sp.want_assertions_signed),
+        assertion_consumer_services: vec![IndexedEndpoint {
+            binding: HTTP_POST_BINDING.into(),
+            location: sp.acs_url.to_owned(),
+            response_location: None,
+            index: 0,
+            is_default: Some(true),
+        }],
+        ..SpSsoDescriptor::default()
+    };
+    let entity = EntityDescriptor {
+        entity_id: Some(sp.entity_id.to_owned()),
+        sp_sso_descriptors: Some(vec![descriptor]),
+        ..EntityDescriptor::default()
+    };
+    entity.to_string().map_err(|e| e.to_string())
+}

@@ -1,0 +1,287 @@
+"""A throwaway SAML 2.0 identity provider (PyPI pysaml2) for authchain's tests,
+on 127.0.0.1 only.
+
+    python server.py --dir DIR [--port PORT] [--owner-pid PID] [--xmlsec PATH]
+
+DIR holds the key pairs made by tests/peers/saml-idp.sh: idp.key/idp.crt (the
+IdP's signing key, published in its metadata) and rogue.key/rogue.crt (another
+key, never published). PORT 0 (the default) picks a free port. Prints one line
+`SAML_IDP_PORT=<port>` when ready and writes DIR/idp-metadata.xml. With
+--owner-pid the server exits when that process is gone.
+
+Entity id: http://127.0.0.1:PORT/metadata. Responses: Response and Assertion
+signed (RSA-SHA256 with SHA-256 digests, exclusive c14n, the signing certificate in KeyInfo), NameID
+format unspecified (the login name), attributes with URI names and FriendlyName
+(uid, mail, displayName, isMemberOf), lifetime 5 minutes.
+
+Users (password in brackets):
+    alice [alice-password]  isMemberOf admins, staff   alice@example.org
+    bob   [bob-password]    isMemberOf staff           bob@example.org
+    admin@example.org.evil.test [mallory-password]     no group
+
+Endpoints:
+    GET  /metadata             the IdP's metadata
+    POST /admin/sp             body: an SP's metadata XML; registers that SP
+    GET  /sso/redirect         HTTP-Redirect AuthnRequest (its query signature is
+                               checked against the SP's metadata when present,
+                               and required when the SP says AuthnRequestsSigned)
+                               -> a login form
+    POST /sso/login            key, username, password -> the auto-submit form
+                               with SAMLResponse and RelayState (InResponseTo set)
+    GET  /unsolicited          sp=<entity id>, user=<login>, [relay_state],
+                               [signer=idp|rogue], [sign_response=0|1],
+                               [sign_assertion=0|1], [sha1=1] (RSA-SHA1 and
+                               SHA-1 digests): an IdP-initiated response
+                               (no InResponseTo) as the auto-submit form
+"""
+
+import argparse
+import os
+import secrets
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, saml
+from saml2.config import IdPConfig
+from saml2.metadata import create_metadata_string
+from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_UNSPECIFIED, NameID
+from saml2.server import Server
+from saml2.sigver import verify_redirect_signature
+
+USERS = {
+    "alice": {
+        "password": "alice-password",
+        "mail": "alice@example.org",
+        "displayName": "Alice Liddell",
+        "isMemberOf": ["admins", "staff"],
+    },
+    "bob": {
+        "password": "bob-password",
+        "mail": "bob@example.org",
+        "displayName": "Bob Builder",
+        "isMemberOf": ["staff"],
+    },
+    "admin@example.org.evil.test": {
+        "password": "mallory-password",
+        "mail": "mallory@evil.test",
+        "displayName": "Mallory",
+        "isMemberOf": [],
+    },
+}
+
+SHA256 = ("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256", "http://www.w3.org/2001/04/xmlenc#sha256")
+SHA1 = ("http://www.w3.org/2000/09/xmldsig#rsa-sha1", "http://www.w3.org/2000/09/xmldsig#sha1")
+
+AUTHN = {"class_ref": saml.AUTHN_PASSWORD_PROTECTED, "authn_auth": "authchain-test-idp"}
+
+
+def make_server(base, key, cert, xmlsec):
+    config = {
+        "entityid": f"{base}/metadata",
+        "description": "authchain test IdP",
+        "service": {
+            "idp": {
+                "name": "authchain test IdP",
+                "endpoints": {
+                    "single_sign_on_service": [(f"{base}/sso/redirect", BINDING_HTTP_REDIRECT)],
+                },
+                "policy": {
+                    "default": {
+                        "lifetime": {"minutes": 5},
+                        "attribute_restrictions": None,
+                        "name_form": NAME_FORMAT_URI,
+                    },
+                },
+                "name_id_format": [NAMEID_FORMAT_UNSPECIFIED],
+            },
+        },
+        "key_file": key,
+        "cert_file": cert,
+        "xmlsec_binary": xmlsec,
+        "metadata": {},
+        "accepted_time_diff": 60,
+    }
+    return Server(config=IdPConfig().load(config))
+
+
+class State:
+    def __init__(self, base, directory, xmlsec):
+        self.lock = threading.Lock()
+        self.idp = make_server(base, f"{directory}/idp.key", f"{directory}/idp.crt", xmlsec)
+        # Same entity id, another key: what an attacker without the IdP's key can sign.
+        self.rogue = make_server(base, f"{directory}/rogue.key", f"{directory}/rogue.crt", xmlsec)
+        self.metadata = create_metadata_string(None, config=self.idp.config).decode()
+        self.pending = {}
+
+    def register_sp(self, xml):
+        for server in (self.idp, self.rogue):
+            server.metadata.load("inline", xml)
+
+    def identity(self, user):
+        info = USERS[user]
+        return {
+            "uid": [user],
+            "mail": [info["mail"]],
+            "displayName": [info["displayName"]],
+            "isMemberOf": list(info["isMemberOf"]),
+        }
+
+    def response_form(
+        self, server, user, relay_state, sign_response=True, sign_assertion=True, algorithms=SHA256, **args
+    ):
+        response = server.create_authn_response(
+            self.identity(user),
+            userid=user,
+            name_id=NameID(format=NAMEID_FORMAT_UNSPECIFIED, text=user),
+            authn=AUTHN,
+            sign_response=sign_response,
+            sign_assertion=sign_assertion,
+            sign_alg=algorithms[0],
+            digest_alg=algorithms[1],
+            **args,
+        )
+        http_args = server.apply_binding(
+            BINDING_HTTP_POST, str(response), args["destination"], relay_state, response=True
+        )
+        return http_args["data"]
+
+
+class Handler(BaseHTTPRequestHandler):
+    state = None
+
+    def log_message(self, fmt, *args):
+        sys.stderr.write("saml-idp: " + (fmt % args) + "\n")
+
+    def answer(self, status, body, content_type="text/html; charset=utf-8"):
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def query(self):
+        parsed = urllib.parse.urlsplit(self.path)
+        return parsed.path, dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
+
+    def body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length).decode()
+
+    def do_GET(self):
+        path, params = self.query()
+        try:
+            with self.state.lock:
+                if path == "/metadata":
+                    return self.answer(200, self.state.metadata, "application/samlmetadata+xml")
+                if path == "/sso/redirect":
+                    return self.sso_redirect(params)
+                if path == "/unsolicited":
+                    return self.unsolicited(params)
+            self.answer(404, "not found")
+        except Exception as e:  # the test reads the reason
+            self.answer(400, f"{type(e).__name__}: {e}", "text/plain")
+
+    def do_POST(self):
+        path, _ = self.query()
+        try:
+            with self.state.lock:
+                if path == "/admin/sp":
+                    self.state.register_sp(self.body())
+                    return self.answer(204, "")
+                if path == "/sso/login":
+                    form = dict(urllib.parse.parse_qsl(self.body(), keep_blank_values=True))
+                    return self.sso_login(form)
+            self.answer(404, "not found")
+        except Exception as e:
+            self.answer(400, f"{type(e).__name__}: {e}", "text/plain")
+
+    def sso_redirect(self, params):
+        idp = self.state.idp
+        request = idp.parse_authn_request(params["SAMLRequest"], BINDING_HTTP_REDIRECT)
+        message = request.message
+        sp = message.issuer.text
+        certs = [c for _, c in idp.metadata.certs(sp, "any", "signing")]
+        if "Signature" in params:
+            if not any(verify_redirect_signature(params, idp.sec.sec_backend, cert) for cert in certs):
+                return self.answer(400, "the AuthnRequest signature does not verify", "text/plain")
+        elif any(str(d.get("authn_requests_signed")).lower() == "true" for d in idp.metadata[sp]["spsso_descriptor"]):
+            return self.answer(400, "this SP signs its AuthnRequests, this one is not signed", "text/plain")
+        key = secrets.token_urlsafe(16)
+        self.state.pending[key] = (message, params.get("RelayState", ""))
+        self.answer(
+            200,
+            "<!doctype html><form method=post action=/sso/login>"
+            f'<input type=hidden name=key value="{key}">'
+            "<input name=username><input name=password type=password>"
+            "<button>Sign in</button></form>",
+        )
+
+    def sso_login(self, form):
+        entry = self.state.pending.pop(form.get("key", ""), None)
+        if entry is None:
+            return self.answer(400, "unknown or used login key", "text/plain")
+        message, relay_state = entry
+        user = form.get("username", "")
+        if user not in USERS or USERS[user]["password"] != form.get("password"):
+            return self.answer(401, "wrong user name or password", "text/plain")
+        args = self.state.idp.response_args(message)
+        self.answer(200, self.state.response_form(self.state.idp, user, relay_state, **args))
+
+    def unsolicited(self, params):
+        server = self.state.rogue if params.get("signer") == "rogue" else self.state.idp
+        sp = params["sp"]
+        destination = server.metadata.assertion_consumer_service(sp, BINDING_HTTP_POST)[0]["location"]
+        self.answer(
+            200,
+            self.state.response_form(
+                server,
+                params.get("user", "alice"),
+                params.get("relay_state", ""),
+                sign_response=params.get("sign_response", "1") == "1",
+                sign_assertion=params.get("sign_assertion", "1") == "1",
+                algorithms=SHA1 if params.get("sha1") == "1" else SHA256,
+                in_response_to=None,
+                destination=destination,
+                sp_entity_id=sp,
+                name_id_policy=None,
+            ),
+        )
+
+
+def watch_owner(pid):
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:
+            pass
+        time.sleep(0.5)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--owner-pid", type=int, default=0)
+    parser.add_argument("--xmlsec", default="/usr/bin/xmlsec1")
+    args = parser.parse_args()
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    port = httpd.server_address[1]
+    base = f"http://127.0.0.1:{port}"
+    Handler.state = State(base, args.dir, args.xmlsec)
+    with open(f"{args.dir}/idp-metadata.xml", "w") as f:
+        f.write(Handler.state.metadata)
+    if args.owner_pid:
+        threading.Thread(target=watch_owner, args=(args.owner_pid,), daemon=True).start()
+    print(f"SAML_IDP_PORT={port}", flush=True)
+    httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
