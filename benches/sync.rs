@@ -5,12 +5,12 @@
 //!
 //! `cargo bench --bench sync --features sync,sqlite`
 
+#[path = "../tests/sync/harness.rs"]
+mod harness;
 #[path = "../tests/common/peer.rs"]
 mod peer;
 #[path = "../tests/ldap/slapd.rs"]
 mod slapd;
-#[path = "../tests/sync/harness.rs"]
-mod harness;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -354,7 +354,10 @@ impl Config {
     #[cfg(not(feature = "sync"))]
     fn check_sync(&self) -> Result<(), ConfigError> {
         match self.raw.sync {
-            Some(_) => Err(ConfigError::invalid("sync", "directory sync needs the crate feature `sync`")),
+            Some(_) => Err(ConfigError::invalid(
+                "sync",
+                "directory sync needs the crate feature `sync`",
+            )),
             None => Ok(()),
         }
     }
@@ -373,11 +376,9 @@ impl Config {
         &self,
         sync: &crate::sync::SyncConfig,
     ) -> Result<(&ModuleConfig, &crate::modules::ldap::LdapConfig), ConfigError> {
-        let module = self
-            .modules
-            .iter()
-            .find(|m| m.id == sync.module)
-            .ok_or_else(|| ConfigError::invalid("sync.module", format!("no module `{}` in `chain`", sync.module)))?;
+        let module = self.modules.iter().find(|m| m.id == sync.module).ok_or_else(|| {
+            ConfigError::invalid("sync.module", format!("no module `{}` in `chain`", sync.module))
+        })?;
         match &module.kind {
             ModuleType::Ldap(ldap) => Ok((module, ldap)),
             _ => Err(ConfigError::invalid(
@@ -414,7 +415,10 @@ impl Config {
         }
         if let Some(max) = sync.max_backoff {
             if max.0.is_zero() {
-                return Err(ConfigError::invalid("sync.max_backoff", "must be longer than zero"));
+                return Err(ConfigError::invalid(
+                    "sync.max_backoff",
+                    "must be longer than zero",
+                ));
             }
             synchronizer = synchronizer.backoff(std::time::Duration::from_millis(100).min(max.0), max.0);
         }
@@ -554,7 +558,9 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
         other => {
             return Err(ConfigError::invalid(
                 format!("{key}.type"),
-                format!("unknown module type `{other}` (known: local, header, ldap, oidc, oauth2, saml, cas)"),
+                format!(
+                    "unknown module type `{other}` (known: local, header, ldap, oidc, oauth2, saml, cas)"
+                ),
             ));
         }
     };

@@ -72,6 +72,9 @@ mod guide {
     #[cfg(feature = "sqlite")]
     #[doc = include_str!("../docs/stores.md")]
     struct Stores;
+    #[cfg(all(feature = "sync", feature = "sqlite"))]
+    #[doc = include_str!("../docs/sync.md")]
+    struct Sync;
 }
 
 pub use authenticator::{Authenticator, ModuleKind, Outcome, Redirect};

@@ -10,8 +10,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use authchain::account::{PasswordPolicy, SqliteStore, UserStore, Verification};
 use authchain::SecretString;
+use authchain::account::{PasswordPolicy, SqliteStore, UserStore, Verification};
 
 fn authchain() -> Command {
     Command::new(env!("CARGO_BIN_EXE_authchain"))
@@ -71,10 +71,17 @@ group_base = "{groups}"
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("sync stopped: 4 created"), "{stdout}");
     assert!(stderr.contains("refresh done (full)"), "{stderr}");
-    assert!(!stderr.contains(&slapd.service_password), "the password is never printed");
+    assert!(
+        !stderr.contains(&slapd.service_password),
+        "the password is never printed"
+    );
 
     let store = SqliteStore::open(&db).await.unwrap();
-    let alice = store.find_by_login("alice", false).await.unwrap().expect("alice synced");
+    let alice = store
+        .find_by_login("alice", false)
+        .await
+        .unwrap()
+        .expect("alice synced");
     assert!(alice.effective_roles().contains("admin"));
     store.close().await;
 
@@ -99,13 +106,20 @@ fn sync_without_a_sqlite_store_or_sync_table_is_refused() {
         "chain = [\"local\"]\n[modules.local]\ntype = \"local\"\n",
     )
     .unwrap();
-    let out = authchain().args(["sync", "--config"]).arg(&config).output().unwrap();
+    let out = authchain()
+        .args(["sync", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("sqlite"));
 
     let out = authchain().args(["sync"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "a usage error");
-    let out = authchain().args(["sync", "--config", "/nonexistent/authchain.toml"]).output().unwrap();
+    let out = authchain()
+        .args(["sync", "--config", "/nonexistent/authchain.toml"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/authchain.toml"));
 }
@@ -115,13 +129,25 @@ fn check_config_names_the_bad_key() {
     let dir = temp("check");
     let good = dir.join("good.toml");
     std::fs::write(&good, "chain = [\"local\"]\n[modules.local]\ntype = \"local\"\n").unwrap();
-    let out = authchain().args(["check-config", "--config"]).arg(&good).output().unwrap();
+    let out = authchain()
+        .args(["check-config", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("module local"));
 
     let bad = dir.join("bad.toml");
-    std::fs::write(&bad, "chain = [\"local\"]\n[modules.local]\ntype = \"local\"\nmax_password_bytes = 0\n").unwrap();
-    let out = authchain().args(["check-config", "--config"]).arg(&bad).output().unwrap();
+    std::fs::write(
+        &bad,
+        "chain = [\"local\"]\n[modules.local]\ntype = \"local\"\nmax_password_bytes = 0\n",
+    )
+    .unwrap();
+    let out = authchain()
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("modules.local.max_password_bytes"));
 }
@@ -145,5 +171,8 @@ fn hash_password_prints_a_verifiable_argon2id_hash() {
         policy.verify(&SecretString::new("correct horse"), hash),
         Verification::Valid { needs_rehash: false }
     ));
-    assert!(matches!(policy.verify(&SecretString::new("wrong"), hash), Verification::Invalid));
+    assert!(matches!(
+        policy.verify(&SecretString::new("wrong"), hash),
+        Verification::Invalid
+    ));
 }

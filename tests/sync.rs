@@ -1,12 +1,12 @@
 //! Directory sync: a real slapd (with syncprov) mirrored into a real SQLite file
 //! while the tests change the directory.
 
+#[path = "sync/harness.rs"]
+mod harness;
 #[path = "common/peer.rs"]
 mod peer;
 #[path = "ldap/slapd.rs"]
 mod slapd;
-#[path = "sync/harness.rs"]
-mod harness;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -53,7 +53,10 @@ async fn initial_sync_lands_complete_then_every_change_follows() {
     for i in [0, 1, 499, 999] {
         let login = format!("u{i:04}");
         let user = account(&store, &login).await.expect("synced");
-        assert_eq!(user.email.as_deref(), Some(format!("{login}@example.org").as_str()));
+        assert_eq!(
+            user.email.as_deref(),
+            Some(format!("{login}@example.org").as_str())
+        );
         assert_eq!(mapped(&user), set(&[&format!("r{:02}", i % 50)]));
         assert!(!user.disabled);
     }
@@ -63,13 +66,20 @@ async fn initial_sync_lands_complete_then_every_change_follows() {
     assert_eq!(alice.roles, set(&["auditor"]));
     assert_eq!(mapped(&alice), set(&["admin", "staff"]));
     let alice_uuid = dir.entry_uuid(&user_dn("alice")).await;
-    assert!(alice.links.iter().any(|l| l.provider == SOURCE && l.subject == alice_uuid));
+    assert!(
+        alice
+            .links
+            .iter()
+            .any(|l| l.provider == SOURCE && l.subject == alice_uuid)
+    );
 
     // A user is added, then put in a group.
     dir.add_user("newbie", "newbie@example.org").await;
     dir.add_member("g01", "newbie").await;
     let newbie = eventually("newbie gets role r01", || async {
-        account(&store, "newbie").await.filter(|a| mapped(a) == set(&["r01"]))
+        account(&store, "newbie")
+            .await
+            .filter(|a| mapped(a) == set(&["r01"]))
     })
     .await;
     assert_eq!(newbie.email.as_deref(), Some("newbie@example.org"));
@@ -77,13 +87,17 @@ async fn initial_sync_lands_complete_then_every_change_follows() {
     // Renamed (modrdn): the same account, a new login, its groups kept.
     let before = account(&store, "u0001").await.unwrap();
     dir.rename(&user_dn("u0001"), "uid=u0001-renamed").await;
-    let renamed = eventually("u0001 renamed", || async { account(&store, "u0001-renamed").await }).await;
+    let renamed = eventually("u0001 renamed", || async {
+        account(&store, "u0001-renamed").await
+    })
+    .await;
     assert_eq!(renamed.id, before.id);
     assert!(account(&store, "u0001").await.is_none());
     assert_eq!(mapped(&renamed), set(&["r01"]));
 
     // A new email address.
-    dir.replace(&user_dn("u0002"), "mail", &["new-u0002@example.org"]).await;
+    dir.replace(&user_dn("u0002"), "mail", &["new-u0002@example.org"])
+        .await;
     eventually("u0002's new email", || async {
         account(&store, "u0002")
             .await
@@ -93,9 +107,15 @@ async fn initial_sync_lands_complete_then_every_change_follows() {
 
     // Disabled and enabled again through nsAccountLock.
     dir.replace(&user_dn("u0003"), "nsAccountLock", &["TRUE"]).await;
-    eventually("u0003 disabled", || async { account(&store, "u0003").await.filter(|a| a.disabled) }).await;
+    eventually("u0003 disabled", || async {
+        account(&store, "u0003").await.filter(|a| a.disabled)
+    })
+    .await;
     dir.replace(&user_dn("u0003"), "nsAccountLock", &["FALSE"]).await;
-    eventually("u0003 enabled", || async { account(&store, "u0003").await.filter(|a| !a.disabled) }).await;
+    eventually("u0003 enabled", || async {
+        account(&store, "u0003").await.filter(|a| !a.disabled)
+    })
+    .await;
 
     // Deleted: disabled (the default policy), its directory roles dropped.
     dir.delete(&user_dn("u0004")).await;
@@ -109,7 +129,9 @@ async fn initial_sync_lands_complete_then_every_change_follows() {
     dir.remove_member("g05", "u0005").await;
     dir.add_member("g06", "u0005").await;
     eventually("u0005 moved from g05 to g06", || async {
-        account(&store, "u0005").await.filter(|a| mapped(a) == set(&["r06"]))
+        account(&store, "u0005")
+            .await
+            .filter(|a| mapped(a) == set(&["r06"]))
     })
     .await;
 
@@ -137,13 +159,17 @@ async fn a_restart_resumes_from_the_stored_cookie() {
     let (store, _path) = harness::store().await;
     let mut first = start(synchronizer(&slapd, &store, scope(), SyncMode::Persist));
     let full = first.live().await;
-    assert!(full.refresh_changes >= 250, "a full refresh lists everything: {full:?}");
+    assert!(
+        full.refresh_changes >= 250,
+        "a full refresh lists everything: {full:?}"
+    );
     first.stop().await;
 
     // Changes while nobody listens.
     let mut dir = Directory::connect(&slapd).await;
     dir.add_user("late", "late@example.org").await;
-    dir.replace(&user_dn("bob"), "mail", &["bob@new.example.org"]).await;
+    dir.replace(&user_dn("bob"), "mail", &["bob@new.example.org"])
+        .await;
     dir.delete(&user_dn("carol")).await;
 
     let mut second = start(synchronizer(&slapd, &store, scope(), SyncMode::Persist));
@@ -176,7 +202,8 @@ async fn the_synchroniser_reconnects_after_the_directory_crashes() {
         .await;
     slapd.resume();
     let mut dir = Directory::connect(&slapd).await;
-    dir.replace(&user_dn("bob"), "mail", &["bob@after-crash.example.org"]).await;
+    dir.replace(&user_dn("bob"), "mail", &["bob@after-crash.example.org"])
+        .await;
     dir.add_user("after-crash", "after@example.org").await;
     eventually("changes after the restart", || async {
         let bob = account(&store, "bob").await?;
@@ -186,7 +213,10 @@ async fn the_synchroniser_reconnects_after_the_directory_crashes() {
     .await;
     let status = running.status.borrow().clone();
     assert!(status.sessions >= 2, "{status:?}");
-    assert!(status.resumed, "the new session resumed from the cookie: {status:?}");
+    assert!(
+        status.resumed,
+        "the new session resumed from the cookie: {status:?}"
+    );
     running.stop().await;
 }
 
@@ -203,12 +233,19 @@ async fn hostile_entries_are_skipped_and_the_sync_goes_on() {
     // No login attribute at all.
     dir.add(
         &format!("cn=nameless,{}", slapd::PEOPLE),
-        &[("objectClass", &["inetOrgPerson"]), ("cn", &["nameless"]), ("sn", &["x"])],
+        &[
+            ("objectClass", &["inetOrgPerson"]),
+            ("cn", &["nameless"]),
+            ("sn", &["x"]),
+        ],
     )
     .await;
     // Another entry claiming bob's login name.
-    dir.add(&format!("ou=contractors,{}", slapd::PEOPLE), &[("objectClass", &["organizationalUnit"]), ("ou", &["contractors"])])
-        .await;
+    dir.add(
+        &format!("ou=contractors,{}", slapd::PEOPLE),
+        &[("objectClass", &["organizationalUnit"]), ("ou", &["contractors"])],
+    )
+    .await;
     dir.add(
         &format!("uid=bob,ou=contractors,{}", slapd::PEOPLE),
         &[
@@ -225,7 +262,10 @@ async fn hostile_entries_are_skipped_and_the_sync_goes_on() {
         .await;
     // The sync goes on.
     dir.add_user("after-hostile", "ok@example.org").await;
-    eventually("a later change", || async { account(&store, "after-hostile").await }).await;
+    eventually("a later change", || async {
+        account(&store, "after-hostile").await
+    })
+    .await;
 
     let bob = account(&store, "bob").await.unwrap();
     assert_eq!(bob, bob_before, "bob's account is untouched");
@@ -290,7 +330,8 @@ async fn a_directory_login_finds_the_synced_account() {
         .module(harness::module(&slapd))
         .build()
         .unwrap();
-    let request = AuthRequest::new("127.0.0.1:40000".parse().unwrap()).with_password("alice", "alice-password");
+    let request =
+        AuthRequest::new("127.0.0.1:40000".parse().unwrap()).with_password("alice", "alice-password");
     let LoginResult::Authenticated(principal) = chain.login(&request).await.unwrap() else {
         panic!("a password login never redirects")
     };
@@ -312,13 +353,34 @@ async fn sync_configuration_names_bad_keys() {
         user_search_base = "ou=people,dc=example,dc=org"
     "#;
     let cases = [
-        ("[sync]\nmodule = \"nope\"\nuser_base = \"ou=people\"", "sync.module"),
-        ("[sync]\nmodule = \"local\"\nuser_base = \"ou=people\"", "sync.module"),
-        ("[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\nuser_filter = \"(uid=\"", "sync.user_filter"),
-        ("[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\ndisabled = { attribute = \"x\" }", "sync.disabled"),
-        ("[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\npoll_interval = \"PT5S\"", "sync.poll_interval"),
-        ("[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\nmax_batch = 0", "sync.max_batch"),
-        ("[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\ngroup_filter = \"(cn=*)\"", "sync.group_filter"),
+        (
+            "[sync]\nmodule = \"nope\"\nuser_base = \"ou=people\"",
+            "sync.module",
+        ),
+        (
+            "[sync]\nmodule = \"local\"\nuser_base = \"ou=people\"",
+            "sync.module",
+        ),
+        (
+            "[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\nuser_filter = \"(uid=\"",
+            "sync.user_filter",
+        ),
+        (
+            "[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\ndisabled = { attribute = \"x\" }",
+            "sync.disabled",
+        ),
+        (
+            "[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\npoll_interval = \"PT5S\"",
+            "sync.poll_interval",
+        ),
+        (
+            "[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\nmax_batch = 0",
+            "sync.max_batch",
+        ),
+        (
+            "[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\ngroup_filter = \"(cn=*)\"",
+            "sync.group_filter",
+        ),
     ];
     let (store, _path) = harness::store().await;
     let target = std::sync::Arc::new(store);

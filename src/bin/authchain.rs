@@ -55,9 +55,16 @@ fn parse(args: &[String]) -> Result<Command, String> {
             other => return Err(format!("unexpected argument `{other}`")),
         }
     }
-    let config = || config.clone().ok_or_else(|| format!("`{command}` needs --config FILE"));
+    let config = || {
+        config
+            .clone()
+            .ok_or_else(|| format!("`{command}` needs --config FILE"))
+    };
     match command.as_str() {
-        "sync" => Ok(Command::Sync { config: config()?, once }),
+        "sync" => Ok(Command::Sync {
+            config: config()?,
+            once,
+        }),
         "check-config" => Ok(Command::CheckConfig { config: config()? }),
         "hash-password" => Ok(Command::HashPassword),
         "-h" | "--help" | "help" => Ok(Command::Help),
@@ -125,7 +132,9 @@ fn hash_password() -> Result<(), String> {
     if password.is_empty() {
         return Err("empty password".into());
     }
-    let hash = PasswordPolicy::owasp().hash(password).map_err(|e| e.to_string())?;
+    let hash = PasswordPolicy::owasp()
+        .hash(password)
+        .map_err(|e| e.to_string())?;
     println!("{hash}");
     Ok(())
 }
@@ -149,7 +158,11 @@ async fn sync(path: PathBuf, once: bool) -> Result<(), String> {
             path.display()
         ));
     };
-    let target = Arc::new(SqliteStore::open(db).await.map_err(|e| format!("store.path: {e}"))?);
+    let target = Arc::new(
+        SqliteStore::open(db)
+            .await
+            .map_err(|e| format!("store.path: {e}"))?,
+    );
     let synchronizer = config
         .synchronizer(target)
         .map_err(|e| e.to_string())?
@@ -179,13 +192,20 @@ async fn show_progress(mut status: tokio::sync::watch::Receiver<SyncStatus>) {
         let current = status.borrow_and_update().clone();
         match current.phase {
             SyncPhase::Refreshing => {
-                eprint!("\rrefresh: {} changes received, {}", current.refresh_changes, current.report);
+                eprint!(
+                    "\rrefresh: {} changes received, {}",
+                    current.refresh_changes, current.report
+                );
                 refreshing = true;
             }
             _ if current.refreshed && refreshing => {
                 eprintln!(
                     "\rrefresh done ({}): {}",
-                    if current.resumed { "resumed from the stored cookie" } else { "full" },
+                    if current.resumed {
+                        "resumed from the stored cookie"
+                    } else {
+                        "full"
+                    },
                     current.report
                 );
                 refreshing = false;
@@ -203,4 +223,3 @@ async fn show_progress(mut status: tokio::sync::watch::Receiver<SyncStatus>) {
         }
     }
 }
-

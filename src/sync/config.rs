@@ -80,15 +80,22 @@ impl SyncConfig {
     pub fn source(&self, module: LdapModule) -> Result<LdapSource, ConfigError> {
         let mut b = LdapSource::builder(module).users(
             self.user_base.clone(),
-            self.user_filter.clone().unwrap_or_else(|| "(objectClass=inetOrgPerson)".into()),
+            self.user_filter
+                .clone()
+                .unwrap_or_else(|| "(objectClass=inetOrgPerson)".into()),
         );
         if let Some(base) = &self.group_base {
             b = b.groups(
                 base.clone(),
-                self.group_filter.clone().unwrap_or_else(|| "(objectClass=groupOfNames)".into()),
+                self.group_filter
+                    .clone()
+                    .unwrap_or_else(|| "(objectClass=groupOfNames)".into()),
             );
         } else if self.group_filter.is_some() {
-            return Err(ConfigError::invalid("sync.group_filter", "is set but group_base is not"));
+            return Err(ConfigError::invalid(
+                "sync.group_filter",
+                "is set but group_base is not",
+            ));
         }
         if let Some(v) = &self.stable_id_attribute {
             b = b.stable_id_attribute(v.clone());
@@ -117,9 +124,14 @@ impl SyncConfig {
         let mode = match (self.mode, self.poll_interval) {
             (ModeName::Persist, None) => SyncMode::Persist,
             (ModeName::Persist, Some(_)) => {
-                return Err(ConfigError::invalid("sync.poll_interval", "only applies to mode = \"poll\""));
+                return Err(ConfigError::invalid(
+                    "sync.poll_interval",
+                    "only applies to mode = \"poll\"",
+                ));
             }
-            (ModeName::Poll, every) => SyncMode::Poll(every.map_or(super::ldap::DEFAULT_POLL_INTERVAL, |d| d.0)),
+            (ModeName::Poll, every) => {
+                SyncMode::Poll(every.map_or(super::ldap::DEFAULT_POLL_INTERVAL, |d| d.0))
+            }
         };
         b.mode(mode).build()
     }

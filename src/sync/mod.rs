@@ -13,16 +13,17 @@
 //! as the source's mapped roles, so locally granted roles are never touched.
 //!
 //! ```no_run
-//! # async fn example(corp_ldap: authchain::modules::LdapModule, store: authchain::account::SqliteStore)
+//! # use std::sync::Arc;
+//! # async fn example(corp_ldap: authchain::modules::LdapModule, store: Arc<dyn authchain::sync::DirectoryTarget>)
 //! # -> Result<(), Box<dyn std::error::Error>> {
-//! use std::sync::Arc;
 //! use authchain::sync::{LdapSource, SyncScope, Synchronizer};
 //!
+//! // `store`: the SQLite store (feature `sqlite`), or any `DirectoryTarget`.
 //! let source = LdapSource::builder(corp_ldap)
 //!     .users("ou=people,dc=example,dc=org", "(objectClass=inetOrgPerson)")
 //!     .groups("ou=groups,dc=example,dc=org", "(objectClass=groupOfNames)")
 //!     .build()?;
-//! let sync = Synchronizer::new(Arc::new(source), Arc::new(store), SyncScope::new("corp-ldap"));
+//! let sync = Synchronizer::new(Arc::new(source), store, SyncScope::new("corp-ldap"));
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 //! let task = tokio::spawn(sync.run(async { stopped.await.ok(); }));
 //! // ... later:

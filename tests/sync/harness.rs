@@ -33,7 +33,10 @@ pub async fn store() -> (SqliteStore, PathBuf) {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-    (SqliteStore::open(&path).await.expect("open the SQLite store"), path)
+    (
+        SqliteStore::open(&path).await.expect("open the SQLite store"),
+        path,
+    )
 }
 
 /// The LDAP module the synchroniser borrows its connection settings from.
@@ -60,7 +63,9 @@ pub fn source(slapd: &Slapd, mode: SyncMode) -> LdapSource {
 
 /// admins → admin, staff → staff, gNN → rNN.
 pub fn roles() -> Arc<RoleMapping> {
-    let mut mapping = RoleMapping::builder().rule("admins", "admin").rule("staff", "staff");
+    let mut mapping = RoleMapping::builder()
+        .rule("admins", "admin")
+        .rule("staff", "staff");
     for n in 0..50 {
         mapping = mapping.rule(format!("g{n:02}"), format!("r{n:02}"));
     }
@@ -78,12 +83,16 @@ impl Running {
     /// Stops it and returns what it changed.
     pub async fn stop(mut self) -> SyncReport {
         let _ = self.stop.take().expect("running").send(());
-        self.task.await.expect("the synchroniser panicked").expect("the synchroniser failed")
+        self.task
+            .await
+            .expect("the synchroniser panicked")
+            .expect("the synchroniser failed")
     }
 
     /// Waits until the refresh is done and live changes flow.
     pub async fn live(&mut self) -> SyncStatus {
-        self.wait_for("the refresh to finish", |s| s.phase == SyncPhase::Live).await
+        self.wait_for("the refresh to finish", |s| s.phase == SyncPhase::Live)
+            .await
     }
 
     pub async fn wait_for(&mut self, what: &str, mut ok: impl FnMut(&SyncStatus) -> bool) -> SyncStatus {
@@ -155,7 +164,9 @@ fn set(values: &[&str]) -> HashSet<String> {
 
 impl Directory {
     pub async fn connect(slapd: &Slapd) -> Directory {
-        let (conn, mut ldap) = LdapConnAsync::new(&slapd.ldap_url).await.expect("connect to slapd");
+        let (conn, mut ldap) = LdapConnAsync::new(&slapd.ldap_url)
+            .await
+            .expect("connect to slapd");
         ldap3::drive!(conn);
         ldap.simple_bind(&slapd.admin_dn, &slapd.admin_password)
             .await
@@ -165,7 +176,8 @@ impl Directory {
     }
 
     pub async fn add(&mut self, dn: &str, attrs: &[(&str, &[&str])]) {
-        let attrs: Vec<(String, HashSet<String>)> = attrs.iter().map(|(k, v)| (k.to_string(), set(v))).collect();
+        let attrs: Vec<(String, HashSet<String>)> =
+            attrs.iter().map(|(k, v)| (k.to_string(), set(v))).collect();
         self.ldap
             .add(dn, attrs)
             .await
@@ -197,7 +209,8 @@ impl Directory {
     }
 
     pub async fn replace(&mut self, dn: &str, attribute: &str, values: &[&str]) {
-        self.modify(dn, vec![Mod::Replace(attribute.to_string(), set(values))]).await;
+        self.modify(dn, vec![Mod::Replace(attribute.to_string(), set(values))])
+            .await;
     }
 
     pub async fn add_member(&mut self, group: &str, uid: &str) {
@@ -208,8 +221,11 @@ impl Directory {
 
     pub async fn remove_member(&mut self, group: &str, uid: &str) {
         let member = user_dn(uid);
-        self.modify(&group_dn(group), vec![Mod::Delete("member".into(), set(&[&member]))])
-            .await;
+        self.modify(
+            &group_dn(group),
+            vec![Mod::Delete("member".into(), set(&[&member]))],
+        )
+        .await;
     }
 
     pub async fn rename(&mut self, dn: &str, new_rdn: &str) {
@@ -252,7 +268,9 @@ pub fn seed_bulk(slapd: &Slapd, users: usize) {
         ));
     }
     for g in 0..50 {
-        ldif.push_str(&format!("dn: cn=g{g:02},{GROUPS}\nobjectClass: groupOfNames\ncn: g{g:02}\n"));
+        ldif.push_str(&format!(
+            "dn: cn=g{g:02},{GROUPS}\nobjectClass: groupOfNames\ncn: g{g:02}\n"
+        ));
         let mut any = false;
         for i in (g..users).step_by(50) {
             ldif.push_str(&format!("member: uid=u{i:04},{PEOPLE}\n"));
@@ -263,13 +281,27 @@ pub fn seed_bulk(slapd: &Slapd, users: usize) {
         }
         ldif.push('\n');
     }
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("seed-{}-{users}.ldif", std::process::id()));
+    let path =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("seed-{}-{users}.ldif", std::process::id()));
     std::fs::write(&path, ldif).expect("write the LDIF");
     let out = std::process::Command::new("ldapadd")
-        .args(["-x", "-H", &slapd.ldap_url, "-D", &slapd.admin_dn, "-w", &slapd.admin_password, "-f"])
+        .args([
+            "-x",
+            "-H",
+            &slapd.ldap_url,
+            "-D",
+            &slapd.admin_dn,
+            "-w",
+            &slapd.admin_password,
+            "-f",
+        ])
         .arg(&path)
         .output()
         .expect("run ldapadd (apt-get install ldap-utils)");
-    assert!(out.status.success(), "ldapadd: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ldapadd: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_file(path);
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
 
-use super::ops::{self, backend, fold};
 use super::SqliteStore;
+use super::ops::{self, backend, fold};
 use crate::account::{Account, NewAccount};
 use crate::sync::{
     DeletePolicy, DirectoryChange, DirectoryGroup, DirectoryTarget, DirectoryUser, EntryKind, SyncBatch,
@@ -363,8 +363,13 @@ impl Apply<'_> {
                     ops::set_disabled(self.conn, &account, true).await?;
                     self.report.disabled += 1;
                 }
-                if current.mapped_roles.get(&self.scope.source).is_some_and(|r| !r.is_empty()) {
-                    ops::replace_mapped_roles(self.conn, &account, &self.scope.source, &BTreeSet::new()).await?;
+                if current
+                    .mapped_roles
+                    .get(&self.scope.source)
+                    .is_some_and(|r| !r.is_empty())
+                {
+                    ops::replace_mapped_roles(self.conn, &account, &self.scope.source, &BTreeSet::new())
+                        .await?;
                     self.report.roles_changed += 1;
                 }
             }
@@ -409,13 +414,15 @@ impl Apply<'_> {
             .map_err(backend)?;
         }
         for added in new.difference(&old) {
-            sqlx::query("INSERT INTO directory_members (source, group_sync_id, member_dn_key) VALUES (?1, ?2, ?3)")
-                .bind(&self.scope.source)
-                .bind(&group.sync_id)
-                .bind(added)
-                .execute(&mut *self.conn)
-                .await
-                .map_err(backend)?;
+            sqlx::query(
+                "INSERT INTO directory_members (source, group_sync_id, member_dn_key) VALUES (?1, ?2, ?3)",
+            )
+            .bind(&self.scope.source)
+            .bind(&group.sync_id)
+            .bind(added)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(backend)?;
         }
         let renamed = known.as_ref().is_some_and(|k| k.name != group.name);
         if renamed {

@@ -86,7 +86,10 @@ impl DisabledRule {
             // set, so a garbled entry cannot enable an account.
             Some(mask) => found.iter().any(|v| {
                 let v = v.trim();
-                let parsed = v.parse::<u64>().ok().or_else(|| v.parse::<i64>().ok().map(|n| n as u64));
+                let parsed = v
+                    .parse::<u64>()
+                    .ok()
+                    .or_else(|| v.parse::<i64>().ok().map(|n| n as u64));
                 parsed.is_none_or(|n| n & mask != 0)
             }),
             None => found
@@ -230,7 +233,11 @@ mod tests {
 
     #[test]
     fn maps_a_user() {
-        let e = entry(&[("entryUUID", &["id-1"]), ("uid", &["x"]), ("mail", &["x@example.org"])]);
+        let e = entry(&[
+            ("entryUUID", &["id-1"]),
+            ("uid", &["x"]),
+            ("mail", &["x@example.org"]),
+        ]);
         let DirectoryChange::UserUpserted(user) = users(None).change("s-1".into(), &e) else {
             panic!("expected a user")
         };
@@ -250,7 +257,10 @@ mod tests {
             vec![("uid", &["x"][..])],
         ] {
             let change = users(None).change("s".into(), &entry(&attrs));
-            assert!(matches!(change, DirectoryChange::Skipped { .. }), "{attrs:?}: {change:?}");
+            assert!(
+                matches!(change, DirectoryChange::Skipped { .. }),
+                "{attrs:?}: {change:?}"
+            );
         }
     }
 

@@ -383,7 +383,11 @@ impl LdapSource {
         }
         let result = stream.finish().await;
         if result.rc != 0 {
-            if persist && refresh.active && PERSIST_REFUSED.contains(&result.rc) && self.mode == SyncMode::Persist {
+            if persist
+                && refresh.active
+                && PERSIST_REFUSED.contains(&result.rc)
+                && self.mode == SyncMode::Persist
+            {
                 warn!(target: AUDIT_TARGET, source = %self.id(), rc = result.rc, text = %result.text,
                     "the directory refuses persistent sync searches: polling instead");
                 self.persist_refused.store(true, Ordering::Relaxed);
@@ -445,7 +449,13 @@ impl LdapSource {
         }
     }
 
-    fn on_sync_info(&self, kind: EntryKind, info: SyncInfo, refresh: &mut Refresh, out: &mut Vec<SourceEvent>) {
+    fn on_sync_info(
+        &self,
+        kind: EntryKind,
+        info: SyncInfo,
+        refresh: &mut Refresh,
+        out: &mut Vec<SourceEvent>,
+    ) {
         match info {
             SyncInfo::NewCookie(cookie) => out.push(SourceEvent::Cookie(kind, cookie)),
             SyncInfo::RefreshPresent { cookie, done } => {
@@ -454,7 +464,10 @@ impl LdapSource {
                 } else {
                     // A present phase ended and a delete phase follows.
                     let present = std::mem::take(&mut refresh.present);
-                    out.push(SourceEvent::Change(DirectoryChange::RefreshedPresent { kind, present }));
+                    out.push(SourceEvent::Change(DirectoryChange::RefreshedPresent {
+                        kind,
+                        present,
+                    }));
                     refresh.full = false;
                     out.extend(cookie.map(|c| SourceEvent::Cookie(kind, c)));
                 }
@@ -495,7 +508,10 @@ impl LdapSource {
     ) {
         if present_phase || refresh.full {
             let present = std::mem::take(&mut refresh.present);
-            out.push(SourceEvent::Change(DirectoryChange::RefreshedPresent { kind, present }));
+            out.push(SourceEvent::Change(DirectoryChange::RefreshedPresent {
+                kind,
+                present,
+            }));
         }
         refresh.present = BTreeSet::new();
         refresh.active = false;

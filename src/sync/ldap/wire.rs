@@ -8,9 +8,9 @@
 
 use std::collections::HashMap;
 
-use ldap3::{ResultEntry, SearchEntry};
 use ldap3::asn1::{PL, StructureTag, TagClass, Types, parse_tag};
 use ldap3::controls::Control;
+use ldap3::{ResultEntry, SearchEntry};
 
 pub(crate) const SYNC_STATE_OID: &str = "1.3.6.1.4.1.4203.1.9.1.2";
 pub(crate) const SYNC_DONE_OID: &str = "1.3.6.1.4.1.4203.1.9.1.3";
@@ -144,7 +144,9 @@ pub(crate) fn sync_state(value: &[u8]) -> Result<SyncState, Malformed> {
         [3] => EntryState::Delete,
         _ => return Err(Malformed("unknown sync state")),
     };
-    let id = items.next().ok_or(Malformed("syncStateValue without entryUUID"))?;
+    let id = items
+        .next()
+        .ok_or(Malformed("syncStateValue without entryUUID"))?;
     if !is_universal(&id, Types::OctetString) {
         return Err(Malformed("entryUUID is not an OCTET STRING"));
     }
@@ -340,7 +342,10 @@ mod tests {
             seq(0x30, &[&[0x0a, 1, 1]]),
             seq(0x30, &[&[0x02, 1, 1], &octets(&UUID)]),
             seq(0x31, &[&[0x0a, 1, 1], &octets(&UUID)]),
-            seq(0x30, &[&[0x0a, 1, 1], &octets(&UUID), &octets(b"c"), &octets(b"d")]),
+            seq(
+                0x30,
+                &[&[0x0a, 1, 1], &octets(&UUID), &octets(b"c"), &octets(b"d")],
+            ),
             [seq(0x30, &[&[0x0a, 1, 1], &octets(&UUID)]), vec![0]].concat(),
         ];
         for case in cases {
@@ -380,7 +385,14 @@ mod tests {
         let entry = |parts: Vec<StructureTag>| ResultEntry::new(cons(TagClass::Application, 4, parts));
         let good = entry(vec![
             prim(u, 4, b"uid=a,dc=x"),
-            cons(u, 16, vec![attribute(b"uid", &[b"a", b"b"]), attribute(b"objectGUID", &[&[0xff, 0xfe]])]),
+            cons(
+                u,
+                16,
+                vec![
+                    attribute(b"uid", &[b"a", b"b"]),
+                    attribute(b"objectGUID", &[&[0xff, 0xfe]]),
+                ],
+            ),
         ]);
         let decoded = search_entry(&good).unwrap();
         assert_eq!(decoded.dn, "uid=a,dc=x");
@@ -393,7 +405,10 @@ mod tests {
             entry(vec![cons(u, 16, vec![]), cons(u, 16, vec![])]),
             entry(vec![prim(u, 4, b"uid=a"), prim(u, 16, b"")]),
             entry(vec![prim(u, 4, b"uid=a"), cons(u, 16, vec![prim(u, 4, b"uid")])]),
-            entry(vec![prim(u, 4, b"uid=a"), cons(u, 16, vec![cons(u, 16, vec![prim(u, 4, b"uid")])])]),
+            entry(vec![
+                prim(u, 4, b"uid=a"),
+                cons(u, 16, vec![cons(u, 16, vec![prim(u, 4, b"uid")])]),
+            ]),
             ResultEntry::new(prim(TagClass::Application, 4, b"")),
             ResultEntry::new(cons(TagClass::Application, 5, vec![])),
         ];
@@ -408,7 +423,13 @@ mod tests {
         assert_eq!(done.cookie.as_deref(), Some(&b"k"[..]));
         assert!(done.refresh_deletes);
         let done = sync_done(&seq(0x30, &[])).unwrap();
-        assert_eq!(done, SyncDone { cookie: None, refresh_deletes: false });
+        assert_eq!(
+            done,
+            SyncDone {
+                cookie: None,
+                refresh_deletes: false
+            }
+        );
         assert!(sync_done(&seq(0x30, &[&[0x01, 2, 0, 0]])).is_err());
         assert!(sync_done(&seq(0x30, &[&[0x02, 1, 0]])).is_err());
     }
@@ -424,29 +445,36 @@ mod tests {
             id: 1,
             payload: PL::P(value.to_vec()),
         });
-        ResultEntry::new(
-            StructureTag {
-                class: TagClass::Application,
-                id: 25,
-                payload: PL::C(parts),
-            },
-        )
+        ResultEntry::new(StructureTag {
+            class: TagClass::Application,
+            id: 25,
+            payload: PL::C(parts),
+        })
     }
 
     #[test]
     fn decodes_sync_info_choices() {
         let oid = SYNC_INFO_OID.as_bytes();
         let new_cookie = intermediate(oid, &[0x80, 2, b'a', b'b']);
-        assert_eq!(sync_info(&new_cookie).unwrap(), Some(SyncInfo::NewCookie(b"ab".to_vec())));
+        assert_eq!(
+            sync_info(&new_cookie).unwrap(),
+            Some(SyncInfo::NewCookie(b"ab".to_vec()))
+        );
         let present = intermediate(oid, &seq(0xa2, &[&octets(b"c")]));
         assert_eq!(
             sync_info(&present).unwrap(),
-            Some(SyncInfo::RefreshPresent { cookie: Some(b"c".to_vec()), done: true })
+            Some(SyncInfo::RefreshPresent {
+                cookie: Some(b"c".to_vec()),
+                done: true
+            })
         );
         let delete = intermediate(oid, &seq(0xa1, &[&[0x01, 1, 0]]));
         assert_eq!(
             sync_info(&delete).unwrap(),
-            Some(SyncInfo::RefreshDelete { cookie: None, done: false })
+            Some(SyncInfo::RefreshDelete {
+                cookie: None,
+                done: false
+            })
         );
         let set = seq(0x31, &[&octets(&UUID)]);
         let ids = intermediate(oid, &seq(0xa3, &[&octets(b"c"), &[0x01, 1, 1], &set]));
@@ -477,17 +505,15 @@ mod tests {
         for case in &cases {
             assert!(sync_info(case).is_err(), "{case:?} should not decode");
         }
-        let no_value = ResultEntry::new(
-            StructureTag {
-                class: TagClass::Application,
-                id: 25,
-                payload: PL::C(vec![StructureTag {
-                    class: TagClass::Context,
-                    id: 0,
-                    payload: PL::P(oid.to_vec()),
-                }]),
-            },
-        );
+        let no_value = ResultEntry::new(StructureTag {
+            class: TagClass::Application,
+            id: 25,
+            payload: PL::C(vec![StructureTag {
+                class: TagClass::Context,
+                id: 0,
+                payload: PL::P(oid.to_vec()),
+            }]),
+        });
         assert!(sync_info(&no_value).is_err());
     }
 }
