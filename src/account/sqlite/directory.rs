@@ -119,6 +119,16 @@ struct Entry {
 }
 
 impl Apply<'_> {
+    /// Runs a statement whose parameters are the source (`?1`) and then `args`.
+    async fn exec(&mut self, sql: &str, args: &[&str]) -> Result<(), StoreError> {
+        let mut query = sqlx::query(sql).bind(&self.scope.source);
+        for arg in args {
+            query = query.bind(*arg);
+        }
+        query.execute(&mut *self.conn).await.map_err(backend)?;
+        Ok(())
+    }
+
     async fn entry(&mut self, sync_id: &str, kind: EntryKind) -> Result<Option<Entry>, StoreError> {
         let row: Option<(String, String, Option<i64>)> = sqlx::query_as(
             "SELECT dn_key, name, account_id FROM directory_entries
@@ -266,22 +276,17 @@ impl Apply<'_> {
         if let Some(old) = known.filter(|old| old.dn_key != key) {
             // Renamed (modrdn): its memberships follow it; directories that rewrite
             // the groups' member values send those groups too.
-            sqlx::query(
+            self.exec(
                 "UPDATE OR IGNORE directory_members SET member_dn_key = ?3
                  WHERE source = ?1 AND member_dn_key = ?2",
+                &[&old.dn_key, &key],
             )
-            .bind(&source)
-            .bind(&old.dn_key)
-            .bind(&key)
-            .execute(&mut *self.conn)
-            .await
-            .map_err(backend)?;
-            sqlx::query("DELETE FROM directory_members WHERE source = ?1 AND member_dn_key = ?2")
-                .bind(&source)
-                .bind(&old.dn_key)
-                .execute(&mut *self.conn)
-                .await
-                .map_err(backend)?;
+            .await?;
+            self.exec(
+                "DELETE FROM directory_members WHERE source = ?1 AND member_dn_key = ?2",
+                &[&old.dn_key],
+            )
+            .await?;
         }
         self.touched.accounts.insert(account_id);
         Ok(())
@@ -333,18 +338,16 @@ impl Apply<'_> {
             return Ok(());
         };
         // A deleted user leaves every group, whatever the group entries still say.
-        sqlx::query("DELETE FROM directory_members WHERE source = ?1 AND member_dn_key = ?2")
-            .bind(&self.scope.source)
-            .bind(&entry.dn_key)
-            .execute(&mut *self.conn)
-            .await
-            .map_err(backend)?;
-        sqlx::query("DELETE FROM directory_entries WHERE source = ?1 AND sync_id = ?2")
-            .bind(&self.scope.source)
-            .bind(sync_id)
-            .execute(&mut *self.conn)
-            .await
-            .map_err(backend)?;
+        self.exec(
+            "DELETE FROM directory_members WHERE source = ?1 AND member_dn_key = ?2",
+            &[&entry.dn_key],
+        )
+        .await?;
+        self.exec(
+            "DELETE FROM directory_entries WHERE source = ?1 AND sync_id = ?2",
+            &[sync_id],
+        )
+        .await?;
         let Some(id) = entry.account_id else {
             return Ok(());
         };
@@ -403,26 +406,14 @@ impl Apply<'_> {
         )
         .await?;
         for gone in old.difference(&new) {
-            sqlx::query(
-                "DELETE FROM directory_members WHERE source = ?1 AND group_sync_id = ?2 AND member_dn_key = ?3",
-            )
-            .bind(&self.scope.source)
-            .bind(&group.sync_id)
-            .bind(gone)
-            .execute(&mut *self.conn)
-            .await
-            .map_err(backend)?;
+            self.exec("DELETE FROM directory_members WHERE source = ?1 AND group_sync_id = ?2 AND member_dn_key = ?3", &[&group.sync_id, gone]).await?;
         }
         for added in new.difference(&old) {
-            sqlx::query(
+            self.exec(
                 "INSERT INTO directory_members (source, group_sync_id, member_dn_key) VALUES (?1, ?2, ?3)",
+                &[&group.sync_id, added],
             )
-            .bind(&self.scope.source)
-            .bind(&group.sync_id)
-            .bind(added)
-            .execute(&mut *self.conn)
-            .await
-            .map_err(backend)?;
+            .await?;
         }
         let renamed = known.as_ref().is_some_and(|k| k.name != group.name);
         if renamed {
@@ -444,12 +435,11 @@ impl Apply<'_> {
         }
         let members = self.members(sync_id).await?;
         self.touched.member_keys.extend(members);
-        sqlx::query("DELETE FROM directory_entries WHERE source = ?1 AND sync_id = ?2")
-            .bind(&self.scope.source)
-            .bind(sync_id)
-            .execute(&mut *self.conn)
-            .await
-            .map_err(backend)?;
+        self.exec(
+            "DELETE FROM directory_entries WHERE source = ?1 AND sync_id = ?2",
+            &[sync_id],
+        )
+        .await?;
         self.report.groups_deleted += 1;
         Ok(())
     }
