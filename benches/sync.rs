@@ -61,6 +61,8 @@ fn change_latency(c: &mut Criterion) {
     let slapd = Slapd::start();
     seed_bulk(&slapd, 1_000);
     let (store, _path) = rt.block_on(harness::store());
+    // `start` spawns the synchroniser on this runtime.
+    let _runtime = rt.enter();
     let mut running = start(synchronizer(&slapd, &store, scope(), SyncMode::Persist));
     rt.block_on(running.live());
     let mut dir = rt.block_on(Directory::connect(&slapd));
