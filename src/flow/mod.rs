@@ -495,6 +495,12 @@ impl Flows {
         self
     }
 
+    /// The return-to policy (for a return-to URL that arrives outside a flow, such
+    /// as an IdP-initiated SAML RelayState).
+    pub fn return_to_policy(&self) -> &ReturnToPolicy {
+        &self.return_to
+    }
+
     /// Which return-to URLs are accepted.
     pub fn return_to(mut self, policy: ReturnToPolicy) -> Self {
         self.return_to = policy;

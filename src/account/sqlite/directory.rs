@@ -70,32 +70,24 @@ impl DirectoryTarget for SqliteStore {
 
     async fn apply(&self, scope: &SyncScope, batch: &SyncBatch) -> Result<SyncReport, StoreError> {
         let mut tx = self.write().await?;
-        let mut report = SyncReport::default();
-        let mut touched = Touched::default();
+        let mut apply = Apply {
+            conn: &mut tx,
+            scope,
+            report: SyncReport::default(),
+            touched: Touched::default(),
+        };
         for change in &batch.changes {
-            let mut apply = Apply {
-                conn: &mut tx,
-                scope,
-                report: &mut report,
-                touched: &mut touched,
-            };
             match change {
                 DirectoryChange::UserUpserted(user) => apply.upsert_user(user).await?,
                 DirectoryChange::UserDeleted { sync_id } => apply.delete_user(sync_id).await?,
                 DirectoryChange::GroupUpserted(group) => apply.upsert_group(group).await?,
                 DirectoryChange::GroupDeleted { sync_id } => apply.delete_group(sync_id).await?,
                 DirectoryChange::RefreshedPresent { kind, present } => apply.retain(*kind, present).await?,
-                DirectoryChange::Skipped { .. } => report.skipped += 1,
+                DirectoryChange::Skipped { .. } => apply.report.skipped += 1,
             }
         }
-        Apply {
-            conn: &mut tx,
-            scope,
-            report: &mut report,
-            touched: &mut touched,
-        }
-        .map_roles()
-        .await?;
+        apply.map_roles().await?;
+        let report = apply.report;
         for (kind, cookie) in &batch.cookies {
             ops::set_sync_cookie(&mut tx, &cookie_key(&scope.source, *kind), Some(cookie)).await?;
         }
@@ -107,8 +99,8 @@ impl DirectoryTarget for SqliteStore {
 struct Apply<'a> {
     conn: &'a mut SqliteConnection,
     scope: &'a SyncScope,
-    report: &'a mut SyncReport,
-    touched: &'a mut Touched,
+    report: SyncReport,
+    touched: Touched,
 }
 
 /// A stored directory entry.

@@ -579,13 +579,7 @@ impl LdapModuleBuilder {
             user_attributes.push(attribute.clone());
         }
         user_attributes.extend(self.extra_attributes.iter().cloned());
-        let mut seen = Vec::new();
-        user_attributes.retain(|a| {
-            let lower = a.to_ascii_lowercase();
-            let fresh = !seen.contains(&lower);
-            seen.push(lower);
-            fresh
-        });
+        let user_attributes = dedup_attribute_names(user_attributes);
 
         let connector = Connector::new(id.clone(), self.urls, settings, self.connect_timeout);
         let pools = Pools {
@@ -1289,6 +1283,15 @@ impl Inner {
         identity.attributes = attributes;
         identity
     }
+}
+
+/// Attribute names without repeats (compared ignoring ASCII case), first kept.
+pub(crate) fn dedup_attribute_names(names: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    names
+        .into_iter()
+        .filter(|n| seen.insert(n.to_ascii_lowercase()))
+        .collect()
 }
 
 /// The values of attribute `name` (case-insensitive; options such as `;lang-en` ignored).

@@ -42,8 +42,8 @@ pub use response::{ResponseError, SamlAssertion, SamlAttribute, SignatureAlgorit
 
 use crate::chain::AUDIT_TARGET;
 use crate::flow::{
-    DEFAULT_FLOW_TTL, FlowError, FlowStore, Flows, MemoryFlowStore, MemoryReplayCache, ReplayCache,
-    ReturnToPolicy, check_url, random_token,
+    FlowError, FlowSettings, Flows, MemoryReplayCache, ReplayCache, check_url, flow_builder_methods,
+    random_token,
 };
 use crate::{
     AuthError, AuthRequest, Authenticator, ConfigError, Credentials, Identity, ModuleKind, Outcome, Redirect,
@@ -109,7 +109,6 @@ pub struct SamlModule {
     allow_idp_initiated: bool,
     attributes: AttributeNames,
     flows: Flows,
-    return_to: ReturnToPolicy,
     replay: Arc<dyn ReplayCache>,
     max_response_bytes: usize,
     sp_metadata: String,
@@ -171,9 +170,7 @@ pub struct SamlModuleBuilder {
     email_attribute: Option<String>,
     display_name_attribute: Option<String>,
     groups_attribute: Option<String>,
-    flow_store: Option<Arc<dyn FlowStore>>,
-    flow_ttl: Duration,
-    return_to_allowed: Vec<String>,
+    flows: FlowSettings,
     replay_cache: Option<Arc<dyn ReplayCache>>,
     max_response_bytes: usize,
 }
@@ -323,27 +320,7 @@ impl SamlModuleBuilder {
         self
     }
 
-    /// Where pending logins are kept (default: a [`MemoryFlowStore`] of this module).
-    pub fn flow_store(mut self, store: Arc<dyn FlowStore>) -> Self {
-        self.flow_store = Some(store);
-        self
-    }
-
-    /// How long a started login may take (default 10 min).
-    pub fn flow_ttl(mut self, ttl: Duration) -> Self {
-        self.flow_ttl = ttl;
-        self
-    }
-
-    /// Absolute return-to URL prefixes accepted besides relative paths.
-    pub fn return_to_allowed<I, S>(mut self, prefixes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.return_to_allowed = prefixes.into_iter().map(Into::into).collect();
-        self
-    }
+    flow_builder_methods!();
 
     /// Where accepted assertion ids are remembered (default: a
     /// [`MemoryReplayCache`] of this module; share one between instances).
@@ -539,14 +516,10 @@ impl SamlModuleBuilder {
                 ));
             }
         }
-        if self.flow_ttl.is_zero() {
-            return Err(invalid("flow_ttl", "must be longer than zero".into()));
-        }
         if self.max_response_bytes < 1024 {
             return Err(invalid("max_response_bytes", "must be at least 1024".into()));
         }
-        let return_to = ReturnToPolicy::with_allowed(self.return_to_allowed)
-            .map_err(|m| invalid("return_to_allowed", m))?;
+        let flows = self.flows.build(key)?;
         let sp_metadata = metadata::sp_metadata_xml(&metadata::SpDescription {
             entity_id: &self.sp_entity_id,
             acs_url: &self.acs_url,
@@ -556,9 +529,6 @@ impl SamlModuleBuilder {
             name_id_format: name_id_format.as_deref(),
         })
         .map_err(|e| invalid("sp_entity_id", format!("cannot write the SP metadata: {e}")))?;
-        let store = self
-            .flow_store
-            .unwrap_or_else(|| Arc::new(MemoryFlowStore::default()));
         Ok(SamlModule {
             sp_entity_id: self.sp_entity_id,
             acs_url: self.acs_url,
@@ -577,8 +547,7 @@ impl SamlModuleBuilder {
                 display_name: self.display_name_attribute,
                 groups: self.groups_attribute,
             },
-            flows: Flows::new(store).ttl(self.flow_ttl).return_to(return_to.clone()),
-            return_to,
+            flows,
             replay: self
                 .replay_cache
                 .unwrap_or_else(|| Arc::new(MemoryReplayCache::default())),
@@ -622,9 +591,7 @@ impl SamlModule {
             email_attribute: Some(DEFAULT_EMAIL_ATTRIBUTE.into()),
             display_name_attribute: Some(DEFAULT_DISPLAY_NAME_ATTRIBUTE.into()),
             groups_attribute: Some(DEFAULT_GROUPS_ATTRIBUTE.into()),
-            flow_store: None,
-            flow_ttl: DEFAULT_FLOW_TTL,
-            return_to_allowed: Vec::new(),
+            flows: FlowSettings::default(),
             replay_cache: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
@@ -875,7 +842,7 @@ impl SamlModule {
             Some(flow) => flow.return_to,
             // An IdP-initiated RelayState is the target URL, when it is an acceptable one.
             None => relay_state
-                .filter(|r| self.return_to.check(r).is_ok())
+                .filter(|r| self.flows.return_to_policy().check(r).is_ok())
                 .map(str::to_owned),
         };
         if let Some(return_to) = return_to {

@@ -6,7 +6,7 @@ use ldap3::SearchEntry;
 use serde::Deserialize;
 
 use crate::modules::ldap::template::first_rdn_value;
-use crate::modules::ldap::{first_value, subject, values};
+use crate::modules::ldap::{dedup_attribute_names, first_value, subject, values};
 use crate::sync::{DirectoryChange, DirectoryGroup, DirectoryUser};
 
 /// Longest login name accepted from the directory, in bytes.
@@ -119,7 +119,7 @@ impl UserMapping {
             self.display_name.clone(),
         ];
         names.extend(self.disabled.as_ref().map(|d| d.attribute.clone()));
-        dedup_ignore_case(names)
+        dedup_attribute_names(names)
     }
 
     pub(crate) fn change(&self, sync_id: String, entry: &SearchEntry) -> DirectoryChange {
@@ -169,7 +169,7 @@ pub(crate) struct GroupMapping {
 
 impl GroupMapping {
     pub(crate) fn attributes(&self) -> Vec<String> {
-        dedup_ignore_case(vec![self.name.clone(), self.member.clone()])
+        dedup_attribute_names(vec![self.name.clone(), self.member.clone()])
     }
 
     pub(crate) fn change(&self, sync_id: String, entry: &SearchEntry) -> DirectoryChange {
@@ -194,14 +194,6 @@ impl GroupMapping {
             .unwrap_or_default();
         DirectoryChange::GroupUpserted(DirectoryGroup::new(sync_id, entry.dn.clone(), name, members))
     }
-}
-
-fn dedup_ignore_case(names: Vec<String>) -> Vec<String> {
-    let mut seen = BTreeSet::new();
-    names
-        .into_iter()
-        .filter(|n| seen.insert(n.to_ascii_lowercase()))
-        .collect()
 }
 
 #[cfg(test)]

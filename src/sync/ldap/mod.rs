@@ -353,10 +353,6 @@ impl LdapSource {
             active: true,
             present: BTreeSet::new(),
         };
-        let send = |event: SourceEvent| {
-            let events = events.clone();
-            async move { events.send(event).await.is_ok() }
-        };
         loop {
             let entry = match stream.next().await {
                 Ok(Some(entry)) => entry,
@@ -376,18 +372,14 @@ impl LdapSource {
                 self.on_entry(kind, &entry, &mut refresh, &mut out)?;
             }
             for event in out {
-                if !send(event).await {
+                if events.send(event).await.is_err() {
                     return Ok(());
                 }
             }
         }
         let result = stream.finish().await;
         if result.rc != 0 {
-            if persist
-                && refresh.active
-                && PERSIST_REFUSED.contains(&result.rc)
-                && self.mode == SyncMode::Persist
-            {
+            if persist && refresh.active && PERSIST_REFUSED.contains(&result.rc) {
                 warn!(target: AUDIT_TARGET, source = %self.id(), rc = result.rc, text = %result.text,
                     "the directory refuses persistent sync searches: polling instead");
                 self.persist_refused.store(true, Ordering::Relaxed);
@@ -405,7 +397,7 @@ impl LdapSource {
         let mut out = Vec::new();
         self.finish_refresh(kind, done.cookie, !done.refresh_deletes, &mut refresh, &mut out);
         for event in out {
-            if !send(event).await {
+            if events.send(event).await.is_err() {
                 break;
             }
         }

@@ -115,7 +115,7 @@ fn uuid(raw: &[u8]) -> Result<String, Malformed> {
     if raw.len() != 16 {
         return Err(Malformed("syncUUID is not 16 octets"));
     }
-    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::modules::ldap::template::hex(raw);
     Ok(format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],
@@ -178,11 +178,9 @@ pub(crate) fn sync_done(value: &[u8]) -> Result<SyncDone, Malformed> {
 /// `SEQUENCE { cookie OPTIONAL, flag BOOLEAN DEFAULT default }` (and nothing else).
 fn cookie_and_flag(items: Vec<StructureTag>, default: bool) -> Result<(Option<Vec<u8>>, bool), Malformed> {
     let mut items = items.into_iter().peekable();
-    let cookie = match items.peek() {
-        Some(tag) if is_universal(tag, Types::OctetString) => {
-            Some(bytes(items.next().expect("peeked"), "cookie")?)
-        }
-        _ => None,
+    let cookie = match items.next_if(|tag| is_universal(tag, Types::OctetString)) {
+        Some(tag) => Some(bytes(tag, "cookie")?),
+        None => None,
     };
     let flag = match items.next() {
         None => default,
