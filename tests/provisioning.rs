@@ -157,6 +157,24 @@ async fn create_makes_an_account_just_in_time<S: TestStore>(store: Arc<S>) {
     assert_eq!(store.count().await, 1);
 }
 
+async fn concurrent_first_logins_of_one_subject_share_one_account<S: TestStore>(store: Arc<S>) {
+    let chain = Arc::new(chain(&store, "erin", Provisioning::Create));
+    let logins: Vec<_> = (0..8)
+        .map(|_| {
+            let chain = chain.clone();
+            tokio::spawn(async move { chain.login(&request()).await })
+        })
+        .collect();
+    let mut accounts = Vec::new();
+    for login in logins {
+        // The logins that lose the race to create the account find the winner's.
+        accounts.push(principal(login.await.unwrap()).account_id);
+    }
+    accounts.dedup();
+    assert_eq!(accounts.len(), 1, "{accounts:?}");
+    assert_eq!(store.count().await, 1);
+}
+
 async fn create_never_takes_over_an_existing_name<S: TestStore>(store: Arc<S>) {
     let admin = store
         .create_account(NewAccount::new("Admin").role("admin"))
@@ -179,5 +197,6 @@ store_tests!(
     link_by_login_matches_login_names_never_emails,
     link_by_login_never_relinks_an_account_to_a_second_subject,
     create_makes_an_account_just_in_time,
+    concurrent_first_logins_of_one_subject_share_one_account,
     create_never_takes_over_an_existing_name,
 );

@@ -132,9 +132,18 @@ async fn find_or_provision(
                     tracing::info!(target: AUDIT_TARGET, module = entry.id(), account = %account.id, login = ?account.login, "account created on first login");
                     Ok((account, None))
                 }
-                // Never take over an existing account by name under `create`.
                 Err(crate::StoreError::Conflict(_)) => {
-                    Err(refuse("the login name is taken by another account"))
+                    // A concurrent first login of the same subject may have created
+                    // the account just now: that one is ours.
+                    match store
+                        .find_by_link(&identity.provider, &identity.subject)
+                        .await
+                        .map_err(AuthError::store)?
+                    {
+                        Some(account) => Ok((account, None)),
+                        // Never take over an existing account by name under `create`.
+                        None => Err(refuse("the login name is taken by another account")),
+                    }
                 }
                 Err(other) => Err(AuthError::store(other)),
             }
