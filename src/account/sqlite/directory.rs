@@ -1,13 +1,13 @@
 //! The SQLite store as a [`DirectoryTarget`]: each batch of directory changes is
 //! one transaction, together with the cookies that resume after it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 use sqlx::SqliteConnection;
 
 use super::SqliteStore;
-use super::ops::{self, backend, fold};
+use super::ops::{self, backend, fold, json_list};
 use crate::account::{Account, NewAccount};
 use crate::sync::{
     DeletePolicy, DirectoryChange, DirectoryGroup, DirectoryTarget, DirectoryUser, EntryKind, SyncBatch,
@@ -55,6 +55,14 @@ fn kind_name(kind: EntryKind) -> &'static str {
     }
 }
 
+fn kind_of(name: &str) -> EntryKind {
+    if name == "user" {
+        EntryKind::User
+    } else {
+        EntryKind::Group
+    }
+}
+
 /// What a batch touched whose roles must be mapped again at its end.
 #[derive(Default)]
 struct Touched {
@@ -75,7 +83,11 @@ impl DirectoryTarget for SqliteStore {
             scope,
             report: SyncReport::default(),
             touched: Touched::default(),
+            entries: HashMap::new(),
+            free_links: HashSet::new(),
+            free_logins: HashSet::new(),
         };
+        apply.read_ahead(batch).await?;
         for change in &batch.changes {
             match change {
                 DirectoryChange::UserUpserted(user) => apply.upsert_user(user).await?,
@@ -96,15 +108,26 @@ impl DirectoryTarget for SqliteStore {
     }
 }
 
+/// One batch being applied. What it reads of the store it reads once for the whole
+/// batch (a few statements instead of a few per change: the initial load is
+/// thousands of changes) and keeps current with its own writes.
 struct Apply<'a> {
     conn: &'a mut SqliteConnection,
     scope: &'a SyncScope,
     report: SyncReport,
     touched: Touched,
+    /// Directory entries by sync id, `None` for none stored.
+    entries: HashMap<String, Option<Entry>>,
+    /// Stable ids no account is linked to (for this source) and login keys no
+    /// account holds; a write that takes one removes it.
+    free_links: HashSet<String>,
+    free_logins: HashSet<String>,
 }
 
 /// A stored directory entry.
+#[derive(Clone)]
 struct Entry {
+    kind: EntryKind,
     dn_key: String,
     name: String,
     account_id: Option<i64>,
@@ -121,22 +144,117 @@ impl Apply<'_> {
         Ok(())
     }
 
-    async fn entry(&mut self, sync_id: &str, kind: EntryKind) -> Result<Option<Entry>, StoreError> {
-        let row: Option<(String, String, Option<i64>)> = sqlx::query_as(
-            "SELECT dn_key, name, account_id FROM directory_entries
-             WHERE source = ?1 AND sync_id = ?2 AND kind = ?3",
+    /// Reads the entries the batch names, and which first-seen users' stable ids and
+    /// login names are free.
+    async fn read_ahead(&mut self, batch: &SyncBatch) -> Result<(), StoreError> {
+        let ids: Vec<&str> = batch
+            .changes
+            .iter()
+            .filter_map(|change| match change {
+                DirectoryChange::UserUpserted(user) => Some(user.sync_id.as_str()),
+                DirectoryChange::GroupUpserted(group) => Some(group.sync_id.as_str()),
+                DirectoryChange::UserDeleted { sync_id } | DirectoryChange::GroupDeleted { sync_id } => {
+                    Some(sync_id.as_str())
+                }
+                DirectoryChange::RefreshedPresent { .. } | DirectoryChange::Skipped { .. } => None,
+            })
+            .collect();
+        self.load_entries(&ids).await?;
+        let first_seen: Vec<&DirectoryUser> = batch
+            .changes
+            .iter()
+            .filter_map(|change| match change {
+                DirectoryChange::UserUpserted(user)
+                    if matches!(self.entries.get(&user.sync_id), Some(None)) =>
+                {
+                    Some(user)
+                }
+                _ => None,
+            })
+            .collect();
+        if first_seen.is_empty() {
+            return Ok(());
+        }
+        let stable_ids: HashSet<&str> = first_seen.iter().map(|u| u.stable_id.as_str()).collect();
+        let linked: Vec<String> = sqlx::query_scalar(
+            "SELECT subject FROM account_links
+             WHERE provider = ?1 AND subject IN (SELECT value FROM json_each(?2))",
         )
         .bind(&self.scope.source)
-        .bind(sync_id)
-        .bind(kind_name(kind))
-        .fetch_optional(&mut *self.conn)
+        .bind(json_list(stable_ids.iter().copied()))
+        .fetch_all(&mut *self.conn)
         .await
         .map_err(backend)?;
-        Ok(row.map(|(dn_key, name, account_id)| Entry {
-            dn_key,
-            name,
-            account_id,
-        }))
+        let linked: HashSet<String> = linked.into_iter().collect();
+        self.free_links = stable_ids
+            .into_iter()
+            .filter(|id| !linked.contains(*id))
+            .map(str::to_owned)
+            .collect();
+        let login_keys: HashSet<String> = first_seen.iter().map(|u| fold(&u.login)).collect();
+        let held: Vec<String> = sqlx::query_scalar(
+            "SELECT login_key FROM accounts WHERE login_key IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(json_list(login_keys.iter().map(String::as_str)))
+        .fetch_all(&mut *self.conn)
+        .await
+        .map_err(backend)?;
+        let held: HashSet<String> = held.into_iter().collect();
+        self.free_logins = login_keys.into_iter().filter(|key| !held.contains(key)).collect();
+        Ok(())
+    }
+
+    /// Reads these entries into `entries` (`None` for those not stored).
+    async fn load_entries(&mut self, sync_ids: &[&str]) -> Result<(), StoreError> {
+        if sync_ids.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(String, String, String, String, Option<i64>)> = sqlx::query_as(
+            "SELECT sync_id, kind, dn_key, name, account_id FROM directory_entries
+             WHERE source = ?1 AND sync_id IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(&self.scope.source)
+        .bind(json_list(sync_ids.iter().copied()))
+        .fetch_all(&mut *self.conn)
+        .await
+        .map_err(backend)?;
+        for id in sync_ids {
+            self.entries.insert((*id).to_owned(), None);
+        }
+        for (sync_id, kind, dn_key, name, account_id) in rows {
+            let entry = Entry {
+                kind: kind_of(&kind),
+                dn_key,
+                name,
+                account_id,
+            };
+            self.entries.insert(sync_id, Some(entry));
+        }
+        Ok(())
+    }
+
+    /// The stored entry of `kind` with this sync id.
+    async fn entry(&mut self, sync_id: &str, kind: EntryKind) -> Result<Option<Entry>, StoreError> {
+        if !self.entries.contains_key(sync_id) {
+            self.load_entries(&[sync_id]).await?;
+        }
+        Ok(self
+            .entries
+            .get(sync_id)
+            .cloned()
+            .flatten()
+            .filter(|entry| entry.kind == kind))
+    }
+
+    /// Deletes an entry (and, for a group, its member rows).
+    async fn forget_entry(&mut self, sync_id: &str) -> Result<(), StoreError> {
+        self.exec(
+            "DELETE FROM directory_entries WHERE source = ?1 AND sync_id = ?2",
+            &[sync_id],
+        )
+        .await?;
+        self.entries.insert(sync_id.to_owned(), None);
+        Ok(())
     }
 
     async fn save_entry(
@@ -165,6 +283,13 @@ impl Apply<'_> {
         .execute(&mut *self.conn)
         .await
         .map_err(backend)?;
+        let entry = Entry {
+            kind,
+            dn_key: dn_key.to_owned(),
+            name: name.to_owned(),
+            account_id: account,
+        };
+        self.entries.insert(sync_id.to_owned(), Some(entry));
         Ok(())
     }
 
@@ -204,6 +329,7 @@ impl Apply<'_> {
             .execute(&mut *self.conn)
             .await
             .map_err(backend)?;
+        self.free_links.remove(stable_id);
         Ok(())
     }
 
@@ -215,12 +341,14 @@ impl Apply<'_> {
             None => None,
         };
         // First sight: by stable id, then by login name.
-        if account.is_none() {
+        let login_key = fold(&user.login);
+        if account.is_none() && !self.free_links.contains(&user.stable_id) {
             account = ops::find_by_link(self.conn, &source, &user.stable_id).await?;
         }
         let mut linked_now = false;
         if account.is_none()
-            && let Some(by_name) = ops::find_by_login_key(self.conn, &fold(&user.login)).await?
+            && !self.free_logins.contains(&login_key)
+            && let Some(by_name) = ops::find_by_login_key(self.conn, &login_key).await?
         {
             let other_link = by_name.links.iter().any(|l| l.provider == source);
             if other_link && self.owned_by_entry(row(&by_name.id)?).await? {
@@ -241,7 +369,10 @@ impl Apply<'_> {
                     .linked_to(source.clone(), user.stable_id.clone());
                 new.email = user.email.clone();
                 new.display_name = user.display_name.clone();
-                let created = ops::insert_account(self.conn, &new).await?;
+                // The link is free: no account was found by it just above.
+                let created = ops::insert_account_with_free_link(self.conn, &new).await?;
+                self.free_links.remove(&user.stable_id);
+                self.free_logins.remove(&login_key);
                 self.report.created += 1;
                 row(&created.id)?
             }
@@ -309,6 +440,7 @@ impl Apply<'_> {
             )
             .await?;
             if renamed {
+                self.free_logins.remove(&fold(&user.login));
                 self.report.renamed += 1;
             } else {
                 self.report.updated += 1;
@@ -335,11 +467,7 @@ impl Apply<'_> {
             &[&entry.dn_key],
         )
         .await?;
-        self.exec(
-            "DELETE FROM directory_entries WHERE source = ?1 AND sync_id = ?2",
-            &[sync_id],
-        )
-        .await?;
+        self.forget_entry(sync_id).await?;
         let Some(id) = entry.account_id else {
             return Ok(());
         };
@@ -348,6 +476,12 @@ impl Apply<'_> {
         match self.scope.on_delete {
             DeletePolicy::Delete => {
                 ops::delete_account(self.conn, &account).await?;
+                // The account's entries went with it (ON DELETE CASCADE).
+                for entry in self.entries.values_mut() {
+                    if entry.as_ref().is_some_and(|e| e.account_id == Some(id)) {
+                        *entry = None;
+                    }
+                }
                 self.report.deleted += 1;
             }
             DeletePolicy::Disable => {
@@ -397,13 +531,21 @@ impl Apply<'_> {
             None,
         )
         .await?;
-        for gone in old.difference(&new) {
-            self.exec("DELETE FROM directory_members WHERE source = ?1 AND group_sync_id = ?2 AND member_dn_key = ?3", &[&group.sync_id, gone]).await?;
-        }
-        for added in new.difference(&old) {
+        let gone: Vec<&str> = old.difference(&new).map(String::as_str).collect();
+        if !gone.is_empty() {
             self.exec(
-                "INSERT INTO directory_members (source, group_sync_id, member_dn_key) VALUES (?1, ?2, ?3)",
-                &[&group.sync_id, added],
+                "DELETE FROM directory_members WHERE source = ?1 AND group_sync_id = ?2
+                 AND member_dn_key IN (SELECT value FROM json_each(?3))",
+                &[&group.sync_id, &json_list(gone)],
+            )
+            .await?;
+        }
+        let added: Vec<&str> = new.difference(&old).map(String::as_str).collect();
+        if !added.is_empty() {
+            self.exec(
+                "INSERT INTO directory_members (source, group_sync_id, member_dn_key)
+                 SELECT ?1, ?2, value FROM json_each(?3)",
+                &[&group.sync_id, &json_list(added)],
             )
             .await?;
         }
@@ -427,11 +569,7 @@ impl Apply<'_> {
         }
         let members = self.members(sync_id).await?;
         self.touched.member_keys.extend(members);
-        self.exec(
-            "DELETE FROM directory_entries WHERE source = ?1 AND sync_id = ?2",
-            &[sync_id],
-        )
-        .await?;
+        self.forget_entry(sync_id).await?;
         self.report.groups_deleted += 1;
         Ok(())
     }
@@ -454,48 +592,74 @@ impl Apply<'_> {
         Ok(())
     }
 
-    /// Maps the groups of every touched account to roles again.
+    /// Maps the groups of every touched account to roles again: a few statements
+    /// for the whole batch.
     async fn map_roles(&mut self) -> Result<(), StoreError> {
         let source = self.scope.source.clone();
         let mut accounts = std::mem::take(&mut self.touched.accounts);
-        for key in std::mem::take(&mut self.touched.member_keys) {
+        let member_keys = std::mem::take(&mut self.touched.member_keys);
+        if !member_keys.is_empty() {
+            // The list drives the join (CROSS JOIN keeps that order) and each key is
+            // an index lookup: without statistics SQLite would rather scan the
+            // source's entries once per key.
             let owners: Vec<i64> = sqlx::query_scalar(
-                "SELECT account_id FROM directory_entries
-                 WHERE source = ?1 AND kind = 'user' AND dn_key = ?2 AND account_id IS NOT NULL",
+                "SELECT u.account_id FROM json_each(?2) AS wanted
+                 CROSS JOIN directory_entries AS u INDEXED BY directory_entries_dn
+                   ON u.source = ?1 AND u.kind = 'user' AND u.dn_key = wanted.value
+                 WHERE u.account_id IS NOT NULL",
             )
             .bind(&source)
-            .bind(&key)
+            .bind(json_list(member_keys.iter().map(String::as_str)))
             .fetch_all(&mut *self.conn)
             .await
             .map_err(backend)?;
             accounts.extend(owners);
         }
-        for id in accounts {
-            let groups: Vec<String> = sqlx::query_scalar(
-                "SELECT g.name FROM directory_entries u
-                 JOIN directory_members m ON m.source = u.source AND m.member_dn_key = u.dn_key
-                 JOIN directory_entries g ON g.source = m.source AND g.sync_id = m.group_sync_id
-                 WHERE u.source = ?1 AND u.kind = 'user' AND u.account_id = ?2",
-            )
-            .bind(&source)
-            .bind(id)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(backend)?;
-            let roles = self.scope.roles.map(&groups);
-            let current: Vec<String> = sqlx::query_scalar(
-                "SELECT role FROM account_mapped_roles WHERE account_id = ?1 AND provider = ?2",
-            )
-            .bind(id)
-            .bind(&source)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(backend)?;
-            if current.into_iter().collect::<BTreeSet<_>>() != roles {
-                ops::replace_mapped_roles(self.conn, &AccountId(id.to_string()), &source, &roles).await?;
-                self.report.roles_changed += 1;
-            }
+        if accounts.is_empty() {
+            return Ok(());
         }
+        let ids = json_list(accounts.iter().copied());
+        let mut groups: HashMap<i64, Vec<String>> = accounts.iter().map(|id| (*id, Vec::new())).collect();
+        let memberships: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT u.account_id, g.name FROM json_each(?2) AS wanted
+             CROSS JOIN directory_entries AS u
+               ON u.account_id = wanted.value AND u.source = ?1 AND u.kind = 'user'
+             CROSS JOIN directory_members AS m ON m.source = u.source AND m.member_dn_key = u.dn_key
+             CROSS JOIN directory_entries AS g ON g.source = m.source AND g.sync_id = m.group_sync_id",
+        )
+        .bind(&source)
+        .bind(&ids)
+        .fetch_all(&mut *self.conn)
+        .await
+        .map_err(backend)?;
+        for (id, group) in memberships {
+            groups.entry(id).or_default().push(group);
+        }
+        let mapped: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT account_id, role FROM account_mapped_roles
+             WHERE provider = ?1 AND account_id IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(&source)
+        .bind(&ids)
+        .fetch_all(&mut *self.conn)
+        .await
+        .map_err(backend)?;
+        let mut current: HashMap<i64, BTreeSet<String>> = HashMap::new();
+        for (id, role) in mapped {
+            current.entry(id).or_default().insert(role);
+        }
+        let mut changed: Vec<(i64, BTreeSet<String>)> = groups
+            .into_iter()
+            .map(|(id, groups)| (id, self.scope.roles.map(&groups)))
+            .filter(|(id, roles)| current.get(id).map_or(!roles.is_empty(), |now| now != roles))
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        changed.sort_unstable_by_key(|(id, _)| *id);
+        let changed: Vec<(i64, &BTreeSet<String>)> = changed.iter().map(|(id, roles)| (*id, roles)).collect();
+        ops::overwrite_mapped_roles(self.conn, &source, &changed).await?;
+        self.report.roles_changed += changed.len() as u64;
         Ok(())
     }
 }

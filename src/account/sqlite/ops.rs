@@ -299,6 +299,15 @@ pub(crate) async fn insert_account(
     {
         return Err(StoreError::Conflict("external identity is already linked".into()));
     }
+    insert_account_with_free_link(conn, new).await
+}
+
+/// [`insert_account`] for a caller that has just seen the link is free in the same
+/// transaction (one statement fewer).
+pub(crate) async fn insert_account_with_free_link(
+    conn: &mut SqliteConnection,
+    new: &NewAccount,
+) -> Result<Account, StoreError> {
     let created_at = SystemTime::now();
     let id = sqlx::query(
         "INSERT INTO accounts (login, login_key, email, email_key, display_name, password_hash, disabled, created_at) \
@@ -422,31 +431,57 @@ async fn write_mapped_roles(
     if current.next() == Some(None) && current.flatten().eq(roles.iter().cloned()) {
         return Ok(());
     }
+    overwrite_mapped_roles(conn, provider, &[(id, roles)]).await
+}
+
+/// Sets the roles `provider`'s mapping gives each account, in three statements
+/// whatever the number of accounts.
+pub(crate) async fn overwrite_mapped_roles(
+    conn: &mut SqliteConnection,
+    provider: &str,
+    accounts: &[(i64, &BTreeSet<String>)],
+) -> Result<(), StoreError> {
+    let ids = json_list(accounts.iter().map(|(id, _)| *id));
     sqlx::query(
-        "INSERT INTO account_role_sources (account_id, provider) VALUES (?1, ?2) \
+        "INSERT INTO account_role_sources (account_id, provider) \
+         SELECT value, ?1 FROM json_each(?2) WHERE true \
          ON CONFLICT (account_id, provider) DO NOTHING",
     )
-    .bind(id)
     .bind(provider)
+    .bind(&ids)
     .execute(&mut *conn)
     .await
     .map_err(backend)?;
-    sqlx::query("DELETE FROM account_mapped_roles WHERE account_id = ?1 AND provider = ?2")
-        .bind(id)
-        .bind(provider)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
-    for role in roles {
-        sqlx::query("INSERT INTO account_mapped_roles (account_id, provider, role) VALUES (?1, ?2, ?3)")
-            .bind(id)
-            .bind(provider)
-            .bind(role)
-            .execute(&mut *conn)
-            .await
-            .map_err(backend)?;
-    }
+    sqlx::query(
+        "DELETE FROM account_mapped_roles \
+         WHERE provider = ?1 AND account_id IN (SELECT value FROM json_each(?2))",
+    )
+    .bind(provider)
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    let pairs = json_list(accounts.iter().flat_map(|(id, roles)| {
+        roles
+            .iter()
+            .map(|role| serde_json::Value::from(vec![serde_json::Value::from(*id), role.as_str().into()]))
+    }));
+    sqlx::query(
+        "INSERT INTO account_mapped_roles (account_id, provider, role) \
+         SELECT json_extract(value, '$[0]'), ?1, json_extract(value, '$[1]') FROM json_each(?2)",
+    )
+    .bind(provider)
+    .bind(&pairs)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
     Ok(())
+}
+
+/// A list as one JSON array parameter, read in SQL with `json_each(?)`: one
+/// statement for a whole batch instead of one per item.
+pub(crate) fn json_list<T: Into<serde_json::Value>>(items: impl IntoIterator<Item = T>) -> String {
+    serde_json::Value::Array(items.into_iter().map(Into::into).collect()).to_string()
 }
 
 /// Sets one column of an account: `sql` binds the id as `?1` and `value` as `?2`.
