@@ -96,16 +96,10 @@ struct AttributeNames {
 /// [`SamlModule::from_config`].
 pub struct SamlModule {
     id: String,
-    sp_entity_id: String,
-    acs_url: String,
-    idp: IdpSettings,
+    acs: Arc<AcsPolicy>,
     signing_key: Option<PKey<Private>>,
     name_id_format: Option<String>,
     force_authn: bool,
-    require_signed_assertions: bool,
-    require_signed_messages: bool,
-    algorithms: Algorithms,
-    clock_skew: Duration,
     allow_idp_initiated: bool,
     attributes: AttributeNames,
     flows: Flows,
@@ -118,11 +112,49 @@ impl std::fmt::Debug for SamlModule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SamlModule")
             .field("id", &self.id)
-            .field("sp_entity_id", &self.sp_entity_id)
-            .field("acs_url", &self.acs_url)
-            .field("idp_entity_id", &self.idp.entity_id)
+            .field("sp_entity_id", &self.acs.sp_entity_id)
+            .field("acs_url", &self.acs.acs_url)
+            .field("idp_entity_id", &self.acs.idp.entity_id)
             .field("signs_requests", &self.signing_key.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// What the ACS checks a response against. Shared, so that a check can run on a
+/// blocking thread.
+#[derive(Debug)]
+struct AcsPolicy {
+    sp_entity_id: String,
+    acs_url: String,
+    idp: IdpSettings,
+    require_signed_assertions: bool,
+    require_signed_messages: bool,
+    algorithms: Algorithms,
+    clock_skew: Duration,
+}
+
+impl AcsPolicy {
+    fn verify(
+        &self,
+        xml: &str,
+        in_response_to: Option<&str>,
+        now: SystemTime,
+    ) -> Result<SamlAssertion, ResponseError> {
+        response::verify(
+            xml,
+            &Expectations {
+                sp_entity_id: &self.sp_entity_id,
+                acs_url: &self.acs_url,
+                idp_entity_id: &self.idp.entity_id,
+                certificates: &self.idp.certificates,
+                algorithms: &self.algorithms,
+                require_signed_assertions: self.require_signed_assertions,
+                require_signed_messages: self.require_signed_messages,
+                in_response_to,
+                clock_skew: self.clock_skew,
+                now,
+            },
+        )
     }
 }
 
@@ -530,16 +562,18 @@ impl SamlModuleBuilder {
         })
         .map_err(|e| invalid("sp_entity_id", format!("cannot write the SP metadata: {e}")))?;
         Ok(SamlModule {
-            sp_entity_id: self.sp_entity_id,
-            acs_url: self.acs_url,
-            idp,
+            acs: Arc::new(AcsPolicy {
+                sp_entity_id: self.sp_entity_id,
+                acs_url: self.acs_url,
+                idp,
+                require_signed_assertions: self.require_signed_assertions,
+                require_signed_messages: self.require_signed_messages,
+                algorithms: Algorithms::new(&algorithms),
+                clock_skew: self.clock_skew,
+            }),
             signing_key: signing_key.filter(|_| sign),
             name_id_format,
             force_authn: self.force_authn,
-            require_signed_assertions: self.require_signed_assertions,
-            require_signed_messages: self.require_signed_messages,
-            algorithms: Algorithms::new(&algorithms),
-            clock_skew: self.clock_skew,
             allow_idp_initiated: self.allow_idp_initiated,
             attributes: AttributeNames {
                 login: self.login_attribute,
@@ -606,12 +640,12 @@ impl SamlModule {
 
     /// The IdP's entity id (every accepted assertion's `Issuer`).
     pub fn idp_entity_id(&self) -> &str {
-        &self.idp.entity_id
+        &self.acs.idp.entity_id
     }
 
     /// The IdP's HTTP-Redirect single sign-on URL.
     pub fn idp_sso_url(&self) -> &str {
-        &self.idp.sso_url
+        &self.acs.idp.sso_url
     }
 
     /// Verifies a posted `SAMLResponse` (base64, as in the form) at the time `now`:
@@ -629,21 +663,7 @@ impl SamlModule {
             return Err(ResponseError::Unsolicited);
         }
         let xml = response::decode(saml_response, self.max_response_bytes)?;
-        response::verify(
-            &xml,
-            &Expectations {
-                sp_entity_id: &self.sp_entity_id,
-                acs_url: &self.acs_url,
-                idp_entity_id: &self.idp.entity_id,
-                certificates: &self.idp.certificates,
-                algorithms: &self.algorithms,
-                require_signed_assertions: self.require_signed_assertions,
-                require_signed_messages: self.require_signed_messages,
-                in_response_to,
-                clock_skew: self.clock_skew,
-                now,
-            },
-        )
+        self.acs.verify(&xml, in_response_to, now)
     }
 
     /// The identity an assertion proves, named as configured.
@@ -700,9 +720,9 @@ impl SamlModule {
         let request = AuthnRequest {
             id: request_id.to_owned(),
             version: "2.0".into(),
-            destination: Some(self.idp.sso_url.clone()),
+            destination: Some(self.acs.idp.sso_url.clone()),
             issuer: Some(Issuer {
-                value: Some(self.sp_entity_id.clone()),
+                value: Some(self.acs.sp_entity_id.clone()),
                 ..Issuer::default()
             }),
             name_id_policy: Some(NameIdPolicy {
@@ -711,7 +731,7 @@ impl SamlModule {
                 allow_create: Some(true),
             }),
             force_authn: self.force_authn.then_some(true),
-            assertion_consumer_service_url: Some(self.acs_url.clone()),
+            assertion_consumer_service_url: Some(self.acs.acs_url.clone()),
             protocol_binding: Some(HTTP_POST_BINDING.into()),
             ..AuthnRequest::default()
         };
@@ -797,7 +817,7 @@ impl SamlModule {
             None => {
                 // No login of ours: an IdP-initiated response, if addressed here.
                 match response::unverified_destination(&xml) {
-                    Ok(Some(destination)) if destination != self.acs_url => return Ok(Outcome::Abstain),
+                    Ok(Some(destination)) if destination != self.acs.acs_url => return Ok(Outcome::Abstain),
                     Err(e) => return Err(self.reject(e)),
                     Ok(_) if !self.allow_idp_initiated => return Err(self.reject(ResponseError::Unsolicited)),
                     Ok(_) => None,
@@ -805,22 +825,16 @@ impl SamlModule {
             }
         };
         let now = SystemTime::now();
-        let verified = response::verify(
-            &xml,
-            &Expectations {
-                sp_entity_id: &self.sp_entity_id,
-                acs_url: &self.acs_url,
-                idp_entity_id: &self.idp.entity_id,
-                certificates: &self.idp.certificates,
-                algorithms: &self.algorithms,
-                require_signed_assertions: self.require_signed_assertions,
-                require_signed_messages: self.require_signed_messages,
-                in_response_to: request_id.as_deref(),
-                clock_skew: self.clock_skew,
-                now,
-            },
-        )
-        .map_err(|e| self.reject(e))?;
+        // About a millisecond of xmlsec work: on a blocking thread, not the
+        // runtime's, so other requests go on meanwhile.
+        let acs = self.acs.clone();
+        let verified = tokio::task::spawn_blocking(move || acs.verify(&xml, request_id.as_deref(), now))
+            .await
+            .map_err(|err| AuthError::Unavailable {
+                module: self.id.clone(),
+                reason: format!("the response check did not finish: {err}"),
+            })?
+            .map_err(|e| self.reject(e))?;
         // Keyed by issuer too, so that modules sharing a cache cannot collide.
         let replay_key = format!("{}\n{}", verified.issuer, verified.assertion_id);
         match self
