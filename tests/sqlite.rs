@@ -83,6 +83,36 @@ async fn data_survives_closing_and_reopening_the_file() {
     assert_eq!((failures.count, failures.oldest), (1, Some(at)));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn processes_opening_a_new_file_at_once_all_succeed() {
+    // Separate pools, as separate processes of the host would have, racing to
+    // create and migrate the same new file.
+    for round in 0..10 {
+        let path = fresh_db_path(&format!("sqlite::open-race-{round}"));
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                tokio::spawn(async move { SqliteStore::open(&path).await })
+            })
+            .collect();
+        for open in opens {
+            let store = open
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert_eq!(store.account_count().await.unwrap(), 0);
+            store.close().await;
+        }
+        let db = inspect(&path).await;
+        let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        assert_eq!(applied, 2, "round {round}");
+        assert!(std::path::Path::new(&format!("{}.open-lock", path.display())).exists());
+    }
+}
+
 #[tokio::test]
 async fn migrations_run_once_and_the_file_is_in_wal_mode() {
     let path = fresh_db_path("sqlite::migrations");

@@ -72,6 +72,25 @@ struct AttemptBounds {
     recorded: AtomicU32,
 }
 
+/// Next to the database file, `<file>.open-lock`: held while a store opens it.
+const OPEN_LOCK_SUFFIX: &str = ".open-lock";
+
+/// An exclusive advisory lock on `path` (created if missing), held until the file
+/// is dropped.
+async fn lock_file(path: std::path::PathBuf) -> std::io::Result<std::fs::File> {
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
 impl SqliteStore {
     /// Opens (creating it and its parent directories if missing) the database file
     /// at `path`, in WAL mode with foreign keys on and `synchronous = FULL`, and
@@ -89,6 +108,14 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
+        // Processes opening a new file at the same moment would race: switching
+        // it to WAL takes a lock SQLite's busy timeout does not wait for, and two
+        // migrators could both apply a migration. One opens at a time.
+        let mut lock_path = path.as_os_str().to_owned();
+        lock_path.push(OPEN_LOCK_SUFFIX);
+        let _opening = lock_file(lock_path.into())
+            .await
+            .map_err(|e| cannot(format!("cannot lock: {e}")))?;
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .connect_with(options)
