@@ -1,6 +1,8 @@
 //! The LDAP module against a real OpenLDAP server (tests/peers/slapd.sh).
 #![cfg(feature = "ldap")]
 
+#[path = "common/ldap_proxy.rs"]
+mod ldap_proxy;
 #[path = "common/peer.rs"]
 mod peer;
 #[path = "ldap/proxy.rs"]

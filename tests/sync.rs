@@ -3,8 +3,12 @@
 
 #[path = "sync/harness.rs"]
 mod harness;
+#[path = "common/ldap_proxy.rs"]
+mod ldap_proxy;
 #[path = "common/peer.rs"]
 mod peer;
+#[path = "sync/refusing_proxy.rs"]
+mod refusing_proxy;
 #[path = "ldap/slapd.rs"]
 mod slapd;
 
@@ -14,10 +18,14 @@ use std::time::Duration;
 use authchain::account::{NewAccount, SqliteStore, UserStore};
 use authchain::sync::{
     DeletePolicy, DirectoryChange, DirectoryGroup, DirectoryTarget, DirectoryUser, SyncBatch, SyncMode,
+    SyncPhase,
 };
 use authchain::{AuthChain, AuthRequest, LoginResult};
 
-use harness::{Directory, SOURCE, eventually, group_dn, scope, seed_bulk, start, synchronizer, user_dn};
+use harness::{
+    Directory, SOURCE, eventually, group_dn, scope, seed_bulk, start, synchronizer, synchronizer_of, user_dn,
+};
+use refusing_proxy::RefusingProxy;
 use slapd::Slapd;
 
 fn set(items: &[&str]) -> BTreeSet<String> {
@@ -299,6 +307,151 @@ async fn polling_mode_follows_changes_too() {
     running.stop().await;
 }
 
+/// The directory (a proxy in front of slapd) refuses persistent searches with
+/// `result_code`: the synchroniser, configured for `persist` with a short
+/// `poll_interval`, loads everything and then polls at that interval.
+async fn a_refused_persistent_search_falls_back_to_polling(result_code: u8) {
+    let slapd = Slapd::start();
+    let proxy = RefusingProxy::start(&slapd.ldap_url, result_code).await;
+    let (store, _path) = harness::store().await;
+    let config = authchain::config::Config::from_toml(&format!(
+        r#"
+chain = ["{SOURCE}"]
+[modules.{SOURCE}]
+type = "ldap"
+urls = ["{url}"]
+bind_dn = "{bind_dn}"
+bind_password = "{password}"
+user_search_base = "{people}"
+[[modules.{SOURCE}.role_mapping.rules]]
+group = "admins"
+role = "admin"
+[[modules.{SOURCE}.role_mapping.rules]]
+group = "staff"
+role = "staff"
+[sync]
+module = "{SOURCE}"
+user_base = "{people}"
+group_base = "{groups}"
+mode = "persist"
+poll_interval = "PT0.2S"
+"#,
+        url = proxy.url(),
+        bind_dn = slapd.service_dn,
+        password = slapd.service_password,
+        people = slapd::PEOPLE,
+        groups = slapd::GROUPS,
+    ))
+    .expect("configuration");
+    let synchronizer = config
+        .synchronizer(std::sync::Arc::new(store.clone()))
+        .expect("synchroniser")
+        .expect("a [sync] table");
+    assert_eq!(
+        synchronizer.status().borrow().poll_interval,
+        None,
+        "persist mode starts with a persistent search"
+    );
+    let mut running = start(synchronizer);
+
+    let first = running
+        .wait_for("a completed poll", |s| s.refreshed && s.poll_interval.is_some())
+        .await;
+    assert_eq!(first.poll_interval, Some(Duration::from_millis(200)), "{first:?}");
+    assert!(first.sessions >= 2, "the refused session, then a poll: {first:?}");
+    assert!(proxy.refused() >= 1, "the persistent search was refused");
+    assert!(proxy.refresh_only() >= 2, "users and groups were polled");
+    // The initial load is complete.
+    assert_eq!(first.report.created, 4, "{first:?}");
+    assert_eq!(store.account_count().await.unwrap(), 4);
+    let alice = account(&store, "alice").await.expect("alice synced");
+    assert_eq!(alice.email.as_deref(), Some("alice@example.org"));
+    assert_eq!(mapped(&alice), set(&["admin", "staff"]));
+    assert_eq!(mapped(&account(&store, "bob").await.unwrap()), set(&["staff"]));
+
+    // Later changes arrive with the next polls.
+    let polls = proxy.refresh_only();
+    let mut dir = Directory::connect(&slapd).await;
+    dir.add_user("polled", "polled@example.org").await;
+    dir.add_member("admins", "polled").await;
+    dir.delete(&user_dn("carol")).await;
+    eventually("the changes, by polling", || async {
+        account(&store, "carol").await.filter(|c| c.disabled)?;
+        account(&store, "polled")
+            .await
+            .filter(|a| mapped(a) == set(&["admin"]))
+    })
+    .await;
+    assert!(proxy.refresh_only() > polls);
+    let status = running.status.borrow().clone();
+    assert_eq!(
+        status.poll_interval,
+        Some(Duration::from_millis(200)),
+        "{status:?}"
+    );
+    assert!(status.sessions > first.sessions, "{status:?}");
+    // Refused once (by both searches of the first session at most), never asked again.
+    assert!((1..=2).contains(&proxy.refused()), "{}", proxy.refused());
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persist_refused_as_unwilling_to_perform_falls_back_to_polling() {
+    a_refused_persistent_search_falls_back_to_polling(53).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persist_refused_as_unavailable_critical_extension_falls_back_to_polling() {
+    a_refused_persistent_search_falls_back_to_polling(12).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persist_refused_as_admin_limit_exceeded_falls_back_to_polling() {
+    a_refused_persistent_search_falls_back_to_polling(11).await;
+}
+
+/// Any other failure of a persistent search is an error: reported, retried with
+/// backoff, still as a persistent search.
+async fn other_persistent_search_failures_are_retried_not_polled(result_code: u8) {
+    let slapd = Slapd::start();
+    let proxy = RefusingProxy::start(&slapd.ldap_url, result_code).await;
+    let (store, _path) = harness::store().await;
+    let source = harness::source_builder(&slapd, &proxy.url())
+        .fallback_poll_interval(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let mut running = start(synchronizer_of(source, &store, scope()));
+    let status = running
+        .wait_for("a third failed session", |s| {
+            s.sessions >= 3 && s.phase == SyncPhase::Connecting && s.last_error.is_some()
+        })
+        .await;
+    let error = status.last_error.clone().unwrap();
+    assert!(
+        error.contains(&format!("search: result {result_code} refused by the test proxy")),
+        "{error}"
+    );
+    assert_eq!(status.poll_interval, None, "{status:?}");
+    assert!(!status.refreshed, "{status:?}");
+    assert!(
+        proxy.refused() >= 3,
+        "each retry asked for a persistent search again"
+    );
+    assert_eq!(proxy.refresh_only(), 0, "never polled");
+    assert_eq!(store.account_count().await.unwrap(), 0);
+    assert_eq!(running.stop().await.created, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persist_failing_with_insufficient_access_rights_is_retried_not_polled() {
+    other_persistent_search_failures_are_retried_not_polled(50).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persist_failing_with_operations_error_is_retried_not_polled() {
+    other_persistent_search_failures_are_retried_not_polled(1).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_delete_policy_can_delete_accounts() {
     let slapd = Slapd::start();
@@ -372,7 +525,11 @@ async fn sync_configuration_names_bad_keys() {
             "sync.disabled",
         ),
         (
-            "[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\npoll_interval = \"PT5S\"",
+            "[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\npoll_interval = \"PT0S\"",
+            "sync.poll_interval",
+        ),
+        (
+            "[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\nmode = \"poll\"\npoll_interval = \"PT0S\"",
             "sync.poll_interval",
         ),
         (
@@ -393,11 +550,20 @@ async fn sync_configuration_names_bad_keys() {
             .expect_err(table);
         assert_eq!(err.key(), Some(key), "{table}: {err}");
     }
-    let good = format!(
-        "{base}\n[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\nmode = \"poll\"\npoll_interval = \"PT5S\""
-    );
-    let config = authchain::config::Config::from_toml(&good).unwrap();
-    assert!(config.synchronizer(target).unwrap().is_some());
+    // `poll_interval` sets the interval of `poll` mode, and that of the fallback of `persist` mode.
+    for mode in ["poll", "persist"] {
+        let good = format!(
+            "{base}\n[sync]\nmodule = \"corp-ldap\"\nuser_base = \"ou=people\"\nmode = \"{mode}\"\npoll_interval = \"PT5S\""
+        );
+        let config = authchain::config::Config::from_toml(&good).unwrap();
+        let status = config
+            .synchronizer(target.clone())
+            .unwrap()
+            .expect("a synchroniser")
+            .status();
+        let expected = (mode == "poll").then_some(Duration::from_secs(5));
+        assert_eq!(status.borrow().poll_interval, expected, "{mode}");
+    }
 }
 
 // The SQLite target on its own: one batch whose later changes depend on its

@@ -56,7 +56,8 @@ pub struct SyncConfig {
     /// `persist` (default) or `poll`.
     #[serde(default)]
     pub mode: ModeName,
-    /// Interval of `poll` mode (ISO 8601, default `PT60S`).
+    /// Interval of `poll` mode, and of the polling that `persist` mode falls back
+    /// to when the directory refuses persistent searches (ISO 8601, default `PT60S`).
     pub poll_interval: Option<IsoDuration>,
     /// Most changes per transaction (default 500).
     pub max_batch: Option<usize>,
@@ -68,7 +69,7 @@ pub struct SyncConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModeName {
-    /// refreshAndPersist.
+    /// refreshAndPersist; polling at `poll_interval` when the directory refuses it.
     #[default]
     Persist,
     /// refreshOnly at `poll_interval`.
@@ -121,18 +122,14 @@ impl SyncConfig {
         if let Some(v) = &self.only_groups {
             b = b.only_groups(v.clone());
         }
-        let mode = match (self.mode, self.poll_interval) {
-            (ModeName::Persist, None) => SyncMode::Persist,
-            (ModeName::Persist, Some(_)) => {
-                return Err(ConfigError::invalid(
-                    "sync.poll_interval",
-                    "only applies to mode = \"poll\"",
-                ));
-            }
-            (ModeName::Poll, every) => {
-                SyncMode::Poll(every.map_or(super::ldap::DEFAULT_POLL_INTERVAL, |d| d.0))
-            }
+        // With `persist`, the interval is that of the fallback to polling.
+        let every = self
+            .poll_interval
+            .map_or(super::ldap::DEFAULT_POLL_INTERVAL, |d| d.0);
+        let mode = match self.mode {
+            ModeName::Persist => SyncMode::Persist,
+            ModeName::Poll => SyncMode::Poll(every),
         };
-        b.mode(mode).build()
+        b.mode(mode).fallback_poll_interval(every).build()
     }
 }

@@ -110,6 +110,10 @@ pub struct SyncStatus {
     pub report: SyncReport,
     /// The last error, if the last session failed.
     pub last_error: Option<String>,
+    /// `Some(interval)` while the source polls with refresh-only searches: `mode =
+    /// "poll"`, or the fallback of `mode = "persist"` after the directory refused a
+    /// persistent search. `None` while it follows a persistent search.
+    pub poll_interval: Option<Duration>,
 }
 
 /// Runs a [`DirectorySource`] into a [`DirectoryTarget`].
@@ -141,13 +145,17 @@ impl Synchronizer {
     /// 100 ms doubling up to 30 s.
     pub fn new(source: Arc<dyn DirectorySource>, target: Arc<dyn DirectoryTarget>, scope: SyncScope) -> Self {
         Synchronizer {
-            source,
             target,
             scope,
             max_batch: DEFAULT_MAX_BATCH,
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(30),
-            status: watch::channel(SyncStatus::default()).0,
+            status: watch::channel(SyncStatus {
+                poll_interval: source.poll_interval(),
+                ..SyncStatus::default()
+            })
+            .0,
+            source,
         }
     }
 
@@ -179,13 +187,16 @@ impl Synchronizer {
                 () = &mut shutdown => break,
                 outcome = self.session() => outcome,
             };
+            // A session may have turned a persistent source into a polling one.
+            let poll_interval = self.source.poll_interval();
+            self.status.send_modify(|s| s.poll_interval = poll_interval);
             let wait = match outcome {
                 Ok(refreshed) => {
                     self.status.send_modify(|s| s.last_error = None);
                     if refreshed {
                         backoff = self.min_backoff;
                     }
-                    match self.source.poll_interval() {
+                    match poll_interval {
                         Some(every) => {
                             self.status.send_modify(|s| s.phase = SyncPhase::Waiting);
                             every

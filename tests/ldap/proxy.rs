@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
+
+use crate::ldap_proxy;
 
 pub struct CountingProxy {
     addr: String,
@@ -17,12 +19,7 @@ pub struct CountingProxy {
 impl CountingProxy {
     /// Proxies to the host:port of `upstream` (an ldap:// URL).
     pub async fn start(upstream: &str) -> CountingProxy {
-        let upstream = upstream
-            .trim_start_matches("ldap://")
-            .trim_end_matches('/')
-            .to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
+        let (listener, addr, upstream) = ldap_proxy::listen(upstream).await;
         let connections = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
         let (c, r) = (connections.clone(), requests.clone());
@@ -79,7 +76,7 @@ async fn pipe(client: TcpStream, server: TcpStream, requests: Arc<AtomicUsize>) 
             Ok(n) => n,
         };
         pending.extend_from_slice(&buf[..n]);
-        while let Some(len) = frame_len(&pending) {
+        while let Ok(Some(len)) = ldap_proxy::frame_len(&pending) {
             // Count before forwarding: the answer cannot come back before the request left.
             requests.fetch_add(1, Ordering::SeqCst);
             pending.drain(..len);
@@ -89,20 +86,4 @@ async fn pipe(client: TcpStream, server: TcpStream, requests: Arc<AtomicUsize>) 
         }
     }
     down.abort();
-}
-
-/// The length of the first complete BER element in `buf`, if it is complete.
-fn frame_len(buf: &[u8]) -> Option<usize> {
-    let first = *buf.get(1)?;
-    let (header, body) = if first < 0x80 {
-        (2, first as usize)
-    } else {
-        let n = (first & 0x7f) as usize;
-        let bytes = buf.get(2..2 + n)?;
-        (
-            2 + n,
-            bytes.iter().fold(0usize, |acc, &b| (acc << 8) | b as usize),
-        )
-    };
-    (buf.len() >= header + body).then_some(header + body)
 }

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use authchain::account::{RoleMapping, SqliteStore};
 use authchain::modules::LdapModule;
 use authchain::sync::{
-    DisabledRule, LdapSource, SyncError, SyncMode, SyncPhase, SyncReport, SyncScope, SyncStatus, Synchronizer,
+    DisabledRule, LdapSource, LdapSourceBuilder, SyncError, SyncMode, SyncPhase, SyncReport, SyncScope,
+    SyncStatus, Synchronizer,
 };
 use ldap3::{LdapConnAsync, Mod};
 use tokio::sync::{oneshot, watch};
@@ -41,8 +42,13 @@ pub async fn store() -> (SqliteStore, PathBuf) {
 
 /// The LDAP module the synchroniser borrows its connection settings from.
 pub fn module(slapd: &Slapd) -> LdapModule {
+    module_at(slapd, &slapd.ldap_url)
+}
+
+/// The same, reaching `slapd` through `url` (a proxy).
+pub fn module_at(slapd: &Slapd, url: &str) -> LdapModule {
     LdapModule::builder(SOURCE)
-        .url(&slapd.ldap_url)
+        .url(url)
         .service_account(&slapd.service_dn, slapd.service_password.as_str())
         .user_search(PEOPLE, "(uid=%s)")
         .connect_timeout(Duration::from_secs(2))
@@ -52,13 +58,18 @@ pub fn module(slapd: &Slapd) -> LdapModule {
 }
 
 pub fn source(slapd: &Slapd, mode: SyncMode) -> LdapSource {
-    LdapSource::builder(module(slapd))
-        .users(PEOPLE, "(objectClass=inetOrgPerson)")
-        .groups(GROUPS, "(objectClass=groupOfNames)")
-        .disabled(DisabledRule::ns_account_lock())
+    source_builder(slapd, &slapd.ldap_url)
         .mode(mode)
         .build()
         .expect("LDAP source")
+}
+
+/// The seeded users and groups, reached through `url`.
+pub fn source_builder(slapd: &Slapd, url: &str) -> LdapSourceBuilder {
+    LdapSource::builder(module_at(slapd, url))
+        .users(PEOPLE, "(objectClass=inetOrgPerson)")
+        .groups(GROUPS, "(objectClass=groupOfNames)")
+        .disabled(DisabledRule::ns_account_lock())
 }
 
 /// admins → admin, staff → staff, gNN → rNN.
@@ -121,7 +132,11 @@ pub fn start(synchronizer: Synchronizer) -> Running {
 }
 
 pub fn synchronizer(slapd: &Slapd, store: &SqliteStore, scope: SyncScope, mode: SyncMode) -> Synchronizer {
-    Synchronizer::new(Arc::new(source(slapd, mode)), Arc::new(store.clone()), scope)
+    synchronizer_of(source(slapd, mode), store, scope)
+}
+
+pub fn synchronizer_of(source: LdapSource, store: &SqliteStore, scope: SyncScope) -> Synchronizer {
+    Synchronizer::new(Arc::new(source), Arc::new(store.clone()), scope)
         .backoff(Duration::from_millis(50), Duration::from_millis(500))
 }
 

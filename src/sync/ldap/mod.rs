@@ -31,7 +31,9 @@ use crate::modules::ldap::describe;
 /// How the source follows the directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncMode {
-    /// refreshAndPersist: the directory pushes each change as it happens.
+    /// refreshAndPersist: the directory pushes each change as it happens. When it
+    /// refuses persistent searches, the source polls instead, every
+    /// [`fallback_poll_interval`](LdapSourceBuilder::fallback_poll_interval).
     Persist,
     /// refreshOnly, repeated at this interval (for directories that refuse
     /// persistent searches).
@@ -42,7 +44,8 @@ pub enum SyncMode {
 /// answer a refresh-only one.
 const PERSIST_REFUSED: [u32; 3] = [11, 12, 53];
 
-/// Default polling interval, also used when a refused persistent search falls back to polling.
+/// Default polling interval, of `mode = "poll"` and of the fallback when a
+/// persistent search is refused.
 pub(crate) const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Mirrors users and groups from an LDAP directory. Built with
@@ -56,6 +59,8 @@ pub struct LdapSource {
     user_mapping: UserMapping,
     group_mapping: GroupMapping,
     mode: SyncMode,
+    /// How often to poll once a persistent search was refused.
+    fallback_interval: Duration,
     /// Set when the directory refused a persistent search: poll from then on.
     persist_refused: AtomicBool,
 }
@@ -85,6 +90,7 @@ pub struct LdapSourceBuilder {
     member: String,
     only_groups: Option<Vec<String>>,
     mode: SyncMode,
+    fallback_interval: Duration,
 }
 
 impl LdapSource {
@@ -107,6 +113,7 @@ impl LdapSource {
             member: "member".into(),
             only_groups: None,
             mode: SyncMode::Persist,
+            fallback_interval: DEFAULT_POLL_INTERVAL,
         }
     }
 }
@@ -189,6 +196,14 @@ impl LdapSourceBuilder {
         self
     }
 
+    /// How often to poll in [`SyncMode::Persist`] once the directory has refused a
+    /// persistent search (result 11, 12 or 53) and the source polls instead
+    /// (default 60 s; `poll_interval` with `mode = "persist"` in configuration).
+    pub fn fallback_poll_interval(mut self, every: Duration) -> Self {
+        self.fallback_interval = every;
+        self
+    }
+
     /// Checks every setting.
     pub fn build(self) -> Result<LdapSource, ConfigError> {
         let invalid = |field: &str, message: &str| ConfigError::invalid(format!("sync.{field}"), message);
@@ -216,9 +231,7 @@ impl LdapSourceBuilder {
         if let Some(rule) = &self.disabled {
             rule.check().map_err(|why| invalid("disabled", &why))?;
         }
-        if let SyncMode::Poll(every) = self.mode
-            && every.is_zero()
-        {
+        if self.fallback_interval.is_zero() || self.mode == SyncMode::Poll(Duration::ZERO) {
             return Err(invalid("poll_interval", "must be longer than zero"));
         }
         let defaults = self.module.user_attributes();
@@ -249,6 +262,7 @@ impl LdapSourceBuilder {
             user_mapping,
             group_mapping,
             mode: self.mode,
+            fallback_interval: self.fallback_interval,
             persist_refused: AtomicBool::new(false),
         })
     }
@@ -291,7 +305,7 @@ impl DirectorySource for LdapSource {
     fn poll_interval(&self) -> Option<Duration> {
         match self.mode {
             SyncMode::Poll(every) => Some(every),
-            SyncMode::Persist if self.persist_refused.load(Ordering::Relaxed) => Some(DEFAULT_POLL_INTERVAL),
+            SyncMode::Persist if self.persist_refused.load(Ordering::Relaxed) => Some(self.fallback_interval),
             SyncMode::Persist => None,
         }
     }
