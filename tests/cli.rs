@@ -71,6 +71,7 @@ group_base = "{groups}"
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("sync stopped: 4 created"), "{stdout}");
     assert!(stderr.contains("refresh done (full)"), "{stderr}");
+    assert!(!stderr.contains("polling"), "persistent search: {stderr}");
     assert!(
         !stderr.contains(&slapd.service_password),
         "the password is never printed"
@@ -85,7 +86,10 @@ group_base = "{groups}"
     assert!(alice.effective_roles().contains("admin"));
     store.close().await;
 
-    // A second run resumes from the stored cookie: nothing to do.
+    // A second run, polling, resumes from the stored cookie: nothing to do.
+    let mut polling = std::fs::read_to_string(&config).unwrap();
+    polling.push_str("mode = \"poll\"\npoll_interval = \"PT30S\"\n");
+    std::fs::write(&config, polling).unwrap();
     let again = authchain()
         .args(["sync", "--once", "--config"])
         .arg(&config)
@@ -93,7 +97,9 @@ group_base = "{groups}"
         .output()
         .unwrap();
     assert!(again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("resumed from the stored cookie"));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("resumed from the stored cookie"), "{stderr}");
+    assert!(stderr.contains("polling the directory every 30 s"), "{stderr}");
     assert!(String::from_utf8_lossy(&again.stdout).contains("sync stopped: 0 created"));
 }
 

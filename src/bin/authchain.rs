@@ -185,11 +185,19 @@ async fn sync(path: PathBuf, once: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// A progress line during the refresh, a line when it is done, and one per lost connection.
+/// A progress line during the refresh, a line when it is done, one per lost
+/// connection, and one when the source starts polling.
 async fn show_progress(mut status: tokio::sync::watch::Receiver<SyncStatus>) {
     let mut refreshing = true;
+    let mut polling = None;
     loop {
         let current = status.borrow_and_update().clone();
+        if current.poll_interval != polling {
+            if let Some(every) = current.poll_interval {
+                eprintln!("\rpolling the directory every {} s", every.as_secs_f64());
+            }
+            polling = current.poll_interval;
+        }
         match current.phase {
             SyncPhase::Refreshing => {
                 eprint!(
