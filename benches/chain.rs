@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use authchain::account::{
-    MemoryUserStore, NewAccount, PasswordPolicy, Provisioning, RoleMapping, SqliteStore, UserStore,
+    MemoryUserStore, NewAccount, PasswordPolicy, Provisioning, RoleMapping, SqliteOptions, SqliteStore,
+    Synchronous, UserStore,
 };
 use authchain::chain::ModuleSettings;
 use authchain::modules::{HeaderModule, LocalModule};
@@ -32,19 +33,13 @@ fn sqlite_store(rt: &tokio::runtime::Runtime, name: &str, normal_sync: bool) -> 
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-    rt.block_on(async {
-        if !normal_sync {
-            return Arc::new(SqliteStore::open(&path).await.unwrap());
-        }
-        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal);
-        let pool = SqlitePoolOptions::new().connect_with(options).await.unwrap();
-        Arc::new(SqliteStore::from_pool(pool).await.unwrap())
-    })
+    let synchronous = if normal_sync {
+        Synchronous::Normal
+    } else {
+        Synchronous::Full
+    };
+    let options = SqliteOptions::default().synchronous(synchronous);
+    rt.block_on(async { Arc::new(SqliteStore::open_with(&path, options).await.unwrap()) })
 }
 
 fn header_login(c: &mut Criterion) {

@@ -63,13 +63,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let store = match config.store() {
         Some(configured) => configured.clone(),
-        None => StoreConfig::Sqlite {
-            path: args.data_dir.join("authchain.sqlite3"),
-        },
+        None => StoreConfig::sqlite(args.data_dir.join("authchain.sqlite3")),
     };
     let stores = store.open().await?;
     match &store {
-        StoreConfig::Sqlite { path } => println!("accounts in {}", path.display()),
+        StoreConfig::Sqlite { path, .. } => println!("accounts in {}", path.display()),
         _ => println!("accounts in memory"),
     }
     seed_admin(stores.users().as_ref(), args.reset_admin_password).await?;

@@ -40,8 +40,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::account::{
-    AttemptStore, LoginAttribute, LoginNames, MemoryAttemptStore, MemoryUserStore, PasswordPolicy,
-    Provisioning, RoleMapping, RoleRule, ThrottlePolicy, UserStore,
+    AttemptStore, DEFAULT_MAX_CONNECTIONS, LoginAttribute, LoginNames, MemoryAttemptStore, MemoryUserStore,
+    PasswordPolicy, Provisioning, RoleMapping, RoleRule, Synchronous, ThrottlePolicy, UserStore,
 };
 use crate::chain::{ModuleSettings, OnFailure};
 use crate::iso8601::IsoDuration;
@@ -85,6 +85,8 @@ struct RawStore {
     #[serde(rename = "type")]
     kind: String,
     path: Option<PathBuf>,
+    synchronous: Option<String>,
+    max_connections: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -226,17 +228,39 @@ pub enum StoreConfig {
     Sqlite {
         /// The database file (relative paths are relative to the working directory).
         path: PathBuf,
+        /// `synchronous` (default `full`).
+        synchronous: Synchronous,
+        /// Connections in the pool (default [`DEFAULT_MAX_CONNECTIONS`]).
+        max_connections: u32,
     },
 }
 
 impl StoreConfig {
+    /// An SQLite store at `path` with the default settings.
+    pub fn sqlite(path: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig::Sqlite {
+            path: path.into(),
+            synchronous: Synchronous::default(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+
     fn parse(raw: &RawStore) -> Result<StoreConfig, ConfigError> {
+        if raw.kind == "memory" {
+            let sqlite_only = [
+                ("store.path", raw.path.is_some()),
+                ("store.synchronous", raw.synchronous.is_some()),
+                ("store.max_connections", raw.max_connections.is_some()),
+            ];
+            if let Some((key, _)) = sqlite_only.iter().find(|(_, given)| *given) {
+                return Err(ConfigError::invalid(
+                    *key,
+                    "only a `type = \"sqlite\"` store has this setting",
+                ));
+            }
+        }
         match (raw.kind.as_str(), &raw.path) {
-            ("memory", None) => Ok(StoreConfig::Memory),
-            ("memory", Some(_)) => Err(ConfigError::invalid(
-                "store.path",
-                "only a `type = \"sqlite\"` store has a path",
-            )),
+            ("memory", _) => Ok(StoreConfig::Memory),
             ("sqlite", _) if !cfg!(feature = "sqlite") => Err(ConfigError::invalid(
                 "store.type",
                 "store type `sqlite` needs the crate feature `sqlite`",
@@ -248,7 +272,30 @@ impl StoreConfig {
             ("sqlite", Some(path)) if path.as_os_str().is_empty() => {
                 Err(ConfigError::invalid("store.path", "must not be empty"))
             }
-            ("sqlite", Some(path)) => Ok(StoreConfig::Sqlite { path: path.clone() }),
+            ("sqlite", Some(path)) => {
+                let synchronous = match raw.synchronous.as_deref() {
+                    None | Some("full") => Synchronous::Full,
+                    Some("normal") => Synchronous::Normal,
+                    Some(other) => {
+                        return Err(ConfigError::invalid(
+                            "store.synchronous",
+                            format!("`{other}` is not one of: full, normal"),
+                        ));
+                    }
+                };
+                let max_connections = raw.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+                if !(1..=64).contains(&max_connections) {
+                    return Err(ConfigError::invalid(
+                        "store.max_connections",
+                        format!("{max_connections} is outside 1..=64"),
+                    ));
+                }
+                Ok(StoreConfig::Sqlite {
+                    path: path.clone(),
+                    synchronous,
+                    max_connections,
+                })
+            }
             (other, _) => Err(ConfigError::invalid(
                 "store.type",
                 format!("unknown store type `{other}` (known: memory, sqlite)"),
@@ -262,10 +309,8 @@ impl StoreConfig {
         match self {
             StoreConfig::Memory => Ok(Stores::new(Arc::new(MemoryUserStore::new()))),
             #[cfg(feature = "sqlite")]
-            StoreConfig::Sqlite { path } => {
-                let store = crate::account::SqliteStore::open(path)
-                    .await
-                    .map_err(|e| ConfigError::invalid("store.path", e.to_string()))?;
+            StoreConfig::Sqlite { .. } => {
+                let store = self.open_sqlite().await?;
                 Ok(Stores::new(Arc::new(store.clone())).attempts(Arc::new(store)))
             }
             #[cfg(not(feature = "sqlite"))]
@@ -274,6 +319,29 @@ impl StoreConfig {
                 "store type `sqlite` needs the crate feature `sqlite`",
             )),
         }
+    }
+
+    /// Opens the SQLite store this names (brought up to date with the crate's
+    /// schema); failures name `store.path`, a memory store `store.type`.
+    #[cfg(feature = "sqlite")]
+    pub async fn open_sqlite(&self) -> Result<crate::account::SqliteStore, ConfigError> {
+        let StoreConfig::Sqlite {
+            path,
+            synchronous,
+            max_connections,
+        } = self
+        else {
+            return Err(ConfigError::invalid(
+                "store.type",
+                "not a `type = \"sqlite\"` store",
+            ));
+        };
+        let options = crate::account::SqliteOptions::default()
+            .synchronous(*synchronous)
+            .max_connections(*max_connections);
+        crate::account::SqliteStore::open_with(path, options)
+            .await
+            .map_err(|e| ConfigError::invalid("store.path", e.to_string()))
     }
 }
 

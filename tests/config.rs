@@ -133,6 +133,18 @@ fn bad_values_name_their_key() {
             "chain = []\n[store]\ntype = \"memory\"\npath = \"x.db\"\n",
             "store.path",
         ),
+        (
+            "chain = []\n[store]\ntype = \"memory\"\nsynchronous = \"normal\"\n",
+            "store.synchronous",
+        ),
+        (
+            "chain = []\n[store]\ntype = \"sqlite\"\npath = \"x.db\"\nsynchronous = \"off\"\n",
+            "store.synchronous",
+        ),
+        (
+            "chain = []\n[store]\ntype = \"sqlite\"\npath = \"x.db\"\nmax_connections = 0\n",
+            "store.max_connections",
+        ),
     ];
     for (text, key) in cases {
         let err = error(text);

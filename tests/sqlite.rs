@@ -484,7 +484,7 @@ async fn the_store_section_opens_an_sqlite_file() {
         path.display().to_string()
     );
     let config = Config::from_toml(&text).unwrap();
-    assert_eq!(config.store(), Some(&StoreConfig::Sqlite { path: path.clone() }));
+    assert_eq!(config.store(), Some(&StoreConfig::sqlite(&path)));
     let stores = config.open_stores().await.unwrap();
     stores
         .users()
@@ -508,6 +508,23 @@ async fn the_store_section_opens_an_sqlite_file() {
             .count,
         1
     );
+
+    // Durability and pool size, as configured.
+    let tuned = Config::from_toml(&format!(
+        "chain = []\n[store]\ntype = \"sqlite\"\npath = {:?}\nsynchronous = \"normal\"\nmax_connections = 2\n",
+        path.display().to_string()
+    ))
+    .unwrap();
+    let tuned = tuned.store().unwrap().open_sqlite().await.unwrap();
+    // PRAGMA synchronous: 1 is NORMAL, 2 is FULL.
+    for (store, synchronous, connections) in [(&tuned, 1, 2), (&reopened, 2, 4)] {
+        let found: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(found, synchronous);
+        assert_eq!(store.pool().options().get_max_connections(), connections);
+    }
 
     // Without a [store] section: memory.
     let memory = Config::from_toml("chain = []\n").unwrap();

@@ -13,10 +13,27 @@ pub use login::{LoginAttribute, LoginNames};
 pub use password::{HashScheme, PasswordError, PasswordPolicy, Verification};
 pub use roles::{RoleMapping, RoleMappingBuilder, RoleRule};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{MAX_FAILURE_ROWS, SqliteStore};
+pub use sqlite::{MAX_FAILURE_ROWS, SqliteOptions, SqliteStore};
 pub use store::{Account, ExternalLink, LoginUpdate, MemoryUserStore, NewAccount, UserStore};
 pub(crate) use throttle::Throttle;
 pub use throttle::{AttemptStore, FailureCount, MAX_FAILURES_PER_KEY, MemoryAttemptStore, ThrottlePolicy};
+
+/// Connections of an SQLite store's pool by default: SQLite runs one writer at a
+/// time, WAL lets the others read meanwhile.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 4;
+
+/// How durable a store's commits are: SQLite's `synchronous` setting, in WAL mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Synchronous {
+    /// `FULL`, the default: a committed login or sync batch survives a power loss.
+    #[default]
+    Full,
+    /// `NORMAL`: faster commits and still consistent after a crash, but the last
+    /// commits before a power loss may be lost.
+    Normal,
+}
 
 /// What happens when a provider verifies an external subject that no local
 /// account is linked to yet.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use authchain::account::{PasswordPolicy, SqliteStore};
+use authchain::account::PasswordPolicy;
 use authchain::config::{Config, StoreConfig};
 use authchain::sync::{SyncPhase, SyncStatus};
 
@@ -152,17 +152,13 @@ async fn check_config(path: PathBuf) -> Result<(), String> {
 
 async fn sync(path: PathBuf, once: bool) -> Result<(), String> {
     let config = Config::from_file(&path).map_err(|e| e.to_string())?;
-    let Some(StoreConfig::Sqlite { path: db }) = config.store() else {
+    let Some(store @ StoreConfig::Sqlite { .. }) = config.store() else {
         return Err(format!(
             "{}: directory sync writes into a `[store] type = \"sqlite\"` store",
             path.display()
         ));
     };
-    let target = Arc::new(
-        SqliteStore::open(db)
-            .await
-            .map_err(|e| format!("store.path: {e}"))?,
-    );
+    let target = Arc::new(store.open_sqlite().await.map_err(|e| e.to_string())?);
     let synchronizer = config
         .synchronizer(target)
         .map_err(|e| e.to_string())?

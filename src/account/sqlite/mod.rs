@@ -34,7 +34,10 @@ use async_trait::async_trait;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{Account, AttemptStore, FailureCount, LoginUpdate, MAX_FAILURES_PER_KEY, NewAccount, UserStore};
+use super::{
+    Account, AttemptStore, DEFAULT_MAX_CONNECTIONS, FailureCount, LoginUpdate, MAX_FAILURES_PER_KEY,
+    NewAccount, Synchronous, UserStore,
+};
 use crate::{AccountId, StoreError};
 use ops::backend;
 
@@ -43,9 +46,39 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections of a file-backed pool: SQLite runs one writer at a time, WAL lets the
-/// others read meanwhile.
-const MAX_CONNECTIONS: u32 = 4;
+/// How [`SqliteStore::open_with`] opens a file; [`SqliteStore::open`] uses the
+/// defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// `synchronous` (default [`Synchronous::Full`]).
+    pub synchronous: Synchronous,
+    /// Connections in the pool (default [`DEFAULT_MAX_CONNECTIONS`]; at least 1).
+    pub max_connections: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous: Synchronous::Full,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+impl SqliteOptions {
+    /// Sets `synchronous`.
+    pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
+        self.synchronous = synchronous;
+        self
+    }
+
+    /// Sets the pool size (0 counts as 1).
+    pub fn max_connections(mut self, connections: u32) -> Self {
+        self.max_connections = connections.max(1);
+        self
+    }
+}
 /// The most failures [`SqliteStore`] keeps in all (oldest dropped first).
 pub const MAX_FAILURE_ROWS: u64 = 1_000_000;
 /// Every this many recorded failures, expired ones of every key are dropped.
@@ -96,6 +129,14 @@ impl SqliteStore {
     /// at `path`, in WAL mode with foreign keys on and `synchronous = FULL`, and
     /// brings its schema up to date.
     pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// [`open`](SqliteStore::open) with these options.
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        settings: SqliteOptions,
+    ) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref();
         let cannot = |what: String| StoreError::Backend(format!("cannot open {}: {what}", path.display()));
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -105,7 +146,10 @@ impl SqliteStore {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(match settings.synchronous {
+                Synchronous::Full => SqliteSynchronous::Full,
+                Synchronous::Normal => SqliteSynchronous::Normal,
+            })
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         // Processes opening a new file at the same moment would race: switching
@@ -117,7 +161,7 @@ impl SqliteStore {
             .await
             .map_err(|e| cannot(format!("cannot lock: {e}")))?;
         let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(settings.max_connections.max(1))
             .connect_with(options)
             .await
             .map_err(|e| cannot(ops::describe(&e)))?;
@@ -183,9 +227,9 @@ impl SqliteStore {
         self
     }
 
-    /// The pool, for callers that combine store writes with their own statements in
-    /// one transaction.
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    /// The connection pool: for health checks and inspection. Write through the
+    /// store's methods, which keep its invariants.
+    pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
