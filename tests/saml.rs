@@ -433,6 +433,38 @@ async fn a_response_for_another_sp_is_refused() {
             .await,
     );
     assert!(reason.contains("Destination"), "{reason}");
+
+    // Addressed to A, but the IdP signed the assertion for B's endpoint: its
+    // Recipient is checked on its own.
+    let a = lenient(idp).await;
+    let misdirected = idp
+        .unsolicited(
+            SP_A,
+            Unsolicited {
+                user: "alice",
+                recipient: Some(ACS_B),
+                ..Unsolicited::default()
+            },
+        )
+        .await;
+    let err = a
+        .verify_response(&misdirected.saml_response, None, now)
+        .unwrap_err();
+    assert!(
+        matches!(&err, ResponseError::Mismatch(m) if m.contains("Recipient")),
+        "{err:?}"
+    );
+    let fine = idp
+        .unsolicited(
+            SP_A,
+            Unsolicited {
+                user: "alice",
+                recipient: Some(ACS_A),
+                ..Unsolicited::default()
+            },
+        )
+        .await;
+    assert!(a.verify_response(&fine.saml_response, None, now).is_ok());
 }
 
 /// The module for the attack tests: IdP-initiated allowed, so a response can be

@@ -92,6 +92,8 @@ pub struct Unsolicited<'a> {
     pub sha1: bool,
     pub unsigned_response: bool,
     pub unsigned_assertion: bool,
+    /// The assertion's Recipient, instead of the SP's ACS.
+    pub recipient: Option<&'a str>,
 }
 
 impl Idp {
@@ -179,6 +181,9 @@ impl Idp {
         ];
         if let Some(relay) = options.relay_state {
             query.push(("relay_state", relay));
+        }
+        if let Some(recipient) = options.recipient {
+            query.push(("recipient", recipient));
         }
         let response = reqwest::Client::new()
             .get(format!("{}/unsolicited", self.url))

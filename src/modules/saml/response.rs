@@ -351,14 +351,14 @@ fn optional_child<'a, 'i>(
     name: &'static str,
 ) -> Result<Option<Node<'a, 'i>>, ResponseError> {
     let mut found = children(node, namespace, name);
-    match (found.next(), found.next()) {
-        (first, None) => Ok(first),
-        (Some(_), Some(_)) => Err(malformed(format!(
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(malformed(format!(
             "<{}> has several <{name}>",
             node.tag_name().name()
-        ))),
-        (None, Some(_)) => unreachable!("an iterator yields a first item before a second"),
+        )));
     }
+    Ok(first)
 }
 
 fn id_of(node: Node<'_, '_>) -> Result<String, ResponseError> {

@@ -31,8 +31,10 @@ Endpoints:
     GET  /unsolicited          sp=<entity id>, user=<login>, [relay_state],
                                [signer=idp|rogue], [sign_response=0|1],
                                [sign_assertion=0|1], [sha1=1] (RSA-SHA1 and
-                               SHA-1 digests): an IdP-initiated response
-                               (no InResponseTo) as the auto-submit form
+                               SHA-1 digests), [recipient=<url>] (the
+                               assertion's Recipient, instead of the SP's ACS):
+                               an IdP-initiated response (no InResponseTo) as
+                               the auto-submit form
 """
 
 import argparse
@@ -104,7 +106,18 @@ def make_server(base, key, cert, xmlsec):
         "metadata": {},
         "accepted_time_diff": 60,
     }
-    return Server(config=IdPConfig().load(config))
+    return InjectingServer(config=IdPConfig().load(config))
+
+
+# The Recipient the next response made on this thread names, when a test asks for
+# another one than the ACS (failure injection: a response whose Destination is the
+# SP but whose assertion is for another endpoint).
+RECIPIENT = threading.local()
+
+
+class InjectingServer(Server):
+    def update_farg(self, in_response_to, consumer_url, farg=None):
+        return Server.update_farg(in_response_to, getattr(RECIPIENT, "url", None) or consumer_url, farg)
 
 
 class State:
@@ -235,9 +248,9 @@ class Handler(BaseHTTPRequestHandler):
         server = self.state.rogue if params.get("signer") == "rogue" else self.state.idp
         sp = params["sp"]
         destination = server.metadata.assertion_consumer_service(sp, BINDING_HTTP_POST)[0]["location"]
-        self.answer(
-            200,
-            self.state.response_form(
+        RECIPIENT.url = params.get("recipient")
+        try:
+            form = self.state.response_form(
                 server,
                 params.get("user", "alice"),
                 params.get("relay_state", ""),
@@ -248,8 +261,10 @@ class Handler(BaseHTTPRequestHandler):
                 destination=destination,
                 sp_entity_id=sp,
                 name_id_policy=None,
-            ),
-        )
+            )
+        finally:
+            RECIPIENT.url = None
+        self.answer(200, form)
 
 
 def watch_owner(pid):
