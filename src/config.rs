@@ -149,8 +149,19 @@ const COMMON_KEYS: &[&str] = &[
     "role_mapping",
 ];
 
-fn yes() -> bool {
+/// `#[serde(default = "crate::config::yes")]`: a switch that is on unless set.
+pub(crate) fn yes() -> bool {
     true
+}
+
+/// A configured attribute, claim or path name: unset is `default`, `""` is none.
+#[allow(dead_code)] // only modules behind features read names
+pub(crate) fn name_or_default(value: &Option<String>, default: Option<&str>) -> Option<String> {
+    match value.as_deref() {
+        None => default.map(str::to_owned),
+        Some("") => None,
+        Some(name) => Some(name.to_owned()),
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

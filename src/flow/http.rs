@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::ProviderRequests;
 pub(crate) use super::check_url;
+use crate::iso8601::IsoDuration;
 use crate::{AuthError, ConfigError};
 
 /// Default timeout of one request to a provider.
@@ -37,6 +38,25 @@ impl Default for HttpSettings {
 }
 
 impl HttpSettings {
+    /// The `http_timeout`, `max_response_bytes` and `ca_file` keys of a module's
+    /// configuration.
+    pub(crate) fn configure(
+        &mut self,
+        timeout: Option<IsoDuration>,
+        max_bytes: Option<usize>,
+        ca_file: Option<&Path>,
+    ) {
+        if let Some(timeout) = timeout {
+            self.timeout = timeout.0;
+        }
+        if let Some(max) = max_bytes {
+            self.max_bytes = max;
+        }
+        if let Some(path) = ca_file {
+            self.ca_file = Some(path.to_owned());
+        }
+    }
+
     /// The client of `module`; `key` names a field of its configuration.
     pub(crate) fn client(
         &self,

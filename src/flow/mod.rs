@@ -21,6 +21,7 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::iso8601::IsoDuration;
 use crate::{AuthError, ConfigError};
 
 #[cfg(any(feature = "oidc", feature = "oauth2", feature = "cas"))]
@@ -413,6 +414,14 @@ impl Default for FlowSettings {
 
 #[allow(dead_code)]
 impl FlowSettings {
+    /// The `flow_ttl` and `return_to_allowed` keys of a module's configuration.
+    pub(crate) fn configure(&mut self, ttl: Option<IsoDuration>, return_to_allowed: &[String]) {
+        if let Some(ttl) = ttl {
+            self.ttl = ttl.0;
+        }
+        self.return_to_allowed = return_to_allowed.to_vec();
+    }
+
     /// Checks the settings; `key` names a field of the module's configuration.
     pub(crate) fn build(self, key: impl Fn(&str) -> String) -> Result<Flows, ConfigError> {
         if self.ttl.is_zero() {
@@ -424,6 +433,38 @@ impl FlowSettings {
         Ok(Flows::new(store).ttl(self.ttl).return_to(return_to))
     }
 }
+
+/// `impl Authenticator` for a redirect module: `Start` goes to its
+/// `start(return_to)`, `Callback` to its `callback(request, params)`, anything else
+/// abstains.
+#[allow(unused_macros)]
+macro_rules! redirect_authenticator {
+    ($module:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::Authenticator for $module {
+            fn id(&self) -> &str {
+                &self.id
+            }
+
+            fn kind(&self) -> $crate::ModuleKind {
+                $crate::ModuleKind::Redirect
+            }
+
+            async fn authenticate(
+                &self,
+                request: &$crate::AuthRequest,
+            ) -> Result<$crate::Outcome, $crate::AuthError> {
+                match &request.credentials {
+                    $crate::Credentials::Start { return_to } => self.start(return_to.as_deref()).await,
+                    $crate::Credentials::Callback { params } => self.callback(request, params).await,
+                    _ => Ok($crate::Outcome::Abstain),
+                }
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use redirect_authenticator;
 
 /// The builder methods for a `flows: FlowSettings` field.
 #[allow(unused_macros)]

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::{CasModule, CasModuleBuilder};
 use crate::ConfigError;
+use crate::config::name_or_default;
 use crate::iso8601::IsoDuration;
 
 /// The settings of one CAS module, as written in configuration.
@@ -72,15 +73,6 @@ pub struct CasConfig {
     pub ca_file: Option<PathBuf>,
 }
 
-/// `None`: the default; `""`: nothing.
-fn attribute(value: &Option<String>, default: Option<&str>) -> Option<String> {
-    match value.as_deref() {
-        None => default.map(str::to_owned),
-        Some("") => None,
-        Some(name) => Some(name.to_owned()),
-    }
-}
-
 impl CasModule {
     /// Builds the module `id` from its configuration; errors name the key
     /// (`modules.<id>.<field>`).
@@ -93,11 +85,10 @@ impl CasConfig {
     /// The builder this configuration describes (to adjust in code before `build`).
     pub fn builder(&self, id: &str) -> CasModuleBuilder {
         let mut b = CasModule::builder(id, &self.server_url, &self.service_url)
-            .login_attribute(attribute(&self.login_attribute, None))
-            .email_attribute(attribute(&self.email_attribute, Some("email")))
-            .name_attribute(attribute(&self.name_attribute, Some("displayName")))
-            .groups_attribute(attribute(&self.groups_attribute, Some("groups")))
-            .return_to_allowed(self.return_to_allowed.clone());
+            .login_attribute(name_or_default(&self.login_attribute, None))
+            .email_attribute(name_or_default(&self.email_attribute, Some("email")))
+            .name_attribute(name_or_default(&self.name_attribute, Some("displayName")))
+            .groups_attribute(name_or_default(&self.groups_attribute, Some("groups")));
         if let Some(path) = &self.login_path {
             b = b.login_path(path);
         }
@@ -113,18 +104,12 @@ impl CasConfig {
         if let Some(name) = &self.flow_param {
             b = b.flow_param(name);
         }
-        if let Some(d) = self.flow_ttl {
-            b = b.flow_ttl(d.0);
-        }
-        if let Some(d) = self.http_timeout {
-            b = b.http_timeout(d.0);
-        }
-        if let Some(max) = self.max_response_bytes {
-            b = b.max_response_bytes(max);
-        }
-        if let Some(path) = &self.ca_file {
-            b = b.ca_file(path);
-        }
+        b.flows.configure(self.flow_ttl, &self.return_to_allowed);
+        b.http.configure(
+            self.http_timeout,
+            self.max_response_bytes,
+            self.ca_file.as_deref(),
+        );
         b
     }
 }

@@ -22,7 +22,6 @@ pub mod response;
 
 use std::collections::BTreeMap;
 
-use async_trait::async_trait;
 use tracing::warn;
 
 pub use config::CasConfig;
@@ -30,10 +29,10 @@ use response::{CasUser, ValidationResponse};
 
 use crate::chain::AUDIT_TARGET;
 use crate::flow::http::{HttpClient, HttpSettings, Purpose, check_url, http_builder_methods};
-use crate::flow::{FlowError, FlowSettings, Flows, ProviderRequests, flow_builder_methods};
-use crate::{
-    AuthError, AuthRequest, Authenticator, ConfigError, Credentials, Identity, ModuleKind, Outcome, Redirect,
+use crate::flow::{
+    FlowError, FlowSettings, Flows, ProviderRequests, flow_builder_methods, redirect_authenticator,
 };
+use crate::{AuthError, AuthRequest, ConfigError, Identity, Outcome, Redirect};
 
 /// Default login path, relative to the server URL.
 pub const DEFAULT_LOGIN_PATH: &str = "/login";
@@ -411,21 +410,4 @@ impl CasModule {
     }
 }
 
-#[async_trait]
-impl Authenticator for CasModule {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn kind(&self) -> ModuleKind {
-        ModuleKind::Redirect
-    }
-
-    async fn authenticate(&self, request: &AuthRequest) -> Result<Outcome, AuthError> {
-        match &request.credentials {
-            Credentials::Start { return_to } => self.start(return_to.as_deref()).await,
-            Credentials::Callback { params } => self.callback(request, params).await,
-            _ => Ok(Outcome::Abstain),
-        }
-    }
-}
+redirect_authenticator!(CasModule);

@@ -8,22 +8,20 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
 use tracing::warn;
 
 use crate::chain::AUDIT_TARGET;
+use crate::config::name_or_default;
 use crate::flow::http::{HttpClient, HttpSettings, Purpose, check_url, http_builder_methods};
 use crate::flow::oauth::{self, Callback, Client};
 use crate::flow::{
     ClientAuthMethod, FlowError, FlowSettings, Flows, ProviderRequests, flow_builder_methods, json,
+    redirect_authenticator,
 };
 use crate::iso8601::IsoDuration;
-use crate::{
-    AuthError, AuthRequest, Authenticator, ConfigError, Credentials, Identity, ModuleKind, Outcome, Redirect,
-    SecretSource, SecretString,
-};
+use crate::{AuthError, AuthRequest, ConfigError, Identity, Outcome, Redirect, SecretSource, SecretString};
 
 /// The OAuth2 module. Build it with [`OAuth2Module::builder`] or
 /// [`OAuth2Module::from_config`].
@@ -370,24 +368,7 @@ impl OAuth2Module {
     }
 }
 
-#[async_trait]
-impl Authenticator for OAuth2Module {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn kind(&self) -> ModuleKind {
-        ModuleKind::Redirect
-    }
-
-    async fn authenticate(&self, request: &AuthRequest) -> Result<Outcome, AuthError> {
-        match &request.credentials {
-            Credentials::Start { return_to } => self.start(return_to.as_deref()).await,
-            Credentials::Callback { params } => self.callback(request, params).await,
-            _ => Ok(Outcome::Abstain),
-        }
-    }
-}
+redirect_authenticator!(OAuth2Module);
 
 /// The settings of one OAuth2 module, as written in configuration.
 ///
@@ -433,7 +414,7 @@ pub struct OAuth2Config {
     #[serde(default)]
     pub extra_auth_params: BTreeMap<String, String>,
     /// Send a PKCE (S256) challenge. Default `true`.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::config::yes")]
     pub pkce: bool,
     /// JSON path of the stable subject in the userinfo answer. Default `id`.
     #[serde(default)]
@@ -469,18 +450,6 @@ pub struct OAuth2Config {
     pub ca_file: Option<PathBuf>,
 }
 
-fn yes() -> bool {
-    true
-}
-
-fn optional_path(value: &Option<String>, default: Option<&str>) -> Option<String> {
-    match value.as_deref() {
-        None => default.map(str::to_owned),
-        Some("") => None,
-        Some(path) => Some(path.to_owned()),
-    }
-}
-
 impl OAuth2Module {
     /// Builds the module `id` from its configuration; errors name the key.
     pub fn from_config(id: &str, cfg: &OAuth2Config) -> Result<OAuth2Module, ConfigError> {
@@ -495,10 +464,9 @@ impl OAuth2Module {
         )
         .scopes(cfg.scopes.clone())
         .pkce(cfg.pkce)
-        .email_path(optional_path(&cfg.email_path, Some("email")))
-        .name_path(optional_path(&cfg.name_path, Some("name")))
-        .groups_path(optional_path(&cfg.groups_path, None))
-        .return_to_allowed(cfg.return_to_allowed.clone());
+        .email_path(name_or_default(&cfg.email_path, Some("email")))
+        .name_path(name_or_default(&cfg.name_path, Some("name")))
+        .groups_path(name_or_default(&cfg.groups_path, None));
         if let Some(secret) = &cfg.client_secret {
             b = b.client_secret(secret.resolve(&key("client_secret"))?);
         }
@@ -517,18 +485,9 @@ impl OAuth2Module {
         if let Some(paths) = &cfg.login_paths {
             b = b.login_paths(paths.clone());
         }
-        if let Some(d) = cfg.flow_ttl {
-            b = b.flow_ttl(d.0);
-        }
-        if let Some(d) = cfg.http_timeout {
-            b = b.http_timeout(d.0);
-        }
-        if let Some(max) = cfg.max_response_bytes {
-            b = b.max_response_bytes(max);
-        }
-        if let Some(path) = &cfg.ca_file {
-            b = b.ca_file(path);
-        }
+        b.flows.configure(cfg.flow_ttl, &cfg.return_to_allowed);
+        b.http
+            .configure(cfg.http_timeout, cfg.max_response_bytes, cfg.ca_file.as_deref());
         b.build()
     }
 }

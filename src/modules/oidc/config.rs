@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{OidcModule, OidcModuleBuilder};
+use crate::config::name_or_default;
 use crate::flow::ClientAuthMethod;
 use crate::iso8601::IsoDuration;
 use crate::{ConfigError, SecretSource};
@@ -37,7 +38,7 @@ pub struct OidcConfig {
     pub allowed_tenants: Vec<String>,
     /// Fetch the discovery document. Default `true`; off, `authorization_endpoint`,
     /// `token_endpoint` and `jwks_uri` are required.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::config::yes")]
     pub discovery: bool,
     /// The discovery document's URL. Default `<issuer>/.well-known/openid-configuration`.
     #[serde(default)]
@@ -128,19 +129,6 @@ pub struct OidcConfig {
     pub ca_file: Option<PathBuf>,
 }
 
-fn yes() -> bool {
-    true
-}
-
-/// Empty string in configuration means "none".
-fn optional_claim(value: &Option<String>, default: &str) -> Option<String> {
-    match value.as_deref() {
-        None => Some(default.to_owned()),
-        Some("") => None,
-        Some(name) => Some(name.to_owned()),
-    }
-}
-
 impl OidcModule {
     /// Builds the module `id` from its configuration; errors name the key
     /// (`modules.<id>.<field>`). Secrets are resolved here.
@@ -157,11 +145,10 @@ impl OidcConfig {
             .discovery(self.discovery)
             .allowed_tenants(self.allowed_tenants.clone())
             .insecure_allow_unsigned_id_tokens(self.insecure_allow_unsigned_id_tokens)
-            .email_claim(optional_claim(&self.email_claim, "email"))
-            .name_claim(optional_claim(&self.name_claim, "name"))
-            .groups_claim(optional_claim(&self.groups_claim, "groups"))
-            .userinfo(self.userinfo)
-            .return_to_allowed(self.return_to_allowed.clone());
+            .email_claim(name_or_default(&self.email_claim, Some("email")))
+            .name_claim(name_or_default(&self.name_claim, Some("name")))
+            .groups_claim(name_or_default(&self.groups_claim, Some("groups")))
+            .userinfo(self.userinfo);
         if let Some(secret) = &self.client_secret {
             b = b.client_secret(secret.resolve(&key("client_secret"))?);
         }
@@ -207,18 +194,12 @@ impl OidcConfig {
         if let Some(d) = self.jwks_min_refetch_interval {
             b = b.jwks_min_refetch_interval(d.0);
         }
-        if let Some(d) = self.flow_ttl {
-            b = b.flow_ttl(d.0);
-        }
-        if let Some(d) = self.http_timeout {
-            b = b.http_timeout(d.0);
-        }
-        if let Some(max) = self.max_response_bytes {
-            b = b.max_response_bytes(max);
-        }
-        if let Some(path) = &self.ca_file {
-            b = b.ca_file(path);
-        }
+        b.flows.configure(self.flow_ttl, &self.return_to_allowed);
+        b.http.configure(
+            self.http_timeout,
+            self.max_response_bytes,
+            self.ca_file.as_deref(),
+        );
         Ok(b)
     }
 }

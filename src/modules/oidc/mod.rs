@@ -23,7 +23,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use async_trait::async_trait;
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
@@ -36,11 +35,9 @@ use crate::flow::http::{HttpClient, HttpSettings, Purpose, check_url, http_build
 use crate::flow::oauth::{self, Callback, Client};
 use crate::flow::{
     ClientAuthMethod, FlowError, FlowSettings, Flows, ProviderRequests, flow_builder_methods, json,
+    redirect_authenticator,
 };
-use crate::{
-    AuthError, AuthRequest, Authenticator, ConfigError, Credentials, Identity, ModuleKind, Outcome, Redirect,
-    SecretString,
-};
+use crate::{AuthError, AuthRequest, ConfigError, Identity, Outcome, Redirect, SecretString};
 use jwt::{Expectations, Issuer, KeySet};
 
 /// Default scopes.
@@ -992,21 +989,4 @@ impl OidcModule {
     }
 }
 
-#[async_trait]
-impl Authenticator for OidcModule {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn kind(&self) -> ModuleKind {
-        ModuleKind::Redirect
-    }
-
-    async fn authenticate(&self, request: &AuthRequest) -> Result<Outcome, AuthError> {
-        match &request.credentials {
-            Credentials::Start { return_to } => self.start(return_to.as_deref()).await,
-            Credentials::Callback { params } => self.callback(request, params).await,
-            _ => Ok(Outcome::Abstain),
-        }
-    }
-}
+redirect_authenticator!(OidcModule);

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{SamlModule, SamlModuleBuilder};
+use crate::config::name_or_default;
 use crate::iso8601::IsoDuration;
 use crate::{ConfigError, SecretSource};
 
@@ -60,7 +61,7 @@ pub struct SamlConfig {
     #[serde(default)]
     pub force_authn: bool,
     /// Require the assertion to be signed. Default `true`.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::config::yes")]
     pub require_signed_assertions: bool,
     /// Require the `Response` element to be signed. Default `false`.
     #[serde(default)]
@@ -102,19 +103,6 @@ pub struct SamlConfig {
     pub max_response_bytes: Option<usize>,
 }
 
-fn yes() -> bool {
-    true
-}
-
-/// Empty string in configuration means "none".
-fn optional_name(value: &Option<String>, default: &str) -> Option<String> {
-    match value.as_deref() {
-        None => Some(default.to_owned()),
-        Some("") => None,
-        Some(name) => Some(name.to_owned()),
-    }
-}
-
 impl SamlModule {
     /// Builds the module `id` from its configuration; errors name the key
     /// (`modules.<id>.<field>`). Files and secrets are read here.
@@ -134,23 +122,22 @@ impl SamlConfig {
             .insecure_allow_sha1(self.insecure_allow_sha1)
             .allow_idp_initiated(self.allow_idp_initiated)
             .name_id_format(self.name_id_format.clone())
-            .login_attribute(optional_name(
+            .login_attribute(name_or_default(
                 &self.login_attribute,
-                super::DEFAULT_LOGIN_ATTRIBUTE,
+                Some(super::DEFAULT_LOGIN_ATTRIBUTE),
             ))
-            .email_attribute(optional_name(
+            .email_attribute(name_or_default(
                 &self.email_attribute,
-                super::DEFAULT_EMAIL_ATTRIBUTE,
+                Some(super::DEFAULT_EMAIL_ATTRIBUTE),
             ))
-            .display_name_attribute(optional_name(
+            .display_name_attribute(name_or_default(
                 &self.display_name_attribute,
-                super::DEFAULT_DISPLAY_NAME_ATTRIBUTE,
+                Some(super::DEFAULT_DISPLAY_NAME_ATTRIBUTE),
             ))
-            .groups_attribute(optional_name(
+            .groups_attribute(name_or_default(
                 &self.groups_attribute,
-                super::DEFAULT_GROUPS_ATTRIBUTE,
-            ))
-            .return_to_allowed(self.return_to_allowed.clone());
+                Some(super::DEFAULT_GROUPS_ATTRIBUTE),
+            ));
         match (&self.idp_metadata_file, &self.idp_metadata_xml) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::invalid(
@@ -186,9 +173,7 @@ impl SamlConfig {
         if let Some(d) = self.clock_skew {
             b = b.clock_skew(d.0);
         }
-        if let Some(d) = self.flow_ttl {
-            b = b.flow_ttl(d.0);
-        }
+        b.flows.configure(self.flow_ttl, &self.return_to_allowed);
         if let Some(max) = self.max_response_bytes {
             b = b.max_response_bytes(max);
         }

@@ -31,7 +31,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use async_trait::async_trait;
 use openssl::pkey::{PKey, Private};
 use samael::metadata::HTTP_POST_BINDING;
 use samael::schema::{AuthnRequest, Issuer, NameIdPolicy};
@@ -43,12 +42,9 @@ pub use response::{ResponseError, SamlAssertion, SamlAttribute, SignatureAlgorit
 use crate::chain::AUDIT_TARGET;
 use crate::flow::{
     FlowError, FlowSettings, Flows, MemoryReplayCache, ReplayCache, check_url, flow_builder_methods,
-    random_token,
+    random_token, redirect_authenticator,
 };
-use crate::{
-    AuthError, AuthRequest, Authenticator, ConfigError, Credentials, Identity, ModuleKind, Outcome, Redirect,
-    SecretString,
-};
+use crate::{AuthError, AuthRequest, ConfigError, Identity, Outcome, Redirect, SecretString};
 use idp::IdpSettings;
 use response::{Algorithms, Expectations};
 
@@ -651,7 +647,7 @@ impl SamlModule {
     /// Verifies a posted `SAMLResponse` (base64, as in the form) at the time `now`:
     /// every check of the callback except the flow (pass the request id it holds,
     /// or `None` for an IdP-initiated response) and the replay cache, which only
-    /// [`authenticate`](Authenticator::authenticate) consults. For hosts with
+    /// [`authenticate`](crate::Authenticator::authenticate) consults. For hosts with
     /// their own ACS handling, tests and benchmarks.
     pub fn verify_response(
         &self,
@@ -866,21 +862,4 @@ impl SamlModule {
     }
 }
 
-#[async_trait]
-impl Authenticator for SamlModule {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn kind(&self) -> ModuleKind {
-        ModuleKind::Redirect
-    }
-
-    async fn authenticate(&self, request: &AuthRequest) -> Result<Outcome, AuthError> {
-        match &request.credentials {
-            Credentials::Start { return_to } => self.start(return_to.as_deref()).await,
-            Credentials::Callback { params } => self.callback(request, params).await,
-            _ => Ok(Outcome::Abstain),
-        }
-    }
-}
+redirect_authenticator!(SamlModule);
