@@ -84,7 +84,7 @@ fn login(c: &mut Criterion) {
     let peer = "192.0.2.1:40000".parse().unwrap();
     let login = || async {
         let start = AuthRequest::new(peer)
-            .with_credentials(Credentials::Start { return_to: None })
+            .with_credentials(Credentials::Start(authchain::StartLogin::new()))
             .select("cas");
         let Ok(LoginResult::Redirect(redirect)) = chain.login(&start).await else {
             panic!("no redirect")
@@ -98,7 +98,7 @@ fn login(c: &mut Criterion) {
             ("ticket".to_owned(), "ST-1-bench".to_owned()),
         ]);
         let mut callback = AuthRequest::new(peer).with_credentials(Credentials::Callback { params });
-        callback.flow_cookie = redirect.flow_cookie;
+        callback.flow_cookie = redirect.flow_cookie.map(|c| c.value);
         match chain.login(&callback).await {
             Ok(LoginResult::Authenticated(p)) => assert!(p.has_role("admin")),
             other => panic!("login failed: {other:?}"),

@@ -181,7 +181,7 @@ fn callback_login(c: &mut Criterion) {
     let peer = "192.0.2.1:40000".parse().unwrap();
     let login = || async {
         let start = AuthRequest::new(peer)
-            .with_credentials(Credentials::Start { return_to: None })
+            .with_credentials(Credentials::Start(authchain::StartLogin::new()))
             .select("oidc");
         let Ok(LoginResult::Redirect(redirect)) = chain.login(&start).await else {
             panic!("no redirect")
@@ -196,7 +196,7 @@ fn callback_login(c: &mut Criterion) {
             ("code".to_owned(), query["nonce"].clone()),
         ]);
         let mut callback = AuthRequest::new(peer).with_credentials(Credentials::Callback { params });
-        callback.flow_cookie = redirect.flow_cookie;
+        callback.flow_cookie = redirect.flow_cookie.map(|c| c.value);
         match chain.login(&callback).await {
             Ok(LoginResult::Authenticated(_)) => {}
             other => panic!("login failed: {other:?}"),

@@ -4,7 +4,10 @@ use std::{collections::HashMap, sync::Arc};
 use async_trait::async_trait;
 use authchain::account::{MemoryUserStore, Provisioning};
 use authchain::chain::ModuleSettings;
-use authchain::{AuthChain, AuthError, AuthRequest, Authenticator, Identity, LoginResult, Outcome};
+use authchain::{
+    AuthChain, AuthError, AuthRequest, Authenticator, Identity, LoginResult, OtherError, Outcome,
+    RequestError,
+};
 
 struct ApiKeys {
     keys: HashMap<String, String>, // key → service name; a real module stores hashes
@@ -22,7 +25,7 @@ impl Authenticator for ApiKeys {
         };
         let key = key
             .to_str()
-            .map_err(|_| AuthError::InvalidRequest("x-api-key is not ASCII".into()))?;
+            .map_err(|e| AuthError::invalid_request(RequestError::module(self.id(), OtherError::new(e))))?;
         match self.keys.get(key) {
             Some(service) => Ok(Outcome::Authenticated(Identity::new(self.id(), service, service))),
             None => Err(AuthError::InvalidCredentials),

@@ -30,7 +30,9 @@ use std::sync::{Arc, Mutex};
 
 use authchain::account::{NewAccount, PasswordPolicy, UserStore};
 use authchain::config::{Config, StoreConfig};
-use authchain::{AuthChain, AuthError, AuthRequest, Credentials, LoginResult, ModuleKind, Principal};
+use authchain::{
+    AuthChain, AuthError, AuthRequest, Credentials, LoginResult, ModuleKind, Principal, StartLogin,
+};
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -39,7 +41,6 @@ use axum::{Json, Router};
 
 const CONFIG: &str = include_str!("config/demo.toml");
 const SESSION_COOKIE: &str = "demo_session";
-const FLOW_COOKIE: &str = "demo_flow";
 
 #[derive(Clone)]
 struct App {
@@ -214,9 +215,7 @@ async fn module_login(
         .any(|m| m.id == module && m.kind == ModuleKind::Redirect);
     let mut request = AuthRequest::new(peer).with_headers(headers).select(module);
     if redirects {
-        request.credentials = Credentials::Start {
-            return_to: Some("/me".into()),
-        };
+        request.credentials = Credentials::Start(StartLogin::new().return_to("/me"));
     }
     finish(&app, app.chain.login(&request).await)
 }
@@ -228,7 +227,7 @@ async fn callback(
     Query(params): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let flow_cookie = cookie(&headers, FLOW_COOKIE);
+    let flow_cookie = cookie(&headers, &authchain::flow::flow_cookie_name(&module));
     let mut request = AuthRequest::new(peer)
         .with_headers(headers)
         .with_credentials(Credentials::Callback { params })
@@ -248,14 +247,15 @@ fn finish(app: &App, result: Result<LoginResult, AuthError>) -> Response {
         }
         Ok(LoginResult::Redirect(redirect)) => {
             let mut response = Redirect::to(&redirect.location).into_response();
-            if let Some(flow) = redirect.flow_cookie {
-                let cookie = format!("{FLOW_COOKIE}={flow}; Path=/callback; HttpOnly; SameSite=Lax");
-                if let Ok(value) = cookie.parse() {
-                    response.headers_mut().insert(header::SET_COOKIE, value);
-                }
+            if let Some(value) = redirect
+                .flow_cookie
+                .and_then(|flow| flow.set_cookie().parse().ok())
+            {
+                response.headers_mut().insert(header::SET_COOKIE, value);
             }
             response
         }
+        Ok(_) => AuthError::Misconfigured("unexpected login result".into()).into_response(),
         // Status code, JSON body and Retry-After come from the `axum` feature; outage
         // details stay in the audit log.
         Err(err) => err.into_response(),

@@ -1,7 +1,10 @@
 //! The one trait every module implements, and what a module answers.
 
+use std::any::Any;
+
 use async_trait::async_trait;
 
+use crate::flow::FlowCookie;
 use crate::{AuthError, AuthRequest, Identity};
 
 /// An authentication module: turns a request into a verified [`Identity`], abstains,
@@ -9,11 +12,15 @@ use crate::{AuthError, AuthRequest, Identity};
 /// [`AuthChain`](crate::AuthChain) itself (so a chain can sit inside a chain).
 ///
 /// Errors are read by the chain as follows: [`AuthError::Unavailable`] and
-/// [`AuthError::Misconfigured`] trigger the module's `on_unavailable` policy,
+/// [`AuthError::Misconfigured`] trigger the module's `on_unavailable` policy (a
+/// misconfiguration is also logged as an error and outranks every other failure),
 /// [`AuthError::Throttled`] ends the login, anything else is a rejection and
 /// triggers `on_reject`.
+///
+/// `Any` is a supertrait so that a host can reach a module of a built chain by its
+/// type ([`AuthChain::module`](crate::AuthChain::module)).
 #[async_trait]
-pub trait Authenticator: Send + Sync {
+pub trait Authenticator: Any + Send + Sync {
     /// The module's id, unique within its chain (`"corp-ldap"`, `"local"`).
     fn id(&self) -> &str;
 
@@ -46,11 +53,29 @@ pub enum Outcome {
 
 /// A redirect to an identity provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Redirect {
     /// Where to send the browser.
     pub location: String,
-    /// The value of the cookie that binds the pending login to this browser.
-    pub flow_cookie: Option<String>,
+    /// The cookie that binds the pending login to this browser, with the
+    /// attributes the module chose (send [`FlowCookie::set_cookie`]).
+    pub flow_cookie: Option<FlowCookie>,
+}
+
+impl Redirect {
+    /// A redirect to `location` setting `flow_cookie`.
+    pub fn new(location: impl Into<String>, flow_cookie: Option<FlowCookie>) -> Self {
+        Redirect {
+            location: location.into(),
+            flow_cookie,
+        }
+    }
+
+    /// The flow cookie's value, the host passes back as
+    /// [`AuthRequest::flow_cookie`](crate::AuthRequest::flow_cookie) on the callback.
+    pub fn flow_cookie_value(&self) -> Option<&str> {
+        self.flow_cookie.as_ref().map(|c| c.value.as_str())
+    }
 }
 
 /// The interaction a module expects, for drawing login pages.

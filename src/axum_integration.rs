@@ -30,10 +30,12 @@ impl IntoResponse for AuthError {
             body,
         )
             .into_response();
-        if let AuthError::Throttled { retry_after } = self {
+        if let Some(retry_after) = self.retry_after() {
+            // Rounded up: "retry after 0 s" would invite an immediate retry.
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs()));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -51,11 +53,17 @@ mod tests {
         .into_response();
         assert_eq!(response.status(), 429);
         assert_eq!(response.headers()[header::RETRY_AFTER], "42");
+        let response =
+            AuthError::unavailable("ldap", crate::OtherError::msg("connection refused to 10.1.2.3"))
+                .into_response();
+        assert_eq!(response.status(), 503);
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
         let response = AuthError::Unavailable {
-            module: "ldap".into(),
-            reason: "connection refused to 10.1.2.3".into(),
+            module: "oidc".into(),
+            cause: crate::OtherError::msg("key rotation").into(),
+            retry_after: Some(std::time::Duration::from_millis(1500)),
         }
         .into_response();
-        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
     }
 }

@@ -124,7 +124,7 @@ struct CommonConfig {
     #[serde(rename = "type")]
     kind: String,
     description: Option<String>,
-    #[serde(default = "yes")]
+    #[serde(default = "crate::settings::yes")]
     enabled: bool,
     #[serde(default)]
     hidden: bool,
@@ -148,21 +148,6 @@ const COMMON_KEYS: &[&str] = &[
     "provisioning",
     "role_mapping",
 ];
-
-/// `#[serde(default = "crate::config::yes")]`: a switch that is on unless set.
-pub(crate) fn yes() -> bool {
-    true
-}
-
-/// A configured attribute, claim or path name: unset is `default`, `""` is none.
-#[allow(dead_code)] // only modules behind features read names
-pub(crate) fn name_or_default(value: &Option<String>, default: Option<&str>) -> Option<String> {
-    match value.as_deref() {
-        None => default.map(str::to_owned),
-        Some("") => None,
-        Some(name) => Some(name.to_owned()),
-    }
-}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -689,7 +674,7 @@ fn header_module(id: &str, cfg: &HeaderConfig, chain_proxies: &[IpNet]) -> Resul
             ));
         }
         (None, true) => {
-            tracing::warn!(target: crate::chain::AUDIT_TARGET, module = %id, "insecure_trust_any_peer is on: ANY client can log in as anybody by sending a header");
+            tracing::warn!(target: crate::audit::AUDIT_TARGET, module = %id, "insecure_trust_any_peer is on: ANY client can log in as anybody by sending a header");
             ProxyTrust::insecure_trust_any_peer()
         }
         (Some(list), false) => ProxyTrust::new(parse_cidrs(&key("trusted_proxies"), list)?),

@@ -1,35 +1,62 @@
 //! Error types.
+//!
+//! [`AuthError`] says what a host needs to answer (its [`status_code`](AuthError::status_code))
+//! and, for a module's refusal or outage, carries the typed cause as a
+//! [`ModuleError`]: a [`FlowError`], a token, SAML, CAS or LDAP error of that module,
+//! an HTTP transport failure, ... reachable as a value and through
+//! [`std::error::Error::source`]. Hosts and tests match on variants, never on text.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
+
+use crate::flow::{FlowError, ReplayError, ReturnToError};
+use crate::request::StartError;
 
 /// Why a login did not produce a [`Principal`](crate::Principal).
 ///
 /// Variants carry what a host needs to pick a status code (see
 /// [`AuthError::status_code`]) without telling a client which of "no such user" and
 /// "wrong password" happened: both are [`AuthError::InvalidCredentials`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
     /// The login name or the password is wrong (never says which).
     #[error("invalid credentials")]
     InvalidCredentials,
-    /// No module recognised the request, or a module required credentials that
-    /// the request did not carry (for example a missing proxy header).
+    /// No module recognised the request (every module abstained, or the selected
+    /// one did).
     #[error("not authenticated: {reason}")]
     Unauthenticated {
         /// What was missing.
         reason: String,
     },
-    /// A module's backend could not be reached or answered wrongly; the chain's
-    /// fallback policy applies.
-    #[error("authentication module `{module}` is unavailable: {reason}")]
+    /// A module looked at the request and refused it, for a typed reason (a forged
+    /// token, a replayed login, a SAML response for another SP, ...). The module's
+    /// `on_reject` policy applies.
+    #[error("module `{module}` refused the login: {cause}")]
+    Rejected {
+        /// The module that refused.
+        module: String,
+        /// Why.
+        #[source]
+        cause: ModuleError,
+    },
+    /// A module's backend could not be reached or answered wrongly; the module's
+    /// `on_unavailable` policy applies. A host answers 503, with `Retry-After` when
+    /// `retry_after` is set.
+    #[error("authentication module `{module}` is unavailable: {cause}")]
     Unavailable {
         /// The module (or store) that failed.
         module: String,
         /// What went wrong, without secrets.
-        reason: String,
+        #[source]
+        cause: ModuleError,
+        /// When trying again makes sense, if the module knows (a rate-limited key
+        /// refetch during a key rotation, say).
+        retry_after: Option<Duration>,
     },
     /// The identity was verified but may not sign in here (for example an external
     /// subject with no linked account under `provisioning = "existing"`).
@@ -53,8 +80,10 @@ pub enum AuthError {
     /// The request is malformed (a bad header, an over-long password, an unknown
     /// module selection, ...).
     #[error("invalid request: {0}")]
-    InvalidRequest(String),
-    /// The chain or a module is configured in a way that cannot work.
+    InvalidRequest(#[source] RequestError),
+    /// The chain or a module is configured in a way that cannot work. Never
+    /// skipped silently: the chain logs an error event each time, and it outranks
+    /// every other failure as the chain's answer.
     #[error("misconfigured: {0}")]
     Misconfigured(String),
 }
@@ -66,15 +95,41 @@ pub(crate) enum ErrorClass {
     Rejected,
     /// The module could not do its work: `on_unavailable` applies.
     Unavailable,
+    /// The module cannot work as configured: `on_unavailable` applies, an error
+    /// event is logged, and the error outranks every other as the final answer.
+    Misconfigured,
     /// Ends the login at once, whatever the policy.
     Final,
 }
 
 impl AuthError {
+    /// A refusal by `module`.
+    pub fn rejected(module: impl Into<String>, cause: impl Into<ModuleError>) -> Self {
+        AuthError::Rejected {
+            module: module.into(),
+            cause: cause.into(),
+        }
+    }
+
+    /// An outage of `module`'s backend.
+    pub fn unavailable(module: impl Into<String>, cause: impl Into<ModuleError>) -> Self {
+        AuthError::Unavailable {
+            module: module.into(),
+            cause: cause.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A malformed request.
+    pub fn invalid_request(cause: impl Into<RequestError>) -> Self {
+        AuthError::InvalidRequest(cause.into())
+    }
+
     /// The HTTP status a host should answer with.
     pub fn status_code(&self) -> StatusCode {
         match self {
             AuthError::InvalidCredentials | AuthError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            AuthError::Rejected { cause, .. } => cause.rejection_status(),
             AuthError::Forbidden { .. } | AuthError::AccountDisabled | AuthError::AccountExpired => {
                 StatusCode::FORBIDDEN
             }
@@ -85,9 +140,29 @@ impl AuthError {
         }
     }
 
+    /// How long a client should wait before trying again (`Retry-After`), when
+    /// the error says.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            AuthError::Throttled { retry_after } => Some(*retry_after),
+            AuthError::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The module's typed cause, for a refusal or an outage.
+    pub fn module_error(&self) -> Option<&ModuleError> {
+        match self {
+            AuthError::Rejected { cause, .. } | AuthError::Unavailable { cause, .. } => Some(cause),
+            AuthError::InvalidRequest(RequestError::Module { cause, .. }) => Some(cause),
+            _ => None,
+        }
+    }
+
     pub(crate) fn class(&self) -> ErrorClass {
         match self {
-            AuthError::Unavailable { .. } | AuthError::Misconfigured(_) => ErrorClass::Unavailable,
+            AuthError::Unavailable { .. } => ErrorClass::Unavailable,
+            AuthError::Misconfigured(_) => ErrorClass::Misconfigured,
             AuthError::Throttled { .. } => ErrorClass::Final,
             _ => ErrorClass::Rejected,
         }
@@ -98,6 +173,7 @@ impl AuthError {
         match self {
             AuthError::InvalidCredentials => "invalid_credentials",
             AuthError::Unauthenticated { .. } => "unauthenticated",
+            AuthError::Rejected { .. } => "rejected",
             AuthError::Unavailable { .. } => "unavailable",
             AuthError::Forbidden { .. } => "forbidden",
             AuthError::Throttled { .. } => "throttled",
@@ -108,20 +184,188 @@ impl AuthError {
         }
     }
 
+    /// A store failure during a login: a conflict is a refusal, anything else an
+    /// outage of the user store.
     pub(crate) fn store(err: StoreError) -> Self {
         match err {
             StoreError::Conflict(what) => AuthError::Forbidden { reason: what },
-            other => AuthError::Unavailable {
-                module: "user-store".into(),
-                reason: other.to_string(),
-            },
+            other => AuthError::unavailable("user-store", other),
         }
     }
 }
 
+/// The typed cause of a module's refusal ([`AuthError::Rejected`]), outage
+/// ([`AuthError::Unavailable`]) or malformed input ([`RequestError::Module`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModuleError {
+    /// A pending redirect login could not be started or finished.
+    #[error(transparent)]
+    Flow(#[from] FlowError),
+    /// The replay cache refused or failed.
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    /// A request to the identity provider failed (transport, status, size, format).
+    #[cfg(any(feature = "oidc", feature = "oauth2", feature = "cas"))]
+    #[error(transparent)]
+    Http(#[from] crate::flow::HttpError),
+    /// An OAuth2 / OIDC protocol step failed (the token endpoint's answer, the
+    /// callback's parameters, userinfo).
+    #[cfg(any(feature = "oidc", feature = "oauth2"))]
+    #[error(transparent)]
+    OAuth(#[from] crate::flow::OAuthError),
+    /// An ID token did not validate.
+    #[cfg(feature = "oidc")]
+    #[error(transparent)]
+    Token(#[from] crate::modules::oidc::TokenError),
+    /// A SAML response did not validate.
+    #[cfg(feature = "saml")]
+    #[error(transparent)]
+    Saml(#[from] crate::modules::saml::SamlError),
+    /// A CAS ticket validation failed.
+    #[cfg(feature = "cas")]
+    #[error(transparent)]
+    Cas(#[from] crate::modules::cas::CasError),
+    /// The directory refused or failed.
+    #[cfg(feature = "ldap")]
+    #[error(transparent)]
+    Ldap(#[from] crate::modules::ldap::LdapError),
+    /// A proxy header was missing or malformed.
+    #[error(transparent)]
+    Header(#[from] crate::modules::header::HeaderError),
+    /// The user store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Any other error, for third-party modules.
+    #[error(transparent)]
+    Other(#[from] OtherError),
+}
+
+impl ModuleError {
+    /// The status of a refusal with this cause: 403 for a login finished in another
+    /// browser, 401 otherwise.
+    fn rejection_status(&self) -> StatusCode {
+        match self {
+            ModuleError::Flow(FlowError::CookieMismatch) => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+}
+
+/// Why a request is malformed ([`AuthError::InvalidRequest`]).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The request selects a module the chain does not have (or has disabled).
+    #[error("no enabled module {0:?}")]
+    NoSuchModule(String),
+    /// `Credentials::Start` without a selected module.
+    #[error("starting a redirect login needs a selected module")]
+    StartNeedsModule,
+    /// The return-to URL is refused (an open redirect).
+    #[error(transparent)]
+    ReturnTo(#[from] ReturnToError),
+    /// A start parameter (`login_hint`, `domain_hint`, ...) is malformed.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The client-address header of a trusted proxy is malformed.
+    #[error(transparent)]
+    Forwarded(#[from] crate::net::ForwardedError),
+    /// A proxy identity header is malformed.
+    #[error(transparent)]
+    Header(#[from] crate::modules::header::HeaderError),
+    /// A login name or password is longer than the module accepts.
+    #[error("{field} longer than {max} bytes")]
+    TooLong {
+        /// `login` or `password`.
+        field: &'static str,
+        /// The limit, in bytes.
+        max: usize,
+    },
+    /// What a module received is malformed (a callback without a code, a SAML
+    /// message that is not base64, ...).
+    #[error("module `{module}`: {cause}")]
+    Module {
+        /// The module.
+        module: String,
+        /// What is wrong.
+        #[source]
+        cause: ModuleError,
+    },
+}
+
+impl RequestError {
+    /// Malformed input for `module`.
+    pub fn module(module: impl Into<String>, cause: impl Into<ModuleError>) -> Self {
+        RequestError::Module {
+            module: module.into(),
+            cause: cause.into(),
+        }
+    }
+}
+
+/// An error of a kind this crate does not know: a third-party module's, or a
+/// storage backend's. Shared (`Clone`) and never equal to another (like rustls'
+/// `OtherError`): match on the variant that holds it, then downcast
+/// [`OtherError::get`] if needed.
+#[derive(Clone)]
+pub struct OtherError(Arc<dyn std::error::Error + Send + Sync>);
+
+impl OtherError {
+    /// Wraps an error.
+    pub fn new(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        OtherError(Arc::new(err))
+    }
+
+    /// An error that is only a message.
+    pub fn msg(message: impl Into<String>) -> Self {
+        OtherError(Arc::new(Message(message.into())))
+    }
+
+    /// The wrapped error.
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl PartialEq for OtherError {
+    fn eq(&self, _other: &Self) -> bool {
+        false
+    }
+}
+
+impl fmt::Debug for OtherError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for OtherError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for OtherError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+#[derive(Debug)]
+struct Message(String);
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Message {}
+
 /// An error from a [`UserStore`](crate::account::UserStore) or an
 /// [`AttemptStore`](crate::account::AttemptStore).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// A unique value (login name, email, external link) is already taken.
@@ -133,9 +377,16 @@ pub enum StoreError {
     /// A case-insensitive lookup matched several accounts.
     #[error("login name matches several accounts")]
     Ambiguous,
-    /// The storage backend failed.
+    /// The storage backend failed; holds the backend's own error.
     #[error("storage backend failed: {0}")]
-    Backend(String),
+    Backend(#[source] OtherError),
+}
+
+impl StoreError {
+    /// A backend failure wrapping the backend's error.
+    pub fn backend(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Backend(OtherError::new(err))
+    }
 }
 
 /// A configuration that cannot be built. Every variant names the offending key.
@@ -177,6 +428,28 @@ impl ConfigError {
         match self {
             ConfigError::Invalid { key, .. } => Some(key),
             _ => None,
+        }
+    }
+
+    /// The same error with its key rewritten by `key` (a module's key namer).
+    pub(crate) fn rekey(self, key: impl Fn(&str) -> String) -> Self {
+        match self {
+            ConfigError::Invalid { key: k, message } => ConfigError::Invalid {
+                key: key(&k),
+                message,
+            },
+            other => other,
+        }
+    }
+
+    /// The same error with its key placed under `prefix` (`modules.corp`).
+    pub(crate) fn under(self, prefix: &str) -> Self {
+        match self {
+            ConfigError::Invalid { key, message } => ConfigError::Invalid {
+                key: format!("{prefix}.{key}"),
+                message,
+            },
+            other => other,
         }
     }
 }

@@ -47,6 +47,10 @@ pub struct Identity {
     /// Set when the module already identified a local account (the local module,
     /// or a nested chain that resolved the account itself).
     pub account: Option<AccountId>,
+    /// Where the browser goes after a redirect login: the return-to URL of the
+    /// login's own flow, already checked against the module's return-to policy.
+    /// Only a module sets it (never from an attribute a provider released).
+    pub return_to: Option<String>,
 }
 
 impl Identity {
@@ -61,6 +65,7 @@ impl Identity {
             groups: Vec::new(),
             attributes: BTreeMap::new(),
             account: None,
+            return_to: None,
         }
     }
 
@@ -91,6 +96,12 @@ impl Identity {
         self.account = Some(account);
         self
     }
+
+    /// Sets the return-to URL (a module sets the one its flow checked).
+    pub fn with_return_to(mut self, url: Option<String>) -> Self {
+        self.return_to = url;
+        self
+    }
 }
 
 /// The chain's answer: a local account, its roles, and how it signed in.
@@ -115,6 +126,8 @@ pub struct Principal {
     pub client_ip: IpAddr,
     /// When the login happened.
     pub authenticated_at: SystemTime,
+    /// Where to send the browser now (a redirect login's checked return-to URL).
+    pub return_to: Option<String>,
 }
 
 impl Principal {

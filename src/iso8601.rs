@@ -107,6 +107,20 @@ impl<'de> serde::Deserialize<'de> for IsoDuration {
     }
 }
 
+/// `#[serde(deserialize_with = "crate::iso8601::duration")]`: a `Duration` field
+/// written as an ISO 8601 duration.
+pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    <IsoDuration as serde::Deserialize>::deserialize(deserializer).map(|d| d.0)
+}
+
+/// The same for an optional field.
+#[allow(dead_code)]
+pub(crate) fn optional_duration<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    <Option<IsoDuration> as serde::Deserialize>::deserialize(deserializer).map(|d| d.map(|d| d.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

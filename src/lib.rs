@@ -41,6 +41,7 @@
 #![warn(missing_docs)]
 
 pub mod account;
+pub mod audit;
 mod authenticator;
 pub mod chain;
 pub mod config;
@@ -52,6 +53,7 @@ pub mod modules;
 pub mod net;
 mod request;
 mod secret;
+pub mod settings;
 #[cfg(feature = "sync")]
 pub mod sync;
 
@@ -79,7 +81,8 @@ mod guide {
 
 pub use authenticator::{Authenticator, ModuleKind, Outcome, Redirect};
 pub use chain::{AuthChain, ChainBuilder, LoginResult, ModuleInfo};
-pub use error::{AuthError, ConfigError, StoreError};
+pub use error::{AuthError, ConfigError, ModuleError, OtherError, RequestError, StoreError};
+pub use flow::FlowCookie;
 pub use identity::{AccountId, Identity, Principal};
-pub use request::{AuthRequest, Credentials};
+pub use request::{AuthRequest, Credentials, Prompt, StartError, StartLogin};
 pub use secret::{SecretSource, SecretString};

@@ -97,10 +97,7 @@ pub enum Credentials {
         password: SecretString,
     },
     /// Begin a redirect login at the selected module.
-    Start {
-        /// Where to send the browser after the login (relative, or on an allow-list).
-        return_to: Option<String>,
-    },
+    Start(StartLogin),
     /// The browser returns from an identity provider: the query or form parameters.
     Callback {
         /// The callback's parameters.
@@ -108,4 +105,156 @@ pub enum Credentials {
     },
     /// Nothing but the request itself (headers): ambient authentication.
     None,
+}
+
+/// Longest accepted `login_hint`, in bytes.
+pub const MAX_LOGIN_HINT_BYTES: usize = 256;
+/// Longest accepted `domain_hint`, in bytes.
+pub const MAX_DOMAIN_HINT_BYTES: usize = 253;
+
+/// What a browser asks for when it begins a redirect login: where to return, and
+/// hints the identity provider may use. Checked by the chain before any module
+/// runs ([`StartLogin::check`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StartLogin {
+    /// Where to send the browser after the login (relative, or on the module's
+    /// allow-list).
+    pub return_to: Option<String>,
+    /// Who is signing in (OIDC / OAuth2 `login_hint`): printable, at most
+    /// [`MAX_LOGIN_HINT_BYTES`].
+    pub login_hint: Option<String>,
+    /// Whether the provider should ask again (OIDC `prompt`; SAML `ForceAuthn` /
+    /// `IsPassive`).
+    pub prompt: Option<Prompt>,
+    /// The user's home domain (`domain_hint` of Entra ID): a DNS name.
+    pub domain_hint: Option<String>,
+}
+
+impl StartLogin {
+    /// No return target and no hints.
+    pub fn new() -> Self {
+        StartLogin::default()
+    }
+
+    /// Where to return after the login.
+    pub fn return_to(mut self, url: impl Into<String>) -> Self {
+        self.return_to = Some(url.into());
+        self
+    }
+
+    /// The `login_hint`.
+    pub fn login_hint(mut self, hint: impl Into<String>) -> Self {
+        self.login_hint = Some(hint.into());
+        self
+    }
+
+    /// The `prompt`.
+    pub fn prompt(mut self, prompt: Prompt) -> Self {
+        self.prompt = Some(prompt);
+        self
+    }
+
+    /// The `domain_hint`.
+    pub fn domain_hint(mut self, hint: impl Into<String>) -> Self {
+        self.domain_hint = Some(hint.into());
+        self
+    }
+
+    /// Checks the hints (the return-to URL is checked by the module's policy).
+    pub fn check(&self) -> Result<(), StartError> {
+        if let Some(hint) = &self.login_hint
+            && (hint.is_empty() || hint.len() > MAX_LOGIN_HINT_BYTES || hint.chars().any(char::is_control))
+        {
+            return Err(StartError::LoginHint);
+        }
+        if let Some(hint) = &self.domain_hint {
+            let label_ok = |l: &str| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            };
+            if hint.len() > MAX_DOMAIN_HINT_BYTES || !hint.split('.').all(label_ok) {
+                return Err(StartError::DomainHint);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl From<Option<String>> for StartLogin {
+    fn from(return_to: Option<String>) -> Self {
+        StartLogin {
+            return_to,
+            ..StartLogin::default()
+        }
+    }
+}
+
+/// The OIDC `prompt` values a login may ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Prompt {
+    /// `none`: no interaction; fail if the user is not signed in at the provider
+    /// (SAML `IsPassive`).
+    None,
+    /// `login`: sign in again even with a session (SAML `ForceAuthn`).
+    Login,
+    /// `consent`: ask for consent again.
+    Consent,
+    /// `select_account`: let the user choose an account.
+    SelectAccount,
+}
+
+impl Prompt {
+    /// The OIDC parameter value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prompt::None => "none",
+            Prompt::Login => "login",
+            Prompt::Consent => "consent",
+            Prompt::SelectAccount => "select_account",
+        }
+    }
+}
+
+/// A malformed start parameter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// `login_hint` is empty, too long or holds a control character.
+    #[error("login_hint is empty, too long or holds a control character")]
+    LoginHint,
+    /// `domain_hint` is not a DNS name.
+    #[error("domain_hint is not a DNS name")]
+    DomainHint,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_hints_are_checked() {
+        assert_eq!(StartLogin::new().login_hint("alice@example.org").check(), Ok(()));
+        assert_eq!(
+            StartLogin::new().login_hint("a\nb").check(),
+            Err(StartError::LoginHint)
+        );
+        assert_eq!(
+            StartLogin::new().login_hint("x".repeat(300)).check(),
+            Err(StartError::LoginHint)
+        );
+        assert_eq!(StartLogin::new().domain_hint("contoso.com").check(), Ok(()));
+        for bad in ["", "a..b", "-a.com", "a b", "a&prompt=none"] {
+            assert_eq!(
+                StartLogin::new().domain_hint(bad).check(),
+                Err(StartError::DomainHint),
+                "{bad}"
+            );
+        }
+    }
 }

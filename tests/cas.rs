@@ -69,7 +69,13 @@ async fn ticket_for(chain: &AuthChain, module: &str, user: &str) -> (BTreeMap<St
         &format!("{user}-password"),
     )
     .await;
-    (query(&back), redirect.flow_cookie.expect("flow cookie"))
+    (
+        query(&back),
+        redirect
+            .flow_cookie_value()
+            .map(str::to_owned)
+            .expect("flow cookie"),
+    )
 }
 
 fn rejected_with(result: Result<LoginResult, AuthError>, needle: &str) {
@@ -97,7 +103,10 @@ async fn login_end_to_end_with_groups_and_roles() {
     let flow = query(&service)["flow"].clone();
     assert!(service.starts_with(&format!("{SERVICE}?flow=")), "{service}");
     assert_eq!(flow.len(), 43, "256-bit state");
-    let cookie = redirect.flow_cookie.clone().expect("flow cookie");
+    let cookie = redirect
+        .flow_cookie_value()
+        .map(str::to_owned)
+        .expect("flow cookie");
     assert!(
         !redirect.location.contains(&cookie),
         "the cookie never travels in a URL"
@@ -191,7 +200,7 @@ async fn a_reused_ticket_is_rejected() {
         query(&query(&fresh.location)["service"])["flow"].clone(),
     );
     let result = chain
-        .login(&callback_request(replay, fresh.flow_cookie.as_deref()))
+        .login(&callback_request(replay, fresh.flow_cookie_value()))
         .await;
     rejected_with(result, "INVALID_TICKET");
     assert_eq!(module.requests().validation, 2);
@@ -217,7 +226,7 @@ async fn a_ticket_for_another_service_is_rejected() {
         query(&query(&redirect.location)["service"])["flow"].clone(),
     );
     let result = chain
-        .login(&callback_request(forged, redirect.flow_cookie.as_deref()))
+        .login(&callback_request(forged, redirect.flow_cookie_value()))
         .await;
     rejected_with(result, "INVALID_SERVICE");
     assert_eq!(ours.requests().validation, 1);
@@ -276,7 +285,7 @@ async fn forged_foreign_and_expired_flows_are_rejected() {
     }
     // Another browser's cookie, or none: refused, and the flow stays usable.
     let other = start(&chain, "cas", None).await;
-    for wrong in [other.flow_cookie.as_deref(), None, Some("forged")] {
+    for wrong in [other.flow_cookie_value(), None, Some("forged")] {
         let err = chain
             .login(&callback_request(params.clone(), wrong))
             .await
@@ -425,7 +434,7 @@ async fn against(fake: &Fake, case: &str) -> (Result<LoginResult, AuthError>, St
         ("ticket".to_owned(), "ST-1-fake".to_owned()),
     ]);
     let result = chain
-        .login(&callback_request(params, redirect.flow_cookie.as_deref()))
+        .login(&callback_request(params, redirect.flow_cookie_value()))
         .await;
     (result, service)
 }

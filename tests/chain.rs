@@ -187,7 +187,7 @@ async fn explicit_selection_runs_that_module_alone() {
     );
 
     // Starting a redirect login without naming the module is a bad request.
-    let start = ambient().with_credentials(authchain::Credentials::Start { return_to: None });
+    let start = ambient().with_credentials(authchain::Credentials::Start(authchain::StartLogin::new()));
     assert!(matches!(
         chain.login(&start).await.unwrap_err(),
         AuthError::InvalidRequest(_)

@@ -81,7 +81,7 @@ async fn full_login(chain: &AuthChain, user: &str, password: &str) -> Result<Log
     let redirect = start(chain, "oidc").await;
     let params = Browser::new().login(&redirect.location, user, password).await;
     chain
-        .login(&callback_request(params, redirect.flow_cookie.as_deref()))
+        .login(&callback_request(params, redirect.flow_cookie_value()))
         .await
 }
 
@@ -103,7 +103,10 @@ async fn confidential_client_full_code_flow_maps_groups_to_roles() {
     assert_eq!(auth["client_id"], CONFIDENTIAL_CLIENT);
     assert!(auth["scope"].split(' ').any(|s| s == "groups"));
     assert!(auth["state"].len() >= 43 && auth["nonce"].len() >= 43 && auth["state"] != auth["nonce"]);
-    let cookie = redirect.flow_cookie.clone().expect("flow cookie");
+    let cookie = redirect
+        .flow_cookie_value()
+        .map(str::to_owned)
+        .expect("flow cookie");
     assert!(
         !redirect.location.contains(&cookie),
         "the cookie must not travel in the URL"
@@ -199,7 +202,7 @@ async fn replayed_state_is_rejected() {
     let params = Browser::new()
         .login(&redirect.location, "alice", "alice-password")
         .await;
-    let request = callback_request(params, redirect.flow_cookie.as_deref());
+    let request = callback_request(params, redirect.flow_cookie_value());
     principal(chain.login(&request).await);
     let err = chain.login(&request).await.unwrap_err();
     assert!(
@@ -218,7 +221,7 @@ async fn state_from_another_browser_is_rejected() {
     let params = Browser::new()
         .login(&victim.location, "alice", "alice-password")
         .await;
-    for cookie in [attacker.flow_cookie.as_deref(), None, Some("forged")] {
+    for cookie in [attacker.flow_cookie_value(), None, Some("forged")] {
         let err = chain
             .login(&callback_request(params.clone(), cookie))
             .await
@@ -233,7 +236,7 @@ async fn state_from_another_browser_is_rejected() {
     // The mismatch did not burn the flow: the browser that started it finishes it.
     principal(
         chain
-            .login(&callback_request(params, victim.flow_cookie.as_deref()))
+            .login(&callback_request(params, victim.flow_cookie_value()))
             .await,
     );
 }
@@ -254,7 +257,7 @@ async fn expired_flow_is_rejected() {
         .await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     let err = chain
-        .login(&callback_request(params, redirect.flow_cookie.as_deref()))
+        .login(&callback_request(params, redirect.flow_cookie_value()))
         .await
         .unwrap_err();
     assert!(
@@ -330,7 +333,7 @@ async fn provider_errors_become_clear_errors() {
             ),
         ]);
         let err = chain
-            .login(&callback_request(params, redirect.flow_cookie.as_deref()))
+            .login(&callback_request(params, redirect.flow_cookie_value()))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), kind, "{code}: {err:?}");
@@ -352,7 +355,7 @@ async fn callback_iss_of_another_issuer_is_rejected_before_the_token_request() {
         .await;
     params.insert("iss".into(), "https://evil.test".into());
     let err = chain
-        .login(&callback_request(params.clone(), redirect.flow_cookie.as_deref()))
+        .login(&callback_request(params.clone(), redirect.flow_cookie_value()))
         .await
         .unwrap_err();
     assert!(
@@ -367,7 +370,7 @@ async fn callback_iss_of_another_issuer_is_rejected_before_the_token_request() {
         .await;
     params.remove("iss");
     let err = chain
-        .login(&callback_request(params, redirect.flow_cookie.as_deref()))
+        .login(&callback_request(params, redirect.flow_cookie_value()))
         .await
         .unwrap_err();
     assert!(
@@ -430,7 +433,7 @@ async fn oauth2_module_logs_in_through_the_userinfo_endpoint() {
     let params = Browser::new()
         .login(&redirect.location, "alice", "alice-password")
         .await;
-    let request = callback_request(params, redirect.flow_cookie.as_deref());
+    let request = callback_request(params, redirect.flow_cookie_value());
     let p = principal(chain.login(&request).await);
     assert_eq!(p.login, "alice");
     assert_eq!(p.identity.subject, "alice");

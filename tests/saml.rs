@@ -187,7 +187,10 @@ async fn sp_initiated_login_maps_groups_to_roles() {
     assert!(!params.contains_key("Signature"), "no SP key, no signature");
     let relay = params["RelayState"].clone();
     assert_eq!(relay.len(), 43, "the RelayState is the flow's 256-bit state");
-    let cookie = redirect.flow_cookie.clone().expect("flow cookie");
+    let cookie = redirect
+        .flow_cookie_value()
+        .map(str::to_owned)
+        .expect("flow cookie");
     assert!(!redirect.location.contains(&cookie));
 
     let form = login_form(&redirect.location, "alice", "alice-password").await;
@@ -225,7 +228,7 @@ async fn sp_initiated_login_maps_groups_to_roles() {
     let form = login_form(&redirect.location, "bob", "bob-password").await;
     let p = principal(
         chain
-            .login(&callback(form.params(), redirect.flow_cookie.as_deref()))
+            .login(&callback(form.params(), redirect.flow_cookie_value()))
             .await,
     );
     assert_eq!(p.login, "bob");
@@ -237,7 +240,7 @@ async fn the_flow_is_bound_to_the_browser_and_used_once() {
     let idp = Idp::shared();
     let (chain, _) = chain_of(registered(idp, sp_a(idp), SP_A).await);
     let redirect = start(&chain, "saml").await;
-    let cookie = redirect.flow_cookie.clone().expect("cookie");
+    let cookie = redirect.flow_cookie_value().map(str::to_owned).expect("cookie");
     let form = login_form(&redirect.location, "alice", "alice-password").await;
 
     // Another browser (no cookie, another cookie) cannot finish this login...
@@ -283,7 +286,7 @@ async fn signed_authn_requests_are_verified_by_the_idp() {
     assert_eq!(form.action, ACS_SIGNED);
     let p = principal(
         chain
-            .login(&callback(form.params(), redirect.flow_cookie.as_deref()))
+            .login(&callback(form.params(), redirect.flow_cookie_value()))
             .await,
     );
     assert_eq!(p.login, "alice");
@@ -375,7 +378,7 @@ async fn a_solicited_response_without_its_flow_is_refused_even_with_idp_initiate
     form.relay_state = None;
     let reason = unauthenticated_reason(
         chain
-            .login(&callback(form.params(), redirect.flow_cookie.as_deref()))
+            .login(&callback(form.params(), redirect.flow_cookie_value()))
             .await,
     );
     assert!(reason.contains("InResponseTo"), "{reason}");
@@ -429,7 +432,7 @@ async fn a_response_for_another_sp_is_refused() {
     form.saml_response = for_b.saml_response.clone();
     let reason = unauthenticated_reason(
         chain
-            .login(&callback(form.params(), redirect.flow_cookie.as_deref()))
+            .login(&callback(form.params(), redirect.flow_cookie_value()))
             .await,
     );
     assert!(reason.contains("Destination"), "{reason}");

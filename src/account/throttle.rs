@@ -172,10 +172,7 @@ impl Throttle {
     }
 
     fn unavailable(err: StoreError) -> AuthError {
-        AuthError::Unavailable {
-            module: "throttle".into(),
-            reason: err.to_string(),
-        }
+        AuthError::unavailable("throttle", err)
     }
 
     /// `Err(Throttled)` when either counter is at its limit.

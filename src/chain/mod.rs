@@ -10,22 +10,21 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 pub use builder::ChainBuilder;
 pub use policy::{ModuleSettings, OnFailure};
 
 use crate::account::{LoginNames, Throttle, UserStore};
-use crate::error::ErrorClass;
+pub use crate::audit::AUDIT_TARGET;
+use crate::error::{ErrorClass, RequestError};
 use crate::net::ProxyTrust;
 use crate::{AuthError, AuthRequest, Authenticator, Credentials, ModuleKind, Outcome, Principal, Redirect};
-
-/// Where audit events go: `tracing` events with this target, one per decision.
-pub const AUDIT_TARGET: &str = "authchain::audit";
 
 /// The answer of [`AuthChain::login`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(clippy::large_enum_variant)] // the large variant is the common one
+#[non_exhaustive]
 pub enum LoginResult {
     /// Signed in.
     Authenticated(Principal),
@@ -35,6 +34,7 @@ pub enum LoginResult {
 
 /// A module as a login page shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct ModuleInfo {
     /// The id to select it with.
     pub id: String,
@@ -100,6 +100,19 @@ impl AuthChain {
             .collect()
     }
 
+    /// The module with this id, if it is of type `T` (nested chains are searched
+    /// too): for example `chain.module::<SamlModule>("corp-saml")` to serve its SP
+    /// metadata, or an `OidcModule` to prefetch discovery at start-up.
+    pub fn module<T: Authenticator>(&self, id: &str) -> Option<&T> {
+        self.entries.iter().find_map(|entry| {
+            let module: &dyn std::any::Any = entry.module.as_ref();
+            if entry.id() == id {
+                return module.downcast_ref::<T>();
+            }
+            module.downcast_ref::<AuthChain>()?.module::<T>(id)
+        })
+    }
+
     /// The user store the chain reads and writes.
     pub fn store(&self) -> &Arc<dyn UserStore> {
         &self.store
@@ -109,7 +122,7 @@ impl AuthChain {
     pub fn client_ip(&self, request: &AuthRequest) -> Result<IpAddr, AuthError> {
         self.client_ip
             .client_ip(request.peer, &request.headers)
-            .map_err(|e| AuthError::InvalidRequest(e.to_string()))
+            .map_err(AuthError::invalid_request)
     }
 
     /// Runs the chain: throttle gate, modules in order, account resolution, role
@@ -195,19 +208,24 @@ impl AuthChain {
 
     /// Runs the modules the request may reach and applies their policies.
     async fn run_modules(&self, request: &AuthRequest) -> ModulesAnswer {
+        if let Credentials::Start(start) = &request.credentials {
+            let checked = match &request.module {
+                None => Err(RequestError::StartNeedsModule),
+                Some(_) => start.check().map_err(RequestError::from),
+            };
+            if let Err(err) = checked {
+                return ModulesAnswer {
+                    outcome: Err(AuthError::InvalidRequest(err)),
+                    entry: None,
+                };
+            }
+        }
         if let Some(selected) = &request.module {
             return self.run_selected(request, selected).await;
         }
-        if matches!(request.credentials, Credentials::Start { .. }) {
-            return ModulesAnswer {
-                outcome: Err(AuthError::InvalidRequest(
-                    "starting a redirect login needs a selected module".into(),
-                )),
-                entry: None,
-            };
-        }
         let mut rejection: Option<AuthError> = None;
         let mut outage: Option<AuthError> = None;
+        let mut misconfigured: Option<AuthError> = None;
         for (i, entry) in self.entries.iter().enumerate() {
             if !entry.settings.enabled || entry.settings.hidden {
                 continue;
@@ -232,9 +250,15 @@ impl AuthChain {
                         }
                         ErrorClass::Rejected => (entry.settings.on_reject, &mut rejection),
                         ErrorClass::Unavailable => (entry.settings.on_unavailable, &mut outage),
+                        ErrorClass::Misconfigured => (entry.settings.on_unavailable, &mut misconfigured),
                     };
-                    warn!(target: AUDIT_TARGET, chain = %self.id, module = entry.id(), outcome = err.kind(),
-                        reason = %err, policy = ?policy, "module did not authenticate");
+                    if slot_is_misconfigured(&err) {
+                        error!(target: AUDIT_TARGET, chain = %self.id, module = entry.id(), outcome = err.kind(),
+                            reason = %err, policy = ?policy, "module is misconfigured");
+                    } else {
+                        warn!(target: AUDIT_TARGET, chain = %self.id, module = entry.id(), outcome = err.kind(),
+                            reason = %err, policy = ?policy, "module did not authenticate");
+                    }
                     if policy == OnFailure::Stop {
                         return ModulesAnswer {
                             outcome: Err(err),
@@ -245,9 +269,10 @@ impl AuthChain {
                 }
             }
         }
-        // The most meaningful failure: a rejection beats an outage, which beats
-        // "nobody applied" (an abstention of the whole chain).
-        let outcome = match rejection.or(outage) {
+        // The most meaningful failure: a misconfiguration (never hidden behind
+        // another module's answer), then a rejection, then an outage, then "nobody
+        // applied" (an abstention of the whole chain).
+        let outcome = match misconfigured.or(rejection).or(outage) {
             Some(err) => Err(err),
             None => Ok(Outcome::Abstain),
         };
@@ -274,9 +299,8 @@ impl AuthChain {
                 Some(i) => (i, None),
                 None => {
                     return ModulesAnswer {
-                        outcome: Err(AuthError::InvalidRequest(format!(
-                            "no enabled module {:?}",
-                            crate::net::truncate(selected, 64)
+                        outcome: Err(AuthError::InvalidRequest(RequestError::NoSuchModule(
+                            crate::net::truncate(selected, 64).to_owned(),
                         ))),
                         entry: None,
                     };
@@ -292,6 +316,11 @@ impl AuthChain {
             Ok(Outcome::Abstain) => Err(AuthError::Unauthenticated {
                 reason: format!("module `{}` did not recognise the request", entry.id()),
             }),
+            Err(err) if slot_is_misconfigured(&err) => {
+                error!(target: AUDIT_TARGET, chain = %self.id, module = entry.id(), outcome = err.kind(),
+                    reason = %err, "module is misconfigured");
+                Err(err)
+            }
             other => other,
         };
         ModulesAnswer {
@@ -299,6 +328,10 @@ impl AuthChain {
             entry: Some(index),
         }
     }
+}
+
+fn slot_is_misconfigured(err: &AuthError) -> bool {
+    err.class() == ErrorClass::Misconfigured
 }
 
 /// Failures that count against the throttle: everything a guesser could cause.

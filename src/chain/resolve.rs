@@ -55,6 +55,7 @@ pub(super) async fn principal(
     update.mapped_roles = mapped_roles.clone();
     store.record_login(update).await.map_err(AuthError::store)?;
 
+    let identity_return_to = identity.return_to.clone();
     let mut account = account;
     if let Some((provider, roles)) = mapped_roles {
         account.mapped_roles.insert(provider, roles);
@@ -69,6 +70,7 @@ pub(super) async fn principal(
         module: entry.id().to_owned(),
         client_ip,
         authenticated_at: now,
+        return_to: identity_return_to,
     })
 }
 

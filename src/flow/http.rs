@@ -92,6 +92,50 @@ macro_rules! http_builder_methods {
 }
 pub(crate) use http_builder_methods;
 
+/// Why a request to an identity provider failed. Never names headers or bodies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// No answer within the timeout.
+    #[error("{what}: timed out")]
+    Timeout {
+        /// What was asked for (`JWKS`, `token endpoint`, ...).
+        what: &'static str,
+    },
+    /// The connection failed (refused, reset, TLS).
+    #[error("{what}: request failed: {detail}")]
+    Transport {
+        /// What was asked for.
+        what: &'static str,
+        /// reqwest's description, without the URL.
+        detail: String,
+    },
+    /// The answer was larger than `max_response_bytes`.
+    #[error("{what}: response larger than {max} bytes")]
+    TooLarge {
+        /// What was asked for.
+        what: &'static str,
+        /// The limit.
+        max: usize,
+    },
+    /// The answer is not what was asked for (not JSON, not an object, not a key set).
+    #[error("{what}: malformed response (HTTP {status})")]
+    Malformed {
+        /// What was asked for.
+        what: &'static str,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The answer's status is an error.
+    #[error("{what}: HTTP {status}")]
+    Status {
+        /// What was asked for.
+        what: &'static str,
+        /// The HTTP status.
+        status: u16,
+    },
+}
+
 /// What a request is for (counted separately).
 #[derive(Debug, Clone, Copy)]
 #[cfg_attr(not(all(feature = "oidc", feature = "cas")), allow(dead_code))]
@@ -105,7 +149,7 @@ pub(crate) enum Purpose {
 }
 
 impl Purpose {
-    fn what(self) -> &'static str {
+    pub(crate) fn what(self) -> &'static str {
         match self {
             Purpose::Discovery => "discovery document",
             Purpose::Jwks => "JWKS",
@@ -209,11 +253,9 @@ impl HttpClient {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn unavailable(&self, reason: impl Into<String>) -> AuthError {
-        AuthError::Unavailable {
-            module: self.module.clone(),
-            reason: reason.into(),
-        }
+    /// An outage of this client's module.
+    pub(crate) fn unavailable(&self, cause: impl Into<crate::ModuleError>) -> AuthError {
+        AuthError::unavailable(self.module.clone(), cause)
     }
 
     /// GET a JSON document, optionally with a bearer token.
@@ -280,10 +322,10 @@ impl HttpClient {
             Ok(value) => value,
             Err(_) if !status.is_success() => Value::Null,
             Err(_) => {
-                return Err(self.unavailable(format!(
-                    "{}: response is not JSON (HTTP {status})",
-                    purpose.what()
-                )));
+                return Err(self.unavailable(HttpError::Malformed {
+                    what: purpose.what(),
+                    status: status.as_u16(),
+                }));
             }
         };
         Ok(JsonResponse { status, body })
@@ -299,36 +341,47 @@ impl HttpClient {
         let what = purpose.what();
         let mut response = request.send().await.map_err(|e| {
             // reqwest errors name the URL, never headers or bodies.
-            let kind = if e.is_timeout() {
-                "timed out"
+            self.unavailable(if e.is_timeout() {
+                HttpError::Timeout { what }
             } else {
-                "request failed"
-            };
-            self.unavailable(format!("{what}: {kind}: {}", e.without_url()))
+                HttpError::Transport {
+                    what,
+                    detail: e.without_url().to_string(),
+                }
+            })
         })?;
+        let too_large = || {
+            self.unavailable(HttpError::TooLarge {
+                what,
+                max: self.max_bytes,
+            })
+        };
         let status = response.status();
         if response
             .content_length()
             .is_some_and(|n| n > self.max_bytes as u64)
         {
-            return Err(self.unavailable(format!("{what}: response larger than {} bytes", self.max_bytes)));
+            return Err(too_large());
         }
         let mut body = Vec::new();
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
                     if body.len() + chunk.len() > self.max_bytes {
-                        return Err(self
-                            .unavailable(format!("{what}: response larger than {} bytes", self.max_bytes)));
+                        return Err(too_large());
                     }
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    return Err(self.unavailable(format!(
-                        "{what}: reading the response failed: {}",
-                        e.without_url()
-                    )));
+                    return Err(self.unavailable(if e.is_timeout() {
+                        HttpError::Timeout { what }
+                    } else {
+                        HttpError::Transport {
+                            what,
+                            detail: e.without_url().to_string(),
+                        }
+                    }));
                 }
             }
         }

@@ -21,9 +21,11 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::error::OtherError;
 use crate::iso8601::IsoDuration;
 use crate::{AuthError, ConfigError};
 
+mod cookie;
 #[cfg(any(feature = "oidc", feature = "oauth2", feature = "cas"))]
 pub(crate) mod http;
 #[cfg(any(feature = "oidc", feature = "oauth2"))]
@@ -32,6 +34,11 @@ pub(crate) mod json;
 pub(crate) mod oauth;
 pub mod replay;
 
+pub use cookie::{CookieAttributes, FlowCookie, SameSite, flow_cookie_name};
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "cas"))]
+pub use http::HttpError;
+#[cfg(any(feature = "oidc", feature = "oauth2"))]
+pub use oauth::OAuthError;
 pub use replay::{MemoryReplayCache, ReplayCache, ReplayError};
 
 /// How an OAuth2 / OIDC client authenticates at the token endpoint.
@@ -130,7 +137,7 @@ pub fn pkce_challenge(verifier: &str) -> String {
 }
 
 /// Why a pending flow could not be consumed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FlowError {
     /// No flow with this state (never started here, or long gone).
@@ -153,25 +160,22 @@ pub enum FlowError {
     Full,
     /// The storage backend failed.
     #[error("flow store failed: {0}")]
-    Backend(String),
+    Backend(#[source] OtherError),
+    /// No randomness for the flow's secrets.
+    #[error("no randomness for the login's secrets")]
+    NoRandomness,
 }
 
 impl FlowError {
     /// The error a module answers with; `module` names the module.
+    /// A full or failing store is an outage; anything else a refusal (a cookie
+    /// mismatch answers 403, see [`AuthError::status_code`]).
     pub fn into_auth_error(self, module: &str) -> AuthError {
         match self {
-            FlowError::Full | FlowError::Backend(_) => AuthError::Unavailable {
-                module: module.to_owned(),
-                reason: self.to_string(),
-            },
-            FlowError::Unknown | FlowError::OtherModule | FlowError::Replayed | FlowError::Expired => {
-                AuthError::Unauthenticated {
-                    reason: self.to_string(),
-                }
+            FlowError::Full | FlowError::Backend(_) | FlowError::NoRandomness => {
+                AuthError::unavailable(module, self)
             }
-            FlowError::CookieMismatch => AuthError::Forbidden {
-                reason: self.to_string(),
-            },
+            _ => AuthError::rejected(module, self),
         }
     }
 }
@@ -262,7 +266,7 @@ impl MemoryFlowStore {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Slot>>, FlowError> {
         self.slots
             .lock()
-            .map_err(|_| FlowError::Backend("flow store lock poisoned".into()))
+            .map_err(|_| FlowError::Backend(OtherError::msg("flow store lock poisoned")))
     }
 }
 
@@ -319,6 +323,24 @@ impl FlowStore for MemoryFlowStore {
     }
 }
 
+/// Why a return-to URL (or an allow-list prefix) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReturnToError {
+    /// Empty, or longer than 2,048 bytes.
+    #[error("return-to URL is empty or too long")]
+    Length,
+    /// A control character, a backslash or white space.
+    #[error("return-to URL contains a control character, a backslash or white space")]
+    Character,
+    /// Neither a relative path nor on the allow-list: an open redirect.
+    #[error("return-to URL must be a relative path or on the allow-list")]
+    NotAllowed,
+    /// An allow-list prefix that is not `scheme://host[:port]/path/`.
+    #[error("{0:?} must be an http(s) URL of the form `scheme://host[:port]/path/`")]
+    BadPrefix(String),
+}
+
 /// Which return-to URLs are accepted: relative paths always (`/app/page`, not
 /// `//host`, no backslash, no scheme), absolute URLs only when they start with an
 /// allowed prefix (`https://app.example.org/`). Anything else is an open redirect.
@@ -337,19 +359,24 @@ impl ReturnToPolicy {
     /// prefix must be an `http(s)` origin followed by a path ending in `/`
     /// (`https://app.example.org/`), so that `https://app.example.org.evil.test`
     /// does not match.
-    pub fn with_allowed(prefixes: impl IntoIterator<Item = impl Into<String>>) -> Result<Self, String> {
+    pub fn with_allowed(
+        prefixes: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Result<Self, ReturnToError> {
         let mut allowed = Vec::new();
         for prefix in prefixes {
             let prefix: String = prefix.into();
-            let rest = prefix
+            let host = prefix
                 .strip_prefix("https://")
                 .or_else(|| prefix.strip_prefix("http://"))
-                .ok_or_else(|| format!("{prefix:?} is not an http(s) URL"))?;
-            let Some((host, _path)) = rest.split_once('/') else {
-                return Err(format!("{prefix:?} must end the host with `/`"));
-            };
-            if host.is_empty() || !prefix.ends_with('/') || prefix.contains('\\') || prefix.contains('@') {
-                return Err(format!("{prefix:?} must be `scheme://host[:port]/path/`"));
+                .and_then(|rest| rest.split_once('/'))
+                .map(|(host, _path)| host);
+            match host {
+                Some(host)
+                    if !host.is_empty()
+                        && prefix.ends_with('/')
+                        && !prefix.contains('\\')
+                        && !prefix.contains('@') => {}
+                _ => return Err(ReturnToError::BadPrefix(prefix)),
             }
             allowed.push(prefix);
         }
@@ -359,15 +386,15 @@ impl ReturnToPolicy {
     }
 
     /// Checks a return-to URL; the error says why it is refused.
-    pub fn check(&self, url: &str) -> Result<(), String> {
+    pub fn check(&self, url: &str) -> Result<(), ReturnToError> {
         if url.is_empty() || url.len() > MAX_RETURN_TO_BYTES {
-            return Err("return-to URL is empty or too long".into());
+            return Err(ReturnToError::Length);
         }
         if url
             .chars()
             .any(|c| c.is_control() || c == '\\' || c.is_whitespace())
         {
-            return Err("return-to URL contains a control character, a backslash or white space".into());
+            return Err(ReturnToError::Character);
         }
         if url.starts_with('/') && !url.starts_with("//") {
             return Ok(());
@@ -375,31 +402,38 @@ impl ReturnToPolicy {
         if self.allowed_prefixes.iter().any(|p| url.starts_with(p.as_str())) {
             return Ok(());
         }
-        Err("return-to URL must be a relative path or on the allow-list".into())
+        Err(ReturnToError::NotAllowed)
     }
 }
 
 /// A flow just started: what the module puts in the redirect, and the cookie.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct StartedFlow {
     /// The stored flow (state, nonce, PKCE verifier).
     pub flow: PendingFlow,
-    /// The value of the cookie binding the flow to the browser (256 random bits,
-    /// base64url). The host sets it `HttpOnly; Secure; SameSite=Lax` (`SameSite=None`
-    /// for SAML, whose IdP posts back cross-site).
-    pub cookie: String,
+    /// The cookie binding the flow to the browser (256 random bits, base64url),
+    /// with the attributes the module chose.
+    pub cookie: FlowCookie,
 }
 
-/// The flow settings every redirect module's builder holds: where pending logins
-/// live, how long they last, which return-to URLs pass. Turned into [`Flows`] by
-/// [`FlowSettings::build`]; the builder methods come from `flow_builder_methods!`.
-// Used by the redirect modules, which are all behind features.
-#[allow(dead_code)]
-#[derive(Debug, Clone)]
-pub(crate) struct FlowSettings {
-    pub(crate) store: Option<Arc<dyn FlowStore>>,
-    pub(crate) ttl: Duration,
-    pub(crate) return_to_allowed: Vec<String>,
+/// The settings of pending redirect logins, one field group shared by the OIDC,
+/// OAuth2, SAML and CAS settings (flat in TOML: `flow_ttl`, `return_to_allowed`).
+/// Turned into [`Flows`] by [`FlowSettings::build`].
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct FlowSettings {
+    /// Where pending logins live (default: a [`MemoryFlowStore`] of the module).
+    /// Not read from TOML: the host injects it.
+    #[serde(skip)]
+    pub store: Option<Arc<dyn FlowStore>>,
+    /// `flow_ttl`: how long a started login may take (default 10 min).
+    #[serde(rename = "flow_ttl", deserialize_with = "crate::iso8601::duration")]
+    pub ttl: Duration,
+    /// `return_to_allowed`: absolute return-to URL prefixes accepted besides
+    /// relative paths (`https://app.example.org/`).
+    pub return_to_allowed: Vec<String>,
 }
 
 impl Default for FlowSettings {
@@ -412,25 +446,29 @@ impl Default for FlowSettings {
     }
 }
 
-#[allow(dead_code)]
 impl FlowSettings {
+    /// Checks the settings (errors name `flow_ttl` or `return_to_allowed`); the
+    /// module chooses its flow cookie's attributes.
+    pub fn build(self, cookie: CookieAttributes) -> Result<Flows, ConfigError> {
+        if self.ttl.is_zero() {
+            return Err(ConfigError::invalid("flow_ttl", "must be longer than zero"));
+        }
+        let return_to = ReturnToPolicy::with_allowed(self.return_to_allowed)
+            .map_err(|e| ConfigError::invalid("return_to_allowed", e.to_string()))?;
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryFlowStore::default()));
+        Ok(Flows::new(store)
+            .ttl(self.ttl)
+            .return_to(return_to)
+            .cookie(cookie))
+    }
+
     /// The `flow_ttl` and `return_to_allowed` keys of a module's configuration.
+    #[allow(dead_code)] // until every module reads its settings type
     pub(crate) fn configure(&mut self, ttl: Option<IsoDuration>, return_to_allowed: &[String]) {
         if let Some(ttl) = ttl {
             self.ttl = ttl.0;
         }
         self.return_to_allowed = return_to_allowed.to_vec();
-    }
-
-    /// Checks the settings; `key` names a field of the module's configuration.
-    pub(crate) fn build(self, key: impl Fn(&str) -> String) -> Result<Flows, ConfigError> {
-        if self.ttl.is_zero() {
-            return Err(ConfigError::invalid(key("flow_ttl"), "must be longer than zero"));
-        }
-        let return_to = ReturnToPolicy::with_allowed(self.return_to_allowed)
-            .map_err(|m| ConfigError::invalid(key("return_to_allowed"), m))?;
-        let store = self.store.unwrap_or_else(|| Arc::new(MemoryFlowStore::default()));
-        Ok(Flows::new(store).ttl(self.ttl).return_to(return_to))
     }
 }
 
@@ -455,7 +493,7 @@ macro_rules! redirect_authenticator {
                 request: &$crate::AuthRequest,
             ) -> Result<$crate::Outcome, $crate::AuthError> {
                 match &request.credentials {
-                    $crate::Credentials::Start { return_to } => self.start(return_to.as_deref()).await,
+                    $crate::Credentials::Start(start) => self.start(start).await,
                     $crate::Credentials::Callback { params } => self.callback(request, params).await,
                     _ => Ok($crate::Outcome::Abstain),
                 }
@@ -503,6 +541,7 @@ pub struct Flows {
     store: Arc<dyn FlowStore>,
     ttl: Duration,
     return_to: ReturnToPolicy,
+    cookie: CookieAttributes,
 }
 
 impl fmt::Debug for Flows {
@@ -527,7 +566,19 @@ impl Flows {
             store,
             ttl: DEFAULT_FLOW_TTL,
             return_to: ReturnToPolicy::default(),
+            cookie: CookieAttributes::default(),
         }
+    }
+
+    /// The attributes of the flow cookies (default: `Path=/`, `SameSite=Lax`, `Secure`).
+    pub fn cookie(mut self, attributes: CookieAttributes) -> Self {
+        self.cookie = attributes;
+        self
+    }
+
+    /// The attributes of the flow cookies.
+    pub fn cookie_attributes(&self) -> &CookieAttributes {
+        &self.cookie
     }
 
     /// How long a started login may take.
@@ -562,10 +613,15 @@ impl Flows {
         extra: Option<String>,
     ) -> Result<StartedFlow, AuthError> {
         if let Some(url) = return_to {
-            self.return_to.check(url).map_err(AuthError::InvalidRequest)?;
+            self.return_to.check(url).map_err(AuthError::invalid_request)?;
         }
         let random = |module: &str| random_token(module);
-        let cookie = random(module)?;
+        let cookie = FlowCookie {
+            name: flow_cookie_name(module),
+            value: random(module)?,
+            attributes: self.cookie.clone(),
+            max_age: self.ttl,
+        };
         let flow = PendingFlow {
             state: random(module)?,
             nonce: random(module)?,
@@ -573,7 +629,7 @@ impl Flows {
             return_to: return_to.map(str::to_owned),
             module: module.to_owned(),
             expires_at: SystemTime::now() + self.ttl,
-            cookie_digest: digest(&cookie),
+            cookie_digest: digest(&cookie.value),
             extra,
         };
         self.store
@@ -629,10 +685,7 @@ fn digest(cookie: &str) -> [u8; 32] {
 /// 256 random bits, base64url without padding (43 characters).
 pub(crate) fn random_token(module: &str) -> Result<String, AuthError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| AuthError::Unavailable {
-        module: module.to_owned(),
-        reason: format!("no randomness: {e}"),
-    })?;
+    getrandom::fill(&mut bytes).map_err(|_| AuthError::unavailable(module, FlowError::NoRandomness))?;
     Ok(Base64UrlUnpadded::encode_string(&bytes))
 }
 

@@ -8,8 +8,69 @@ use tracing::warn;
 
 use super::ClientAuthMethod;
 use super::http::{HttpClient, Purpose};
-use crate::chain::AUDIT_TARGET;
+use crate::audit::AUDIT_TARGET;
+use crate::error::RequestError;
 use crate::{AuthError, SecretString};
+
+/// Why an OAuth2 / OIDC protocol step failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OAuthError {
+    /// The provider's callback carries an `error` (`access_denied`, `login_required`, ...).
+    #[error("the identity provider answered `{code}`")]
+    Provider {
+        /// The error code, reduced to `A-Za-z0-9_-.`, at most 64 characters.
+        code: String,
+        /// Its description, printable ASCII, at most 200 characters.
+        description: Option<String>,
+    },
+    /// The callback has no authorization code.
+    #[error("the callback has no authorization code")]
+    MissingCode,
+    /// The callback's `iss` names another issuer (RFC 9207: a mix-up attack).
+    #[error("the callback's `iss` parameter names another issuer")]
+    IssuerMismatch,
+    /// The callback lacks the `iss` the provider promises (RFC 9207).
+    #[error("the callback lacks the `iss` parameter the provider promises (RFC 9207)")]
+    MissingIssuer,
+    /// The token endpoint refused the code (`invalid_grant`, `invalid_request`, ...).
+    #[error("the token endpoint refused the request ({error})")]
+    TokenRefused {
+        /// The OAuth error code.
+        error: String,
+    },
+    /// The token endpoint answered an error status without an error code we act on.
+    #[error("the token endpoint answered HTTP {0}")]
+    TokenStatus(u16),
+    /// The token response has no `id_token` (OIDC).
+    #[error("the token response has no id_token")]
+    NoIdToken,
+    /// The token response lacks `access_token` or is not a JSON object.
+    #[error("the token response is malformed")]
+    MalformedTokenResponse,
+    /// Userinfo names another subject than the ID token.
+    #[error("userinfo names another subject than the ID token")]
+    SubjectMismatch,
+    /// No usable subject (`sub`, or the configured subject claim).
+    #[error("the provider gave no usable subject")]
+    NoSubject,
+    /// Userinfo (or the configured login claim) gave no usable login name.
+    #[error("the provider gave no usable login name")]
+    NoLogin,
+    /// The discovery document names another issuer.
+    #[error("the discovery document names another issuer")]
+    DiscoveryIssuerMismatch,
+    /// The discovery document lacks a required entry, or holds one that is not an
+    /// https URL.
+    #[error("discovery: `{0}` is missing or not an https URL")]
+    DiscoveryField(String),
+    /// The provider's JWKS holds no usable signing key.
+    #[error("the provider's JWKS holds no usable signing key")]
+    NoSigningKeys,
+    /// Userinfo answered an error status or a body that is not a JSON object.
+    #[error("userinfo answered HTTP {0}")]
+    UserinfoStatus(u16),
+}
 
 /// The OAuth2 client: id, secret and how the secret is presented.
 #[derive(Debug, Clone)]
@@ -25,8 +86,9 @@ pub(crate) fn authorization_url(
     endpoint: &str,
     params: &[(&str, &str)],
     extra: &[(String, String)],
-) -> Result<String, String> {
-    let mut url = url::Url::parse(endpoint).map_err(|e| format!("bad authorization endpoint: {e}"))?;
+) -> Result<String, AuthError> {
+    let mut url = url::Url::parse(endpoint)
+        .map_err(|e| AuthError::Misconfigured(format!("bad authorization endpoint: {e}")))?;
     {
         let mut query = url.query_pairs_mut();
         for (k, v) in params {
@@ -70,22 +132,20 @@ impl<'p> Callback<'p> {
             .error_description
             .map(|d| sanitize(d, 200, |c| (' '..='~').contains(&c) && c != '"' && c != '\\'))
             .filter(|d| !d.is_empty());
-        let detail = match &description {
-            Some(d) => format!("{code}: {d}"),
-            None => code.clone(),
-        };
         warn!(target: AUDIT_TARGET, module = %module, error = %code, "identity provider returned an error");
-        Some(match code.as_str() {
-            "access_denied" | "unauthorized_client" => AuthError::Forbidden {
-                reason: format!("the identity provider refused the login ({detail})"),
-            },
-            "server_error" | "temporarily_unavailable" => AuthError::Unavailable {
-                module: module.to_owned(),
-                reason: format!("the identity provider failed ({detail})"),
-            },
-            _ => AuthError::Unauthenticated {
-                reason: format!("the identity provider did not authenticate the user ({detail})"),
-            },
+        let reason = match &description {
+            Some(d) => format!("the identity provider refused the login ({code}: {d})"),
+            None => format!("the identity provider refused the login ({code})"),
+        };
+        let temporary = matches!(code.as_str(), "server_error" | "temporarily_unavailable");
+        let denied = matches!(code.as_str(), "access_denied" | "unauthorized_client");
+        let cause = OAuthError::Provider { code, description };
+        Some(if denied {
+            AuthError::Forbidden { reason }
+        } else if temporary {
+            AuthError::unavailable(module, cause)
+        } else {
+            AuthError::rejected(module, cause)
         })
     }
 }
@@ -134,28 +194,21 @@ pub(crate) async fn exchange_code(
         warn!(target: AUDIT_TARGET, module = %module, status = %response.status, error = %error,
             "token endpoint refused the code");
         return Err(match error.as_str() {
-            "invalid_grant" => AuthError::Unauthenticated {
-                reason: "the identity provider refused the authorization code (invalid_grant)".into(),
-            },
+            "invalid_grant" => AuthError::rejected(module, OAuthError::TokenRefused { error }),
             "invalid_client" | "unauthorized_client" | "unsupported_grant_type" => AuthError::Misconfigured(
                 format!("module `{module}`: the token endpoint refused the client ({error})"),
             ),
-            "invalid_request" if response.status.is_client_error() => AuthError::InvalidRequest(
-                "the identity provider refused the token request (invalid_request)".into(),
-            ),
-            _ => http.unavailable(format!(
-                "token endpoint answered HTTP {}",
-                response.status.as_u16()
-            )),
+            "invalid_request" if response.status.is_client_error() => {
+                AuthError::InvalidRequest(RequestError::Module {
+                    module: module.to_owned(),
+                    cause: OAuthError::TokenRefused { error }.into(),
+                })
+            }
+            _ => AuthError::unavailable(module, OAuthError::TokenStatus(response.status.as_u16())),
         });
     }
     match response.body {
-        Value::Object(map) => {
-            if !map.get("access_token").is_some_and(Value::is_string) {
-                return Err(http.unavailable("token response has no access_token"));
-            }
-            Ok(map)
-        }
-        _ => Err(http.unavailable("token response is not a JSON object")),
+        Value::Object(map) if map.get("access_token").is_some_and(Value::is_string) => Ok(map),
+        _ => Err(AuthError::unavailable(module, OAuthError::MalformedTokenResponse)),
     }
 }

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 pub const DEFAULT_MAX_REPLAY_ENTRIES: usize = 100_000;
 
 /// Why an id could not be checked.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplayError {
     /// The cache holds as many live ids as it may.
@@ -25,7 +25,10 @@ pub enum ReplayError {
     Full,
     /// The storage backend failed.
     #[error("replay cache failed: {0}")]
-    Backend(String),
+    Backend(#[source] crate::error::OtherError),
+    /// The id was accepted before: a replayed message.
+    #[error("this message was already accepted once (replay)")]
+    Replayed,
 }
 
 /// Remembers ids that were accepted once. Several application instances behind a
@@ -95,7 +98,7 @@ impl MemoryReplayCache {
         let mut entries = self
             .entries
             .lock()
-            .map_err(|_| ReplayError::Backend("replay cache lock poisoned".into()))?;
+            .map_err(|_| ReplayError::Backend(crate::error::OtherError::msg("replay cache lock poisoned")))?;
         if let Some(until) = entries.get(id) {
             if *until > now {
                 return Ok(false);

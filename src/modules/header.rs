@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use http::{HeaderMap, HeaderName};
 use tracing::warn;
 
-use crate::chain::AUDIT_TARGET;
+use crate::audit::AUDIT_TARGET;
 use crate::net::ProxyTrust;
 use crate::{AuthError, AuthRequest, Authenticator, ConfigError, Identity, ModuleKind, Outcome};
 
@@ -174,11 +174,15 @@ impl HeaderModule {
         }
     }
 
-    fn missing(&self, reason: &str) -> Result<Outcome, AuthError> {
+    fn missing(&self, header: &HeaderName, problem: HeaderProblem) -> Result<Outcome, AuthError> {
         if self.fail_if_missing {
-            Err(AuthError::Unauthenticated {
-                reason: reason.to_owned(),
-            })
+            Err(AuthError::rejected(
+                self.id.clone(),
+                HeaderError {
+                    header: header.as_str().to_owned(),
+                    problem,
+                },
+            ))
         } else {
             Ok(Outcome::Abstain)
         }
@@ -196,7 +200,7 @@ impl HeaderModule {
             principal = user;
         }
         if principal.is_empty() {
-            return Err(bad(&self.principal, "is empty"));
+            return Err(bad(&self.principal, HeaderProblem::Empty));
         }
         Ok(Some(if self.lowercase {
             principal.to_lowercase()
@@ -222,16 +226,13 @@ impl HeaderModule {
                 .filter(|g| !g.is_empty())
             {
                 if group.len() > MAX_GROUP_BYTES {
-                    return Err(bad(
-                        name,
-                        &format!("holds a group longer than {MAX_GROUP_BYTES} bytes"),
-                    ));
+                    return Err(bad(name, HeaderProblem::GroupTooLong(MAX_GROUP_BYTES)));
                 }
                 if !groups.iter().any(|g| g == group) {
                     groups.push(group.to_owned());
                 }
                 if groups.len() > MAX_GROUPS {
-                    return Err(bad(name, &format!("lists more than {MAX_GROUPS} groups")));
+                    return Err(bad(name, HeaderProblem::TooManyGroups(MAX_GROUPS)));
                 }
             }
         }
@@ -254,28 +255,75 @@ fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h [u
     match (values.next(), values.next()) {
         (None, _) => Ok(None),
         (Some(value), None) => Ok(Some(value.as_bytes())),
-        (Some(_), Some(_)) => Err(bad(name, "appears more than once")),
+        (Some(_), Some(_)) => Err(bad(name, HeaderProblem::Repeated)),
     }
 }
 
 /// A header value as UTF-8 text without control characters, trimmed, bounded.
 fn text<'v>(name: &HeaderName, value: &'v [u8], max: usize) -> Result<&'v str, AuthError> {
-    let value = std::str::from_utf8(value).map_err(|_| bad(name, "is not UTF-8"))?;
+    let value = std::str::from_utf8(value).map_err(|_| bad(name, HeaderProblem::NotUtf8))?;
     if value.chars().any(char::is_control) {
-        return Err(bad(name, "contains a control character"));
+        return Err(bad(name, HeaderProblem::ControlCharacter));
     }
     let value = value.trim();
     if value.is_empty() {
-        return Err(bad(name, "is empty"));
+        return Err(bad(name, HeaderProblem::Empty));
     }
     if value.len() > max {
-        return Err(bad(name, &format!("is longer than {max} bytes")));
+        return Err(bad(name, HeaderProblem::TooLong(max)));
     }
     Ok(value)
 }
 
-fn bad(name: &HeaderName, problem: &str) -> AuthError {
-    AuthError::InvalidRequest(format!("header `{name}` {problem}"))
+fn bad(name: &HeaderName, problem: HeaderProblem) -> AuthError {
+    AuthError::invalid_request(HeaderError {
+        header: name.as_str().to_owned(),
+        problem,
+    })
+}
+
+/// A proxy identity header that is missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("header `{header}` {problem}")]
+#[non_exhaustive]
+pub struct HeaderError {
+    /// The header's name.
+    pub header: String,
+    /// What is wrong with it.
+    pub problem: HeaderProblem,
+}
+
+/// What is wrong with a header.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderProblem {
+    /// Absent (with `fail_if_missing`).
+    #[error("is missing")]
+    Missing,
+    /// Sent by a peer that is not a trusted proxy, so not read (with `fail_if_missing`).
+    #[error("did not come through a trusted proxy")]
+    UntrustedPeer,
+    /// Sent more than once.
+    #[error("appears more than once")]
+    Repeated,
+    /// Not UTF-8.
+    #[error("is not UTF-8")]
+    NotUtf8,
+    /// Holds a control character.
+    #[error("contains a control character")]
+    ControlCharacter,
+    /// Empty or only white space.
+    #[error("is empty")]
+    Empty,
+    /// Longer than allowed.
+    #[error("is longer than {0} bytes")]
+    TooLong(usize),
+    /// One group is longer than allowed.
+    #[error("holds a group longer than {0} bytes")]
+    GroupTooLong(usize),
+    /// More groups than allowed.
+    #[error("lists more than {0} groups")]
+    TooManyGroups(usize),
 }
 
 #[async_trait]
@@ -295,10 +343,10 @@ impl Authenticator for HeaderModule {
                 warn!(target: AUDIT_TARGET, module = %self.id, peer = %request.peer.ip(),
                     header = %self.principal, "identity header from an untrusted peer ignored");
             }
-            return self.missing("the request did not come through a trusted proxy");
+            return self.missing(&self.principal, HeaderProblem::UntrustedPeer);
         }
         let Some(principal) = self.principal(headers)? else {
-            return self.missing(&format!("header `{}` is missing", self.principal));
+            return self.missing(&self.principal, HeaderProblem::Missing);
         };
         let mut identity = Identity::new(self.id.clone(), principal.clone(), principal);
         identity.groups = self.groups(headers)?;

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use tracing::{info, warn};
 
 use crate::account::{LoginNames, PasswordPolicy, UserStore, Verification};
-use crate::chain::AUDIT_TARGET;
+use crate::audit::AUDIT_TARGET;
 use crate::{
     AuthError, AuthRequest, Authenticator, Credentials, Identity, ModuleKind, Outcome, SecretString,
 };
@@ -142,10 +142,10 @@ impl Authenticator for LocalModule {
             return Ok(Outcome::Abstain);
         };
         if password.len() > self.max_password_bytes {
-            return Err(AuthError::InvalidRequest(format!(
-                "password longer than {} bytes",
-                self.max_password_bytes
-            )));
+            return Err(AuthError::InvalidRequest(crate::RequestError::TooLong {
+                field: "password",
+                max: self.max_password_bytes,
+            }));
         }
         if password.is_empty() || login.is_empty() {
             return Err(AuthError::InvalidCredentials);

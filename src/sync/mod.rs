@@ -55,7 +55,7 @@ pub use source::{DirectorySource, Resume, SourceEvent};
 pub use target::DirectoryTarget;
 
 use crate::StoreError;
-use crate::chain::AUDIT_TARGET;
+use crate::audit::AUDIT_TARGET;
 
 /// Why synchronisation stopped or a session ended.
 #[derive(Debug, thiserror::Error)]

@@ -71,10 +71,10 @@ impl Authenticator for Scripted {
         match &self.answer {
             Answer::Abstain => Ok(Outcome::Abstain),
             Answer::Reject => Err(AuthError::InvalidCredentials),
-            Answer::Unavailable => Err(AuthError::Unavailable {
-                module: self.id.clone(),
-                reason: "backend down (scripted)".into(),
-            }),
+            Answer::Unavailable => Err(AuthError::unavailable(
+                self.id.clone(),
+                authchain::OtherError::msg("backend down (scripted)"),
+            )),
             Answer::Identity { subject, groups } => Ok(Outcome::Authenticated(
                 Identity::new(self.id.clone(), subject.clone(), subject.clone()).with_groups(groups.clone()),
             )),
@@ -185,9 +185,7 @@ macro_rules! store_tests {
 /// `Start` at the redirect module `module`.
 pub fn start_request(module: &str, return_to: Option<&str>) -> AuthRequest {
     AuthRequest::new(peer("192.0.2.20"))
-        .with_credentials(Credentials::Start {
-            return_to: return_to.map(str::to_owned),
-        })
+        .with_credentials(Credentials::Start(return_to.map(str::to_owned).into()))
         .select(module)
 }
 

@@ -294,7 +294,7 @@ impl Apply<'_> {
     }
 
     fn skip(&mut self, user: &DirectoryUser, reason: String) {
-        tracing::warn!(target: crate::chain::AUDIT_TARGET, source = %self.scope.source, dn = %user.dn,
+        tracing::warn!(target: crate::audit::AUDIT_TARGET, source = %self.scope.source, dn = %user.dn,
             %reason, "directory entry skipped");
         self.report.skipped += 1;
     }

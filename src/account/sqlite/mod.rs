@@ -38,6 +38,7 @@ use super::{
     Account, AttemptStore, DEFAULT_MAX_CONNECTIONS, FailureCount, LoginUpdate, MAX_FAILURES_PER_KEY,
     NewAccount, Synchronous, UserStore,
 };
+use crate::error::OtherError;
 use crate::{AccountId, StoreError};
 use ops::backend;
 
@@ -138,7 +139,9 @@ impl SqliteStore {
         settings: SqliteOptions,
     ) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref();
-        let cannot = |what: String| StoreError::Backend(format!("cannot open {}: {what}", path.display()));
+        let cannot = |what: String| {
+            StoreError::Backend(OtherError::msg(format!("cannot open {}: {what}", path.display())))
+        };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| cannot(e.to_string()))?;
         }
@@ -196,15 +199,11 @@ impl SqliteStore {
             .await
             .map_err(backend)?;
         if foreign_keys != 1 {
-            return Err(StoreError::Backend(
-                "the pool's connections must have foreign keys on (SqliteConnectOptions::foreign_keys)"
-                    .into(),
-            ));
+            return Err(StoreError::Backend(OtherError::msg(
+                "the pool's connections must have foreign keys on (SqliteConnectOptions::foreign_keys)",
+            )));
         }
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Backend(format!("schema migration failed: {e}")))?;
+        MIGRATOR.run(&pool).await.map_err(StoreError::backend)?;
         Ok(SqliteStore {
             pool,
             attempts: Arc::new(AttemptBounds {

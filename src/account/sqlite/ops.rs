@@ -15,6 +15,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use crate::account::{Account, ExternalLink, LoginUpdate, NewAccount};
+use crate::error::OtherError;
 use crate::{AccountId, StoreError};
 
 /// The `login_key` / `email_key` of a name: Unicode lower-casing, as
@@ -40,7 +41,7 @@ pub(crate) fn to_nanos(at: SystemTime) -> Result<i64, StoreError> {
         Ok(after) => i64::try_from(after.as_nanos()).ok(),
         Err(before) => i64::try_from(before.duration().as_nanos()).ok().map(|n| -n),
     };
-    nanos.ok_or_else(|| StoreError::Backend("timestamp outside the years 1677..2262".into()))
+    nanos.ok_or_else(|| StoreError::Backend(OtherError::msg("timestamp outside the years 1677..2262")))
 }
 
 /// Like [`to_nanos`], saturating: for query bounds, where "before 1677" means "all".
@@ -66,7 +67,7 @@ pub(crate) fn backend(err: sqlx::Error) -> StoreError {
         }
         // Every foreign key points at an account: it is gone.
         sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation => StoreError::NotFound,
-        _ => StoreError::Backend(describe(&err)),
+        _ => StoreError::backend(err),
     }
 }
 

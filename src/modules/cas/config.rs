@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use super::{CasModule, CasModuleBuilder};
 use crate::ConfigError;
-use crate::config::name_or_default;
 use crate::iso8601::IsoDuration;
+use crate::settings::name_or_default;
 
 /// The settings of one CAS module, as written in configuration.
 ///

@@ -18,6 +18,7 @@
 //! Every setting is described in `docs/modules/cas.md`.
 
 mod config;
+mod error;
 pub mod response;
 
 use std::collections::BTreeMap;
@@ -25,10 +26,13 @@ use std::collections::BTreeMap;
 use tracing::warn;
 
 pub use config::CasConfig;
+pub use error::CasError;
 use response::{CasUser, ValidationResponse};
 
-use crate::chain::AUDIT_TARGET;
+use crate::audit::AUDIT_TARGET;
+use crate::error::RequestError;
 use crate::flow::http::{HttpClient, HttpSettings, Purpose, check_url, http_builder_methods};
+use crate::flow::{CookieAttributes, SameSite};
 use crate::flow::{
     FlowError, FlowSettings, Flows, ProviderRequests, flow_builder_methods, redirect_authenticator,
 };
@@ -218,13 +222,20 @@ impl CasModuleBuilder {
             ));
         }
         let http = self.http.client(&self.id, key)?;
+        let flows = self
+            .flows
+            .build(CookieAttributes::for_callback(
+                service_url.as_str(),
+                SameSite::Lax,
+            ))
+            .map_err(|e| e.rekey(key))?;
         Ok(CasModule {
             login_url,
             validate_url,
             service_url,
             params: self.params,
             names: self.names,
-            flows: self.flows.build(key)?,
+            flows,
             http,
             id: self.id,
         })
@@ -299,7 +310,8 @@ impl CasModule {
         url.into()
     }
 
-    async fn start(&self, return_to: Option<&str>) -> Result<Outcome, AuthError> {
+    async fn start(&self, start: &crate::StartLogin) -> Result<Outcome, AuthError> {
+        let return_to = start.return_to.as_deref();
         let started = self.flows.start(&self.id, return_to).await?;
         let mut location = self.login_url.clone();
         location
@@ -337,15 +349,14 @@ impl CasModule {
             || ticket.len() > MAX_TICKET_BYTES
             || !ticket.chars().all(|c| c.is_ascii_graphic())
         {
-            return Err(AuthError::InvalidRequest(
-                "the callback's CAS ticket is malformed".into(),
-            ));
+            return Err(AuthError::InvalidRequest(RequestError::Module {
+                module: self.id.clone(),
+                cause: CasError::BadTicket.into(),
+            }));
         }
         let user = self.validate(ticket, &self.service_for(&flow.state)).await?;
         let mut identity = self.identity(user);
-        if let Some(return_to) = flow.return_to {
-            identity.attributes.insert("return_to".into(), vec![return_to]);
-        }
+        identity.return_to = flow.return_to;
         Ok(Outcome::Authenticated(identity))
     }
 
@@ -359,24 +370,21 @@ impl CasModule {
             .http
             .get_bytes(Purpose::Validation, url.as_str(), "application/xml, text/xml")
             .await?;
-        let answer = response::parse(&body).map_err(|e| {
-            self.http
-                .unavailable(format!("ticket validation (HTTP {}): {e}", status.as_u16()))
-        })?;
+        let answer = response::parse(&body).map_err(|e| self.http.unavailable(CasError::Malformed(e)))?;
         match answer {
-            ValidationResponse::Success(_) if !status.is_success() => Err(self.http.unavailable(format!(
-                "ticket validation answered a success with HTTP {}",
-                status.as_u16()
-            ))),
+            ValidationResponse::Success(_) if !status.is_success() => {
+                Err(self.http.unavailable(crate::flow::HttpError::Status {
+                    what: Purpose::Validation.what(),
+                    status: status.as_u16(),
+                }))
+            }
             ValidationResponse::Success(user) => Ok(user),
             ValidationResponse::Failure { code, .. } => {
                 // The description can name the ticket: only the code is kept.
                 warn!(target: AUDIT_TARGET, module = %self.id, code = %code, "CAS server refused the ticket");
                 Err(match code.as_str() {
-                    "INTERNAL_ERROR" => self.http.unavailable("the CAS server failed (INTERNAL_ERROR)"),
-                    _ => AuthError::Unauthenticated {
-                        reason: format!("the CAS server refused the ticket ({code})"),
-                    },
+                    "INTERNAL_ERROR" => self.http.unavailable(CasError::ServerFailed { code }),
+                    _ => AuthError::rejected(self.id.clone(), CasError::Refused { code }),
                 })
             }
         }

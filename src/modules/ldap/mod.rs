@@ -23,6 +23,7 @@
 //! and a failing service bind are [`AuthError::Unavailable`].
 
 mod config;
+mod error;
 pub(crate) mod pool;
 pub(crate) mod template;
 
@@ -32,14 +33,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ldap3::{Ldap, LdapConnSettings, LdapError, Scope, SearchEntry, SearchOptions};
+use ldap3::{Ldap, LdapConnSettings, LdapError as Ldap3Error, Scope, SearchEntry, SearchOptions};
 use tracing::{debug, error, info, warn};
 
 pub use config::LdapConfig;
+pub use error::LdapError;
 pub use template::{AD_MATCHING_RULE_IN_CHAIN, AD_NESTED_GROUP_FILTER};
 
 use self::pool::{Conn, ConnectError, Connector, Pool, Pooled, Pools};
-use crate::chain::AUDIT_TARGET;
+use crate::audit::AUDIT_TARGET;
+use crate::error::RequestError;
 use crate::{
     AuthError, AuthRequest, Authenticator, ConfigError, Credentials, Identity, ModuleKind, Outcome,
     SecretString,
@@ -815,9 +818,9 @@ pub(crate) struct UserAttributes<'m> {
 }
 
 /// Text for an ldap3 error, without secrets (ldap3 errors never carry the password).
-pub(crate) fn describe(err: &LdapError) -> String {
+pub(crate) fn describe(err: &Ldap3Error) -> String {
     match err {
-        LdapError::LdapResult { result } => format!("result {} {}", result.rc, result.text),
+        Ldap3Error::LdapResult { result } => format!("result {} {}", result.rc, result.text),
         other => other.to_string(),
     }
 }
@@ -832,10 +835,7 @@ enum Fail {
 
 impl Inner {
     fn unavailable(&self, reason: impl Into<String>) -> AuthError {
-        AuthError::Unavailable {
-            module: self.id.clone(),
-            reason: reason.into(),
-        }
+        AuthError::unavailable(self.id.clone(), LdapError::Unreachable(reason.into()))
     }
 
     fn connect_error(&self, err: ConnectError) -> AuthError {
@@ -854,14 +854,14 @@ impl Inner {
     async fn timed<T>(
         &self,
         what: &str,
-        op: impl std::future::Future<Output = Result<T, LdapError>>,
+        op: impl std::future::Future<Output = Result<T, Ldap3Error>>,
     ) -> Result<T, Fail> {
         match tokio::time::timeout(self.operation_timeout, op).await {
             Err(_) => Err(Fail::Auth(self.unavailable(format!(
                 "{what}: no answer within {:?}",
                 self.operation_timeout
             )))),
-            Ok(Err(LdapError::FilterParsing)) => Err(Fail::Auth(AuthError::Misconfigured(format!(
+            Ok(Err(Ldap3Error::FilterParsing)) => Err(Fail::Auth(AuthError::Misconfigured(format!(
                 "module `{}`: {what}: the filter does not parse",
                 self.id
             )))),
@@ -906,9 +906,13 @@ impl Inner {
                 Err(Fail::Reject) => {
                     return Err(self.unavailable("the service account bind was refused"));
                 }
-                Err(Fail::Transport(why)) | Err(Fail::Auth(AuthError::Unavailable { reason: why, .. })) => {
+                Err(Fail::Transport(why)) => {
                     pools.connector.demote(conn.url);
                     failures.push(why);
+                }
+                Err(Fail::Auth(AuthError::Unavailable { cause, .. })) => {
+                    pools.connector.demote(conn.url);
+                    failures.push(cause.to_string());
                 }
                 Err(Fail::Auth(err)) => return Err(err),
             }
@@ -1086,16 +1090,16 @@ impl Inner {
     /// Input checks that need no server.
     fn check_input(&self, login: &str, password: &SecretString) -> Result<(), AuthError> {
         if login.len() > self.max_login_bytes {
-            return Err(AuthError::InvalidRequest(format!(
-                "login longer than {} bytes",
-                self.max_login_bytes
-            )));
+            return Err(AuthError::InvalidRequest(RequestError::TooLong {
+                field: "login",
+                max: self.max_login_bytes,
+            }));
         }
         if password.len() > self.max_password_bytes {
-            return Err(AuthError::InvalidRequest(format!(
-                "password longer than {} bytes",
-                self.max_password_bytes
-            )));
+            return Err(AuthError::InvalidRequest(RequestError::TooLong {
+                field: "password",
+                max: self.max_password_bytes,
+            }));
         }
         // RFC 4513 §5.1.2: a simple bind with a DN and an empty password is an
         // *unauthenticated* bind, which many servers answer with success.

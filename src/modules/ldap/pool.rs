@@ -16,7 +16,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use crate::chain::AUDIT_TARGET;
+use crate::audit::AUDIT_TARGET;
 
 /// Why a connection could not be had.
 #[derive(Debug)]

@@ -12,15 +12,17 @@ use serde::Deserialize;
 use serde_json::Value;
 use tracing::warn;
 
-use crate::chain::AUDIT_TARGET;
-use crate::config::name_or_default;
+use crate::audit::AUDIT_TARGET;
+use crate::error::RequestError;
 use crate::flow::http::{HttpClient, HttpSettings, Purpose, check_url, http_builder_methods};
 use crate::flow::oauth::{self, Callback, Client};
 use crate::flow::{
     ClientAuthMethod, FlowError, FlowSettings, Flows, ProviderRequests, flow_builder_methods, json,
     redirect_authenticator,
 };
+use crate::flow::{CookieAttributes, OAuthError, SameSite};
 use crate::iso8601::IsoDuration;
+use crate::settings::name_or_default;
 use crate::{AuthError, AuthRequest, ConfigError, Identity, Outcome, Redirect, SecretSource, SecretString};
 
 /// The OAuth2 module. Build it with [`OAuth2Module::builder`] or
@@ -193,7 +195,10 @@ impl OAuth2ModuleBuilder {
             warn!(target: AUDIT_TARGET, module = %self.id, "PKCE is off: only `state` protects the code");
         }
         let http = self.http.client(&self.id, key)?;
-        let flows = self.flows.build(key)?;
+        let flows = self
+            .flows
+            .build(CookieAttributes::for_callback(&self.redirect_uri, SameSite::Lax))
+            .map_err(|e| e.rekey(key))?;
         Ok(OAuth2Module {
             authorization_endpoint: self.authorization_endpoint,
             token_endpoint: self.token_endpoint,
@@ -256,7 +261,8 @@ impl OAuth2Module {
         self.http.requests()
     }
 
-    async fn start(&self, return_to: Option<&str>) -> Result<Outcome, AuthError> {
+    async fn start(&self, start: &crate::StartLogin) -> Result<Outcome, AuthError> {
+        let return_to = start.return_to.as_deref();
         let started = self.flows.start(&self.id, return_to).await?;
         let flow = &started.flow;
         let challenge = flow.pkce_challenge();
@@ -273,8 +279,7 @@ impl OAuth2Module {
             params.push(("code_challenge", &challenge));
             params.push(("code_challenge_method", "S256"));
         }
-        let location = oauth::authorization_url(&self.authorization_endpoint, &params, &self.extra_params)
-            .map_err(AuthError::Misconfigured)?;
+        let location = oauth::authorization_url(&self.authorization_endpoint, &params, &self.extra_params)?;
         Ok(Outcome::Redirect(Redirect {
             location,
             flow_cookie: Some(started.cookie),
@@ -314,7 +319,12 @@ impl OAuth2Module {
         let code = callback
             .code
             .filter(|c| !c.is_empty() && c.len() <= 4096)
-            .ok_or_else(|| AuthError::InvalidRequest("the callback has no authorization code".into()))?;
+            .ok_or_else(|| {
+                AuthError::InvalidRequest(RequestError::Module {
+                    module: self.id.clone(),
+                    cause: OAuthError::MissingCode.into(),
+                })
+            })?;
         let verifier = if self.pkce {
             flow.pkce_verifier.as_str()
         } else {
@@ -340,15 +350,16 @@ impl OAuth2Module {
         if !response.status.is_success() {
             return Err(self
                 .http
-                .unavailable(format!("userinfo answered HTTP {}", response.status.as_u16())));
+                .unavailable(OAuthError::UserinfoStatus(response.status.as_u16())));
         }
         let Value::Object(info) = response.body else {
-            return Err(self.http.unavailable("userinfo is not a JSON object"));
+            return Err(self.http.unavailable(crate::flow::HttpError::Malformed {
+                what: Purpose::Userinfo.what(),
+                status: response.status.as_u16(),
+            }));
         };
-        let subject =
-            json::text_at(&info, &self.paths.subject).ok_or_else(|| AuthError::Unauthenticated {
-                reason: format!("userinfo has no usable `{}`", self.paths.subject),
-            })?;
+        let subject = json::text_at(&info, &self.paths.subject)
+            .ok_or_else(|| AuthError::rejected(self.id.clone(), OAuthError::NoSubject))?;
         let login = self
             .paths
             .login
@@ -361,9 +372,7 @@ impl OAuth2Module {
         if let Some(path) = &self.paths.groups {
             identity.groups = json::groups_at(&info, path);
         }
-        if let Some(return_to) = flow.return_to {
-            identity.attributes.insert("return_to".into(), vec![return_to]);
-        }
+        identity.return_to = flow.return_to;
         Ok(Outcome::Authenticated(identity))
     }
 }
@@ -414,7 +423,7 @@ pub struct OAuth2Config {
     #[serde(default)]
     pub extra_auth_params: BTreeMap<String, String>,
     /// Send a PKCE (S256) challenge. Default `true`.
-    #[serde(default = "crate::config::yes")]
+    #[serde(default = "crate::settings::yes")]
     pub pkce: bool,
     /// JSON path of the stable subject in the userinfo answer. Default `id`.
     #[serde(default)]

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{OidcModule, OidcModuleBuilder};
-use crate::config::name_or_default;
 use crate::flow::ClientAuthMethod;
 use crate::iso8601::IsoDuration;
+use crate::settings::name_or_default;
 use crate::{ConfigError, SecretSource};
 
 /// The settings of one OpenID Connect module, as written in configuration.
@@ -38,7 +38,7 @@ pub struct OidcConfig {
     pub allowed_tenants: Vec<String>,
     /// Fetch the discovery document. Default `true`; off, `authorization_endpoint`,
     /// `token_endpoint` and `jwks_uri` are required.
-    #[serde(default = "crate::config::yes")]
+    #[serde(default = "crate::settings::yes")]
     pub discovery: bool,
     /// The discovery document's URL. Default `<issuer>/.well-known/openid-configuration`.
     #[serde(default)]

@@ -30,13 +30,15 @@ use tracing::{debug, warn};
 pub use config::OidcConfig;
 pub use jwt::{Algorithm, MAX_ID_TOKEN_BYTES, TokenError};
 
-use crate::chain::AUDIT_TARGET;
+use crate::audit::AUDIT_TARGET;
+use crate::error::RequestError;
 use crate::flow::http::{HttpClient, HttpSettings, Purpose, check_url, http_builder_methods};
 use crate::flow::oauth::{self, Callback, Client};
 use crate::flow::{
     ClientAuthMethod, FlowError, FlowSettings, Flows, ProviderRequests, flow_builder_methods, json,
     redirect_authenticator,
 };
+use crate::flow::{CookieAttributes, HttpError, OAuthError, SameSite};
 use crate::{AuthError, AuthRequest, ConfigError, Identity, Outcome, Redirect, SecretString};
 use jwt::{Expectations, Issuer, KeySet};
 
@@ -482,7 +484,10 @@ impl OidcModuleBuilder {
             return Err(invalid("metadata_refresh", "must be at least one second".into()));
         }
         let http = self.http.client(&self.id, key)?;
-        let flows = self.flows.build(key)?;
+        let flows = self
+            .flows
+            .build(CookieAttributes::for_callback(&self.redirect_uri, SameSite::Lax))
+            .map_err(|e| e.rekey(key))?;
         let discovery_url = self.discovery.then(|| {
             self.discovery_url.unwrap_or_else(|| {
                 format!(
@@ -602,9 +607,7 @@ impl OidcModule {
         self.metadata().await?;
         let keys = self.fetch_keys(true).await?;
         if keys.len() == 0 {
-            return Err(self
-                .http
-                .unavailable("the provider's JWKS holds no usable signing key"));
+            return Err(self.http.unavailable(OAuthError::NoSigningKeys));
         }
         Ok(())
     }
@@ -635,9 +638,7 @@ impl OidcModule {
 
     fn token_error(&self, err: TokenError) -> AuthError {
         warn!(target: AUDIT_TARGET, module = %self.id, reason = %err, "ID token rejected");
-        AuthError::Unauthenticated {
-            reason: err.to_string(),
-        }
+        AuthError::rejected(self.id.clone(), err)
     }
 
     /// The provider's endpoints: configured, or discovered and cached.
@@ -687,40 +688,35 @@ impl OidcModule {
     async fn discover(&self, url: &str) -> Result<Metadata, AuthError> {
         let response = self.http.get_json(Purpose::Discovery, url, None).await?;
         if !response.status.is_success() {
-            return Err(self
-                .http
-                .unavailable(format!("discovery answered HTTP {}", response.status.as_u16())));
+            return Err(self.http.unavailable(HttpError::Status {
+                what: Purpose::Discovery.what(),
+                status: response.status.as_u16(),
+            }));
         }
         let doc = response.body;
         let text = |name: &str| doc.get(name).and_then(Value::as_str);
-        let issuer =
-            text("issuer").ok_or_else(|| self.http.unavailable("discovery document has no issuer"))?;
+        let issuer = text("issuer")
+            .ok_or_else(|| self.http.unavailable(OAuthError::DiscoveryField("issuer".into())))?;
         let issuer_ok = match &self.issuer {
             Issuer::Fixed(expected) => issuer == expected,
             Issuer::Template { template, .. } => issuer == template || issuer == self.issuer_url,
         };
         if !issuer_ok {
-            return Err(self
-                .http
-                .unavailable("the discovery document names another issuer"));
+            return Err(self.http.unavailable(OAuthError::DiscoveryIssuerMismatch));
         }
         let endpoint = |name: &str, configured: &Option<String>| -> Result<Option<String>, AuthError> {
             if let Some(url) = configured {
                 return Ok(Some(url.clone()));
             }
             match text(name) {
-                Some(url) => check_url(name, url).map(|()| Some(url.to_owned())).map_err(|_| {
-                    self.http
-                        .unavailable(format!("discovery: `{name}` is not an https URL"))
-                }),
+                Some(url) => check_url(name, url)
+                    .map(|()| Some(url.to_owned()))
+                    .map_err(|_| self.http.unavailable(OAuthError::DiscoveryField(name.into()))),
                 None => Ok(None),
             }
         };
         let required = |name: &str, value: Option<String>| {
-            value.ok_or_else(|| {
-                self.http
-                    .unavailable(format!("discovery document has no `{name}`"))
-            })
+            value.ok_or_else(|| self.http.unavailable(OAuthError::DiscoveryField(name.into())))
         };
         Ok(Metadata {
             authorization_endpoint: required(
@@ -767,9 +763,11 @@ impl OidcModule {
             && last.elapsed() < self.jwks_min_refetch
         {
             debug!(target: AUDIT_TARGET, module = %self.id, "JWKS refetch rate limited");
-            return current
-                .map(|(k, _)| k)
-                .ok_or_else(|| self.http.unavailable("JWKS unavailable (fetch rate limited)"));
+            return current.map(|(k, _)| k).ok_or_else(|| AuthError::Unavailable {
+                module: self.id.clone(),
+                cause: TokenError::UnknownKey(None).into(),
+                retry_after: Some(self.jwks_min_refetch.saturating_sub(last.elapsed())),
+            });
         }
         *attempt = Some(Instant::now());
         let metadata = self.metadata().await?;
@@ -779,11 +777,17 @@ impl OidcModule {
                 .get_json(Purpose::Jwks, &metadata.jwks_uri, None)
                 .await?;
             if !response.status.is_success() {
-                return Err(self
-                    .http
-                    .unavailable(format!("JWKS answered HTTP {}", response.status.as_u16())));
+                return Err(self.http.unavailable(HttpError::Status {
+                    what: Purpose::Jwks.what(),
+                    status: response.status.as_u16(),
+                }));
             }
-            KeySet::parse(&response.body).map_err(|m| self.http.unavailable(m))
+            KeySet::parse(&response.body).map_err(|_| {
+                self.http.unavailable(HttpError::Malformed {
+                    what: Purpose::Jwks.what(),
+                    status: response.status.as_u16(),
+                })
+            })
         }
         .await;
         match fetched {
@@ -805,7 +809,8 @@ impl OidcModule {
         }
     }
 
-    async fn start(&self, return_to: Option<&str>) -> Result<Outcome, AuthError> {
+    async fn start(&self, start: &crate::StartLogin) -> Result<Outcome, AuthError> {
+        let return_to = start.return_to.as_deref();
         let metadata = self.metadata().await?;
         let started = self.flows.start(&self.id, return_to).await?;
         let flow = &started.flow;
@@ -823,8 +828,7 @@ impl OidcModule {
                 ("code_challenge_method", "S256"),
             ],
             &self.extra_params,
-        )
-        .map_err(AuthError::Misconfigured)?;
+        )?;
         Ok(Outcome::Redirect(Redirect {
             location,
             flow_cookie: Some(started.cookie),
@@ -858,21 +862,22 @@ impl OidcModule {
         match callback.iss {
             Some(iss) if !self.iss_parameter_matches(iss) => {
                 warn!(target: AUDIT_TARGET, module = %self.id, "callback `iss` names another issuer (mix-up attack?)");
-                return Err(AuthError::Unauthenticated {
-                    reason: "the callback's `iss` parameter names another issuer".into(),
-                });
+                return Err(AuthError::rejected(self.id.clone(), OAuthError::IssuerMismatch));
             }
             None if metadata.iss_parameter_supported => {
-                return Err(AuthError::Unauthenticated {
-                    reason: "the callback lacks the `iss` parameter the provider promises (RFC 9207)".into(),
-                });
+                return Err(AuthError::rejected(self.id.clone(), OAuthError::MissingIssuer));
             }
             _ => {}
         }
         let code = callback
             .code
             .filter(|c| !c.is_empty() && c.len() <= 4096)
-            .ok_or_else(|| AuthError::InvalidRequest("the callback has no authorization code".into()))?;
+            .ok_or_else(|| {
+                AuthError::InvalidRequest(RequestError::Module {
+                    module: self.id.clone(),
+                    cause: OAuthError::MissingCode.into(),
+                })
+            })?;
         let tokens = oauth::exchange_code(
             &self.http,
             &self.id,
@@ -885,7 +890,7 @@ impl OidcModule {
         let id_token = tokens
             .get("id_token")
             .and_then(Value::as_str)
-            .ok_or_else(|| self.http.unavailable("the token response has no id_token"))?;
+            .ok_or_else(|| self.http.unavailable(OAuthError::NoIdToken))?;
         let mut claims = self.validate_id_token(id_token, Some(&flow.nonce)).await?.claims;
         if self.userinfo {
             let access_token = tokens
@@ -895,9 +900,7 @@ impl OidcModule {
             self.merge_userinfo(&metadata, access_token, &mut claims).await?;
         }
         let mut identity = self.identity(&claims)?;
-        if let Some(return_to) = flow.return_to {
-            identity.attributes.insert("return_to".into(), vec![return_to]);
-        }
+        identity.return_to = flow.return_to;
         Ok(Outcome::Authenticated(identity))
     }
 
@@ -941,16 +944,17 @@ impl OidcModule {
         if !response.status.is_success() {
             return Err(self
                 .http
-                .unavailable(format!("userinfo answered HTTP {}", response.status.as_u16())));
+                .unavailable(OAuthError::UserinfoStatus(response.status.as_u16())));
         }
         let Value::Object(info) = response.body else {
-            return Err(self.http.unavailable("userinfo is not a JSON object"));
+            return Err(self.http.unavailable(HttpError::Malformed {
+                what: Purpose::Userinfo.what(),
+                status: response.status.as_u16(),
+            }));
         };
         if info.get("sub") != claims.get("sub") {
             warn!(target: AUDIT_TARGET, module = %self.id, "userinfo `sub` differs from the ID token's");
-            return Err(AuthError::Unauthenticated {
-                reason: "userinfo names another subject than the ID token".into(),
-            });
+            return Err(AuthError::rejected(self.id.clone(), OAuthError::SubjectMismatch));
         }
         for (name, value) in info {
             if !PROTECTED_CLAIMS.contains(&name.as_str()) {
@@ -961,9 +965,8 @@ impl OidcModule {
     }
 
     fn identity(&self, claims: &Map<String, Value>) -> Result<Identity, AuthError> {
-        let subject = json::text_at(claims, "sub").ok_or_else(|| AuthError::Unauthenticated {
-            reason: "the ID token has no usable `sub`".into(),
-        })?;
+        let subject = json::text_at(claims, "sub")
+            .ok_or_else(|| AuthError::rejected(self.id.clone(), OAuthError::NoSubject))?;
         let login = self
             .claims
             .login

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{SamlModule, SamlModuleBuilder};
-use crate::config::name_or_default;
 use crate::iso8601::IsoDuration;
+use crate::settings::name_or_default;
 use crate::{ConfigError, SecretSource};
 
 /// The settings of one SAML 2.0 service provider, as written in configuration.
@@ -61,7 +61,7 @@ pub struct SamlConfig {
     #[serde(default)]
     pub force_authn: bool,
     /// Require the assertion to be signed. Default `true`.
-    #[serde(default = "crate::config::yes")]
+    #[serde(default = "crate::settings::yes")]
     pub require_signed_assertions: bool,
     /// Require the `Response` element to be signed. Default `false`.
     #[serde(default)]

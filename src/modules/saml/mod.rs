@@ -37,9 +37,13 @@ use samael::schema::{AuthnRequest, Issuer, NameIdPolicy};
 use tracing::warn;
 
 pub use config::SamlConfig;
-pub use response::{ResponseError, SamlAssertion, SamlAttribute, SignatureAlgorithm};
+pub use response::{
+    ResponseError, ResponseError as SamlError, SamlAssertion, SamlAttribute, SignatureAlgorithm,
+};
 
-use crate::chain::AUDIT_TARGET;
+use crate::audit::AUDIT_TARGET;
+use crate::error::{OtherError, RequestError};
+use crate::flow::{CookieAttributes, SameSite};
 use crate::flow::{
     FlowError, FlowSettings, Flows, MemoryReplayCache, ReplayCache, check_url, flow_builder_methods,
     random_token, redirect_authenticator,
@@ -547,7 +551,12 @@ impl SamlModuleBuilder {
         if self.max_response_bytes < 1024 {
             return Err(invalid("max_response_bytes", "must be at least 1024".into()));
         }
-        let flows = self.flows.build(key)?;
+        // The IdP posts the response back cross-site: the flow cookie must travel
+        // with that POST.
+        let flows = self
+            .flows
+            .build(CookieAttributes::for_callback(&self.acs_url, SameSite::None))
+            .map_err(|e| e.rekey(key))?;
         let sp_metadata = metadata::sp_metadata_xml(&metadata::SpDescription {
             entity_id: &self.sp_entity_id,
             acs_url: &self.acs_url,
@@ -751,7 +760,8 @@ impl SamlModule {
         }
     }
 
-    async fn start(&self, return_to: Option<&str>) -> Result<Outcome, AuthError> {
+    async fn start(&self, start: &crate::StartLogin) -> Result<Outcome, AuthError> {
+        let return_to = start.return_to.as_deref();
         // `_` keeps the id an NCName whatever the random text begins with.
         let request_id = format!("_{}", random_token(&self.id)?);
         let started = self
@@ -769,11 +779,12 @@ impl SamlModule {
         warn!(target: AUDIT_TARGET, module = %self.id, reason = %err, "SAML response rejected");
         match err {
             ResponseError::Encoding | ResponseError::TooLarge(_) => {
-                AuthError::InvalidRequest(err.to_string())
+                AuthError::InvalidRequest(RequestError::Module {
+                    module: self.id.clone(),
+                    cause: err.into(),
+                })
             }
-            other => AuthError::Unauthenticated {
-                reason: other.to_string(),
-            },
+            other => AuthError::rejected(self.id.clone(), other),
         }
     }
 
@@ -826,10 +837,7 @@ impl SamlModule {
         let acs = self.acs.clone();
         let verified = tokio::task::spawn_blocking(move || acs.verify(&xml, request_id.as_deref(), now))
             .await
-            .map_err(|err| AuthError::Unavailable {
-                module: self.id.clone(),
-                reason: format!("the response check did not finish: {err}"),
-            })?
+            .map_err(|err| AuthError::unavailable(self.id.clone(), OtherError::new(err)))?
             .map_err(|e| self.reject(e))?;
         // Keyed by issuer too, so that modules sharing a cache cannot collide.
         let replay_key = format!("{}\n{}", verified.issuer, verified.assertion_id);
@@ -840,12 +848,7 @@ impl SamlModule {
         {
             Ok(true) => {}
             Ok(false) => return Err(self.reject(ResponseError::Replayed)),
-            Err(err) => {
-                return Err(AuthError::Unavailable {
-                    module: self.id.clone(),
-                    reason: err.to_string(),
-                });
-            }
+            Err(err) => return Err(AuthError::unavailable(self.id.clone(), err)),
         }
         let mut identity = self.identity(&verified);
         let return_to = match flow {
@@ -855,9 +858,7 @@ impl SamlModule {
                 .filter(|r| self.flows.return_to_policy().check(r).is_ok())
                 .map(str::to_owned),
         };
-        if let Some(return_to) = return_to {
-            identity.attributes.insert("return_to".into(), vec![return_to]);
-        }
+        identity.return_to = return_to;
         Ok(Outcome::Authenticated(identity))
     }
 }

@@ -24,7 +24,7 @@ use wire::{EntryState, SyncInfo};
 
 use super::{DirectoryChange, DirectorySource, EntryKind, Resume, SourceEvent, SyncError};
 use crate::ConfigError;
-use crate::chain::AUDIT_TARGET;
+use crate::audit::AUDIT_TARGET;
 use crate::modules::LdapModule;
 use crate::modules::ldap::describe;
 
