@@ -138,17 +138,6 @@ struct CommonConfig {
     role_mapping: RoleMappingConfig,
 }
 
-const COMMON_KEYS: &[&str] = &[
-    "type",
-    "description",
-    "enabled",
-    "hidden",
-    "on_reject",
-    "on_unavailable",
-    "provisioning",
-    "role_mapping",
-];
-
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RoleMappingConfig {
@@ -585,10 +574,11 @@ impl Config {
 
 fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigError> {
     let key = format!("modules.{id}");
+    let common_keys = crate::settings::field_names::<CommonConfig>();
     let mut common = toml::Table::new();
     let mut specific = toml::Table::new();
     for (k, v) in table {
-        if COMMON_KEYS.contains(&k.as_str()) {
+        if common_keys.contains(&k.as_str()) {
             common.insert(k.clone(), v.clone());
         } else {
             specific.insert(k.clone(), v.clone());

@@ -113,14 +113,6 @@ pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Res
     <IsoDuration as serde::Deserialize>::deserialize(deserializer).map(|d| d.0)
 }
 
-/// The same for an optional field.
-#[allow(dead_code)]
-pub(crate) fn optional_duration<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Duration>, D::Error> {
-    <Option<IsoDuration> as serde::Deserialize>::deserialize(deserializer).map(|d| d.map(|d| d.0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

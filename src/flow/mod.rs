@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::OtherError;
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
 use crate::iso8601::IsoDuration;
 use crate::{AuthError, ConfigError};
 
@@ -463,7 +464,7 @@ impl FlowSettings {
     }
 
     /// The `flow_ttl` and `return_to_allowed` keys of a module's configuration.
-    #[allow(dead_code)] // until every module reads its settings type
+    #[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
     pub(crate) fn configure(&mut self, ttl: Option<IsoDuration>, return_to_allowed: &[String]) {
         if let Some(ttl) = ttl {
             self.ttl = ttl.0;
