@@ -9,6 +9,53 @@
 
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
+use crate::ConfigError;
+
+/// A module's settings type (`modules/<name>/settings.rs`): what the module's TOML
+/// table deserializes into and what the module is built from
+/// (`XxxModule::new(id, settings)` validates it once).
+pub trait ModuleSettingsType: Sized {
+    /// Reads the module's table, without the keys every module entry has (`type`,
+    /// `enabled`, `role_mapping`, ...). Errors name keys relative to the table.
+    fn from_table(table: toml::Table) -> Result<Self, ConfigError>;
+
+    /// Every key the table may hold: the configuration reference lists each.
+    fn keys() -> Vec<&'static str>;
+}
+
+/// Takes the keys of field group `T` out of `table` and deserializes them (with
+/// `T`'s own `deny_unknown_fields`); what is left is for the other groups.
+pub(crate) fn take_group<T: DeserializeOwned>(table: &mut toml::Table) -> Result<T, ConfigError> {
+    let mut part = toml::Table::new();
+    for name in field_names::<T>() {
+        if let Some((key, value)) = table.remove_entry(*name) {
+            part.insert(key, value);
+        }
+    }
+    from_part(part)
+}
+
+/// Deserializes the rest of a table into `T`; a key `T` does not know is an error
+/// naming it.
+pub(crate) fn take_rest<T: DeserializeOwned>(table: toml::Table) -> Result<T, ConfigError> {
+    from_part(table)
+}
+
+fn from_part<T: DeserializeOwned>(part: toml::Table) -> Result<T, ConfigError> {
+    let keys: Vec<String> = part.keys().cloned().collect();
+    part.try_into().map_err(|e: toml::de::Error| {
+        let message = e.message().to_owned();
+        // Name the key the message is about when it names one of ours.
+        let key = keys
+            .iter()
+            .find(|k| message.contains(&format!("`{k}`")))
+            .cloned()
+            .or_else(|| (keys.len() == 1).then(|| keys[0].clone()))
+            .unwrap_or_default();
+        ConfigError::invalid(key, message)
+    })
+}
+
 /// `#[serde(default = "crate::settings::yes")]`: a switch that is on unless set.
 pub(crate) fn yes() -> bool {
     true
