@@ -20,9 +20,14 @@ use std::time::Duration;
 
 use authchain::account::{MemoryUserStore, Provisioning, RoleMapping, UserStore};
 use authchain::chain::ModuleSettings;
-use authchain::modules::oidc::{OidcConfig, OidcModule};
+use authchain::config::{Config, Stores};
+use authchain::flow::{FlowError, HttpError, OAuthError, SameSite};
+use authchain::modules::oidc::{OidcConfig, OidcModule, TokenError};
 use authchain::modules::{OAuth2Module, oauth2::OAuth2Config};
-use authchain::{AuthChain, AuthError, LoginResult, Redirect};
+use authchain::{
+    AuthChain, AuthError, AuthRequest, ConfigError, Credentials, LoginResult, ModuleError, Prompt, Redirect,
+    RequestError, StartError, StartLogin,
+};
 use common::{callback_request, principal, start_request};
 use issuer::{JwksServer, TestKey, now, sign_hs256, unsigned};
 use provider::{Browser, CONFIDENTIAL_CLIENT, CONFIDENTIAL_SECRET, PUBLIC_CLIENT, Provider, REDIRECT_URI};
@@ -127,7 +132,11 @@ async fn confidential_client_full_code_flow_maps_groups_to_roles() {
     assert_eq!(p.identity.display_name.as_deref(), Some("Alice Liddell"));
     assert_eq!(p.identity.groups, ["admins", "staff"]);
     assert!(p.has_role("admin") && p.has_role("staff"), "roles: {:?}", p.roles);
-    assert_eq!(p.identity.attributes["return_to"], ["/after/login"]);
+    assert_eq!(p.return_to.as_deref(), Some("/after/login"));
+    assert!(
+        !p.identity.attributes.contains_key("return_to"),
+        "return_to is not an attribute"
+    );
     let linked = store
         .find_by_link("oidc", "alice")
         .await
@@ -206,7 +215,13 @@ async fn replayed_state_is_rejected() {
     principal(chain.login(&request).await);
     let err = chain.login(&request).await.unwrap_err();
     assert!(
-        matches!(&err, AuthError::Unauthenticated { reason } if reason.contains("replayed")),
+        matches!(
+            err,
+            AuthError::Rejected {
+                cause: ModuleError::Flow(FlowError::Replayed),
+                ..
+            }
+        ),
         "{err:?}"
     );
 }
@@ -226,7 +241,17 @@ async fn state_from_another_browser_is_rejected() {
             .login(&callback_request(params.clone(), cookie))
             .await
             .unwrap_err();
-        assert!(matches!(err, AuthError::Forbidden { .. }), "{cookie:?}: {err:?}");
+        assert!(
+            matches!(
+                err,
+                AuthError::Rejected {
+                    cause: ModuleError::Flow(FlowError::CookieMismatch),
+                    ..
+                }
+            ),
+            "{cookie:?}: {err:?}"
+        );
+        assert_eq!(err.status_code(), http::StatusCode::FORBIDDEN);
     }
     assert_eq!(
         module.requests().token,
@@ -261,7 +286,13 @@ async fn expired_flow_is_rejected() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, AuthError::Unauthenticated { reason } if reason.contains("expired")),
+        matches!(
+            err,
+            AuthError::Rejected {
+                cause: ModuleError::Flow(FlowError::Expired),
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert_eq!(module.requests().token, 0);
@@ -316,12 +347,7 @@ async fn provider_errors_become_clear_errors() {
     let provider = Provider::shared();
     let module = Arc::new(confidential(provider).build().unwrap());
     let (chain, _) = chain_of(module.clone(), Provisioning::Create);
-    let cases = [
-        ("access_denied", "forbidden"),
-        ("login_required", "unauthenticated"),
-        ("temporarily_unavailable", "unavailable"),
-    ];
-    for (code, kind) in cases {
+    for code in ["access_denied", "login_required", "temporarily_unavailable"] {
         let redirect = start(&chain, "oidc").await;
         let state = query(&redirect.location)["state"].clone();
         let params = BTreeMap::from([
@@ -336,10 +362,34 @@ async fn provider_errors_become_clear_errors() {
             .login(&callback_request(params, redirect.flow_cookie_value()))
             .await
             .unwrap_err();
-        assert_eq!(err.kind(), kind, "{code}: {err:?}");
-        let text = err.to_string();
-        assert!(text.contains(code), "{text}");
-        assert!(!text.contains('\n') && !text.contains('"'), "sanitized: {text}");
+        let sanitized = Some("User said no<script>".to_owned());
+        match (code, &err) {
+            ("access_denied", AuthError::Forbidden { reason }) => {
+                // The refusal shows the provider's text: only sanitized.
+                assert!(
+                    !reason.contains('\n') && !reason.contains('"'),
+                    "sanitized: {reason}"
+                );
+            }
+            (
+                "login_required",
+                AuthError::Rejected {
+                    cause: ModuleError::OAuth(OAuthError::Provider { code: c, description }),
+                    ..
+                },
+            )
+            | (
+                "temporarily_unavailable",
+                AuthError::Unavailable {
+                    cause: ModuleError::OAuth(OAuthError::Provider { code: c, description }),
+                    ..
+                },
+            ) => {
+                assert_eq!(c, code);
+                assert_eq!(description, &sanitized, "sanitized");
+            }
+            _ => panic!("{code}: {err:?}"),
+        }
     }
     assert_eq!(module.requests().token, 0);
 }
@@ -359,7 +409,13 @@ async fn callback_iss_of_another_issuer_is_rejected_before_the_token_request() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, AuthError::Unauthenticated { reason } if reason.contains("iss")),
+        matches!(
+            err,
+            AuthError::Rejected {
+                cause: ModuleError::OAuth(OAuthError::IssuerMismatch),
+                ..
+            }
+        ),
         "{err:?}"
     );
 
@@ -374,7 +430,13 @@ async fn callback_iss_of_another_issuer_is_rejected_before_the_token_request() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, AuthError::Unauthenticated { reason } if reason.contains("9207")),
+        matches!(
+            err,
+            AuthError::Rejected {
+                cause: ModuleError::OAuth(OAuthError::MissingIssuer),
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert_eq!(module.requests().token, 0);
@@ -440,7 +502,42 @@ async fn oauth2_module_logs_in_through_the_userinfo_endpoint() {
     assert!(p.has_role("admin"));
     let requests = module.requests();
     assert_eq!((requests.token, requests.userinfo, requests.total()), (1, 1, 2));
-    assert!(chain.login(&request).await.is_err(), "replay");
+    let err = chain.login(&request).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AuthError::Rejected {
+                cause: ModuleError::Flow(FlowError::Replayed),
+                ..
+            }
+        ),
+        "replay: {err:?}"
+    );
+
+    // RFC 9207: an `iss` naming another issuer is refused before the token request.
+    let redirect = match chain.login(&start_request("gitlike", None)).await {
+        Ok(LoginResult::Redirect(r)) => r,
+        other => panic!("{other:?}"),
+    };
+    let mut params = Browser::new()
+        .login(&redirect.location, "alice", "alice-password")
+        .await;
+    params.insert("iss".into(), "https://evil.test".into());
+    let err = chain
+        .login(&callback_request(params, redirect.flow_cookie_value()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AuthError::Rejected {
+                cause: ModuleError::OAuth(OAuthError::IssuerMismatch),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(module.requests().token, 1, "no token request for the mix-up");
 }
 
 // ---------------------------------------------------------------------------
@@ -488,31 +585,27 @@ async fn id_token_checks() {
     assert_eq!(good.subject(), "u-1");
 
     let t = now();
-    let cases: Vec<(&str, String, &str)> = vec![
-        (
-            "bad signature",
-            other.sign(&claims()),
-            "signature does not verify",
-        ),
+    let cases: Vec<(&str, String, TokenError)> = vec![
+        ("bad signature", other.sign(&claims()), TokenError::BadSignature),
         (
             "wrong issuer",
             key.sign(&with(claims(), "iss", json!("https://evil.test"))),
-            "issuer",
+            TokenError::WrongIssuer,
         ),
         (
             "wrong audience",
             key.sign(&with(claims(), "aud", json!("other-client"))),
-            "audience",
+            TokenError::WrongAudience,
         ),
         (
             "several audiences, no azp",
             key.sign(&with(claims(), "aud", json!([CLIENT, "other"]))),
-            "audience",
+            TokenError::WrongAudience,
         ),
         (
             "azp of another client",
             key.sign(&with(claims(), "azp", json!("other"))),
-            "audience",
+            TokenError::WrongAudience,
         ),
         (
             "expired",
@@ -521,46 +614,79 @@ async fn id_token_checks() {
                 "iat",
                 json!(t - 600),
             )),
-            "expired",
+            TokenError::Expired,
         ),
         (
             "issued in the future",
             key.sign(&with(claims(), "iat", json!(t + 120))),
-            "future",
+            TokenError::NotYetValid,
         ),
         (
             "not yet valid",
             key.sign(&with(claims(), "nbf", json!(t + 120))),
-            "future",
+            TokenError::NotYetValid,
         ),
         (
             "nonce mismatch",
             key.sign(&with(claims(), "nonce", json!("another-login"))),
-            "nonce",
+            TokenError::NonceMismatch,
         ),
-        ("missing nonce", key.sign(&without(claims(), "nonce")), "nonce"),
-        ("missing exp", key.sign(&without(claims(), "exp")), "`exp`"),
-        ("missing sub", key.sign(&without(claims(), "sub")), "`sub`"),
-        ("alg none", unsigned(&claims()), "algorithm `none`"),
+        (
+            "missing nonce",
+            key.sign(&without(claims(), "nonce")),
+            TokenError::NonceMismatch,
+        ),
+        (
+            "missing exp",
+            key.sign(&without(claims(), "exp")),
+            TokenError::MissingClaim("exp"),
+        ),
+        (
+            "missing sub",
+            key.sign(&without(claims(), "sub")),
+            TokenError::MissingClaim("sub"),
+        ),
+        (
+            "alg none",
+            unsigned(&claims()),
+            TokenError::AlgorithmNotAllowed("none".into()),
+        ),
         (
             "alg none with a signature",
             format!("{}sig", unsigned(&claims())),
-            "algorithm `none`",
+            TokenError::AlgorithmNotAllowed("none".into()),
         ),
         (
             "HS256 with the client secret",
             sign_hs256(b"client-secret-shared-with-the-provider", &claims()),
-            "algorithm `HS256`",
+            TokenError::AlgorithmNotAllowed("HS256".into()),
         ),
-        ("garbage", "a.b.c".into(), "malformed"),
-        ("encrypted (5 parts)", "a.b.c.d.e".into(), "malformed"),
-        ("empty", String::new(), "malformed"),
     ];
-    for (name, token, why) in cases {
+    for (name, token, want) in cases {
         match module.validate_id_token(&token, Some(NONCE)).await {
-            Err(AuthError::Unauthenticated { reason }) => assert!(reason.contains(why), "{name}: {reason}"),
+            Err(AuthError::Rejected {
+                cause: ModuleError::Token(got),
+                ..
+            }) => assert_eq!(got, want, "{name}"),
             other => panic!("{name}: {other:?}"),
         }
+    }
+    for (name, token) in [
+        ("garbage", "a.b.c"),
+        ("encrypted (5 parts)", "a.b.c.d.e"),
+        ("empty", ""),
+    ] {
+        let err = module.validate_id_token(token, Some(NONCE)).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AuthError::Rejected {
+                    cause: ModuleError::Token(TokenError::Malformed(_)),
+                    ..
+                }
+            ),
+            "{name}: {err:?}"
+        );
     }
     // Within the skew is fine; several audiences with our azp are fine.
     let skewed = key.sign(&with(with(claims(), "exp", json!(t - 30)), "iat", json!(t + 30)));
@@ -643,7 +769,16 @@ async fn multi_tenant_issuer_template() {
             .validate_id_token(&token(iss, tid), Some(NONCE))
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("issuer"), "{iss} {tid:?}: {err}");
+        assert!(
+            matches!(
+                err,
+                AuthError::Rejected {
+                    cause: ModuleError::Token(TokenError::WrongIssuer),
+                    ..
+                }
+            ),
+            "{iss} {tid:?}: {err:?}"
+        );
     }
 }
 
@@ -671,7 +806,16 @@ async fn es256_tokens_verify_only_when_allowed() {
         .validate_id_token(&token, Some(NONCE))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("ES256"), "{err}");
+    assert!(
+        matches!(
+            &err,
+            AuthError::Rejected {
+                cause: ModuleError::Token(TokenError::AlgorithmNotAllowed(alg)),
+                ..
+            } if alg == "ES256"
+        ),
+        "{err:?}"
+    );
     let both = module_for(&jwks)
         .id_token_algorithms(["RS256", "ES256"])
         .build()
@@ -684,7 +828,19 @@ async fn es256_tokens_verify_only_when_allowed() {
         .expect("RS256 still");
     // The EC key cannot verify an RS256 token claiming its kid.
     let confused = rsa.sign_with_header(&json!({"alg": "RS256", "kid": "ec-1"}), &claims());
-    assert!(both.validate_id_token(&confused, Some(NONCE)).await.is_err());
+    let err = both.validate_id_token(&confused, Some(NONCE)).await.unwrap_err();
+    // No key fits; the JWKS was just fetched, so the refetch is rate limited.
+    assert!(
+        matches!(
+            err,
+            AuthError::Unavailable {
+                cause: ModuleError::Token(TokenError::UnknownKey(_)),
+                retry_after: Some(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -702,12 +858,29 @@ async fn unknown_kid_refetches_the_jwks_at_most_once_per_interval() {
         .unwrap();
     assert_eq!(jwks.fetches(), 1);
 
-    // A kid nobody publishes: refetched once, then rate limited.
+    // A kid nobody publishes: refetched at most once, then rate limited (a
+    // temporary condition with a retry time, not a refusal).
     let stranger = b.sign(&claims());
-    assert!(module.validate_id_token(&stranger, Some(NONCE)).await.is_err());
-    for _ in 0..20 {
-        assert!(module.validate_id_token(&stranger, Some(NONCE)).await.is_err());
+    let mut limited = 0;
+    for _ in 0..21 {
+        match module.validate_id_token(&stranger, Some(NONCE)).await {
+            Err(AuthError::Rejected {
+                cause: ModuleError::Token(TokenError::UnknownKey(Some(kid))),
+                ..
+            }) => assert_eq!(kid, "key-b"),
+            Err(AuthError::Unavailable {
+                cause: ModuleError::Token(TokenError::UnknownKey(Some(kid))),
+                retry_after: Some(wait),
+                ..
+            }) => {
+                assert_eq!(kid, "key-b");
+                assert!(wait <= Duration::from_secs(1), "{wait:?}");
+                limited += 1;
+            }
+            other => panic!("{other:?}"),
+        }
     }
+    assert!(limited >= 19, "rate limited: {limited}");
     assert!(jwks.fetches() <= 2, "rate limited: {}", jwks.fetches());
 
     // The provider rotates to key b: after the interval one refetch finds it.
@@ -743,7 +916,10 @@ async fn open_redirect_return_to_values_are_rejected() {
         "http://app.test/",
     ] {
         let err = chain.login(&start_request("oidc", Some(bad))).await.unwrap_err();
-        assert!(matches!(err, AuthError::InvalidRequest(_)), "{bad}: {err:?}");
+        assert!(
+            matches!(err, AuthError::InvalidRequest(RequestError::ReturnTo(_))),
+            "{bad}: {err:?}"
+        );
     }
     for good in ["/", "/app/page?x=1", "https://app.test/dashboard"] {
         let result = chain.login(&start_request("oidc", Some(good))).await;
@@ -791,7 +967,17 @@ async fn malicious_provider_responses_are_unavailable() {
     });
     let key = TestKey::load("rsa-a", "key-a");
     let token = key.sign(&claims());
-    for path in ["/huge", "/garbage", "/not-keys", "/slow", "/missing"] {
+    type Expected = fn(&HttpError) -> bool;
+    let cases: [(&str, Expected); 5] = [
+        ("/huge", |e| matches!(e, HttpError::TooLarge { .. })),
+        ("/garbage", |e| matches!(e, HttpError::Malformed { .. })),
+        ("/not-keys", |e| {
+            matches!(e, HttpError::Malformed { status: 200, .. })
+        }),
+        ("/slow", |e| matches!(e, HttpError::Timeout { .. })),
+        ("/missing", |e| matches!(e, HttpError::Status { status: 404, .. })),
+    ];
+    for (path, expected) in cases {
         let module = OidcModule::builder("oidc", ISSUER, CLIENT, "https://app.test/callback")
             .discovery(false)
             .authorization_endpoint(format!("{ISSUER}/auth"))
@@ -801,7 +987,13 @@ async fn malicious_provider_responses_are_unavailable() {
             .build()
             .unwrap();
         let err = module.validate_id_token(&token, Some(NONCE)).await.unwrap_err();
-        assert!(matches!(err, AuthError::Unavailable { .. }), "{path}: {err:?}");
+        match &err {
+            AuthError::Unavailable {
+                cause: ModuleError::Http(http),
+                ..
+            } => assert!(expected(http), "{path}: {err:?}"),
+            _ => panic!("{path}: {err:?}"),
+        }
     }
     // Discovery naming another issuer is refused.
     let module = OidcModule::builder("oidc", &base, CLIENT, "https://app.test/callback")
@@ -810,7 +1002,13 @@ async fn malicious_provider_responses_are_unavailable() {
     let (chain, _) = chain_of(Arc::new(module), Provisioning::Create);
     let err = chain.login(&start_request("oidc", None)).await.unwrap_err();
     assert!(
-        matches!(&err, AuthError::Unavailable { reason, .. } if reason.contains("issuer")),
+        matches!(
+            err,
+            AuthError::Unavailable {
+                cause: ModuleError::OAuth(OAuthError::DiscoveryIssuerMismatch),
+                ..
+            }
+        ),
         "{err:?}"
     );
 }
@@ -846,7 +1044,7 @@ fn configuration_is_checked_and_names_the_key() {
         ),
         (
             "extra_auth_params = { state = \"fixed\" }",
-            "modules.sso.extra_auth_params",
+            "modules.sso.extra_auth_params.state",
         ),
     ];
     for (extra, key) in cases {
@@ -871,4 +1069,361 @@ fn configuration_is_checked_and_names_the_key() {
     .expect("toml");
     let err = OAuth2Module::from_config("github", &oauth).unwrap_err();
     assert_eq!(err.key(), Some("modules.github.client_secret"));
+}
+
+// ---------------------------------------------------------------------------
+// Per-login start parameters, the flow cookie, return_to, key refetch limits and
+// configured chains, against the real provider.
+
+fn start_with(module: &str, start: StartLogin) -> AuthRequest {
+    AuthRequest::new(common::peer("192.0.2.20"))
+        .with_credentials(Credentials::Start(start))
+        .select(module)
+}
+
+async fn redirect_of(chain: &AuthChain, request: &AuthRequest) -> Redirect {
+    match chain.login(request).await {
+        Ok(LoginResult::Redirect(redirect)) => redirect,
+        other => panic!("expected a redirect, got {other:?}"),
+    }
+}
+
+fn oauth2_builder(provider: &Provider) -> authchain::modules::oauth2::OAuth2ModuleBuilder {
+    OAuth2Module::builder(
+        "gitlike",
+        format!("{}/auth", provider.issuer),
+        format!("{}/token", provider.issuer),
+        format!("{}/me", provider.issuer),
+        CONFIDENTIAL_CLIENT,
+        REDIRECT_URI,
+    )
+    .client_secret(CONFIDENTIAL_SECRET)
+    .scopes(SCOPES)
+    .issuer(&provider.issuer)
+    .subject_path("sub")
+}
+
+#[tokio::test]
+async fn login_hints_travel_in_the_authorization_url_of_oidc_and_oauth2() {
+    let provider = Provider::shared();
+    let oidc = Arc::new(
+        confidential(provider)
+            .auth_param("acr_values", "urn:mfa")
+            .build()
+            .unwrap(),
+    );
+    let (oidc_chain, _) = chain_of(oidc, Provisioning::Create);
+    let oauth2 = Arc::new(
+        oauth2_builder(provider)
+            .auth_param("allow_signup", "false")
+            .build()
+            .unwrap(),
+    );
+    let store = Arc::new(MemoryUserStore::new());
+    let oauth2_chain = AuthChain::builder(store)
+        .shared_module(oauth2, settings(Provisioning::Create))
+        .build()
+        .unwrap();
+
+    let hints = StartLogin::new()
+        .return_to("/after/login")
+        .login_hint("alice@example.org")
+        .prompt(Prompt::SelectAccount)
+        .domain_hint("example.org");
+    for (chain, id, extra) in [
+        (&oidc_chain, "oidc", ("acr_values", "urn:mfa")),
+        (&oauth2_chain, "gitlike", ("allow_signup", "false")),
+    ] {
+        let redirect = redirect_of(chain, &start_with(id, hints.clone())).await;
+        let auth = query(&redirect.location);
+        assert_eq!(auth["login_hint"], "alice@example.org", "{id}");
+        assert_eq!(auth["prompt"], "select_account", "{id}");
+        assert_eq!(auth["domain_hint"], "example.org", "{id}");
+        assert_eq!(auth[extra.0], extra.1, "{id}: configured extras still go");
+        assert_eq!(auth["client_id"], CONFIDENTIAL_CLIENT, "{id}");
+        let pairs = url::Url::parse(&redirect.location).unwrap();
+        assert_eq!(
+            pairs.query_pairs().filter(|(k, _)| k == "prompt").count(),
+            1,
+            "{id}: one prompt"
+        );
+
+        // Without hints, none of them is sent.
+        let plain = redirect_of(chain, &start_with(id, StartLogin::new())).await;
+        let auth = query(&plain.location);
+        for name in ["login_hint", "prompt", "domain_hint"] {
+            assert!(!auth.contains_key(name), "{id}: {name} in {}", plain.location);
+        }
+    }
+
+    // The provider accepts a hinted request: prompt=login with a login_hint runs
+    // the whole login.
+    let redirect = redirect_of(
+        &oidc_chain,
+        &start_with(
+            "oidc",
+            StartLogin::new().login_hint("alice").prompt(Prompt::Login),
+        ),
+    )
+    .await;
+    let params = Browser::new()
+        .login(&redirect.location, "alice", "alice-password")
+        .await;
+    let p = principal(
+        oidc_chain
+            .login(&callback_request(params, redirect.flow_cookie_value()))
+            .await,
+    );
+    assert_eq!(p.login, "alice");
+}
+
+#[tokio::test]
+async fn a_malformed_login_hint_is_refused_before_any_module_runs() {
+    let provider = Provider::shared();
+    let module = Arc::new(confidential(provider).build().unwrap());
+    let (chain, _) = chain_of(module.clone(), Provisioning::Create);
+    for hint in ["", "alice\n@example.org", &"x".repeat(300)] {
+        let err = chain
+            .login(&start_with("oidc", StartLogin::new().login_hint(hint)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AuthError::InvalidRequest(RequestError::Start(StartError::LoginHint))
+            ),
+            "{hint:?}: {err:?}"
+        );
+    }
+    let err = chain
+        .login(&start_with(
+            "oidc",
+            StartLogin::new().domain_hint("a&prompt=none"),
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AuthError::InvalidRequest(RequestError::Start(StartError::DomainHint))
+        ),
+        "{err:?}"
+    );
+    // The module never ran: not even discovery (fetched on its first start).
+    assert_eq!(module.requests().total(), 0, "{:?}", module.requests());
+}
+
+#[test]
+fn reserved_authorization_parameters_are_refused_in_both_modules() {
+    const RESERVED: [&str; 14] = [
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "nonce",
+        "code_challenge",
+        "code_challenge_method",
+        "login_hint",
+        "prompt",
+        "domain_hint",
+        "request",
+        "request_uri",
+        "response_mode",
+    ];
+    let oidc_base = r#"
+        issuer = "https://sso.example.org/realms/corp"
+        client_id = "intranet"
+        client_secret = "s3cret"
+        redirect_uri = "https://intranet.example.org/callback"
+    "#;
+    let oauth2_base = r#"
+        authorization_endpoint = "https://github.com/login/oauth/authorize"
+        token_endpoint = "https://github.com/login/oauth/access_token"
+        userinfo_endpoint = "https://api.github.com/user"
+        client_id = "Iv1.abc"
+        client_secret = "s3cret"
+        redirect_uri = "https://app.example.org/cb"
+    "#;
+    let invalid_key = |err: ConfigError| match err {
+        ConfigError::Invalid { key, .. } => key,
+        other => panic!("{other:?}"),
+    };
+    for name in RESERVED {
+        let extra = format!("extra_auth_params = {{ {name} = \"x\", acr_values = \"y\" }}");
+        let oidc: OidcConfig = toml::from_str(&format!("{oidc_base}\n{extra}")).expect("toml");
+        let err = OidcModule::from_config("sso", &oidc).unwrap_err();
+        assert_eq!(invalid_key(err), format!("modules.sso.extra_auth_params.{name}"));
+        let oauth2: OAuth2Config = toml::from_str(&format!("{oauth2_base}\n{extra}")).expect("toml");
+        let err = OAuth2Module::from_config("github", &oauth2).unwrap_err();
+        assert_eq!(
+            invalid_key(err),
+            format!("modules.github.extra_auth_params.{name}")
+        );
+
+        // The builders refuse them too.
+        let err = OidcModule::builder("b", "https://sso.test", "c", "https://app.test/cb")
+            .auth_param(name, "x")
+            .build()
+            .unwrap_err();
+        assert_eq!(invalid_key(err), format!("modules.b.extra_auth_params.{name}"));
+        let err = OAuth2Module::builder(
+            "b",
+            "https://p.test/auth",
+            "https://p.test/token",
+            "https://p.test/me",
+            "c",
+            "https://app.test/cb",
+        )
+        .auth_param(name, "x")
+        .build()
+        .unwrap_err();
+        assert_eq!(invalid_key(err), format!("modules.b.extra_auth_params.{name}"));
+    }
+    // Other parameters are fine.
+    let extra = "extra_auth_params = { acr_values = \"urn:mfa\", ui_locales = \"de\" }";
+    let oidc: OidcConfig = toml::from_str(&format!("{oidc_base}\n{extra}")).unwrap();
+    OidcModule::from_config("sso", &oidc).expect("acr_values is not reserved");
+    let oauth2: OAuth2Config = toml::from_str(&format!("{oauth2_base}\n{extra}")).unwrap();
+    OAuth2Module::from_config("github", &oauth2).expect("ui_locales is not reserved");
+}
+
+#[tokio::test]
+async fn flow_cookie_attributes_and_return_to_of_an_oidc_login() {
+    let provider = Provider::shared();
+    let ttl = Duration::from_secs(120);
+    let module = Arc::new(confidential(provider).flow_ttl(ttl).build().unwrap());
+    let (chain, _) = chain_of(module, Provisioning::Create);
+
+    let redirect = start(&chain, "oidc").await;
+    let cookie = redirect.flow_cookie.clone().expect("a flow cookie");
+    assert_eq!(cookie.name, authchain::flow::flow_cookie_name("oidc"));
+    assert_eq!(cookie.attributes.same_site, SameSite::Lax);
+    assert_eq!(
+        cookie.attributes.path,
+        url::Url::parse(REDIRECT_URI).unwrap().path()
+    );
+    assert!(
+        !cookie.attributes.secure,
+        "an http loopback redirect_uri gets no Secure"
+    );
+    assert_eq!(cookie.max_age, ttl);
+
+    // The callback's principal carries the started return_to.
+    let params = Browser::new()
+        .login(&redirect.location, "alice", "alice-password")
+        .await;
+    let p = principal(chain.login(&callback_request(params, Some(&cookie.value))).await);
+    assert_eq!(p.return_to.as_deref(), Some("/after/login"));
+    assert_eq!(p.identity.return_to.as_deref(), Some("/after/login"));
+
+    // No return_to at the start: none at the end.
+    let redirect = redirect_of(&chain, &start_request("oidc", None)).await;
+    let params = Browser::new()
+        .login(&redirect.location, "bob", "bob-password")
+        .await;
+    let p = principal(
+        chain
+            .login(&callback_request(params, redirect.flow_cookie_value()))
+            .await,
+    );
+    assert_eq!(p.return_to, None);
+}
+
+#[tokio::test]
+async fn unknown_kid_right_after_a_refetch_is_unavailable_with_a_retry_time() {
+    let provider = Provider::shared();
+    let interval = Duration::from_millis(500);
+    let module = confidential(provider)
+        .jwks_min_refetch_interval(interval)
+        .build()
+        .unwrap();
+    module.prefetch().await.expect("prefetch");
+    assert_eq!(module.requests().jwks, 1);
+
+    // A token signed by a key the provider never published.
+    let stranger = TestKey::load("rsa-b", "kid-nobody-publishes");
+    let t = now();
+    let token = stranger.sign(&json!({"iss": provider.issuer, "aud": CONFIDENTIAL_CLIENT,
+        "sub": "alice", "exp": t + 300, "iat": t, "nonce": NONCE}));
+
+    // Keys are cached, none matches, the JWKS was fetched a moment ago: the
+    // refetch is rate limited, and the answer is "retry shortly" (503), not 401.
+    let limited = |err: &AuthError| match err {
+        AuthError::Unavailable {
+            cause: ModuleError::Token(TokenError::UnknownKey(kid)),
+            retry_after: Some(wait),
+            ..
+        } => {
+            assert_eq!(kid.as_deref(), Some("kid-nobody-publishes"));
+            assert!(!wait.is_zero() && *wait <= interval, "{wait:?}");
+            true
+        }
+        _ => false,
+    };
+    let err = module.validate_id_token(&token, Some(NONCE)).await.unwrap_err();
+    assert!(limited(&err), "{err:?}");
+    assert_eq!(err.status_code(), http::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(err.retry_after().is_some());
+    assert_eq!(module.requests().jwks, 1, "no refetch inside the interval");
+
+    // After the interval the token does trigger a refetch; the provider still
+    // has no such key, so that answer is a refusal...
+    tokio::time::sleep(interval + Duration::from_millis(50)).await;
+    let err = module.validate_id_token(&token, Some(NONCE)).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            AuthError::Rejected {
+                cause: ModuleError::Token(TokenError::UnknownKey(Some(kid))),
+                ..
+            } if kid == "kid-nobody-publishes"
+        ),
+        "{err:?}"
+    );
+    assert_eq!(module.requests().jwks, 2);
+    // ...and right after that refetch the same token is "retry shortly" again.
+    let err = module.validate_id_token(&token, Some(NONCE)).await.unwrap_err();
+    assert!(limited(&err), "{err:?}");
+    assert_eq!(module.requests().jwks, 2);
+}
+
+#[tokio::test]
+async fn a_chain_from_toml_reaches_its_oidc_module_by_type() {
+    let provider = Provider::shared();
+    let text = format!(
+        r#"
+        chain = ["oidc"]
+
+        [modules.oidc]
+        type = "oidc"
+        issuer = "{issuer}"
+        client_id = "{CONFIDENTIAL_CLIENT}"
+        client_secret = "{CONFIDENTIAL_SECRET}"
+        redirect_uri = "{REDIRECT_URI}"
+        scopes = ["openid", "profile", "email", "groups"]
+        provisioning = "create"
+        "#,
+        issuer = provider.issuer,
+    );
+    let chain = Config::from_toml(&text)
+        .expect("config")
+        .build(Stores::new(Arc::new(MemoryUserStore::new())))
+        .expect("chain");
+    let module = chain.module::<OidcModule>("oidc").expect("the oidc module");
+    module.prefetch().await.expect("prefetch through the chain");
+    let requests = module.requests();
+    assert_eq!((requests.discovery, requests.jwks), (1, 1), "{requests:?}");
+    assert!(chain.module::<OAuth2Module>("oidc").is_none(), "wrong type");
+    assert!(chain.module::<OidcModule>("nope").is_none(), "no such module");
+
+    // Logins reuse what prefetch loaded.
+    let p = principal(full_login(&chain, "alice", "alice-password").await);
+    assert_eq!(p.login, "alice");
+    let requests = chain.module::<OidcModule>("oidc").unwrap().requests();
+    assert_eq!(
+        (requests.discovery, requests.jwks, requests.token),
+        (1, 1, 1),
+        "{requests:?}"
+    );
 }

@@ -10,7 +10,7 @@ use super::ClientAuthMethod;
 use super::http::{HttpClient, Purpose};
 use crate::audit::AUDIT_TARGET;
 use crate::error::RequestError;
-use crate::{AuthError, SecretString};
+use crate::{AuthError, ConfigError, SecretString, StartLogin};
 
 /// Why an OAuth2 / OIDC protocol step failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,10 +81,51 @@ pub(crate) struct Client {
     pub(crate) redirect_uri: String,
 }
 
-/// Builds `endpoint?response_type=code&...` (keeping any query the endpoint has).
+/// Authorization-request parameters the modules set themselves (from the flow, the
+/// client or the login's [`StartLogin`]), which configured extra parameters may not
+/// name.
+pub(crate) const RESERVED_AUTH_PARAMS: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "login_hint",
+    "prompt",
+    "domain_hint",
+    "request",
+    "request_uri",
+    "response_mode",
+];
+
+/// Checks a module's configured extra authorization parameters: no empty name, and
+/// none of [`RESERVED_AUTH_PARAMS`]. `key` is the configuration key of the table
+/// (`modules.<id>.extra_auth_params`); the error names the offending entry under it.
+pub(crate) fn check_extra_params(key: &str, params: &[(String, String)]) -> Result<(), ConfigError> {
+    for (name, _) in params {
+        if name.is_empty() {
+            return Err(ConfigError::invalid(key, "a parameter name must not be empty"));
+        }
+        if RESERVED_AUTH_PARAMS.contains(&name.as_str()) {
+            return Err(ConfigError::invalid(
+                format!("{key}.{name}"),
+                format!("`{name}` is set by the module itself (per login for hints and `prompt`)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Builds `endpoint?response_type=code&...` (keeping any query the endpoint has):
+/// the module's `params`, the login's hints (`login_hint`, `prompt`, `domain_hint`,
+/// already checked by the chain), then the configured `extra` parameters.
 pub(crate) fn authorization_url(
     endpoint: &str,
     params: &[(&str, &str)],
+    start: &StartLogin,
     extra: &[(String, String)],
 ) -> Result<String, AuthError> {
     let mut url = url::Url::parse(endpoint)
@@ -93,6 +134,15 @@ pub(crate) fn authorization_url(
         let mut query = url.query_pairs_mut();
         for (k, v) in params {
             query.append_pair(k, v);
+        }
+        if let Some(hint) = &start.login_hint {
+            query.append_pair("login_hint", hint);
+        }
+        if let Some(prompt) = start.prompt {
+            query.append_pair("prompt", prompt.as_str());
+        }
+        if let Some(hint) = &start.domain_hint {
+            query.append_pair("domain_hint", hint);
         }
         for (k, v) in extra {
             query.append_pair(k, v);

@@ -105,7 +105,9 @@ impl OAuth2ModuleBuilder {
         self
     }
 
-    /// An extra parameter of the authorization request.
+    /// An extra parameter of the authorization request. The module's own parameters
+    /// and the per-login ones (`login_hint`, `prompt`, `domain_hint`: see
+    /// [`StartLogin`](crate::StartLogin)) are refused at [`build`](Self::build).
     pub fn auth_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.extra_params.push((name.into(), value.into()));
         self
@@ -188,6 +190,7 @@ impl OAuth2ModuleBuilder {
                 "is required by the token endpoint auth method",
             ));
         }
+        oauth::check_extra_params(&key("extra_auth_params"), &self.extra_params)?;
         if self.paths.subject.is_empty() {
             return Err(invalid("subject_path", "must not be empty"));
         }
@@ -279,7 +282,8 @@ impl OAuth2Module {
             params.push(("code_challenge", &challenge));
             params.push(("code_challenge_method", "S256"));
         }
-        let location = oauth::authorization_url(&self.authorization_endpoint, &params, &self.extra_params)?;
+        let location =
+            oauth::authorization_url(&self.authorization_endpoint, &params, start, &self.extra_params)?;
         Ok(Outcome::Redirect(Redirect {
             location,
             flow_cookie: Some(started.cookie),
@@ -312,9 +316,8 @@ impl OAuth2Module {
         if let (Some(iss), Some(expected)) = (callback.iss, &self.issuer)
             && iss != expected
         {
-            return Err(AuthError::Unauthenticated {
-                reason: "the callback's `iss` parameter names another issuer".into(),
-            });
+            warn!(target: AUDIT_TARGET, module = %self.id, "callback `iss` names another issuer (mix-up attack?)");
+            return Err(AuthError::rejected(self.id.clone(), OAuthError::IssuerMismatch));
         }
         let code = callback
             .code
@@ -419,7 +422,9 @@ pub struct OAuth2Config {
     /// Scopes to request. Default none.
     #[serde(default)]
     pub scopes: Vec<String>,
-    /// Extra parameters of the authorization request.
+    /// Extra parameters of the authorization request. The module's own parameters
+    /// and the per-login `login_hint`, `prompt` and `domain_hint` (from
+    /// [`StartLogin`](crate::StartLogin)) are refused.
     #[serde(default)]
     pub extra_auth_params: BTreeMap<String, String>,
     /// Send a PKCE (S256) challenge. Default `true`.

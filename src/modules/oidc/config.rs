@@ -71,8 +71,9 @@ pub struct OidcConfig {
     /// always added.
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
-    /// Extra parameters of the authorization request (`prompt`, `acr_values`,
-    /// `login_hint`, `domain_hint`).
+    /// Extra parameters of the authorization request (`acr_values`, `ui_locales`,
+    /// ...). The module's own parameters and the per-login `login_hint`, `prompt` and
+    /// `domain_hint` (from [`StartLogin`](crate::StartLogin)) are refused.
     #[serde(default)]
     pub extra_auth_params: BTreeMap<String, String>,
     /// Signature algorithms accepted on ID tokens. Default `["RS256"]`. Supported:

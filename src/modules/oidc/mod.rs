@@ -109,6 +109,22 @@ struct ClaimNames {
 
 type Cached<T> = RwLock<Option<(Arc<T>, Instant)>>;
 
+/// What a JWKS fetch came to.
+enum KeyFetch {
+    /// Fetched now (by this caller or one it waited for).
+    Fetched(Arc<KeySet>),
+    /// Refused by `jwks_min_refetch_interval`; `retry_after` is when it will not be.
+    RateLimited {
+        cached: Option<Arc<KeySet>>,
+        retry_after: Duration,
+    },
+    /// The provider failed; the keys cached before, if any.
+    Failed {
+        cached: Option<Arc<KeySet>>,
+        error: AuthError,
+    },
+}
+
 /// The OpenID Connect module. Build it with [`OidcModule::builder`] or
 /// [`OidcModule::from_config`].
 pub struct OidcModule {
@@ -201,7 +217,10 @@ impl OidcModuleBuilder {
         self
     }
 
-    /// An extra parameter for the authorization request (`prompt`, `acr_values`, ...).
+    /// An extra parameter for the authorization request (`acr_values`, `ui_locales`,
+    /// ...). The module's own parameters and the per-login ones (`login_hint`,
+    /// `prompt`, `domain_hint`: see [`StartLogin`](crate::StartLogin)) are refused at
+    /// [`build`](Self::build).
     pub fn auth_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.extra_params.push((name.into(), value.into()));
         self
@@ -399,26 +418,7 @@ impl OidcModuleBuilder {
         if let Some(bad) = scopes.iter().find(|s| s.is_empty() || s.contains(' ')) {
             return Err(invalid("scopes", format!("{bad:?} is not a scope")));
         }
-        let reserved = [
-            "response_type",
-            "client_id",
-            "redirect_uri",
-            "scope",
-            "state",
-            "nonce",
-            "code_challenge",
-            "code_challenge_method",
-        ];
-        if let Some((name, _)) = self
-            .extra_params
-            .iter()
-            .find(|(k, _)| reserved.contains(&k.as_str()))
-        {
-            return Err(invalid(
-                "extra_auth_params",
-                format!("`{name}` is set by the module itself"),
-            ));
-        }
+        oauth::check_extra_params(&key("extra_auth_params"), &self.extra_params)?;
         let mut algorithms = Vec::new();
         for name in &self.algorithms {
             match Algorithm::from_name(name) {
@@ -605,7 +605,11 @@ impl OidcModule {
     /// misconfigured provider shows at start-up.
     pub async fn prefetch(&self) -> Result<(), AuthError> {
         self.metadata().await?;
-        let keys = self.fetch_keys(true).await?;
+        let keys = match self.fetch_keys(true).await {
+            KeyFetch::Fetched(keys) => keys,
+            KeyFetch::Failed { error, .. } => return Err(error),
+            KeyFetch::RateLimited { retry_after, .. } => return Err(self.refetch_limited(None, retry_after)),
+        };
         if keys.len() == 0 {
             return Err(self.http.unavailable(OAuthError::NoSigningKeys));
         }
@@ -737,6 +741,12 @@ impl OidcModule {
     }
 
     /// The key set, fetched when missing, stale, or without a key for `kid`.
+    ///
+    /// When no cached key matches and the refetch is refused by its rate limit (a
+    /// fetch happened less than `jwks_min_refetch_interval` ago), the answer is
+    /// [`AuthError::Unavailable`] with `retry_after`: the provider may be rotating
+    /// its keys, so the client should try again shortly. Likewise a failed refetch
+    /// with no matching cached key answers the fetch's outage.
     async fn keys_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Arc<KeySet>, AuthError> {
         if let Some((keys, at)) = self.keys.read().ok().and_then(|k| k.clone())
             && at.elapsed() < self.metadata_refresh
@@ -744,34 +754,57 @@ impl OidcModule {
         {
             return Ok(keys);
         }
-        self.fetch_keys(false).await
+        match self.fetch_keys(false).await {
+            KeyFetch::Fetched(keys) => Ok(keys),
+            KeyFetch::RateLimited {
+                cached: Some(keys), ..
+            } if keys.has_candidate(kid, alg) => Ok(keys),
+            KeyFetch::RateLimited { retry_after, .. } => {
+                debug!(target: AUDIT_TARGET, module = %self.id, "no cached key matches and the JWKS refetch is rate limited");
+                Err(self.refetch_limited(kid, retry_after))
+            }
+            KeyFetch::Failed {
+                cached: Some(keys), ..
+            } if keys.has_candidate(kid, alg) => Ok(keys),
+            KeyFetch::Failed { error, .. } => Err(error),
+        }
+    }
+
+    /// No key for `kid`, and no refetch allowed before `retry_after`: a temporary
+    /// condition (the provider may be rotating its keys).
+    fn refetch_limited(&self, kid: Option<&str>, retry_after: Duration) -> AuthError {
+        AuthError::Unavailable {
+            module: self.id.clone(),
+            cause: TokenError::UnknownKey(kid.map(str::to_owned)).into(),
+            retry_after: Some(retry_after),
+        }
     }
 
     /// Fetches the JWKS, at most once per `jwks_min_refetch` (unless `force`);
     /// concurrent callers wait for one fetch.
-    async fn fetch_keys(&self, force: bool) -> Result<Arc<KeySet>, AuthError> {
+    async fn fetch_keys(&self, force: bool) -> KeyFetch {
         let before = self.keys.read().ok().and_then(|k| k.clone());
         let mut attempt = self.jwks_attempt.lock().await;
         let current = self.keys.read().ok().and_then(|k| k.clone());
         // Another task fetched while this one waited.
-        if let (Some((now, _)), Some((then, _))) = (&current, &before)
-            && !Arc::ptr_eq(now, then)
+        if let Some((now, _)) = &current
+            && before.as_ref().is_none_or(|(then, _)| !Arc::ptr_eq(now, then))
         {
-            return Ok(now.clone());
+            return KeyFetch::Fetched(now.clone());
         }
+        let cached = current.map(|(k, _)| k);
         if let (Some(last), false) = (*attempt, force)
             && last.elapsed() < self.jwks_min_refetch
         {
             debug!(target: AUDIT_TARGET, module = %self.id, "JWKS refetch rate limited");
-            return current.map(|(k, _)| k).ok_or_else(|| AuthError::Unavailable {
-                module: self.id.clone(),
-                cause: TokenError::UnknownKey(None).into(),
-                retry_after: Some(self.jwks_min_refetch.saturating_sub(last.elapsed())),
-            });
+            return KeyFetch::RateLimited {
+                cached,
+                retry_after: self.jwks_min_refetch.saturating_sub(last.elapsed()),
+            };
         }
         *attempt = Some(Instant::now());
-        let metadata = self.metadata().await?;
         let fetched = async {
+            let metadata = self.metadata().await?;
             let response = self
                 .http
                 .get_json(Purpose::Jwks, &metadata.jwks_uri, None)
@@ -797,15 +830,14 @@ impl OidcModule {
                 if let Ok(mut slot) = self.keys.write() {
                     *slot = Some((keys.clone(), Instant::now()));
                 }
-                Ok(keys)
+                KeyFetch::Fetched(keys)
             }
-            Err(err) => match current {
-                Some((keys, _)) => {
-                    warn!(target: AUDIT_TARGET, module = %self.id, reason = %err, "JWKS refresh failed; using the cached keys");
-                    Ok(keys)
+            Err(error) => {
+                if cached.is_some() {
+                    warn!(target: AUDIT_TARGET, module = %self.id, reason = %error, "JWKS refresh failed; using the cached keys");
                 }
-                None => Err(err),
-            },
+                KeyFetch::Failed { cached, error }
+            }
         }
     }
 
@@ -827,6 +859,7 @@ impl OidcModule {
                 ("code_challenge", &challenge),
                 ("code_challenge_method", "S256"),
             ],
+            start,
             &self.extra_params,
         )?;
         Ok(Outcome::Redirect(Redirect {
