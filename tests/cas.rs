@@ -21,8 +21,11 @@ use std::time::Duration;
 use authchain::account::{MemoryUserStore, Provisioning, RoleMapping, UserStore};
 use authchain::chain::ModuleSettings;
 use authchain::config::{Config, Stores};
-use authchain::modules::cas::{CasConfig, CasModule, CasModuleBuilder};
-use authchain::{AuthChain, AuthError, LoginResult, ModuleKind, Redirect};
+use authchain::flow::{FlowError, HttpError, SameSite};
+use authchain::modules::LocalModule;
+use authchain::modules::cas::response::{BadValue, MalformedResponse};
+use authchain::modules::cas::{CasConfig, CasError, CasModule, CasModuleBuilder};
+use authchain::{AuthChain, AuthError, LoginResult, ModuleError, ModuleKind, Redirect, RequestError};
 use browser::Browser;
 use common::{callback_request, principal, start_request};
 use server::{CasServer, OTHER_SERVICE, SERVICE, query};
@@ -78,11 +81,17 @@ async fn ticket_for(chain: &AuthChain, module: &str, user: &str) -> (BTreeMap<St
     )
 }
 
-fn rejected_with(result: Result<LoginResult, AuthError>, needle: &str) {
+/// The cause of a refusal by `module`.
+fn rejection(result: Result<LoginResult, AuthError>, module: &str) -> ModuleError {
     match result {
-        Err(AuthError::Unauthenticated { reason }) => assert!(reason.contains(needle), "{reason}"),
-        other => panic!("expected a rejection naming {needle}, got {other:?}"),
+        Err(AuthError::Rejected { module: m, cause }) if m == module => cause,
+        other => panic!("expected a refusal by `{module}`, got {other:?}"),
     }
+}
+
+/// The CAS server refused the ticket with `code`.
+fn refused(code: &str) -> ModuleError {
+    ModuleError::Cas(CasError::Refused { code: code.into() })
 }
 
 #[tokio::test]
@@ -111,6 +120,12 @@ async fn login_end_to_end_with_groups_and_roles() {
         !redirect.location.contains(&cookie),
         "the cookie never travels in a URL"
     );
+    // The CAS server sends the browser back by a GET: Lax, on the service URL's path
+    // (plain http on loopback: not Secure).
+    let attributes = &redirect.flow_cookie.as_ref().expect("flow cookie").attributes;
+    assert_eq!(attributes.same_site, SameSite::Lax);
+    assert_eq!(attributes.path, "/callback");
+    assert!(!attributes.secure);
 
     let back = server::login(&mut Browser::new(), &redirect.location, "alice", "alice-password").await;
     assert!(
@@ -131,7 +146,9 @@ async fn login_end_to_end_with_groups_and_roles() {
     assert!(p.has_role("admin") && p.has_role("staff"), "roles: {:?}", p.roles);
     assert_eq!(p.identity.attributes["full_name"], ["Alice Liddell"]);
     assert_eq!(p.identity.attributes["groups"], ["admins", "staff"]);
-    assert_eq!(p.identity.attributes["return_to"], ["/after/login"]);
+    assert_eq!(p.return_to.as_deref(), Some("/after/login"));
+    assert_eq!(p.identity.return_to.as_deref(), Some("/after/login"));
+    assert!(!p.identity.attributes.contains_key("return_to"));
     let linked = store.find_by_link("cas", "alice").await.unwrap().expect("linked");
     assert_eq!(linked.id, p.account_id);
     assert_eq!(
@@ -155,6 +172,25 @@ async fn login_end_to_end_with_groups_and_roles() {
         carol.identity.groups.is_empty() && carol.roles.is_empty(),
         "{carol:?}"
     );
+}
+
+#[tokio::test]
+async fn the_flow_cookie_is_lax_on_the_service_path() {
+    // No server is asked at start: any server URL will do.
+    let module = CasModule::builder(
+        "campus",
+        "https://cas.example.edu/cas",
+        "https://app.example.edu/login/cas/callback?tenant=1",
+    )
+    .build()
+    .expect("module");
+    let (chain, _) = chain_of(vec![Arc::new(module)]);
+    let redirect = start(&chain, "campus", None).await;
+    let cookie = redirect.flow_cookie.as_ref().expect("flow cookie");
+    assert_eq!(cookie.name, "authchain_flow_campus");
+    assert_eq!(cookie.attributes.same_site, SameSite::Lax);
+    assert_eq!(cookie.attributes.path, "/login/cas/callback");
+    assert!(cookie.attributes.secure);
 }
 
 #[tokio::test]
@@ -189,7 +225,10 @@ async fn a_reused_ticket_is_rejected() {
     principal(chain.login(&request).await);
 
     // The same callback again: the flow is spent, the server is not even asked.
-    rejected_with(chain.login(&request).await, "replayed");
+    assert_eq!(
+        rejection(chain.login(&request).await, "cas"),
+        ModuleError::Flow(FlowError::Replayed)
+    );
     assert_eq!(module.requests().validation, 1);
 
     // The ticket with a fresh flow of the same browser: the server refuses it.
@@ -202,7 +241,7 @@ async fn a_reused_ticket_is_rejected() {
     let result = chain
         .login(&callback_request(replay, fresh.flow_cookie_value()))
         .await;
-    rejected_with(result, "INVALID_TICKET");
+    assert_eq!(rejection(result, "cas"), refused("INVALID_TICKET"));
     assert_eq!(module.requests().validation, 2);
 }
 
@@ -228,7 +267,7 @@ async fn a_ticket_for_another_service_is_rejected() {
     let result = chain
         .login(&callback_request(forged, redirect.flow_cookie_value()))
         .await;
-    rejected_with(result, "INVALID_SERVICE");
+    assert_eq!(rejection(result, "ours"), refused("INVALID_SERVICE"));
     assert_eq!(ours.requests().validation, 1);
     assert_eq!(other.requests().validation, 0, "the other module abstained");
 }
@@ -241,15 +280,24 @@ async fn a_stopped_cas_server_is_unavailable() {
     let (params, cookie) = ticket_for(&chain, "cas", "alice").await;
     server.stop();
     match chain.login(&callback_request(params, Some(&cookie))).await {
-        Err(AuthError::Unavailable { module, reason }) => {
-            assert_eq!(module, "cas");
-            assert!(reason.contains("ticket validation"), "{reason}");
+        Err(
+            err @ AuthError::Unavailable {
+                cause:
+                    ModuleError::Http(HttpError::Transport {
+                        what: "ticket validation",
+                        ..
+                    }),
+                ..
+            },
+        ) => {
+            assert!(matches!(&err, AuthError::Unavailable { module, .. } if module == "cas"));
+            let (text, debug) = (err.to_string(), format!("{err:?}"));
             assert!(
-                !reason.contains("ST-"),
-                "the ticket is not in the error: {reason}"
+                !text.contains("ST-") && !debug.contains("ST-"),
+                "the ticket is not in the error: {text} / {debug}"
             );
         }
-        other => panic!("expected Unavailable, got {other:?}"),
+        other => panic!("expected an unreachable validation endpoint, got {other:?}"),
     }
     // Starting a login does not need the server.
     start(&chain, "cas", None).await;
@@ -290,7 +338,17 @@ async fn forged_foreign_and_expired_flows_are_rejected() {
             .login(&callback_request(params.clone(), wrong))
             .await
             .unwrap_err();
-        assert!(matches!(err, AuthError::Forbidden { .. }), "{wrong:?}: {err:?}");
+        assert!(
+            matches!(
+                err,
+                AuthError::Rejected {
+                    cause: ModuleError::Flow(FlowError::CookieMismatch),
+                    ..
+                }
+            ),
+            "{wrong:?}: {err:?}"
+        );
+        assert_eq!(err.status_code(), 403);
     }
     // A malformed ticket with a genuine flow: refused before the server is asked.
     let (mut bad, bad_cookie) = ticket_for(&chain, "cas", "bob").await;
@@ -299,7 +357,16 @@ async fn forged_foreign_and_expired_flows_are_rejected() {
         .login(&callback_request(bad, Some(&bad_cookie)))
         .await
         .unwrap_err();
-    assert!(matches!(err, AuthError::InvalidRequest(_)), "{err:?}");
+    assert!(
+        matches!(
+            &err,
+            AuthError::InvalidRequest(RequestError::Module {
+                module,
+                cause: ModuleError::Cas(CasError::BadTicket),
+            }) if module == "cas"
+        ),
+        "{err:?}"
+    );
     assert_eq!(
         module.requests().validation,
         0,
@@ -311,16 +378,19 @@ async fn forged_foreign_and_expired_flows_are_rejected() {
     // Too slow: the flow expired.
     let (params, cookie) = ticket_for(&chain, "cas", "alice").await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    rejected_with(
-        chain.login(&callback_request(params, Some(&cookie))).await,
-        "expired",
+    assert_eq!(
+        rejection(chain.login(&callback_request(params, Some(&cookie))).await, "cas"),
+        ModuleError::Flow(FlowError::Expired)
     );
     assert_eq!(module.requests().validation, 1);
 
     // An open redirect as return-to is refused at start.
     for bad in ["//evil.test", "https://evil.test/"] {
         let err = chain.login(&start_request("cas", Some(bad))).await.unwrap_err();
-        assert!(matches!(err, AuthError::InvalidRequest(_)), "{bad}: {err:?}");
+        assert!(
+            matches!(err, AuthError::InvalidRequest(RequestError::ReturnTo(_))),
+            "{bad}: {err:?}"
+        );
     }
 }
 
@@ -450,30 +520,67 @@ async fn malicious_cas_answers_are_clear_errors() {
     assert_eq!(fake.last.lock().unwrap()["service"], service);
     assert_eq!(fake.last.lock().unwrap()["ticket"], "ST-1-fake");
     assert_eq!(p.identity.groups, ["admins"], "duplicates removed");
+    assert_eq!(p.return_to, None);
     assert!(
         !p.identity.attributes.contains_key("return_to"),
         "{:?}",
         p.identity.attributes
     );
 
-    let unavailable = [
-        ("dtd", "DTD"),
-        ("garbage", "well-formed"),
-        ("html-error", "root element"),
-        ("wrong-namespace", "root element"),
-        ("two-users", "more than one cas:user"),
-        ("empty-user", "cas:user is empty"),
-        ("huge", "larger than"),
-        ("success-on-500", "HTTP 500"),
-        ("internal-error", "INTERNAL_ERROR"),
-        ("hang", "timed out"),
-        ("missing", "HTTP 404"),
+    fn malformed(m: MalformedResponse) -> ModuleError {
+        ModuleError::Cas(CasError::Malformed(m))
+    }
+    fn status(status: u16) -> ModuleError {
+        ModuleError::Http(HttpError::Status {
+            what: "ticket validation",
+            status,
+        })
+    }
+    type Expected = fn(&ModuleError) -> bool;
+    let unavailable: [(&str, Expected); 11] = [
+        ("dtd", |c| *c == malformed(MalformedResponse::Dtd)),
+        ("garbage", |c| {
+            matches!(
+                c,
+                ModuleError::Cas(CasError::Malformed(MalformedResponse::NotWellFormed(_)))
+            )
+        }),
+        // An error page with an error status: the status is the cause.
+        ("html-error", |c| *c == status(502)),
+        ("wrong-namespace", |c| {
+            *c == malformed(MalformedResponse::NotServiceResponse)
+        }),
+        ("two-users", |c| *c == malformed(MalformedResponse::SeveralUsers)),
+        ("empty-user", |c| {
+            *c == malformed(MalformedResponse::BadUser(BadValue::Empty))
+        }),
+        ("huge", |c| {
+            matches!(
+                c,
+                ModuleError::Http(HttpError::TooLarge {
+                    what: "ticket validation",
+                    ..
+                })
+            )
+        }),
+        ("success-on-500", |c| *c == status(500)),
+        ("internal-error", |c| {
+            *c == ModuleError::Cas(CasError::ServerFailed {
+                code: "INTERNAL_ERROR".into(),
+            })
+        }),
+        ("hang", |c| {
+            *c == ModuleError::Http(HttpError::Timeout {
+                what: "ticket validation",
+            })
+        }),
+        ("missing", |c| *c == status(404)),
     ];
-    for (case, needle) in unavailable {
+    for (case, expected) in unavailable {
         match against(&fake, case).await.0 {
-            Err(AuthError::Unavailable { module, reason }) => {
+            Err(AuthError::Unavailable { module, cause, .. }) => {
                 assert_eq!(module, "cas");
-                assert!(reason.contains(needle), "{case}: {reason}");
+                assert!(expected(&cause), "{case}: {cause:?}");
             }
             other => panic!("{case}: expected Unavailable, got {other:?}"),
         }
@@ -483,7 +590,10 @@ async fn malicious_cas_answers_are_clear_errors() {
         0,
         "no entity was fetched"
     );
-    rejected_with(against(&fake, "invalid-ticket").await.0, "INVALID_TICKET");
+    assert_eq!(
+        rejection(against(&fake, "invalid-ticket").await.0, "cas"),
+        refused("INVALID_TICKET")
+    );
 }
 
 #[test]
@@ -579,6 +689,9 @@ fn configuration_is_checked_and_names_the_key() {
         (visible[0].id.as_str(), visible[0].kind),
         ("campus", ModuleKind::Redirect)
     );
+    assert!(chain.module::<CasModule>("campus").is_some());
+    assert!(chain.module::<LocalModule>("campus").is_none(), "wrong type");
+    assert!(chain.module::<CasModule>("no-such-module").is_none());
     let bad = text.replace("https://cas.example.edu", "ftp://cas.example.edu");
     let result = Config::from_toml(&bad).and_then(|c| c.build(Stores::new(Arc::new(MemoryUserStore::new()))));
     let Err(err) = result else {

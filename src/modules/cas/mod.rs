@@ -32,7 +32,7 @@ use response::{CasUser, ValidationResponse};
 use crate::audit::AUDIT_TARGET;
 use crate::error::RequestError;
 use crate::flow::http::{HttpClient, HttpSettings, Purpose, check_url, http_builder_methods};
-use crate::flow::{CookieAttributes, SameSite};
+use crate::flow::{CookieAttributes, HttpError, SameSite};
 use crate::flow::{
     FlowError, FlowSettings, Flows, ProviderRequests, flow_builder_methods, redirect_authenticator,
 };
@@ -349,10 +349,10 @@ impl CasModule {
             || ticket.len() > MAX_TICKET_BYTES
             || !ticket.chars().all(|c| c.is_ascii_graphic())
         {
-            return Err(AuthError::InvalidRequest(RequestError::Module {
-                module: self.id.clone(),
-                cause: CasError::BadTicket.into(),
-            }));
+            return Err(AuthError::invalid_request(RequestError::module(
+                self.id.clone(),
+                CasError::BadTicket,
+            )));
         }
         let user = self.validate(ticket, &self.service_for(&flow.state)).await?;
         let mut identity = self.identity(user);
@@ -370,10 +370,21 @@ impl CasModule {
             .http
             .get_bytes(Purpose::Validation, url.as_str(), "application/xml, text/xml")
             .await?;
-        let answer = response::parse(&body).map_err(|e| self.http.unavailable(CasError::Malformed(e)))?;
+        let answer = response::parse(&body).map_err(|e| {
+            if status.is_success() {
+                self.http.unavailable(CasError::Malformed(e))
+            } else {
+                // An error page (a proxy's 502, a wrong validate_path's 404): the
+                // status says more than the body.
+                self.http.unavailable(HttpError::Status {
+                    what: Purpose::Validation.what(),
+                    status: status.as_u16(),
+                })
+            }
+        })?;
         match answer {
             ValidationResponse::Success(_) if !status.is_success() => {
-                Err(self.http.unavailable(crate::flow::HttpError::Status {
+                Err(self.http.unavailable(HttpError::Status {
                     what: Purpose::Validation.what(),
                     status: status.as_u16(),
                 }))

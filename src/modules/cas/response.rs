@@ -51,38 +51,87 @@ pub struct CasUser {
 
 /// Why an answer could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("malformed CAS validation answer: {0}")]
-pub struct MalformedResponse(String);
+#[non_exhaustive]
+pub enum MalformedResponse {
+    /// The body is not UTF-8.
+    #[error("not UTF-8")]
+    NotUtf8,
+    /// The document has a DTD (refused, so that no entity is ever defined).
+    #[error("it has a DTD (refused)")]
+    Dtd,
+    /// More than [`MAX_NODES`] XML nodes.
+    #[error("more than {MAX_NODES} XML nodes")]
+    TooManyNodes,
+    /// Not well-formed XML (the parser's description, for logs).
+    #[error("not well-formed XML: {0}")]
+    NotWellFormed(String),
+    /// The root element is not `cas:serviceResponse` in [`CAS_NAMESPACE`].
+    #[error("the root element is not cas:serviceResponse in {CAS_NAMESPACE}")]
+    NotServiceResponse,
+    /// `cas:serviceResponse` holds no answer.
+    #[error("cas:serviceResponse is empty")]
+    NoAnswer,
+    /// `cas:serviceResponse` holds more than one answer.
+    #[error("cas:serviceResponse holds more than one answer")]
+    SeveralAnswers,
+    /// The answer is neither `cas:authenticationSuccess` nor
+    /// `cas:authenticationFailure` (a proxy answer, another namespace, ...).
+    #[error("neither cas:authenticationSuccess nor cas:authenticationFailure")]
+    UnknownAnswer,
+    /// `cas:authenticationFailure` without a `code`.
+    #[error("cas:authenticationFailure has no code")]
+    NoFailureCode,
+    /// `cas:authenticationSuccess` without `cas:user`.
+    #[error("cas:authenticationSuccess has no cas:user")]
+    NoUser,
+    /// More than one `cas:user`.
+    #[error("more than one cas:user")]
+    SeveralUsers,
+    /// The `cas:user` value is unusable.
+    #[error("cas:user {0}")]
+    BadUser(BadValue),
+}
 
-fn malformed(why: impl Into<String>) -> MalformedResponse {
-    MalformedResponse(why.into())
+/// Why a value (`cas:user`) is unusable ([`MalformedResponse::BadUser`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadValue {
+    /// Empty, or white space only.
+    #[error("is empty")]
+    Empty,
+    /// Longer than [`MAX_VALUE_BYTES`].
+    #[error("is too long")]
+    TooLong,
+    /// Holds a control character.
+    #[error("contains a control character")]
+    ControlCharacter,
+    /// Holds an element or a comment (which could hide part of the value from a
+    /// reader that takes the first text node).
+    #[error("contains markup")]
+    Markup,
 }
 
 /// Parses a validation answer.
 pub fn parse(body: &[u8]) -> Result<ValidationResponse, MalformedResponse> {
-    let text = std::str::from_utf8(body).map_err(|_| malformed("not UTF-8"))?;
+    let text = std::str::from_utf8(body).map_err(|_| MalformedResponse::NotUtf8)?;
     let options = ParsingOptions {
         allow_dtd: false,
         nodes_limit: MAX_NODES,
         ..ParsingOptions::default()
     };
     let doc = Document::parse_with_options(text, options).map_err(|e| match e {
-        roxmltree::Error::DtdDetected => malformed("it has a DTD (refused)"),
-        roxmltree::Error::NodesLimitReached => malformed(format!("more than {MAX_NODES} XML nodes")),
-        other => malformed(format!("not well-formed XML: {other}")),
+        roxmltree::Error::DtdDetected => MalformedResponse::Dtd,
+        roxmltree::Error::NodesLimitReached => MalformedResponse::TooManyNodes,
+        other => MalformedResponse::NotWellFormed(other.to_string()),
     })?;
     let root = doc.root_element();
     if !is_cas(root, "serviceResponse") {
-        return Err(malformed(format!(
-            "the root element is not cas:serviceResponse in {CAS_NAMESPACE}"
-        )));
+        return Err(MalformedResponse::NotServiceResponse);
     }
     let mut answers = root.children().filter(Node::is_element);
-    let answer = answers
-        .next()
-        .ok_or_else(|| malformed("cas:serviceResponse is empty"))?;
+    let answer = answers.next().ok_or(MalformedResponse::NoAnswer)?;
     if answers.next().is_some() {
-        return Err(malformed("cas:serviceResponse holds more than one answer"));
+        return Err(MalformedResponse::SeveralAnswers);
     }
     if is_cas(answer, "authenticationSuccess") {
         success(answer).map(ValidationResponse::Success)
@@ -96,7 +145,7 @@ pub fn parse(body: &[u8]) -> Result<ValidationResponse, MalformedResponse> {
             .take(64)
             .collect();
         if code.is_empty() {
-            return Err(malformed("cas:authenticationFailure has no code"));
+            return Err(MalformedResponse::NoFailureCode);
         }
         let description = answer
             .children()
@@ -112,9 +161,7 @@ pub fn parse(body: &[u8]) -> Result<ValidationResponse, MalformedResponse> {
             .collect();
         Ok(ValidationResponse::Failure { code, description })
     } else {
-        Err(malformed(
-            "the answer is neither cas:authenticationSuccess nor cas:authenticationFailure",
-        ))
+        Err(MalformedResponse::UnknownAnswer)
     }
 }
 
@@ -128,9 +175,9 @@ fn success(node: Node<'_, '_>) -> Result<CasUser, MalformedResponse> {
     for child in node.children().filter(Node::is_element) {
         if is_cas(child, "user") {
             if user.is_some() {
-                return Err(malformed("more than one cas:user"));
+                return Err(MalformedResponse::SeveralUsers);
             }
-            let text = value(child).map_err(|why| malformed(format!("cas:user {why}")))?;
+            let text = value(child).map_err(MalformedResponse::BadUser)?;
             user = Some(text);
         } else if is_cas(child, "attributes") {
             for attribute in child.children().filter(Node::is_element) {
@@ -142,7 +189,7 @@ fn success(node: Node<'_, '_>) -> Result<CasUser, MalformedResponse> {
         }
         // cas:proxyGrantingTicket, cas:proxies and extensions are not used.
     }
-    let user = user.ok_or_else(|| malformed("cas:authenticationSuccess has no cas:user"))?;
+    let user = user.ok_or(MalformedResponse::NoUser)?;
     Ok(CasUser {
         user,
         attributes: attributes.map,
@@ -180,25 +227,25 @@ impl Attributes {
 
 /// The text of an element that holds text only (a comment or an element inside
 /// could hide part of the value from a reader that takes the first text node).
-fn value(node: Node<'_, '_>) -> Result<String, &'static str> {
+fn value(node: Node<'_, '_>) -> Result<String, BadValue> {
     let mut text = String::new();
     for child in node.children() {
         if !child.is_text() {
-            return Err("contains markup");
+            return Err(BadValue::Markup);
         }
         text.push_str(child.text().unwrap_or_default());
     }
     clean(&text)
 }
 
-fn clean(text: &str) -> Result<String, &'static str> {
+fn clean(text: &str) -> Result<String, BadValue> {
     let text = text.trim();
     if text.is_empty() {
-        Err("is empty")
+        Err(BadValue::Empty)
     } else if text.len() > MAX_VALUE_BYTES {
-        Err("is too long")
+        Err(BadValue::TooLong)
     } else if text.chars().any(char::is_control) {
-        Err("contains a control character")
+        Err(BadValue::ControlCharacter)
     } else {
         Ok(text.to_owned())
     }
@@ -212,8 +259,8 @@ mod tests {
         format!("<cas:serviceResponse xmlns:cas='{CAS_NAMESPACE}'>{inner}</cas:serviceResponse>")
     }
 
-    fn error(doc: &str) -> String {
-        parse(doc.as_bytes()).expect_err(doc).0
+    fn error(doc: &str) -> MalformedResponse {
+        parse(doc.as_bytes()).expect_err(doc)
     }
 
     #[test]
@@ -271,7 +318,7 @@ mod tests {
             }
         );
         let missing = wrap("<cas:authenticationFailure>nope</cas:authenticationFailure>");
-        assert!(error(&missing).contains("no code"));
+        assert_eq!(error(&missing), MalformedResponse::NoFailureCode);
     }
 
     #[test]
@@ -286,7 +333,7 @@ mod tests {
                 wrap("<cas:authenticationSuccess><cas:user>&b;</cas:user></cas:authenticationSuccess>")
             ),
         ] {
-            assert!(error(&doc).contains("DTD"), "{doc}");
+            assert_eq!(error(&doc), MalformedResponse::Dtd, "{doc}");
         }
         // An external DTD is never fetched; its entities stay undefined.
         let doc = format!(
@@ -294,57 +341,77 @@ mod tests {
             wrap("<cas:authenticationSuccess><cas:user>&e;</cas:user></cas:authenticationSuccess>")
         );
         let err = error(&doc);
-        assert!(err.contains("DTD") || err.contains("well-formed"), "{err}");
+        assert!(
+            matches!(err, MalformedResponse::Dtd | MalformedResponse::NotWellFormed(_)),
+            "{err:?}"
+        );
         // Without a DTD an undefined entity is simply not well-formed.
         let doc = wrap("<cas:authenticationSuccess><cas:user>&e;</cas:user></cas:authenticationSuccess>");
-        assert!(error(&doc).contains("well-formed"));
+        assert!(matches!(error(&doc), MalformedResponse::NotWellFormed(_)));
     }
 
     #[test]
     fn wrong_or_missing_namespace_is_refused() {
         let success = "<cas:authenticationSuccess><cas:user>alice</cas:user></cas:authenticationSuccess>";
         let other = format!("<cas:serviceResponse xmlns:cas='urn:not-cas'>{success}</cas:serviceResponse>");
-        assert!(error(&other).contains("root element"));
+        assert_eq!(error(&other), MalformedResponse::NotServiceResponse);
         let none = "<serviceResponse><authenticationSuccess><user>alice</user></authenticationSuccess></serviceResponse>";
-        assert!(error(none).contains("root element"));
+        assert_eq!(error(none), MalformedResponse::NotServiceResponse);
         // The right root, but the user in another namespace: no cas:user.
         let doc = wrap(
             "<cas:authenticationSuccess><x:user xmlns:x='urn:x'>alice</x:user></cas:authenticationSuccess>",
         );
-        assert!(error(&doc).contains("no cas:user"));
+        assert_eq!(error(&doc), MalformedResponse::NoUser);
         let doc =
             wrap("<x:authenticationSuccess xmlns:x='urn:x'><cas:user>a</cas:user></x:authenticationSuccess>");
-        assert!(error(&doc).contains("neither"));
+        assert_eq!(error(&doc), MalformedResponse::UnknownAnswer);
     }
 
     #[test]
     fn users_must_be_exactly_one_plain_value() {
+        use MalformedResponse::{BadUser, NoUser, SeveralUsers};
         let cases = [
             (
                 "<cas:user>alice</cas:user><cas:user>mallory</cas:user>",
-                "more than one",
+                Some(SeveralUsers),
             ),
-            ("<cas:user></cas:user>", "empty"),
-            ("<cas:user>  \n </cas:user>", "empty"),
-            ("<cas:user/>", "empty"),
-            ("<cas:user>admin<!-- -->istrator</cas:user>", "markup"),
-            ("<cas:user><cas:b>alice</cas:b></cas:user>", "markup"),
-            ("<cas:user>ali&#1;ce</cas:user>", "well-formed"),
-            ("<cas:user>ali&#x9;ce</cas:user>", "control"),
-            ("", "no cas:user"),
+            ("<cas:user></cas:user>", Some(BadUser(BadValue::Empty))),
+            ("<cas:user>  \n </cas:user>", Some(BadUser(BadValue::Empty))),
+            ("<cas:user/>", Some(BadUser(BadValue::Empty))),
+            (
+                "<cas:user>admin<!-- -->istrator</cas:user>",
+                Some(BadUser(BadValue::Markup)),
+            ),
+            (
+                "<cas:user><cas:b>alice</cas:b></cas:user>",
+                Some(BadUser(BadValue::Markup)),
+            ),
+            // Not well-formed: the parser's own message.
+            ("<cas:user>ali&#1;ce</cas:user>", None),
+            (
+                "<cas:user>ali&#x9;ce</cas:user>",
+                Some(BadUser(BadValue::ControlCharacter)),
+            ),
+            ("", Some(NoUser)),
         ];
-        for (inner, why) in cases {
+        for (inner, expected) in cases {
             let doc = wrap(&format!(
                 "<cas:authenticationSuccess>{inner}</cas:authenticationSuccess>"
             ));
             let err = error(&doc);
-            assert!(err.contains(why), "{inner}: {err}");
+            match expected {
+                Some(expected) => assert_eq!(err, expected, "{inner}"),
+                None => assert!(
+                    matches!(err, MalformedResponse::NotWellFormed(_)),
+                    "{inner}: {err:?}"
+                ),
+            }
         }
         let long = "a".repeat(MAX_VALUE_BYTES + 1);
         let doc = wrap(&format!(
             "<cas:authenticationSuccess><cas:user>{long}</cas:user></cas:authenticationSuccess>"
         ));
-        assert!(error(&doc).contains("too long"));
+        assert_eq!(error(&doc), MalformedResponse::BadUser(BadValue::TooLong));
     }
 
     #[test]
@@ -353,24 +420,31 @@ mod tests {
             "<cas:authenticationFailure code='INVALID_TICKET'/>\
              <cas:authenticationSuccess><cas:user>alice</cas:user></cas:authenticationSuccess>",
         );
-        assert!(error(&both).contains("more than one answer"));
-        assert!(error(&wrap("")).contains("empty"));
-        assert!(error(&wrap("<cas:proxySuccess/>")).contains("neither"));
+        assert_eq!(error(&both), MalformedResponse::SeveralAnswers);
+        assert_eq!(error(&wrap("")), MalformedResponse::NoAnswer);
+        assert_eq!(
+            error(&wrap("<cas:proxySuccess/>")),
+            MalformedResponse::UnknownAnswer
+        );
     }
 
     #[test]
     fn garbage_huge_and_binary_documents_are_refused() {
-        assert!(error("").contains("well-formed"));
-        assert!(error("<html><body>Service Unavailable</body></html>").contains("root element"));
-        assert!(error("{\"user\": \"alice\"}").contains("well-formed"));
+        let not_well_formed = |doc: &str| matches!(error(doc), MalformedResponse::NotWellFormed(_));
+        assert!(not_well_formed(""));
+        assert_eq!(
+            error("<html><body>Service Unavailable</body></html>"),
+            MalformedResponse::NotServiceResponse
+        );
+        assert!(not_well_formed("{\"user\": \"alice\"}"));
         let truncated = wrap("<cas:authenticationSuccess><cas:user>alice</cas:user>");
-        assert!(error(&truncated).contains("well-formed"));
-        assert!(parse(b"\xff\xfe<\x00").unwrap_err().0.contains("UTF-8"));
+        assert!(not_well_formed(&truncated));
+        assert_eq!(parse(b"\xff\xfe<\x00"), Err(MalformedResponse::NotUtf8));
         let many = "<cas:x>v</cas:x>".repeat(MAX_NODES as usize);
         let doc = wrap(&format!(
             "<cas:authenticationSuccess><cas:user>a</cas:user><cas:attributes>{many}</cas:attributes></cas:authenticationSuccess>"
         ));
-        assert!(error(&doc).contains("XML nodes"));
+        assert_eq!(error(&doc), MalformedResponse::TooManyNodes);
         // Deep nesting neither overflows the stack nor becomes a value.
         let deep = format!("{}{}", "<cas:a>".repeat(5000), "</cas:a>".repeat(5000));
         let doc = wrap(&format!(

@@ -38,17 +38,17 @@ use tracing::warn;
 
 pub use config::SamlConfig;
 pub use response::{
-    ResponseError, ResponseError as SamlError, SamlAssertion, SamlAttribute, SignatureAlgorithm,
+    Mismatch, SamlAssertion, SamlAttribute, SamlError, SignatureAlgorithm, SignedPart, TimeLimit,
 };
 
 use crate::audit::AUDIT_TARGET;
 use crate::error::{OtherError, RequestError};
 use crate::flow::{CookieAttributes, SameSite};
 use crate::flow::{
-    FlowError, FlowSettings, Flows, MemoryReplayCache, ReplayCache, check_url, flow_builder_methods,
-    random_token, redirect_authenticator,
+    FlowError, FlowSettings, Flows, MemoryReplayCache, ReplayCache, ReplayError, check_url,
+    flow_builder_methods, random_token, redirect_authenticator,
 };
-use crate::{AuthError, AuthRequest, ConfigError, Identity, Outcome, Redirect, SecretString};
+use crate::{AuthError, AuthRequest, ConfigError, Identity, Outcome, Prompt, Redirect, SecretString};
 use idp::IdpSettings;
 use response::{Algorithms, Expectations};
 
@@ -139,7 +139,7 @@ impl AcsPolicy {
         xml: &str,
         in_response_to: Option<&str>,
         now: SystemTime,
-    ) -> Result<SamlAssertion, ResponseError> {
+    ) -> Result<SamlAssertion, SamlError> {
         response::verify(
             xml,
             &Expectations {
@@ -663,9 +663,9 @@ impl SamlModule {
         saml_response: &str,
         in_response_to: Option<&str>,
         now: SystemTime,
-    ) -> Result<SamlAssertion, ResponseError> {
+    ) -> Result<SamlAssertion, SamlError> {
         if in_response_to.is_none() && !self.allow_idp_initiated {
-            return Err(ResponseError::Unsolicited);
+            return Err(SamlError::Unsolicited);
         }
         let xml = response::decode(saml_response, self.max_response_bytes)?;
         self.acs.verify(&xml, in_response_to, now)
@@ -704,6 +704,9 @@ impl SamlModule {
                 .or_default()
                 .extend(attribute.values.iter().cloned());
         }
+        // The return-to URL is the flow's alone (`Identity::return_to`): a released
+        // attribute must not pose as it.
+        identity.attributes.remove("return_to");
         identity
             .attributes
             .insert("issuer".into(), vec![assertion.issuer.clone()]);
@@ -721,7 +724,16 @@ impl SamlModule {
     }
 
     /// The redirect URL carrying a fresh AuthnRequest (signed when configured).
-    fn authn_request_url(&self, request_id: &str, relay_state: &str) -> Result<String, AuthError> {
+    /// `prompt = login` asks for `ForceAuthn`, `prompt = none` for `IsPassive`;
+    /// other prompts have no SAML counterpart.
+    fn authn_request_url(
+        &self,
+        request_id: &str,
+        relay_state: &str,
+        prompt: Option<Prompt>,
+    ) -> Result<String, AuthError> {
+        let force_authn = self.force_authn || prompt == Some(Prompt::Login);
+        let is_passive = prompt == Some(Prompt::None);
         let request = AuthnRequest {
             id: request_id.to_owned(),
             version: "2.0".into(),
@@ -735,7 +747,8 @@ impl SamlModule {
                 sp_name_qualifier: None,
                 allow_create: Some(true),
             }),
-            force_authn: self.force_authn.then_some(true),
+            force_authn: force_authn.then_some(true),
+            is_passive: is_passive.then_some(true),
             assertion_consumer_service_url: Some(self.acs.acs_url.clone()),
             protocol_binding: Some(HTTP_POST_BINDING.into()),
             ..AuthnRequest::default()
@@ -768,22 +781,20 @@ impl SamlModule {
             .flows
             .start_with(&self.id, return_to, Some(request_id.clone()))
             .await?;
-        let location = self.authn_request_url(&request_id, &started.flow.state)?;
+        let location = self.authn_request_url(&request_id, &started.flow.state, start.prompt)?;
         Ok(Outcome::Redirect(Redirect {
             location,
             flow_cookie: Some(started.cookie),
         }))
     }
 
-    fn reject(&self, err: ResponseError) -> AuthError {
+    fn reject(&self, err: SamlError) -> AuthError {
         warn!(target: AUDIT_TARGET, module = %self.id, reason = %err, "SAML response rejected");
         match err {
-            ResponseError::Encoding | ResponseError::TooLarge(_) => {
-                AuthError::InvalidRequest(RequestError::Module {
-                    module: self.id.clone(),
-                    cause: err.into(),
-                })
-            }
+            SamlError::Encoding | SamlError::TooLarge(_) => AuthError::InvalidRequest(RequestError::Module {
+                module: self.id.clone(),
+                cause: err.into(),
+            }),
             other => AuthError::rejected(self.id.clone(), other),
         }
     }
@@ -826,7 +837,7 @@ impl SamlModule {
                 match response::unverified_destination(&xml) {
                     Ok(Some(destination)) if destination != self.acs.acs_url => return Ok(Outcome::Abstain),
                     Err(e) => return Err(self.reject(e)),
-                    Ok(_) if !self.allow_idp_initiated => return Err(self.reject(ResponseError::Unsolicited)),
+                    Ok(_) if !self.allow_idp_initiated => return Err(self.reject(SamlError::Unsolicited)),
                     Ok(_) => None,
                 }
             }
@@ -847,7 +858,10 @@ impl SamlModule {
             .await
         {
             Ok(true) => {}
-            Ok(false) => return Err(self.reject(ResponseError::Replayed)),
+            Ok(false) => {
+                warn!(target: AUDIT_TARGET, module = %self.id, "SAML assertion replayed");
+                return Err(AuthError::rejected(self.id.clone(), ReplayError::Replayed));
+            }
             Err(err) => return Err(AuthError::unavailable(self.id.clone(), err)),
         }
         let mut identity = self.identity(&verified);

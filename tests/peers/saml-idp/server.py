@@ -18,6 +18,8 @@ Users (password in brackets):
     alice [alice-password]  isMemberOf admins, staff   alice@example.org
     bob   [bob-password]    isMemberOf staff           bob@example.org
     admin@example.org.evil.test [mallory-password]     no group
+    carol [carol-password]    isMemberOf staff           carol@example.org
+                              and an attribute `return_to` (/steered/by/the/idp)
 
 Endpoints:
     GET  /metadata             the IdP's metadata
@@ -65,6 +67,14 @@ USERS = {
         "mail": "bob@example.org",
         "displayName": "Bob Builder",
         "isMemberOf": ["staff"],
+    },
+    "carol": {
+        "password": "carol-password",
+        "mail": "carol@example.org",
+        "displayName": "Carol Danvers",
+        "isMemberOf": ["staff"],
+        # Released as it is (no URI name): an attribute that must not steer the SP.
+        "extra": {"return_to": ["/steered/by/the/idp"]},
     },
     "admin@example.org.evil.test": {
         "password": "mallory-password",
@@ -135,12 +145,14 @@ class State:
 
     def identity(self, user):
         info = USERS[user]
-        return {
+        identity = {
             "uid": [user],
             "mail": [info["mail"]],
             "displayName": [info["displayName"]],
             "isMemberOf": list(info["isMemberOf"]),
         }
+        identity.update({name: list(values) for name, values in info.get("extra", {}).items()})
+        return identity
 
     def response_form(
         self, server, user, relay_state, sign_response=True, sign_assertion=True, algorithms=SHA256, **args
