@@ -157,7 +157,13 @@ async fn a_misconfigured_module_is_the_final_answer_unless_a_later_module_signs_
         assert_eq!(err.status_code(), 500);
     }
     // A later module that signs somebody in wins.
-    let p = principal(run(Answer::Identity { subject: "bob".into(), groups: vec![] }).await);
+    let p = principal(
+        run(Answer::Identity {
+            subject: "bob".into(),
+            groups: vec![],
+        })
+        .await,
+    );
     assert_eq!(p.module, "later");
 
     // Break-glass: a misconfigured directory in front of the local admin.
@@ -205,7 +211,9 @@ async fn modules_are_reachable_by_id_and_type() {
         .module(inner)
         .build()
         .unwrap();
-    let found = outer.module::<LocalModule>("local").expect("the nested local module");
+    let found = outer
+        .module::<LocalModule>("local")
+        .expect("the nested local module");
     assert_eq!(authchain::Authenticator::id(found), "local");
     assert!(outer.module::<AuthChain>("inner").is_some());
     assert!(outer.module::<common::Scripted>("first").is_some());
@@ -214,7 +222,10 @@ async fn modules_are_reachable_by_id_and_type() {
     assert!(outer.module::<LocalModule>("first").is_none());
     assert!(outer.module::<LocalModule>("nowhere").is_none());
 
-    let flat = AuthChain::builder(store.clone()).module(local(store)).build().unwrap();
+    let flat = AuthChain::builder(store.clone())
+        .module(local(store))
+        .build()
+        .unwrap();
     assert!(flat.module::<LocalModule>("local").is_some());
 }
 

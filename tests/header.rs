@@ -124,8 +124,18 @@ async fn every_malformed_principal_is_rejected() {
             "remote-user",
             HeaderProblem::Repeated,
         ),
-        ("empty", vec![("remote-user", b"")], "remote-user", HeaderProblem::Empty),
-        ("blank", vec![("remote-user", b"   ")], "remote-user", HeaderProblem::Empty),
+        (
+            "empty",
+            vec![("remote-user", b"")],
+            "remote-user",
+            HeaderProblem::Empty,
+        ),
+        (
+            "blank",
+            vec![("remote-user", b"   ")],
+            "remote-user",
+            HeaderProblem::Empty,
+        ),
         (
             "over-long",
             vec![("remote-user", long.as_bytes())],

@@ -17,10 +17,12 @@ use authchain::account::{MemoryUserStore, NewAccount, PasswordPolicy, Provisioni
 use authchain::chain::ModuleSettings;
 use authchain::modules::LocalModule;
 use authchain::modules::ldap::{
-    AD_NESTED_GROUP_FILTER, GroupNames, GroupSource, LdapConfig, LdapError, LdapModule, LdapOperation, UrlFailure,
+    AD_NESTED_GROUP_FILTER, GroupNames, GroupSource, LdapConfig, LdapError, LdapModule, LdapOperation,
+    UrlFailure,
 };
 use authchain::{
-    AuthChain, AuthError, AuthRequest, Authenticator, Identity, LoginResult, ModuleError, Outcome, RequestError,
+    AuthChain, AuthError, AuthRequest, Authenticator, Identity, LoginResult, ModuleError, Outcome,
+    RequestError,
 };
 use slapd::{BASE_DN, GROUPS, PEOPLE, Slapd};
 
@@ -75,7 +77,10 @@ fn unreachable(urls: &[&str], failure: impl Fn(&LdapError) -> bool) -> impl Fn(&
     let urls: Vec<String> = urls.iter().map(|u| u.to_string()).collect();
     move |err| match err {
         LdapError::Unreachable(failures) => {
-            failures.iter().map(|f| f.url.as_str()).eq(urls.iter().map(String::as_str))
+            failures
+                .iter()
+                .map(|f| f.url.as_str())
+                .eq(urls.iter().map(String::as_str))
                 && failures.iter().all(|UrlFailure { error, .. }| failure(error))
         }
         _ => false,

@@ -69,7 +69,11 @@ fn list(failures: &[UrlFailure]) -> String {
     if failures.is_empty() {
         return "no URL tried".to_owned();
     }
-    failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    failures
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Why the directory refused or failed.
@@ -147,14 +151,6 @@ pub enum LdapError {
     EntryNotFound,
 }
 
-impl LdapError {
-    /// Whether the error is a refusal of this login ([`Ambiguous`](LdapError::Ambiguous),
-    /// [`EntryNotFound`](LdapError::EntryNotFound)) rather than an outage.
-    pub fn is_refusal(&self) -> bool {
-        matches!(self, LdapError::Ambiguous | LdapError::EntryNotFound)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,7 +172,5 @@ mod tests {
             "no directory server reachable: ldap://a: could not connect: connection refused; \
              ldap://b: service bind: no answer within 2s"
         );
-        assert!(!err.is_refusal());
-        assert!(LdapError::Ambiguous.is_refusal());
     }
 }

@@ -787,7 +787,10 @@ impl LdapModule {
     /// directory synchroniser holds it for a long-running search.
     #[cfg(feature = "sync")]
     pub(crate) async fn connect_service(&self) -> Result<pool::Conn, AuthError> {
-        self.inner.connect_bound().await.map_err(|f| self.inner.fail_to_error(f))
+        self.inner
+            .connect_bound()
+            .await
+            .map_err(|f| self.inner.fail_to_error(f))
     }
 
     /// The attributes the module reads from user entries, which the directory
@@ -886,11 +889,7 @@ impl Inner {
     /// A service-account connection (bound when a service account is configured).
     async fn service_conn(&self, fresh: bool) -> Result<Pooled<'_>, AuthError> {
         let pools = &self.pools;
-        let (idle, permit) = pools
-            .service
-            .checkout()
-            .await
-            .map_err(|e| self.unavailable(e))?;
+        let (idle, permit) = pools.service.checkout().await.map_err(|e| self.unavailable(e))?;
         if let Some(conn) = idle.filter(|_| !fresh) {
             return Ok(pools.service.pooled(conn, true, permit));
         }
@@ -957,11 +956,7 @@ impl Inner {
         if let Some(conn) = idle.filter(|_| !fresh) {
             return Ok(pools.user.pooled(conn, true, permit));
         }
-        let conn = pools
-            .connector
-            .connect()
-            .await
-            .map_err(|e| self.unavailable(e))?;
+        let conn = pools.connector.connect().await.map_err(|e| self.unavailable(e))?;
         Ok(pools.user.pooled(conn, false, permit))
     }
 

@@ -353,17 +353,13 @@ impl LdapSource {
         events: mpsc::Sender<SourceEvent>,
     ) -> Result<(), SyncError> {
         let persist = self.poll_interval().is_none();
-        let mut conn = self
-            .module
-            .connect_service()
-            .await
-            .map_err(|err| match err {
-                AuthError::Unavailable {
-                    cause: ModuleError::Ldap(cause),
-                    ..
-                } => self.unavailable(kind, cause),
-                other => SyncError::Source(OtherError::new(other)),
-            })?;
+        let mut conn = self.module.connect_service().await.map_err(|err| match err {
+            AuthError::Unavailable {
+                cause: ModuleError::Ldap(cause),
+                ..
+            } => self.unavailable(kind, cause),
+            other => SyncError::Source(OtherError::new(other)),
+        })?;
         let request = SyncRequest {
             mode: if persist {
                 RefreshMode::RefreshAndPersist
