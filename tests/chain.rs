@@ -7,7 +7,12 @@ use std::sync::Arc;
 
 use authchain::account::{MemoryUserStore, NewAccount, Provisioning};
 use authchain::chain::{ModuleSettings, OnFailure};
-use authchain::{AuthChain, AuthError, AuthRequest, ModuleKind};
+use authchain::modules::header::{HeaderError, HeaderProblem};
+use authchain::modules::{HeaderModule, LocalModule};
+use authchain::net::ProxyTrust;
+use authchain::{
+    AuthChain, AuthError, AuthRequest, Credentials, ModuleError, ModuleKind, RequestError, StartLogin,
+};
 use common::{Answer, Scripted, calls, local, password_request, peer, principal, store_with_admin};
 
 fn create() -> ModuleSettings {
@@ -126,6 +131,146 @@ async fn final_error_prefers_a_rejection_then_an_outage_then_unauthenticated() {
     assert!(matches!(err, AuthError::Unauthenticated { .. }), "{err:?}");
 }
 
+/// A misconfigured module under `on_unavailable = next` lets the later modules run
+/// (break-glass still works) but is never hidden behind their failure: it outranks
+/// a rejection, an outage and an abstention as the chain's answer.
+#[tokio::test]
+async fn a_misconfigured_module_is_the_final_answer_unless_a_later_module_signs_in() {
+    let run = |later: Answer| async move {
+        let later = Scripted::new("later", later);
+        let later_calls = later.counter();
+        let chain = AuthChain::builder(Arc::new(MemoryUserStore::new()))
+            .module_with(
+                Scripted::new("broken", Answer::Misconfigured),
+                create().on_unavailable(OnFailure::Next),
+            )
+            .module_with(later, create())
+            .build()
+            .unwrap();
+        let result = chain.login(&ambient()).await;
+        assert_eq!(calls(&later_calls), 1, "the later module still runs");
+        result
+    };
+    for later in [Answer::Reject, Answer::Unavailable, Answer::Abstain] {
+        let err = run(later).await.unwrap_err();
+        assert!(matches!(err, AuthError::Misconfigured(_)), "{err:?}");
+        assert_eq!(err.status_code(), 500);
+    }
+    // A later module that signs somebody in wins.
+    let p = principal(
+        run(Answer::Identity {
+            subject: "bob".into(),
+            groups: vec![],
+        })
+        .await,
+    );
+    assert_eq!(p.module, "later");
+
+    // Break-glass: a misconfigured directory in front of the local admin.
+    let store = store_with_admin().await;
+    let chain = AuthChain::builder(store.clone())
+        .module(Scripted::new("corp-ldap", Answer::Misconfigured))
+        .module(local(store))
+        .build()
+        .unwrap();
+    let p = principal(chain.login(&password_request("root", "break-glass")).await);
+    assert_eq!(p.module, "local");
+    assert!(p.has_role("admin"));
+    // A wrong password there: the misconfiguration is the answer, not the rejection.
+    let err = chain.login(&password_request("root", "nope")).await.unwrap_err();
+    assert!(matches!(err, AuthError::Misconfigured(_)), "{err:?}");
+
+    // Under `stop` the misconfiguration ends the login at once.
+    let later = Scripted::user("later", "bob", &[]);
+    let later_calls = later.counter();
+    let chain = AuthChain::builder(Arc::new(MemoryUserStore::new()))
+        .module_with(
+            Scripted::new("broken", Answer::Misconfigured),
+            ModuleSettings::new().on_unavailable(OnFailure::Stop),
+        )
+        .module_with(later, create())
+        .build()
+        .unwrap();
+    let err = chain.login(&ambient()).await.unwrap_err();
+    assert!(matches!(err, AuthError::Misconfigured(_)), "{err:?}");
+    assert_eq!(calls(&later_calls), 0);
+}
+
+/// `module::<T>(id)` finds a module of a built chain by id and type, nested
+/// chains included.
+#[tokio::test]
+async fn modules_are_reachable_by_id_and_type() {
+    let store = store_with_admin().await;
+    let inner = AuthChain::builder(store.clone())
+        .id("inner")
+        .module(local(store.clone()))
+        .build()
+        .unwrap();
+    let outer = AuthChain::builder(store.clone())
+        .module(Scripted::new("first", Answer::Abstain))
+        .module(inner)
+        .build()
+        .unwrap();
+    let found = outer
+        .module::<LocalModule>("local")
+        .expect("the nested local module");
+    assert_eq!(authchain::Authenticator::id(found), "local");
+    assert!(outer.module::<AuthChain>("inner").is_some());
+    assert!(outer.module::<common::Scripted>("first").is_some());
+    // A wrong type or an unknown id: nothing.
+    assert!(outer.module::<HeaderModule>("local").is_none());
+    assert!(outer.module::<LocalModule>("first").is_none());
+    assert!(outer.module::<LocalModule>("nowhere").is_none());
+
+    let flat = AuthChain::builder(store.clone())
+        .module(local(store))
+        .build()
+        .unwrap();
+    assert!(flat.module::<LocalModule>("local").is_some());
+}
+
+/// A refusal carries its typed cause, reachable through `Error::source`.
+#[tokio::test]
+async fn a_rejection_exposes_its_cause_as_the_error_source() {
+    use std::error::Error as _;
+
+    let strict = HeaderModule::builder("proxy")
+        .trusted_proxies(ProxyTrust::new(["10.0.0.0/24".parse().unwrap()]))
+        .fail_if_missing(true)
+        .build()
+        .unwrap();
+    let chain = AuthChain::builder(Arc::new(MemoryUserStore::new()))
+        .module(strict)
+        .build()
+        .unwrap();
+    let err = chain
+        .login(&AuthRequest::new(peer("10.0.0.5")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AuthError::Rejected {
+                ref module,
+                cause: ModuleError::Header(HeaderError {
+                    problem: HeaderProblem::Missing,
+                    ..
+                }),
+            } if module == "proxy"
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.status_code(), 401);
+    // The source is the module's cause, which holds the header error.
+    let source = err.source().expect("a rejection has a source");
+    let Some(ModuleError::Header(header)) = source.downcast_ref::<ModuleError>() else {
+        panic!("the source is not the header error: {source:?}");
+    };
+    assert_eq!(header.problem, HeaderProblem::Missing);
+    assert_eq!(header.header, "remote-user");
+    assert_eq!(err.module_error(), Some(&ModuleError::Header(header.clone())));
+}
+
 #[tokio::test]
 async fn hidden_modules_run_only_when_selected_and_disabled_never() {
     let store = Arc::new(MemoryUserStore::new());
@@ -150,7 +295,10 @@ async fn hidden_modules_run_only_when_selected_and_disabled_never() {
     assert_eq!(p.login, "alice");
 
     let err = chain.login(&ambient().select("disabled")).await.unwrap_err();
-    assert!(matches!(err, AuthError::InvalidRequest(_)), "{err:?}");
+    assert!(
+        matches!(err, AuthError::InvalidRequest(RequestError::NoSuchModule(ref m)) if m == "disabled"),
+        "{err:?}"
+    );
     assert_eq!(calls(&disabled_calls), 0);
 }
 
@@ -182,16 +330,22 @@ async fn explicit_selection_runs_that_module_alone() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, AuthError::InvalidRequest(ref m) if m.contains("no-such-module")),
+        matches!(err, AuthError::InvalidRequest(RequestError::NoSuchModule(ref m)) if m == "no-such-module"),
         "{err:?}"
     );
+    assert_eq!(err.status_code(), 400);
 
     // Starting a redirect login without naming the module is a bad request.
-    let start = ambient().with_credentials(authchain::Credentials::Start(authchain::StartLogin::new()));
-    assert!(matches!(
-        chain.login(&start).await.unwrap_err(),
-        AuthError::InvalidRequest(_)
-    ));
+    let start = ambient().with_credentials(Credentials::Start(StartLogin::new()));
+    let err = chain.login(&start).await.unwrap_err();
+    assert_eq!(err, AuthError::InvalidRequest(RequestError::StartNeedsModule));
+    assert_eq!(calls(&first_calls), 0, "no module runs for a malformed start");
+    // ... and naming a module the chain does not have is one too.
+    let err = chain.login(&start.clone().select("nowhere")).await.unwrap_err();
+    assert!(
+        matches!(err, AuthError::InvalidRequest(RequestError::NoSuchModule(ref m)) if m == "nowhere"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use authchain::account::{MemoryUserStore, Provisioning, RoleMapping};
 use authchain::chain::{ModuleSettings, OnFailure};
 use authchain::modules::HeaderModule;
-use authchain::net::{ForwardedHeader, ProxyTrust};
-use authchain::{AuthChain, AuthError, AuthRequest, Authenticator, Outcome};
+use authchain::modules::header::{HeaderError, HeaderProblem};
+use authchain::net::{ForwardedError, ForwardedHeader, ProxyTrust};
+use authchain::{AuthChain, AuthError, AuthRequest, Authenticator, ModuleError, Outcome, RequestError};
 use common::{peer, principal};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -110,8 +111,8 @@ async fn insecure_trust_any_peer_trusts_everybody() {
     assert_eq!(id.login, "bob");
 }
 
-/// (label, headers, expected words in the error).
-type MalformedCase<'a> = (&'a str, Vec<(&'a str, &'a [u8])>, &'a str);
+/// (label, headers, the header at fault, what is wrong with it).
+type MalformedCase<'a> = (&'a str, Vec<(&'a str, &'a [u8])>, &'a str, HeaderProblem);
 
 #[tokio::test]
 async fn every_malformed_principal_is_rejected() {
@@ -120,26 +121,50 @@ async fn every_malformed_principal_is_rejected() {
         (
             "duplicate",
             vec![("remote-user", b"alice"), ("remote-user", b"admin")],
-            "more than once",
+            "remote-user",
+            HeaderProblem::Repeated,
         ),
-        ("empty", vec![("remote-user", b"")], "empty"),
-        ("blank", vec![("remote-user", b"   ")], "empty"),
+        (
+            "empty",
+            vec![("remote-user", b"")],
+            "remote-user",
+            HeaderProblem::Empty,
+        ),
+        (
+            "blank",
+            vec![("remote-user", b"   ")],
+            "remote-user",
+            HeaderProblem::Empty,
+        ),
         (
             "over-long",
             vec![("remote-user", long.as_bytes())],
-            "longer than 256",
+            "remote-user",
+            HeaderProblem::TooLong(256),
         ),
-        ("tab", vec![("remote-user", b"ali\tce")], "control character"),
+        (
+            "tab",
+            vec![("remote-user", b"ali\tce")],
+            "remote-user",
+            HeaderProblem::ControlCharacter,
+        ),
         (
             "C1 control",
             vec![("remote-user", "alice\u{85}".as_bytes())],
-            "control character",
+            "remote-user",
+            HeaderProblem::ControlCharacter,
         ),
-        ("not UTF-8", vec![("remote-user", b"al\xffce")], "not UTF-8"),
+        (
+            "not UTF-8",
+            vec![("remote-user", b"al\xffce")],
+            "remote-user",
+            HeaderProblem::NotUtf8,
+        ),
         (
             "bad group",
             vec![("remote-user", b"alice"), ("remote-groups", b"ok,ba\td")],
-            "control character",
+            "remote-groups",
+            HeaderProblem::ControlCharacter,
         ),
         (
             "duplicate email",
@@ -148,17 +173,21 @@ async fn every_malformed_principal_is_rejected() {
                 ("remote-email", b"x@y"),
                 ("remote-email", b"z@y"),
             ],
-            "more than once",
+            "remote-email",
+            HeaderProblem::Repeated,
         ),
     ];
-    for (label, headers, expected) in cases {
+    for (label, headers, header, problem) in cases {
         let err = module()
             .authenticate(&request(PROXY, &headers))
             .await
             .unwrap_err();
         match &err {
-            AuthError::InvalidRequest(message) => assert!(message.contains(expected), "{label}: {message}"),
-            other => panic!("{label}: expected InvalidRequest, got {other:?}"),
+            AuthError::InvalidRequest(RequestError::Header(found)) => {
+                assert_eq!(found.header, header, "{label}");
+                assert_eq!(found.problem, problem, "{label}");
+            }
+            other => panic!("{label}: expected InvalidRequest(Header), got {other:?}"),
         }
         assert_eq!(err.status_code(), 400, "{label}");
     }
@@ -179,7 +208,13 @@ async fn every_malformed_principal_is_rejected() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, AuthError::InvalidRequest(ref m) if m.contains("more than 1024 groups")),
+        matches!(
+            err,
+            AuthError::InvalidRequest(RequestError::Header(HeaderError {
+                problem: HeaderProblem::TooManyGroups(1024),
+                ..
+            }))
+        ),
         "{err:?}"
     );
 }
@@ -191,10 +226,17 @@ async fn a_rejected_header_stops_a_chain_configured_to_stop() {
         .build()
         .unwrap();
     let req = request(PROXY, &[("remote-user", b"alice"), ("remote-user", b"admin")]);
-    assert!(matches!(
-        chain.login(&req).await.unwrap_err(),
-        AuthError::InvalidRequest(_)
-    ));
+    let err = chain.login(&req).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AuthError::InvalidRequest(RequestError::Header(HeaderError {
+                problem: HeaderProblem::Repeated,
+                ..
+            }))
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -206,15 +248,35 @@ async fn fail_if_missing_rejects_instead_of_abstaining() {
         .unwrap();
     let err = strict.authenticate(&request(PROXY, &[])).await.unwrap_err();
     assert!(
-        matches!(err, AuthError::Unauthenticated { ref reason } if reason.contains("remote-user")),
+        matches!(
+            err,
+            AuthError::Rejected {
+                cause: ModuleError::Header(HeaderError {
+                    ref header,
+                    problem: HeaderProblem::Missing,
+                    ..
+                }),
+                ..
+            } if header == "remote-user"
+        ),
         "{err:?}"
     );
+    assert_eq!(err.status_code(), 401);
     let err = strict
         .authenticate(&request("203.0.113.9", &[("remote-user", b"x")]))
         .await
         .unwrap_err();
     assert!(
-        matches!(err, AuthError::Unauthenticated { ref reason } if reason.contains("trusted proxy")),
+        matches!(
+            err,
+            AuthError::Rejected {
+                cause: ModuleError::Header(HeaderError {
+                    problem: HeaderProblem::UntrustedPeer,
+                    ..
+                }),
+                ..
+            }
+        ),
         "{err:?}"
     );
     // Without the flag a missing header is an abstention.
@@ -251,7 +313,16 @@ async fn realm_strip_lowercase_and_custom_names() {
         .authenticate(&request(PROXY, &[("x-remote-user", b"@EXAMPLE.ORG")]))
         .await
         .unwrap_err();
-    assert!(matches!(err, AuthError::InvalidRequest(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            AuthError::InvalidRequest(RequestError::Header(HeaderError {
+                problem: HeaderProblem::Empty,
+                ..
+            }))
+        ),
+        "{err:?}"
+    );
     // Bad header names are configuration errors naming the key.
     let err = HeaderModule::builder("krb")
         .principal_header("bad header")
@@ -297,8 +368,16 @@ async fn client_ip_from_x_forwarded_for_ignores_a_forged_left_part() {
     );
     // Garbage from a trusted proxy is a clear error.
     let req = request(PROXY, &[("x-forwarded-for", b"not-an-ip")]);
+    let err = chain.client_ip(&req).unwrap_err();
     assert!(
-        matches!(chain.client_ip(&req), Err(AuthError::InvalidRequest(ref m)) if m.contains("X-Forwarded-For"))
+        matches!(
+            err,
+            AuthError::InvalidRequest(RequestError::Forwarded(ForwardedError {
+                header: "X-Forwarded-For",
+                ..
+            }))
+        ),
+        "{err:?}"
     );
 }
 

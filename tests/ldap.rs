@@ -16,8 +16,14 @@ use std::time::{Duration, Instant};
 use authchain::account::{MemoryUserStore, NewAccount, PasswordPolicy, Provisioning, RoleMapping, UserStore};
 use authchain::chain::ModuleSettings;
 use authchain::modules::LocalModule;
-use authchain::modules::ldap::{AD_NESTED_GROUP_FILTER, GroupNames, GroupSource, LdapConfig, LdapModule};
-use authchain::{AuthChain, AuthError, AuthRequest, Authenticator, Identity, LoginResult, Outcome};
+use authchain::modules::ldap::{
+    AD_NESTED_GROUP_FILTER, GroupNames, GroupSource, LdapConfig, LdapError, LdapModule, LdapOperation,
+    UrlFailure,
+};
+use authchain::{
+    AuthChain, AuthError, AuthRequest, Authenticator, Identity, LoginResult, ModuleError, Outcome,
+    RequestError,
+};
 use slapd::{BASE_DN, GROUPS, PEOPLE, Slapd};
 
 const SHORT: Duration = Duration::from_secs(1);
@@ -45,16 +51,44 @@ async fn login(module: &LdapModule, login: &str, password: &str) -> Result<Ident
 
 fn assert_rejected(result: Result<Identity, AuthError>, what: &str) {
     match result {
-        Err(AuthError::InvalidCredentials) | Err(AuthError::InvalidRequest(_)) => {}
+        Err(AuthError::InvalidCredentials)
+        | Err(AuthError::InvalidRequest(RequestError::TooLong { field: "login", .. })) => {}
         other => panic!("{what}: expected a rejection, got {other:?}"),
     }
 }
 
-fn assert_unavailable(result: Result<Identity, AuthError>, what: &str) {
+/// An outage of `corp-ldap` whose LDAP cause satisfies `cause`.
+fn assert_unavailable(result: Result<Identity, AuthError>, what: &str, cause: impl Fn(&LdapError) -> bool) {
     match result {
-        Err(AuthError::Unavailable { module, .. }) => assert_eq!(module, "corp-ldap", "{what}"),
-        other => panic!("{what}: expected Unavailable, got {other:?}"),
+        Err(AuthError::Unavailable {
+            module,
+            cause: ModuleError::Ldap(found),
+            ..
+        }) => {
+            assert_eq!(module, "corp-ldap", "{what}");
+            assert!(cause(&found), "{what}: unexpected cause {found:?}");
+        }
+        other => panic!("{what}: expected Unavailable with an LDAP cause, got {other:?}"),
     }
+}
+
+/// Every URL in `urls` failed, in that order, each as `failure` says.
+fn unreachable(urls: &[&str], failure: impl Fn(&LdapError) -> bool) -> impl Fn(&LdapError) -> bool {
+    let urls: Vec<String> = urls.iter().map(|u| u.to_string()).collect();
+    move |err| match err {
+        LdapError::Unreachable(failures) => {
+            failures
+                .iter()
+                .map(|f| f.url.as_str())
+                .eq(urls.iter().map(String::as_str))
+                && failures.iter().all(|UrlFailure { error, .. }| failure(error))
+        }
+        _ => false,
+    }
+}
+
+fn connect_failed(err: &LdapError) -> bool {
+    matches!(err, LdapError::Connect(_))
 }
 
 /// A port with nothing listening on it.
@@ -161,8 +195,9 @@ async fn wrong_password_unknown_user_and_empty_password_are_rejected() {
 
     // An empty password never reaches a server (RFC 4513 unauthenticated bind):
     // against a dead server it is still a rejection, not an outage.
+    let dead = dead_url();
     let offline = LdapModule::builder("corp-ldap")
-        .url(dead_url())
+        .url(&dead)
         .user_search(PEOPLE, "(uid=%s)")
         .build()
         .unwrap();
@@ -170,7 +205,11 @@ async fn wrong_password_unknown_user_and_empty_password_are_rejected() {
         login(&offline, "alice", "").await,
         Err(AuthError::InvalidCredentials)
     );
-    assert_unavailable(login(&offline, "alice", "alice-password").await, "dead server");
+    assert_unavailable(
+        login(&offline, "alice", "alice-password").await,
+        "dead server",
+        unreachable(&[&dead], connect_failed),
+    );
 
     // Not a password request: abstain.
     let ambient = AuthRequest::new("127.0.0.1:40000".parse().unwrap());
@@ -227,14 +266,20 @@ async fn a_filter_matching_several_entries_is_refused() {
     let bob = login(&module, "bob@example.org", "bob-password").await.unwrap();
     assert_eq!(bob.login, "bob");
     // team@example.org is bob's and carol's: never pick one of them.
-    assert_eq!(
-        login(&module, "team@example.org", "bob-password").await,
-        Err(AuthError::InvalidCredentials)
-    );
-    assert_eq!(
-        login(&module, "team@example.org", "carol-password").await,
-        Err(AuthError::InvalidCredentials)
-    );
+    for password in ["bob-password", "carol-password"] {
+        let err = login(&module, "team@example.org", password).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AuthError::Rejected {
+                    ref module,
+                    cause: ModuleError::Ldap(LdapError::Ambiguous),
+                } if module == "corp-ldap"
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.status_code(), 401);
+    }
 }
 
 #[tokio::test]
@@ -329,12 +374,23 @@ async fn groups_from_a_group_search() {
     assert_unavailable(
         login(&typo, "alice", "alice-password").await,
         "missing group base",
+        |err| {
+            matches!(err, LdapError::NoSuchBase { setting: "group_search_base", base }
+                if base == "ou=gruops,dc=example,dc=org")
+        },
     );
     let typo = search_module(server)
         .user_search("ou=poeple,dc=example,dc=org", "(uid=%s)")
         .build()
         .unwrap();
-    assert_unavailable(login(&typo, "alice", "alice-password").await, "missing user base");
+    assert_unavailable(
+        login(&typo, "alice", "alice-password").await,
+        "missing user base",
+        |err| {
+            matches!(err, LdapError::NoSuchBase { setting: "user_search_base", base }
+                if base == "ou=poeple,dc=example,dc=org")
+        },
+    );
 
     // Groups off.
     let none = search_module(server).groups(GroupSource::None).build().unwrap();
@@ -411,6 +467,7 @@ async fn ldaps_and_starttls_verify_the_server_with_the_ca_bundle() {
     assert_unavailable(
         login(&wrong_ldaps, "alice", "alice-password").await,
         "ldaps, wrong CA",
+        unreachable(&[&server.ldaps_url], connect_failed),
     );
     let wrong_starttls = search_module(server)
         .starttls(true)
@@ -420,6 +477,7 @@ async fn ldaps_and_starttls_verify_the_server_with_the_ca_bundle() {
     assert_unavailable(
         login(&wrong_starttls, "alice", "alice-password").await,
         "starttls, wrong CA",
+        unreachable(&[&server.ldap_url], connect_failed),
     );
 
     // Opting out of verification accepts a certificate no configured CA signed.
@@ -455,7 +513,11 @@ async fn stopped_server_is_unavailable_and_break_glass_admin_gets_in() {
     let module = Arc::new(search_module(&server).build().unwrap());
     assert!(login(&module, "alice", "alice-password").await.is_ok());
     server.stop();
-    assert_unavailable(login(&module, "alice", "alice-password").await, "stopped server");
+    assert_unavailable(
+        login(&module, "alice", "alice-password").await,
+        "stopped server",
+        unreachable(&[&server.ldap_url], connect_failed),
+    );
 
     let store = Arc::new(MemoryUserStore::new());
     let passwords = Arc::new(PasswordPolicy::fast_insecure_for_tests());
@@ -507,7 +569,21 @@ async fn a_hung_server_is_unavailable_within_the_timeout() {
             .build()
             .unwrap();
         let started = Instant::now();
-        assert_unavailable(login(&module, "alice", "alice-password").await, &url);
+        // ldap:// connects, then the service bind hangs; ldaps:// hangs in the
+        // TLS handshake.
+        assert_unavailable(
+            login(&module, "alice", "alice-password").await,
+            &url,
+            unreachable(&[&url], |err| {
+                matches!(
+                    err,
+                    LdapError::Timeout {
+                        operation: LdapOperation::ServiceBind | LdapOperation::Connect,
+                        ..
+                    } | LdapError::Connect(_)
+                )
+            }),
+        );
         let took = started.elapsed();
         assert!(took >= SHORT && took < SHORT * 3, "{url}: took {took:?}");
     }
@@ -519,7 +595,19 @@ async fn a_hung_server_is_unavailable_within_the_timeout() {
         .build()
         .unwrap();
     let started = Instant::now();
-    assert_unavailable(login(&direct, "alice", "alice-password").await, "direct bind");
+    assert_unavailable(
+        login(&direct, "alice", "alice-password").await,
+        "direct bind",
+        |err| {
+            matches!(
+                err,
+                LdapError::Timeout {
+                    operation: LdapOperation::UserBind,
+                    after: SHORT,
+                }
+            )
+        },
+    );
     assert!(started.elapsed() < SHORT * 3);
     // A hung first server, a good second one: the login still succeeds.
     let failover = search_module(server)
@@ -576,10 +664,15 @@ async fn wrong_service_password_is_unavailable() {
         .service_account(&server.service_dn, "not-the-password")
         .build()
         .unwrap();
-    assert_unavailable(
-        login(&module, "alice", "alice-password").await,
-        "service bind refused",
-    );
+    let result = login(&module, "alice", "alice-password").await;
+    // The refused password appears nowhere in the error.
+    assert!(!format!("{result:?}").contains("not-the-password"), "{result:?}");
+    if let Err(err) = &result {
+        assert!(!err.to_string().contains("not-the-password"), "{err}");
+    }
+    assert_unavailable(result, "service bind refused", |err| {
+        matches!(err, LdapError::ServiceBindRefused { code: 49 })
+    });
 }
 
 #[tokio::test]

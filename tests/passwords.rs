@@ -9,7 +9,7 @@ use authchain::account::{
     LoginAttribute, LoginNames, MemoryUserStore, NewAccount, PasswordPolicy, UserStore, Verification,
 };
 use authchain::modules::LocalModule;
-use authchain::{AuthChain, AuthError};
+use authchain::{AuthChain, AuthError, RequestError};
 use common::{password_request, principal};
 
 const LEGACY_PASSWORD: &str = "Legacy-Pa55";
@@ -181,14 +181,30 @@ async fn absurd_passwords_are_refused_before_hashing() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, AuthError::InvalidRequest(ref m) if m.contains("64 bytes")),
+        matches!(
+            err,
+            AuthError::InvalidRequest(RequestError::TooLong {
+                field: "password",
+                max: 64
+            })
+        ),
         "{err:?}"
     );
+    assert_eq!(err.status_code(), 400);
     let err = chain
         .login(&password_request("root", &"x".repeat(1 << 20)))
         .await
         .unwrap_err();
-    assert!(matches!(err, AuthError::InvalidRequest(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            AuthError::InvalidRequest(RequestError::TooLong {
+                field: "password",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

@@ -81,7 +81,7 @@ async fn login_names_are_unique_after_unicode_lowercasing<S: TestStore>(store: A
     let upper = store.create_account(NewAccount::new("ÄRGER")).await.unwrap();
     for taken in ["ärger", "Ärger", "äRGER"] {
         match store.create_account(NewAccount::new(taken)).await {
-            Err(StoreError::Conflict(message)) => assert!(message.contains("taken"), "{message}"),
+            Err(StoreError::Conflict(_)) => {}
             other => panic!("{taken}: expected a conflict, got {other:?}"),
         }
     }

@@ -16,9 +16,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use authchain::account::{NewAccount, SqliteStore, UserStore};
+use authchain::modules::ldap::{LdapError, LdapOperation};
 use authchain::sync::{
-    DeletePolicy, DirectoryChange, DirectoryGroup, DirectoryTarget, DirectoryUser, SyncBatch, SyncMode,
-    SyncPhase,
+    DeletePolicy, DirectoryChange, DirectoryGroup, DirectoryTarget, DirectoryUser, EntryKind, SyncBatch,
+    SyncError, SyncMode, SyncPhase,
 };
 use authchain::{AuthChain, AuthRequest, LoginResult};
 
@@ -207,9 +208,14 @@ async fn the_synchroniser_reconnects_after_the_directory_crashes() {
     running.live().await;
 
     slapd.kill();
-    running
+    let noticed = running
         .wait_for("the lost connection to be noticed", |s| s.last_error.is_some())
         .await;
+    assert!(
+        matches!(noticed.last_error, Some(SyncError::Directory { .. })),
+        "{:?}",
+        noticed.last_error
+    );
     slapd.resume();
     let mut dir = Directory::connect(&slapd).await;
     dir.replace(&user_dn("bob"), "mail", &["bob@after-crash.example.org"])
@@ -428,8 +434,17 @@ async fn other_persistent_search_failures_are_retried_not_polled(result_code: u8
         .await;
     let error = status.last_error.clone().unwrap();
     assert!(
-        error.contains(&format!("search: result {result_code} refused by the test proxy")),
-        "{error}"
+        matches!(
+            error,
+            SyncError::Directory {
+                kind: EntryKind::User | EntryKind::Group,
+                cause: LdapError::Result {
+                    operation: LdapOperation::Search,
+                    code,
+                },
+            } if code == u32::from(result_code)
+        ),
+        "{error:?}"
     );
     assert_eq!(status.poll_interval, None, "{status:?}");
     assert!(!status.refreshed, "{status:?}");

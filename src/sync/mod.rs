@@ -58,13 +58,24 @@ use crate::StoreError;
 use crate::audit::AUDIT_TARGET;
 
 /// Why synchronisation stopped or a session ended.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SyncError {
-    /// The directory could not be reached or broke the protocol (the text says
-    /// how, without secrets). The synchroniser retries with backoff.
+    /// The LDAP directory could not be reached, failed, or broke the sync
+    /// protocol during the search for `kind`. The synchroniser retries with
+    /// backoff.
+    #[error("directory: {kind} search: {cause}")]
+    Directory {
+        /// The search that failed.
+        kind: EntryKind,
+        /// How.
+        #[source]
+        cause: crate::modules::ldap::LdapError,
+    },
+    /// Another [`DirectorySource`] failed (its own error). The synchroniser
+    /// retries with backoff.
     #[error("directory: {0}")]
-    Source(String),
+    Source(#[source] crate::OtherError),
     /// The store failed; the batch was not applied. The synchroniser retries with
     /// backoff.
     #[error("store: {0}")]
@@ -109,7 +120,7 @@ pub struct SyncStatus {
     /// What the store changed since the start.
     pub report: SyncReport,
     /// The last error, if the last session failed.
-    pub last_error: Option<String>,
+    pub last_error: Option<SyncError>,
     /// `Some(interval)` while the source polls with refresh-only searches: `mode =
     /// "poll"`, or the fallback of `mode = "persist"` after the directory refused a
     /// persistent search. `None` while it follows a persistent search.
@@ -210,7 +221,7 @@ impl Synchronizer {
                     warn!(target: AUDIT_TARGET, source = %self.source.id(), error = %err,
                         retry_in = ?backoff, "directory sync interrupted");
                     self.status.send_modify(|s| {
-                        s.last_error = Some(err.to_string());
+                        s.last_error = Some(err.clone());
                         s.phase = SyncPhase::Connecting;
                     });
                     let wait = backoff;

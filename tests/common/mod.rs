@@ -29,6 +29,7 @@ pub enum Answer {
     Abstain,
     Reject,
     Unavailable,
+    Misconfigured,
     Identity { subject: String, groups: Vec<String> },
 }
 
@@ -75,6 +76,10 @@ impl Authenticator for Scripted {
                 self.id.clone(),
                 authchain::OtherError::msg("backend down (scripted)"),
             )),
+            Answer::Misconfigured => Err(AuthError::Misconfigured(format!(
+                "module `{}`: misconfigured (scripted)",
+                self.id
+            ))),
             Answer::Identity { subject, groups } => Ok(Outcome::Authenticated(
                 Identity::new(self.id.clone(), subject.clone(), subject.clone()).with_groups(groups.clone()),
             )),

@@ -1,34 +1,176 @@
 //! Why an LDAP login failed.
+//!
+//! None of these carries a password: ldap3's errors never hold one, and the
+//! directory's diagnostic text (which may quote the request) is logged, not kept.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The LDAP step an error happened in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LdapOperation {
+    /// Opening the connection (TCP, TLS or StartTLS).
+    Connect,
+    /// The service account's bind.
+    ServiceBind,
+    /// The user's bind.
+    UserBind,
+    /// A search (users, groups, or a directory synchronisation search).
+    Search,
+}
+
+impl LdapOperation {
+    /// `connect`, `service bind`, `user bind` or `search`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LdapOperation::Connect => "connect",
+            LdapOperation::ServiceBind => "service bind",
+            LdapOperation::UserBind => "user bind",
+            LdapOperation::Search => "search",
+        }
+    }
+}
+
+impl fmt::Display for LdapOperation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How one server URL failed (see [`LdapError::Unreachable`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UrlFailure {
+    /// The URL, as configured.
+    pub url: String,
+    /// What went wrong there: [`LdapError::Connect`], a connect or service-bind
+    /// [`LdapError::Timeout`], a [`LdapError::Protocol`] error, ...
+    pub error: LdapError,
+}
+
+impl UrlFailure {
+    /// `url` failed with `error`.
+    pub fn new(url: impl Into<String>, error: LdapError) -> Self {
+        UrlFailure {
+            url: url.into(),
+            error,
+        }
+    }
+}
+
+impl fmt::Display for UrlFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.url, self.error)
+    }
+}
+
+fn list(failures: &[UrlFailure]) -> String {
+    if failures.is_empty() {
+        return "no URL tried".to_owned();
+    }
+    failures
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 /// Why the directory refused or failed.
+///
+/// Outages (every variant but [`Ambiguous`](LdapError::Ambiguous) and
+/// [`EntryNotFound`](LdapError::EntryNotFound)) come as
+/// [`AuthError::Unavailable`](crate::AuthError::Unavailable); those two as
+/// [`AuthError::Rejected`](crate::AuthError::Rejected). A wrong password (result 49
+/// and its kin) is [`AuthError::InvalidCredentials`](crate::AuthError::InvalidCredentials),
+/// never one of these.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LdapError {
-    /// No server could be reached (every URL failed).
-    #[error("no directory server reachable: {0}")]
-    Unreachable(String),
+    /// No server could be reached: how each URL failed, in the order tried.
+    #[error("no directory server reachable: {}", list(.0))]
+    Unreachable(Vec<UrlFailure>),
+    /// The TCP connection or the TLS / StartTLS handshake failed (the LDAP
+    /// client's description: refused, reset, certificate not trusted, ...).
+    #[error("could not connect: {0}")]
+    Connect(String),
     /// Every pooled connection stayed busy for longer than the operation timeout.
     #[error("every pooled connection is busy")]
     PoolExhausted,
-    /// An operation took longer than the operation timeout.
-    #[error("the directory did not answer in time")]
-    Timeout,
-    /// The service account's bind was refused (result code).
-    #[error("the service account's bind was refused (LDAP result {0})")]
-    ServiceBindRefused(u32),
-    /// An operation failed with this LDAP result code.
-    #[error("the directory answered LDAP result {code}")]
+    /// A step took longer than its timeout (the connect timeout for
+    /// [`LdapOperation::Connect`], the operation timeout otherwise).
+    #[error("{operation}: no answer within {after:?}")]
+    Timeout {
+        /// The step.
+        operation: LdapOperation,
+        /// The timeout that ran out.
+        after: Duration,
+    },
+    /// The directory refused the service account's bind (a wrong `bind_dn` or
+    /// `bind_password`, a locked service account): its replicas will refuse too.
+    #[error("the service account's bind was refused (LDAP result {code})")]
+    ServiceBindRefused {
+        /// The LDAP result code (49: invalid credentials).
+        code: u32,
+    },
+    /// A step failed with this LDAP result code (busy, unavailable, insufficient
+    /// access, ...).
+    #[error("{operation}: the directory answered LDAP result {code}")]
     Result {
+        /// The step.
+        operation: LdapOperation,
         /// The LDAP result code.
         code: u32,
     },
-    /// The protocol failed (connection lost, bad answer).
-    #[error("LDAP protocol error: {0}")]
-    Protocol(String),
-    /// The user search matched several entries.
+    /// The protocol failed: the connection was lost mid-operation, or the
+    /// directory's answer was malformed.
+    #[error("{operation}: LDAP protocol error: {detail}")]
+    Protocol {
+        /// The step.
+        operation: LdapOperation,
+        /// What went wrong.
+        detail: String,
+    },
+    /// A configured search base does not exist (result 32 for the base): a
+    /// configuration problem, answered as an outage so that nobody silently loses
+    /// their groups.
+    #[error("{setting} `{base}` does not exist")]
+    NoSuchBase {
+        /// `user_search_base` or `group_search_base`.
+        setting: &'static str,
+        /// The base DN.
+        base: String,
+    },
+    /// The login matches several directory entries: the user search filter is not
+    /// unique (a refusal; the audit log says which filter).
     #[error("the login matches several directory entries")]
     Ambiguous,
-    /// The directory entry lacks the attribute that gives the login name or subject.
-    #[error("the directory entry has no usable `{0}`")]
-    MissingAttribute(String),
+    /// Direct-bind mode: the bind succeeded but the user's entry was not found
+    /// (check `user_search_base` / `user_search_filter`; a refusal).
+    #[error("the bound user's directory entry was not found")]
+    EntryNotFound,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_lists_every_url() {
+        let err = LdapError::Unreachable(vec![
+            UrlFailure::new("ldap://a", LdapError::Connect("connection refused".into())),
+            UrlFailure::new(
+                "ldap://b",
+                LdapError::Timeout {
+                    operation: LdapOperation::ServiceBind,
+                    after: Duration::from_secs(2),
+                },
+            ),
+        ]);
+        assert_eq!(
+            err.to_string(),
+            "no directory server reachable: ldap://a: could not connect: connection refused; \
+             ldap://b: service bind: no answer within 2s"
+        );
+    }
 }

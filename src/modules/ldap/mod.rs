@@ -19,8 +19,12 @@
 //! Failure classes: an empty password is refused before any network traffic (an
 //! empty simple bind is an RFC 4513 *unauthenticated* bind that servers accept);
 //! result 49 (and other "you may not bind so" results) is
-//! [`AuthError::InvalidCredentials`]; unreachable servers, timeouts, TLS failures
-//! and a failing service bind are [`AuthError::Unavailable`].
+//! [`AuthError::InvalidCredentials`]; a login matching several entries is
+//! [`AuthError::Rejected`] with [`LdapError::Ambiguous`]; unreachable servers
+//! ([`LdapError::Unreachable`], with each URL's failure), timeouts, TLS failures, a
+//! refused service bind ([`LdapError::ServiceBindRefused`]), a missing search base
+//! and other result codes are [`AuthError::Unavailable`] with the [`LdapError`] as
+//! cause; a filter that does not parse is [`AuthError::Misconfigured`].
 
 mod config;
 mod error;
@@ -37,10 +41,10 @@ use ldap3::{Ldap, LdapConnSettings, LdapError as Ldap3Error, Scope, SearchEntry,
 use tracing::{debug, error, info, warn};
 
 pub use config::LdapConfig;
-pub use error::LdapError;
+pub use error::{LdapError, LdapOperation, UrlFailure};
 pub use template::{AD_MATCHING_RULE_IN_CHAIN, AD_NESTED_GROUP_FILTER};
 
-use self::pool::{Conn, ConnectError, Connector, Pool, Pooled, Pools};
+use self::pool::{Conn, Connector, Pool, Pooled, Pools};
 use crate::audit::AUDIT_TARGET;
 use crate::error::RequestError;
 use crate::{
@@ -783,7 +787,10 @@ impl LdapModule {
     /// directory synchroniser holds it for a long-running search.
     #[cfg(feature = "sync")]
     pub(crate) async fn connect_service(&self) -> Result<pool::Conn, AuthError> {
-        self.inner.connect_bound().await
+        self.inner
+            .connect_bound()
+            .await
+            .map_err(|f| self.inner.fail_to_error(f))
     }
 
     /// The attributes the module reads from user entries, which the directory
@@ -827,45 +834,54 @@ pub(crate) fn describe(err: &Ldap3Error) -> String {
 
 /// An operation's failure, classified.
 enum Fail {
+    /// The directory refused the user's credentials.
     Reject,
-    Auth(AuthError),
+    /// The directory failed or answered wrongly: an outage.
+    Down(LdapError),
     /// The connection broke (it may have been a stale pooled one: worth one retry).
-    Transport(String),
+    Transport(LdapError),
+    /// The module cannot work as configured.
+    Misconfigured(String),
 }
 
 impl Inner {
-    fn unavailable(&self, reason: impl Into<String>) -> AuthError {
-        AuthError::unavailable(self.id.clone(), LdapError::Unreachable(reason.into()))
+    /// An outage of this module's directory.
+    fn unavailable(&self, cause: LdapError) -> AuthError {
+        AuthError::unavailable(self.id.clone(), cause)
     }
 
-    fn connect_error(&self, err: ConnectError) -> AuthError {
-        self.unavailable(err.to_string())
+    /// A refusal of this login by this module.
+    fn rejected(&self, cause: LdapError) -> AuthError {
+        AuthError::rejected(self.id.clone(), cause)
     }
 
     fn fail_to_error(&self, fail: Fail) -> AuthError {
         match fail {
             Fail::Reject => AuthError::InvalidCredentials,
-            Fail::Auth(err) => err,
-            Fail::Transport(why) => self.unavailable(why),
+            Fail::Down(cause) | Fail::Transport(cause) => self.unavailable(cause),
+            Fail::Misconfigured(why) => AuthError::Misconfigured(why),
         }
     }
 
     /// Runs `op` under the operation timeout and classifies transport failures.
     async fn timed<T>(
         &self,
-        what: &str,
+        operation: LdapOperation,
         op: impl std::future::Future<Output = Result<T, Ldap3Error>>,
     ) -> Result<T, Fail> {
         match tokio::time::timeout(self.operation_timeout, op).await {
-            Err(_) => Err(Fail::Auth(self.unavailable(format!(
-                "{what}: no answer within {:?}",
-                self.operation_timeout
-            )))),
-            Ok(Err(Ldap3Error::FilterParsing)) => Err(Fail::Auth(AuthError::Misconfigured(format!(
-                "module `{}`: {what}: the filter does not parse",
+            Err(_) => Err(Fail::Down(LdapError::Timeout {
+                operation,
+                after: self.operation_timeout,
+            })),
+            Ok(Err(Ldap3Error::FilterParsing)) => Err(Fail::Misconfigured(format!(
+                "module `{}`: {operation}: the filter does not parse",
                 self.id
-            )))),
-            Ok(Err(err)) => Err(Fail::Transport(format!("{what}: {}", describe(&err)))),
+            ))),
+            Ok(Err(err)) => Err(Fail::Transport(LdapError::Protocol {
+                operation,
+                detail: describe(&err),
+            })),
             Ok(Ok(value)) => Ok(value),
         }
     }
@@ -873,51 +889,44 @@ impl Inner {
     /// A service-account connection (bound when a service account is configured).
     async fn service_conn(&self, fresh: bool) -> Result<Pooled<'_>, AuthError> {
         let pools = &self.pools;
-        let (idle, permit) = pools
-            .service
-            .checkout()
-            .await
-            .map_err(|e| self.connect_error(e))?;
+        let (idle, permit) = pools.service.checkout().await.map_err(|e| self.unavailable(e))?;
         if let Some(conn) = idle.filter(|_| !fresh) {
             return Ok(pools.service.pooled(conn, true, permit));
         }
-        let conn = self.connect_bound().await?;
+        let conn = self.connect_bound().await.map_err(|f| self.fail_to_error(f))?;
         Ok(pools.service.pooled(conn, false, permit))
     }
 
     /// A new connection bound as the service account (when one is configured):
     /// connect and bind, trying the next URL when a server accepts TCP but then
-    /// fails or hangs.
-    async fn connect_bound(&self) -> Result<Conn, AuthError> {
+    /// fails or hangs. Every URL failing is [`LdapError::Unreachable`] with each
+    /// one's failure; a refused service bind is [`LdapError::ServiceBindRefused`]
+    /// at once.
+    async fn connect_bound(&self) -> Result<Conn, Fail> {
         let pools = &self.pools;
         let mut failures = Vec::new();
         for _ in 0..pools.connector.urls.len() {
             let mut conn = match pools.connector.connect().await {
                 Ok(conn) => conn,
-                Err(err) => {
-                    failures.push(err.to_string());
+                Err(LdapError::Unreachable(more)) => {
+                    failures.extend(more);
                     break;
                 }
+                Err(other) => return Err(Fail::Down(other)),
             };
             match self.service_bind(&mut conn).await {
                 Ok(()) => return Ok(conn),
                 // The server answered and refused: the same account will be refused
                 // by its replicas too. A configuration problem, logged loudly.
-                Err(Fail::Reject) => {
-                    return Err(self.unavailable("the service account bind was refused"));
-                }
-                Err(Fail::Transport(why)) => {
+                Err(refused @ Fail::Down(LdapError::ServiceBindRefused { .. })) => return Err(refused),
+                Err(Fail::Transport(cause) | Fail::Down(cause)) => {
                     pools.connector.demote(conn.url);
-                    failures.push(why);
+                    failures.push(UrlFailure::new(pools.connector.urls[conn.url].clone(), cause));
                 }
-                Err(Fail::Auth(AuthError::Unavailable { cause, .. })) => {
-                    pools.connector.demote(conn.url);
-                    failures.push(cause.to_string());
-                }
-                Err(Fail::Auth(err)) => return Err(err),
+                Err(fail @ (Fail::Reject | Fail::Misconfigured(_))) => return Err(fail),
             }
         }
-        Err(self.unavailable(failures.join("; ")))
+        Err(Fail::Down(LdapError::Unreachable(failures)))
     }
 
     async fn service_bind(&self, conn: &mut Conn) -> Result<(), Fail> {
@@ -925,14 +934,17 @@ impl Inner {
             return Ok(());
         };
         let result = self
-            .timed("service bind", conn.ldap.simple_bind(dn, password.expose()))
+            .timed(
+                LdapOperation::ServiceBind,
+                conn.ldap.simple_bind(dn, password.expose()),
+            )
             .await?;
         match result.rc {
             0 => Ok(()),
             rc => {
                 error!(target: AUDIT_TARGET, module = %self.id, bind_dn = %dn, rc, text = %result.text,
                     "LDAP service account bind refused: check bind_dn and bind_password");
-                Err(Fail::Reject)
+                Err(Fail::Down(LdapError::ServiceBindRefused { code: rc }))
             }
         }
     }
@@ -940,15 +952,11 @@ impl Inner {
     /// A connection for user binds (never bound as the service account).
     async fn user_conn(&self, fresh: bool) -> Result<Pooled<'_>, AuthError> {
         let pools = &self.pools;
-        let (idle, permit) = pools.user.checkout().await.map_err(|e| self.connect_error(e))?;
+        let (idle, permit) = pools.user.checkout().await.map_err(|e| self.unavailable(e))?;
         if let Some(conn) = idle.filter(|_| !fresh) {
             return Ok(pools.user.pooled(conn, true, permit));
         }
-        let conn = pools
-            .connector
-            .connect()
-            .await
-            .map_err(|e| self.connect_error(e))?;
+        let conn = pools.connector.connect().await.map_err(|e| self.unavailable(e))?;
         Ok(pools.user.pooled(conn, false, permit))
     }
 
@@ -977,7 +985,7 @@ impl Inner {
                     fresh = true;
                 }
                 Err(fail) => {
-                    if let Fail::Transport(_) | Fail::Auth(AuthError::Unavailable { .. }) = &fail {
+                    if let Fail::Transport(_) | Fail::Down(_) = &fail {
                         self.pools.connector.demote(conn.conn.url);
                     }
                     return Err(self.fail_to_error(fail));
@@ -1006,7 +1014,7 @@ impl Inner {
         };
         ldap.with_search_options(SearchOptions::new().sizelimit(size_limit));
         let result = self
-            .timed("search", ldap.search(base, scope, filter, attrs))
+            .timed(LdapOperation::Search, ldap.search(base, scope, filter, attrs))
             .await?;
         let (raw, status) = (result.0, result.1);
         match status.rc {
@@ -1016,10 +1024,12 @@ impl Inner {
                 // a base read in direct-bind mode, the entry is.
                 return Ok((Vec::new(), status.rc));
             }
-            rc => {
-                return Err(Fail::Auth(
-                    self.unavailable(format!("search failed: result {rc} {}", status.text)),
-                ));
+            code => {
+                debug!(module = %self.id, rc = code, text = %status.text, "LDAP search failed");
+                return Err(Fail::Down(LdapError::Result {
+                    operation: LdapOperation::Search,
+                    code,
+                }));
             }
         }
         let mut entries = Vec::with_capacity(raw.len());
@@ -1031,7 +1041,12 @@ impl Inner {
             // must not take the host down.
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| SearchEntry::construct(entry))) {
                 Ok(entry) => entries.push(entry),
-                Err(_) => return Err(Fail::Auth(self.unavailable("the server sent a malformed entry"))),
+                Err(_) => {
+                    return Err(Fail::Down(LdapError::Protocol {
+                        operation: LdapOperation::Search,
+                        detail: "the server sent a malformed entry".into(),
+                    }));
+                }
             }
         }
         Ok((entries, status.rc))
@@ -1040,7 +1055,7 @@ impl Inner {
     /// Binds as the user on `ldap`; `Ok(())` only for result 0.
     async fn user_bind(&self, ldap: &mut Ldap, name: &str, password: &SecretString) -> Result<(), Fail> {
         let result = self
-            .timed("user bind", ldap.simple_bind(name, password.expose()))
+            .timed(LdapOperation::UserBind, ldap.simple_bind(name, password.expose()))
             .await?;
         match result.rc {
             0 => Ok(()),
@@ -1053,9 +1068,13 @@ impl Inner {
             }
             // operationsError, timeLimitExceeded, adminLimitExceeded, busy,
             // unavailable, other: the server, not the user.
-            1 | 3 | 11 | 51 | 52 | 80 => Err(Fail::Auth(
-                self.unavailable(format!("user bind: result {} {}", result.rc, result.text)),
-            )),
+            1 | 3 | 11 | 51 | 52 | 80 => {
+                debug!(module = %self.id, rc = result.rc, text = %result.text, "LDAP user bind failed");
+                Err(Fail::Down(LdapError::Result {
+                    operation: LdapOperation::UserBind,
+                    code: result.rc,
+                }))
+            }
             rc => {
                 warn!(module = %self.id, rc, text = %result.text, "LDAP bind refused with an unexpected result");
                 Err(Fail::Reject)
@@ -1078,7 +1097,7 @@ impl Inner {
                 }
                 Err(Fail::Transport(_)) if conn.reused && !fresh => fresh = true,
                 Err(fail) => {
-                    if let Fail::Transport(_) | Fail::Auth(AuthError::Unavailable { .. }) = &fail {
+                    if let Fail::Transport(_) | Fail::Down(_) = &fail {
                         self.pools.connector.demote(conn.conn.url);
                     }
                     return Err(self.fail_to_error(fail));
@@ -1127,7 +1146,10 @@ impl Inner {
             .await?;
         if rc == 32 {
             error!(target: AUDIT_TARGET, module = %self.id, base = %base, "user_search_base does not exist");
-            return Err(self.unavailable("user_search_base does not exist"));
+            return Err(self.unavailable(LdapError::NoSuchBase {
+                setting: "user_search_base",
+                base: base.to_owned(),
+            }));
         }
         let entry = match entries.len() {
             0 => return Err(AuthError::InvalidCredentials),
@@ -1135,7 +1157,7 @@ impl Inner {
             _ => {
                 error!(target: AUDIT_TARGET, module = %self.id, login = ?login, filter = %filter,
                     "user search matched several entries: fix user_search_filter (login refused)");
-                return Err(AuthError::InvalidCredentials);
+                return Err(self.rejected(LdapError::Ambiguous));
             }
         };
         let conn = self.bind_as_user(&entry.dn, password).await?;
@@ -1183,7 +1205,11 @@ impl Inner {
                 error!(target: AUDIT_TARGET, module = %self.id, login = ?login, entries = n,
                     "bind succeeded but the user's entry was not found exactly once: check user_search_base / user_search_filter");
                 conn.release();
-                return Err(AuthError::InvalidCredentials);
+                return Err(self.rejected(if n == 0 {
+                    LdapError::EntryNotFound
+                } else {
+                    LdapError::Ambiguous
+                }));
             }
         };
         let groups = match &self.groups {
@@ -1226,7 +1252,10 @@ impl Inner {
     ) -> Result<Vec<String>, AuthError> {
         if rc == 32 {
             error!(target: AUDIT_TARGET, module = %self.id, base = %base, "group_search_base does not exist");
-            return Err(self.unavailable("group_search_base does not exist"));
+            return Err(self.unavailable(LdapError::NoSuchBase {
+                setting: "group_search_base",
+                base: base.to_owned(),
+            }));
         }
         if rc == 4 {
             warn!(module = %self.id, "group search hit a size limit: the group list is incomplete");

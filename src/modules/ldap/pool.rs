@@ -16,25 +16,8 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use super::error::{LdapError, LdapOperation, UrlFailure};
 use crate::audit::AUDIT_TARGET;
-
-/// Why a connection could not be had.
-#[derive(Debug)]
-pub(crate) enum ConnectError {
-    /// Every URL failed; the text says how (without secrets).
-    Unreachable(String),
-    /// Every permit was taken for longer than the operation timeout.
-    PoolExhausted,
-}
-
-impl std::fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConnectError::Unreachable(why) => f.write_str(why),
-            ConnectError::PoolExhausted => f.write_str("every pooled connection is busy"),
-        }
-    }
-}
 
 /// Where and how to connect; shared by the module's pools.
 pub(crate) struct Connector {
@@ -79,7 +62,8 @@ impl Connector {
     }
 
     /// Opens a connection to the first URL that answers (TCP, then TLS or StartTLS).
-    pub(crate) async fn connect(&self) -> Result<Conn, ConnectError> {
+    /// Fails with [`LdapError::Unreachable`], listing every URL's failure.
+    pub(crate) async fn connect(&self) -> Result<Conn, LdapError> {
         let mut failures = Vec::new();
         for index in self.order() {
             match self.connect_to(index).await {
@@ -90,21 +74,25 @@ impl Connector {
                 Err(why) => {
                     warn!(target: AUDIT_TARGET, module = %self.module, url = %self.urls[index],
                         error = %why, "LDAP server unreachable");
-                    failures.push(format!("{}: {why}", self.urls[index]));
+                    failures.push(UrlFailure::new(self.urls[index].clone(), why));
                 }
             }
         }
-        Err(ConnectError::Unreachable(failures.join("; ")))
+        Err(LdapError::Unreachable(failures))
     }
 
-    pub(crate) async fn connect_to(&self, index: usize) -> Result<Conn, String> {
+    /// Connects to URL `index`: [`LdapError::Timeout`] or [`LdapError::Connect`].
+    pub(crate) async fn connect_to(&self, index: usize) -> Result<Conn, LdapError> {
         let url = &self.urls[index];
         let settings = self.settings.clone();
         let opened =
             tokio::time::timeout(self.connect_timeout, LdapConnAsync::with_settings(settings, url)).await;
         match opened {
-            Err(_) => Err(format!("no connection within {:?}", self.connect_timeout)),
-            Ok(Err(err)) => Err(super::describe(&err)),
+            Err(_) => Err(LdapError::Timeout {
+                operation: LdapOperation::Connect,
+                after: self.connect_timeout,
+            }),
+            Ok(Err(err)) => Err(LdapError::Connect(super::describe(&err))),
             Ok(Ok((conn, ldap))) => {
                 let module = self.module.clone();
                 let driver = tokio::spawn(async move {
@@ -172,12 +160,12 @@ impl Pool {
     }
 
     /// An idle connection, or `None` with a permit to open a new one.
-    pub(crate) async fn checkout(&self) -> Result<(Option<Conn>, SemaphorePermit<'_>), ConnectError> {
+    pub(crate) async fn checkout(&self) -> Result<(Option<Conn>, SemaphorePermit<'_>), LdapError> {
         let permit = tokio::time::timeout(self.wait, self.permits.acquire())
             .await
-            .map_err(|_| ConnectError::PoolExhausted)?
-            .map_err(|_| ConnectError::PoolExhausted)?;
-        let mut idle = self.idle.lock().map_err(|_| ConnectError::PoolExhausted)?;
+            .map_err(|_| LdapError::PoolExhausted)?
+            .map_err(|_| LdapError::PoolExhausted)?;
+        let mut idle = self.idle.lock().map_err(|_| LdapError::PoolExhausted)?;
         while let Some(mut conn) = idle.pop() {
             if !conn.ldap.is_closed() {
                 return Ok((Some(conn), permit));

@@ -26,7 +26,8 @@ use super::{DirectoryChange, DirectorySource, EntryKind, Resume, SourceEvent, Sy
 use crate::ConfigError;
 use crate::audit::AUDIT_TARGET;
 use crate::modules::LdapModule;
-use crate::modules::ldap::describe;
+use crate::modules::ldap::{LdapError, LdapOperation, describe};
+use crate::{AuthError, ModuleError, OtherError};
 
 /// How the source follows the directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,8 +323,24 @@ struct Refresh {
 }
 
 impl LdapSource {
-    fn unavailable(&self, kind: EntryKind, what: impl std::fmt::Display) -> SyncError {
-        SyncError::Source(format!("{} search: {what}", kind.as_str()))
+    fn unavailable(&self, kind: EntryKind, cause: LdapError) -> SyncError {
+        SyncError::Directory { kind, cause }
+    }
+
+    /// The directory broke the sync protocol.
+    fn protocol(&self, kind: EntryKind, detail: impl std::fmt::Display) -> SyncError {
+        self.unavailable(
+            kind,
+            LdapError::Protocol {
+                operation: LdapOperation::Search,
+                detail: detail.to_string(),
+            },
+        )
+    }
+
+    /// The sync search itself failed in the LDAP client.
+    fn transport(&self, kind: EntryKind, err: &ldap3::LdapError) -> SyncError {
+        self.protocol(kind, describe(err))
     }
 
     /// Runs the sync search for `kind` until it fails, `events` closes, or (polling)
@@ -336,11 +353,13 @@ impl LdapSource {
         events: mpsc::Sender<SourceEvent>,
     ) -> Result<(), SyncError> {
         let persist = self.poll_interval().is_none();
-        let mut conn = self
-            .module
-            .connect_service()
-            .await
-            .map_err(|err| SyncError::Source(err.to_string()))?;
+        let mut conn = self.module.connect_service().await.map_err(|err| match err {
+            AuthError::Unavailable {
+                cause: ModuleError::Ldap(cause),
+                ..
+            } => self.unavailable(kind, cause),
+            other => SyncError::Source(OtherError::new(other)),
+        })?;
         let request = SyncRequest {
             mode: if persist {
                 RefreshMode::RefreshAndPersist
@@ -360,7 +379,7 @@ impl LdapSource {
             .with_controls(control)
             .streaming_search(&search.base, Scope::Subtree, &search.filter, attributes)
             .await
-            .map_err(|err| self.unavailable(kind, describe(&err)))?;
+            .map_err(|err| self.transport(kind, &err))?;
         debug!(source = %self.id(), %kind, resumed = cookie.is_some(), "sync search started");
         let mut refresh = Refresh {
             full: cookie.is_none(),
@@ -371,14 +390,14 @@ impl LdapSource {
             let entry = match stream.next().await {
                 Ok(Some(entry)) => entry,
                 Ok(None) => break,
-                Err(err) => return Err(self.unavailable(kind, describe(&err))),
+                Err(err) => return Err(self.transport(kind, &err)),
             };
             let mut out = Vec::new();
             if entry.is_intermediate() {
                 match wire::sync_info(&entry) {
                     Ok(Some(info)) => self.on_sync_info(kind, info, &mut refresh, &mut out),
                     Ok(None) => {}
-                    Err(bad) => return Err(self.unavailable(kind, bad)),
+                    Err(bad) => return Err(self.protocol(kind, bad)),
                 }
             } else if entry.is_ref() {
                 warn!(source = %self.id(), %kind, "the directory sent a referral; referrals are not followed");
@@ -398,15 +417,22 @@ impl LdapSource {
                     "the directory refuses persistent sync searches: polling instead");
                 self.persist_refused.store(true, Ordering::Relaxed);
             }
-            return Err(self.unavailable(kind, format!("result {} {}", result.rc, result.text)));
+            debug!(source = %self.id(), %kind, rc = result.rc, text = %result.text, "sync search failed");
+            return Err(self.unavailable(
+                kind,
+                LdapError::Result {
+                    operation: LdapOperation::Search,
+                    code: result.rc,
+                },
+            ));
         }
         if persist {
-            return Err(self.unavailable(kind, "the directory ended the persistent search"));
+            return Err(self.protocol(kind, "the directory ended the persistent search"));
         }
         // refreshOnly: the Sync Done control closes the refresh.
         let done = match wire::control_value(&result.ctrls, wire::SYNC_DONE_OID) {
-            Some(value) => wire::sync_done(value).map_err(|bad| self.unavailable(kind, bad))?,
-            None => return Err(self.unavailable(kind, "the refresh ended without a Sync Done control")),
+            Some(value) => wire::sync_done(value).map_err(|bad| self.protocol(kind, bad))?,
+            None => return Err(self.protocol(kind, "the refresh ended without a Sync Done control")),
         };
         let mut out = Vec::new();
         self.finish_refresh(kind, done.cookie, !done.refresh_deletes, &mut refresh, &mut out);
@@ -426,9 +452,9 @@ impl LdapSource {
         out: &mut Vec<SourceEvent>,
     ) -> Result<(), SyncError> {
         let Some(state) = wire::control_value(&entry.1, wire::SYNC_STATE_OID) else {
-            return Err(self.unavailable(kind, "an entry came without a Sync State control"));
+            return Err(self.protocol(kind, "an entry came without a Sync State control"));
         };
-        let state = wire::sync_state(state).map_err(|bad| self.unavailable(kind, bad))?;
+        let state = wire::sync_state(state).map_err(|bad| self.protocol(kind, bad))?;
         let decoded = wire::search_entry(entry);
         if refresh.active && state.state != EntryState::Delete {
             refresh.present.insert(state.uuid.clone());
