@@ -19,8 +19,8 @@
 //! Failure classes: an empty password is refused before any network traffic (an
 //! empty simple bind is an RFC 4513 *unauthenticated* bind that servers accept);
 //! result 49 (and other "you may not bind so" results) is
-//! [`AuthError::InvalidCredentials`]; a login matching several entries is
-//! [`AuthError::Rejected`] with [`LdapError::Ambiguous`]; unreachable servers
+//! [`AuthError::InvalidCredentials`], and so is a login matching several entries
+//! in search mode (logged as an error); unreachable servers
 //! ([`LdapError::Unreachable`], with each URL's failure), timeouts, TLS failures, a
 //! refused service bind ([`LdapError::ServiceBindRefused`]), a missing search base
 //! and other result codes are [`AuthError::Unavailable`] with the [`LdapError`] as
@@ -1157,7 +1157,9 @@ impl Inner {
             _ => {
                 error!(target: AUDIT_TARGET, module = %self.id, login = ?login, filter = %filter,
                     "user search matched several entries: fix user_search_filter (login refused)");
-                return Err(self.rejected(LdapError::Ambiguous));
+                // Answered like a wrong password: a client must not learn which
+                // logins exist, nor that this one is shared.
+                return Err(AuthError::InvalidCredentials);
             }
         };
         let conn = self.bind_as_user(&entry.dn, password).await?;
