@@ -39,6 +39,7 @@
 //! for the TOML configuration that builds a whole chain.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod account;
 mod authenticator;
@@ -53,9 +54,11 @@ pub mod net;
 mod request;
 mod secret;
 #[cfg(feature = "sync")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sync")))]
 pub mod sync;
 
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 mod axum_integration;
 
 /// The README and the guide's code blocks, compiled as doctests.
