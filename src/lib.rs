@@ -35,10 +35,15 @@
 //! # Ok(()) }
 //! ```
 //!
-//! See `docs/architecture.md` for the shape of the crate and `docs/configuration.md`
-//! for the TOML configuration that builds a whole chain.
+//! The [manual] is the guide: the [architecture](manual::architecture) of the
+//! crate, the [configuration](manual::configuration) that builds a whole chain from
+//! TOML, [security](manual::security), and one page per module.
+//!
+//! Modules and items behind a crate feature are marked with it; docs.rs builds with
+//! every feature.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod account;
 pub mod audit;
@@ -49,35 +54,24 @@ mod error;
 pub mod flow;
 mod identity;
 pub mod iso8601;
+pub mod manual;
 pub mod modules;
 pub mod net;
 mod request;
 mod secret;
 pub mod settings;
 #[cfg(feature = "sync")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sync")))]
 pub mod sync;
 
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 mod axum_integration;
 
-/// The README and the guide's code blocks, compiled as doctests.
+/// The README's code blocks, compiled as doctests (the guide's are in [`manual`]).
 #[cfg(doctest)]
-mod guide {
-    #[doc = include_str!("../README.md")]
-    struct Readme;
-    #[doc = include_str!("../docs/configuration.md")]
-    struct Configuration;
-    #[doc = include_str!("../docs/architecture.md")]
-    struct Architecture;
-    #[doc = include_str!("../docs/security.md")]
-    struct Security;
-    #[cfg(feature = "sqlite")]
-    #[doc = include_str!("../docs/stores.md")]
-    struct Stores;
-    #[cfg(all(feature = "sync", feature = "sqlite"))]
-    #[doc = include_str!("../docs/sync.md")]
-    struct Sync;
-}
+#[doc = include_str!("../README.md")]
+struct Readme;
 
 pub use authenticator::{Authenticator, ModuleKind, Outcome, Redirect};
 pub use chain::{AuthChain, ChainBuilder, LoginResult, ModuleInfo};

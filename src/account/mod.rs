@@ -13,6 +13,7 @@ pub use login::{LoginAttribute, LoginNames};
 pub use password::{HashScheme, PasswordError, PasswordPolicy, Verification};
 pub use roles::{RoleMapping, RoleMappingBuilder, RoleRule};
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{MAX_FAILURE_ROWS, SqliteOptions, SqliteStore};
 pub use store::{Account, ExternalLink, LoginUpdate, MemoryUserStore, NewAccount, UserStore};
 pub(crate) use throttle::Throttle;

@@ -4,27 +4,37 @@
 //! and answers an [`Identity`](crate::Identity); the chain does the rest.
 
 #[cfg(feature = "cas")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cas")))]
 pub mod cas;
 pub mod header;
 #[cfg(feature = "ldap")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ldap")))]
 pub mod ldap;
 pub mod local;
 #[cfg(feature = "oauth2")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
 pub mod oauth2;
 #[cfg(feature = "oidc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
 pub mod oidc;
 #[cfg(feature = "saml")]
+#[cfg_attr(docsrs, doc(cfg(feature = "saml")))]
 pub mod saml;
 
 #[cfg(feature = "cas")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cas")))]
 pub use cas::{CasConfig, CasModule};
 pub use header::HeaderModule;
 #[cfg(feature = "ldap")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ldap")))]
 pub use ldap::{LdapConfig, LdapModule};
 pub use local::LocalModule;
 #[cfg(feature = "oauth2")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
 pub use oauth2::{OAuth2Config, OAuth2Module};
 #[cfg(feature = "oidc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
 pub use oidc::{OidcConfig, OidcModule};
 #[cfg(feature = "saml")]
+#[cfg_attr(docsrs, doc(cfg(feature = "saml")))]
 pub use saml::{SamlConfig, SamlModule};
