@@ -30,7 +30,7 @@
 //! let request = AuthRequest::new("127.0.0.1:50000".parse()?).with_password("alice", "correct horse");
 //! match chain.login(&request).await? {
 //!     LoginResult::Authenticated(principal) => assert_eq!(principal.login, "alice"),
-//!     LoginResult::Redirect(_) => unreachable!("the local module never redirects"),
+//!     _ => unreachable!("the local module never redirects"),
 //! }
 //! # Ok(()) }
 //! ```
@@ -78,5 +78,7 @@ pub use chain::{AuthChain, ChainBuilder, LoginResult, ModuleInfo};
 pub use error::{AuthError, ConfigError, ModuleError, OtherError, RequestError, StoreError};
 pub use flow::FlowCookie;
 pub use identity::{AccountId, Identity, Principal};
-pub use request::{AuthRequest, Credentials, Prompt, StartError, StartLogin};
+pub use request::{
+    AuthRequest, Credentials, MAX_DOMAIN_HINT_BYTES, MAX_LOGIN_HINT_BYTES, Prompt, StartError, StartLogin,
+};
 pub use secret::{SecretSource, SecretString};

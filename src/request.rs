@@ -122,7 +122,7 @@ pub struct StartLogin {
     /// allow-list).
     pub return_to: Option<String>,
     /// Who is signing in (OIDC / OAuth2 `login_hint`): printable, at most
-    /// [`MAX_LOGIN_HINT_BYTES`].
+    /// [`MAX_LOGIN_HINT_BYTES`](crate::MAX_LOGIN_HINT_BYTES).
     pub login_hint: Option<String>,
     /// Whether the provider should ask again (OIDC `prompt`; SAML `ForceAuthn` /
     /// `IsPassive`).
