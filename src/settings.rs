@@ -42,18 +42,27 @@ pub(crate) fn take_rest<T: DeserializeOwned>(table: toml::Table) -> Result<T, Co
 }
 
 fn from_part<T: DeserializeOwned>(part: toml::Table) -> Result<T, ConfigError> {
-    let keys: Vec<String> = part.keys().cloned().collect();
-    part.try_into().map_err(|e: toml::de::Error| {
-        let message = e.message().to_owned();
-        // Name the key the message is about when it names one of ours.
-        let key = keys
-            .iter()
-            .find(|k| message.contains(&format!("`{k}`")))
-            .cloned()
-            .or_else(|| (keys.len() == 1).then(|| keys[0].clone()))
-            .unwrap_or_default();
+    deserialize(toml::Value::Table(part))
+}
+
+/// Deserializes `value`; an error names the path of the bad value inside it
+/// (`rules[2].role`), or the missing field.
+pub(crate) fn deserialize<T: DeserializeOwned>(value: toml::Value) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().message().to_owned();
+        let key = if path == "." {
+            missing_field(&message).unwrap_or_default().to_owned()
+        } else {
+            path
+        };
         ConfigError::invalid(key, message)
     })
+}
+
+/// `missing field `x`` → `x`.
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
 }
 
 /// `#[serde(default = "crate::settings::yes")]`: a switch that is on unless set.
@@ -122,13 +131,6 @@ mod tests {
         a: u32,
         #[serde(default)]
         b: Option<String>,
-    }
-
-    #[derive(Debug, serde::Deserialize, PartialEq)]
-    #[serde(deny_unknown_fields)]
-    struct C {
-        #[serde(default)]
-        c: bool,
     }
 
     #[test]

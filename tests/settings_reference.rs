@@ -1,0 +1,33 @@
+//! The configuration reference is exact: every key a module's settings type reads
+//! is documented on its page (`` `key` `` in a settings table).
+
+use authchain::settings::ModuleSettingsType;
+
+fn page(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn assert_documented<S: ModuleSettingsType>(page_path: &str) {
+    let text = page(page_path);
+    let keys = S::keys();
+    assert!(
+        !keys.is_empty(),
+        "{page_path}: no keys read from the settings type"
+    );
+    for key in keys {
+        assert!(
+            text.contains(&format!("| `{key}` |")),
+            "{page_path} has no row for `{key}`"
+        );
+    }
+}
+
+#[test]
+fn local_settings_are_documented() {
+    assert_documented::<authchain::modules::LocalSettings>("docs/configuration.md");
+}
+
+#[test]
+fn header_settings_are_documented() {
+    assert_documented::<authchain::modules::HeaderSettings>("docs/configuration.md");
+}
