@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::OtherError;
-#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+#[cfg(any(feature = "saml", feature = "cas"))]
 use crate::iso8601::IsoDuration;
 use crate::{AuthError, ConfigError};
 
@@ -37,9 +37,9 @@ pub mod replay;
 
 pub use cookie::{CookieAttributes, FlowCookie, SameSite, flow_cookie_name};
 #[cfg(any(feature = "oidc", feature = "oauth2", feature = "cas"))]
-pub use http::HttpError;
+pub use http::{HttpError, HttpSettings};
 #[cfg(any(feature = "oidc", feature = "oauth2"))]
-pub use oauth::OAuthError;
+pub use oauth::{OAuthClientSettings, OAuthError};
 pub use replay::{MemoryReplayCache, ReplayCache, ReplayError};
 
 /// How an OAuth2 / OIDC client authenticates at the token endpoint.
@@ -464,7 +464,7 @@ impl FlowSettings {
     }
 
     /// The `flow_ttl` and `return_to_allowed` keys of a module's configuration.
-    #[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+    #[cfg(any(feature = "saml", feature = "cas"))]
     pub(crate) fn configure(&mut self, ttl: Option<IsoDuration>, return_to_allowed: &[String]) {
         if let Some(ttl) = ttl {
             self.ttl = ttl.0;

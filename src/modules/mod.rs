@@ -23,8 +23,8 @@ pub use header::HeaderModule;
 pub use ldap::{LdapConfig, LdapModule};
 pub use local::LocalModule;
 #[cfg(feature = "oauth2")]
-pub use oauth2::{OAuth2Config, OAuth2Module};
+pub use oauth2::{OAuth2Module, OAuth2Settings};
 #[cfg(feature = "oidc")]
-pub use oidc::{OidcConfig, OidcModule};
+pub use oidc::{OidcModule, OidcSettings};
 #[cfg(feature = "saml")]
 pub use saml::{SamlConfig, SamlModule};
