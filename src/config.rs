@@ -167,9 +167,9 @@ enum ModuleType {
     #[cfg(feature = "oauth2")]
     OAuth2(Box<crate::modules::OAuth2Config>),
     #[cfg(feature = "cas")]
-    Cas(Box<crate::modules::CasConfig>),
+    Cas(Box<crate::modules::CasSettings>),
     #[cfg(feature = "saml")]
-    Saml(Box<crate::modules::SamlConfig>),
+    Saml(Box<crate::modules::SamlSettings>),
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -562,9 +562,15 @@ impl Config {
                 #[cfg(feature = "oauth2")]
                 ModuleType::OAuth2(cfg) => Arc::new(crate::modules::OAuth2Module::from_config(id, cfg)?),
                 #[cfg(feature = "cas")]
-                ModuleType::Cas(cfg) => Arc::new(crate::modules::CasModule::from_config(id, cfg)?),
+                ModuleType::Cas(s) => Arc::new(
+                    crate::modules::CasModule::new(id.clone(), (**s).clone())
+                        .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?,
+                ),
                 #[cfg(feature = "saml")]
-                ModuleType::Saml(cfg) => Arc::new(crate::modules::SamlModule::from_config(id, cfg)?),
+                ModuleType::Saml(s) => Arc::new(
+                    crate::modules::SamlModule::new(id.clone(), (**s).clone())
+                        .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?,
+                ),
             };
             builder = builder.shared_module(built, settings(id, &module.common)?);
         }
@@ -600,9 +606,15 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
         #[cfg(feature = "oauth2")]
         "oauth2" => ModuleType::OAuth2(Box::new(specific.try_into().map_err(specific_err)?)),
         #[cfg(feature = "cas")]
-        "cas" => ModuleType::Cas(Box::new(specific.try_into().map_err(specific_err)?)),
+        "cas" => ModuleType::Cas(Box::new(
+            <crate::modules::CasSettings as crate::settings::ModuleSettingsType>::from_table(specific)
+                .map_err(|e| e.rekey(|k| format!("{key}.{k}")))?,
+        )),
         #[cfg(feature = "saml")]
-        "saml" => ModuleType::Saml(Box::new(specific.try_into().map_err(specific_err)?)),
+        "saml" => ModuleType::Saml(Box::new(
+            <crate::modules::SamlSettings as crate::settings::ModuleSettingsType>::from_table(specific)
+                .map_err(|e| e.rekey(|k| format!("{key}.{k}")))?,
+        )),
         feature if ["ldap", "oidc", "oauth2", "saml", "cas"].contains(&feature) => {
             return Err(ConfigError::invalid(
                 format!("{key}.type"),

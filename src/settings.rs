@@ -43,17 +43,34 @@ pub(crate) fn take_rest<T: DeserializeOwned>(table: toml::Table) -> Result<T, Co
 
 fn from_part<T: DeserializeOwned>(part: toml::Table) -> Result<T, ConfigError> {
     let keys: Vec<String> = part.keys().cloned().collect();
-    part.try_into().map_err(|e: toml::de::Error| {
+    part.clone().try_into().map_err(|e: toml::de::Error| {
         let message = e.message().to_owned();
-        // Name the key the message is about when it names one of ours.
-        let key = keys
-            .iter()
-            .find(|k| message.contains(&format!("`{k}`")))
-            .cloned()
-            .or_else(|| (keys.len() == 1).then(|| keys[0].clone()))
+        // A missing key is named by serde; otherwise the culprit is the key without
+        // which the error changes (serde stops at the first bad value, and a value
+        // check such as `ProviderUrl`'s cannot know its key); else the key the
+        // message names.
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(name, _)| name.to_owned());
+        let culprit = || keys.iter().find(|k| differs::<T>(&part, k, &message)).cloned();
+        let key = missing
+            .or_else(culprit)
+            .or_else(|| keys.iter().find(|k| message.contains(&format!("`{k}`"))).cloned())
             .unwrap_or_default();
         ConfigError::invalid(key, message)
     })
+}
+
+/// Whether removing `key` from `part` changes the error `message` deserializing
+/// it gives (or makes it succeed).
+fn differs<T: DeserializeOwned>(part: &toml::Table, key: &str, message: &str) -> bool {
+    let mut rest = part.clone();
+    rest.remove(key);
+    match rest.try_into::<T>() {
+        Ok(_) => true,
+        Err(e) => e.message() != message,
+    }
 }
 
 /// `#[serde(default = "crate::settings::yes")]`: a switch that is on unless set.
@@ -68,6 +85,109 @@ pub(crate) fn name_or_default(value: &Option<String>, default: Option<&str>) -> 
         None => default.map(str::to_owned),
         Some("") => None,
         Some(name) => Some(name.to_owned()),
+    }
+}
+
+/// An https URL (http only on a loopback host: tests, a local provider): an
+/// identity provider's issuer or endpoint, or the redirect URI registered there.
+/// Checked when parsed (`"https://sso.example.org".parse::<ProviderUrl>()?`) and
+/// when read from TOML, so a module never holds an unchecked one.
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProviderUrl(String);
+
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+impl ProviderUrl {
+    /// A placeholder for a `#[serde(skip)]` group's default, refused where used.
+    #[cfg(any(feature = "oidc", feature = "oauth2"))]
+    pub(crate) fn unset() -> Self {
+        ProviderUrl(String::new())
+    }
+
+    /// The URL as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+impl std::str::FromStr for ProviderUrl {
+    type Err = ConfigError;
+
+    /// Errors carry no key (`ConfigError::key()` is `""`): the caller knows it.
+    fn from_str(value: &str) -> Result<Self, ConfigError> {
+        crate::flow::check_url("", value)?;
+        Ok(ProviderUrl(value.to_owned()))
+    }
+}
+
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+impl std::fmt::Display for ProviderUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+impl<'de> serde::Deserialize<'de> for ProviderUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(|e| match e {
+            ConfigError::Invalid { message, .. } => de::Error::custom(message),
+            other => de::Error::custom(other),
+        })
+    }
+}
+
+/// An OAuth2 client id: not empty, no control character.
+#[cfg(any(feature = "oidc", feature = "oauth2"))]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientId(String);
+
+#[cfg(any(feature = "oidc", feature = "oauth2"))]
+impl ClientId {
+    /// A placeholder for a `#[serde(skip)]` group's default, refused where used.
+    pub(crate) fn unset() -> Self {
+        ClientId(String::new())
+    }
+
+    /// The id as registered at the provider.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(any(feature = "oidc", feature = "oauth2"))]
+impl std::str::FromStr for ClientId {
+    type Err = ConfigError;
+
+    /// Errors carry no key (`ConfigError::key()` is `""`): the caller knows it.
+    fn from_str(value: &str) -> Result<Self, ConfigError> {
+        if value.is_empty() || value.chars().any(char::is_control) {
+            return Err(ConfigError::invalid(
+                "",
+                "must not be empty or hold a control character",
+            ));
+        }
+        Ok(ClientId(value.to_owned()))
+    }
+}
+
+#[cfg(any(feature = "oidc", feature = "oauth2"))]
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(any(feature = "oidc", feature = "oauth2"))]
+impl<'de> serde::Deserialize<'de> for ClientId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(|e| match e {
+            ConfigError::Invalid { message, .. } => de::Error::custom(message),
+            other => de::Error::custom(other),
+        })
     }
 }
 
@@ -110,6 +230,14 @@ pub fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
         Ok(_) => &[],
         Err(Found(fields)) => fields,
     }
+}
+
+/// `#[serde(default = ..., deserialize_with = "crate::settings::optional_name")]`:
+/// an attribute, claim or path name where `""` means none.
+#[cfg(any(feature = "saml", feature = "cas"))]
+pub(crate) fn optional_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let name = <String as serde::Deserialize>::deserialize(deserializer)?;
+    Ok((!name.is_empty()).then_some(name))
 }
 
 #[cfg(test)]

@@ -15,9 +15,11 @@ pub mod oauth2;
 pub mod oidc;
 #[cfg(feature = "saml")]
 pub mod saml;
+#[cfg(any(feature = "saml", feature = "cas"))]
+mod xml;
 
 #[cfg(feature = "cas")]
-pub use cas::{CasConfig, CasModule};
+pub use cas::{CasModule, CasSettings};
 pub use header::HeaderModule;
 #[cfg(feature = "ldap")]
 pub use ldap::{LdapConfig, LdapModule};
@@ -27,4 +29,4 @@ pub use oauth2::{OAuth2Config, OAuth2Module};
 #[cfg(feature = "oidc")]
 pub use oidc::{OidcConfig, OidcModule};
 #[cfg(feature = "saml")]
-pub use saml::{SamlConfig, SamlModule};
+pub use saml::{SamlModule, SamlSettings};
