@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use authchain::account::{MemoryUserStore, Provisioning, RoleMapping};
 use authchain::chain::ModuleSettings;
-use authchain::modules::CasModule;
 use authchain::modules::cas::response;
+use authchain::modules::{CasModule, CasSettings};
 use authchain::{AuthChain, AuthRequest, Credentials, LoginResult};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -63,9 +63,14 @@ fn login(c: &mut Criterion) {
         base
     });
     let module = Arc::new(
-        CasModule::builder("cas", format!("{base}/cas"), "http://127.0.0.1/callback")
-            .build()
-            .unwrap(),
+        CasModule::new(
+            "cas",
+            CasSettings::new(
+                format!("{base}/cas").parse().unwrap(),
+                "http://127.0.0.1/callback".parse().unwrap(),
+            ),
+        )
+        .unwrap(),
     );
     let roles = RoleMapping::builder()
         .rule("admins", "admin")

@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use authchain::modules::SamlModule;
+use authchain::modules::{SamlModule, SamlSettings};
 use base64ct::{Base64, Encoding};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -37,16 +37,14 @@ fn issued_at(xml: &str) -> SystemTime {
 }
 
 fn acs_validation(c: &mut Criterion) {
-    let module = SamlModule::builder(
-        "saml",
-        "https://sp.example.org/saml",
-        "https://sp.example.org/saml/acs",
-    )
-    .idp_metadata_xml(IDP_METADATA)
-    .allow_idp_initiated(true)
-    .require_signed_messages(true)
-    .build()
-    .expect("module");
+    let mut settings = SamlSettings::new(
+        "https://sp.example.org/saml".parse().expect("entity id"),
+        "https://sp.example.org/saml/acs".parse().expect("ACS URL"),
+    );
+    settings.idp_metadata_xml = Some(IDP_METADATA.into());
+    settings.allow_idp_initiated = true;
+    settings.require_signed_messages = true;
+    let module = SamlModule::new("saml", settings).expect("module");
     let posted = Base64::encode_string(RESPONSE.as_bytes());
     let now = issued_at(RESPONSE) + Duration::from_secs(1);
     let checked = module

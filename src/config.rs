@@ -168,9 +168,9 @@ enum ModuleType {
     #[cfg(feature = "oauth2")]
     OAuth2(Box<crate::modules::OAuth2Settings>),
     #[cfg(feature = "cas")]
-    Cas(Box<crate::modules::CasConfig>),
+    Cas(Box<crate::modules::CasSettings>),
     #[cfg(feature = "saml")]
-    Saml(Box<crate::modules::SamlConfig>),
+    Saml(Box<crate::modules::SamlSettings>),
 }
 
 /// Where accounts and throttle counters live: the `[store]` section.
@@ -541,9 +541,15 @@ impl Config {
                         .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?,
                 ),
                 #[cfg(feature = "cas")]
-                ModuleType::Cas(cfg) => Arc::new(crate::modules::CasModule::from_config(id, cfg)?),
+                ModuleType::Cas(s) => Arc::new(
+                    crate::modules::CasModule::new(id.clone(), (**s).clone())
+                        .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?,
+                ),
                 #[cfg(feature = "saml")]
-                ModuleType::Saml(cfg) => Arc::new(crate::modules::SamlModule::from_config(id, cfg)?),
+                ModuleType::Saml(s) => Arc::new(
+                    crate::modules::SamlModule::new(id.clone(), (**s).clone())
+                        .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?,
+                ),
             };
             builder = builder.shared_module(built, settings(id, &module.common)?);
         }
@@ -565,13 +571,7 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
     }
     let common: CommonConfig =
         crate::settings::deserialize(toml::Value::Table(common)).map_err(|e| e.under(&key))?;
-    #[cfg(any(
-        feature = "ldap",
-        feature = "oidc",
-        feature = "oauth2",
-        feature = "saml",
-        feature = "cas"
-    ))]
+    #[cfg(feature = "ldap")]
     let specific_err = |e: toml::de::Error| {
         ConfigError::invalid(&key, format!("{} (module type `{}`)", e.message(), common.kind))
     };
@@ -591,9 +591,15 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
                 .map_err(|e| e.rekey(|k| format!("{key}.{k}")))?,
         )),
         #[cfg(feature = "cas")]
-        "cas" => ModuleType::Cas(Box::new(specific.try_into().map_err(specific_err)?)),
+        "cas" => ModuleType::Cas(Box::new(
+            <crate::modules::CasSettings as crate::settings::ModuleSettingsType>::from_table(specific)
+                .map_err(|e| e.rekey(|k| format!("{key}.{k}")))?,
+        )),
         #[cfg(feature = "saml")]
-        "saml" => ModuleType::Saml(Box::new(specific.try_into().map_err(specific_err)?)),
+        "saml" => ModuleType::Saml(Box::new(
+            <crate::modules::SamlSettings as crate::settings::ModuleSettingsType>::from_table(specific)
+                .map_err(|e| e.rekey(|k| format!("{key}.{k}")))?,
+        )),
         feature if ["ldap", "oidc", "oauth2", "saml", "cas"].contains(&feature) => {
             return Err(ConfigError::invalid(
                 format!("{key}.type"),

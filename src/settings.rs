@@ -25,6 +25,7 @@ pub trait ModuleSettingsType: Sized {
 
 /// Takes the keys of field group `T` out of `table` and deserializes them (with
 /// `T`'s own `deny_unknown_fields`); what is left is for the other groups.
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
 pub(crate) fn take_group<T: DeserializeOwned>(table: &mut toml::Table) -> Result<T, ConfigError> {
     let mut part = toml::Table::new();
     for name in field_names::<T>() {
@@ -68,16 +69,6 @@ fn missing_field(message: &str) -> Option<&str> {
 /// `#[serde(default = "crate::settings::yes")]`: a switch that is on unless set.
 pub(crate) fn yes() -> bool {
     true
-}
-
-/// A configured attribute, claim or path name: unset is `default`, `""` is none.
-#[cfg(any(feature = "saml", feature = "cas"))]
-pub(crate) fn name_or_default(value: &Option<String>, default: Option<&str>) -> Option<String> {
-    match value.as_deref() {
-        None => default.map(str::to_owned),
-        Some("") => None,
-        Some(name) => Some(name.to_owned()),
-    }
 }
 
 /// An https URL (http only on a loopback host: tests, a local provider): an
@@ -222,6 +213,14 @@ pub fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
         Ok(_) => &[],
         Err(Found(fields)) => fields,
     }
+}
+
+/// `#[serde(default = ..., deserialize_with = "crate::settings::optional_name")]`:
+/// an attribute, claim or path name where `""` means none.
+#[cfg(any(feature = "saml", feature = "cas"))]
+pub(crate) fn optional_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let name = <String as serde::Deserialize>::deserialize(deserializer)?;
+    Ok((!name.is_empty()).then_some(name))
 }
 
 #[cfg(test)]

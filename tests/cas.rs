@@ -18,13 +18,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use authchain::ConfigError;
 use authchain::account::{MemoryUserStore, Provisioning, RoleMapping, UserStore};
 use authchain::chain::ModuleSettings;
 use authchain::config::{Config, Stores};
 use authchain::flow::{FlowError, HttpError, SameSite};
 use authchain::modules::LocalModule;
 use authchain::modules::cas::response::{BadValue, MalformedResponse};
-use authchain::modules::cas::{CasConfig, CasError, CasModule, CasModuleBuilder};
+use authchain::modules::cas::{CasError, CasModule, CasSettings};
+use authchain::settings::ModuleSettingsType;
 use authchain::{AuthChain, AuthError, LoginResult, ModuleError, ModuleKind, Redirect, RequestError};
 use browser::Browser;
 use common::{callback_request, principal, start_request};
@@ -38,8 +40,37 @@ fn roles() -> RoleMapping {
         .expect("role mapping")
 }
 
-fn module(id: &str, server: &CasServer) -> CasModuleBuilder {
-    CasModule::builder(id, &server.url, SERVICE)
+/// A module id and its settings, to adjust before building.
+struct Cas {
+    id: String,
+    settings: CasSettings,
+}
+
+impl Cas {
+    /// The module `id` for the CAS server at `server_url`, called back at `service_url`.
+    fn new(id: &str, server_url: impl AsRef<str>, service_url: &str) -> Cas {
+        Cas {
+            id: id.to_owned(),
+            settings: CasSettings::new(
+                server_url.as_ref().parse().expect("server URL"),
+                service_url.parse().expect("service URL"),
+            ),
+        }
+    }
+
+    /// The same with `change` applied to the settings.
+    fn with(mut self, change: impl FnOnce(&mut CasSettings)) -> Cas {
+        change(&mut self.settings);
+        self
+    }
+
+    fn build(self) -> Result<CasModule, ConfigError> {
+        CasModule::new(self.id, self.settings)
+    }
+}
+
+fn module(id: &str, server: &CasServer) -> Cas {
+    Cas::new(id, &server.url, SERVICE)
 }
 
 fn chain_of(modules: Vec<Arc<CasModule>>) -> (AuthChain, Arc<MemoryUserStore>) {
@@ -177,7 +208,7 @@ async fn login_end_to_end_with_groups_and_roles() {
 #[tokio::test]
 async fn the_flow_cookie_is_lax_on_the_service_path() {
     // No server is asked at start: any server URL will do.
-    let module = CasModule::builder(
+    let module = Cas::new(
         "campus",
         "https://cas.example.edu/cas",
         "https://app.example.edu/login/cas/callback?tenant=1",
@@ -197,10 +228,12 @@ async fn the_flow_cookie_is_lax_on_the_service_path() {
 async fn cas2_validation_and_configured_attributes() {
     let server = CasServer::shared();
     let module = module("cas", server)
-        .validate_path("serviceValidate")
-        .login_attribute(Some("email".into()))
-        .name_attribute(Some("short_name".into()))
-        .groups_attribute(None)
+        .with(|s| {
+            s.validate_path = "serviceValidate".into();
+            s.login_attribute = Some("email".into());
+            s.name_attribute = Some("short_name".into());
+            s.groups_attribute = None;
+        })
         .build()
         .expect("module");
     let (chain, _) = chain_of(vec![Arc::new(module)]);
@@ -249,11 +282,7 @@ async fn a_reused_ticket_is_rejected() {
 async fn a_ticket_for_another_service_is_rejected() {
     let server = CasServer::shared();
     let ours = Arc::new(module("ours", server).build().unwrap());
-    let other = Arc::new(
-        CasModule::builder("other", &server.url, OTHER_SERVICE)
-            .build()
-            .unwrap(),
-    );
+    let other = Arc::new(Cas::new("other", &server.url, OTHER_SERVICE).build().unwrap());
     let (chain, _) = chain_of(vec![ours.clone(), other.clone()]);
 
     // A ticket issued for the other service, presented to ours with our own flow.
@@ -308,7 +337,7 @@ async fn forged_foreign_and_expired_flows_are_rejected() {
     let server = CasServer::shared();
     let module = Arc::new(
         module("cas", server)
-            .flow_ttl(Duration::from_secs(2))
+            .with(|s| s.flow.ttl = Duration::from_secs(2))
             .build()
             .unwrap(),
     );
@@ -491,9 +520,11 @@ async fn fake_cas() -> Fake {
 /// A whole login against the fake server's `case`: start, then a callback with the
 /// genuine flow and a made-up ticket.
 async fn against(fake: &Fake, case: &str) -> (Result<LoginResult, AuthError>, String) {
-    let module = CasModule::builder("cas", format!("{}/{case}", fake.base), SERVICE)
-        .http_timeout(Duration::from_millis(500))
-        .max_response_bytes(1024 * 1024)
+    let module = Cas::new("cas", format!("{}/{case}", fake.base), SERVICE)
+        .with(|s| {
+            s.http.http_timeout = Duration::from_millis(500);
+            s.http.max_response_bytes = 1024 * 1024;
+        })
         .build()
         .unwrap();
     let (chain, _) = chain_of(vec![Arc::new(module)]);
@@ -598,12 +629,17 @@ async fn malicious_cas_answers_are_clear_errors() {
 
 #[test]
 fn configuration_is_checked_and_names_the_key() {
-    let parse = |text: &str| -> CasConfig { toml::from_str(text).expect("toml") };
+    // Read as `Config` reads a module's table, then built; keys are relative to
+    // the table (`Config` prefixes `modules.<id>.`).
+    let build = |text: &str| -> Result<CasModule, ConfigError> {
+        let settings = CasSettings::from_table(toml::from_str(text).expect("toml"))?;
+        CasModule::new("campus", settings)
+    };
     let base = r#"
         server_url = "https://cas.example.edu/cas"
         service_url = "https://app.example.edu/login/cas/callback"
     "#;
-    CasModule::from_config("campus", &parse(base)).expect("a valid configuration");
+    build(base).expect("a valid configuration");
     let full = r#"
         login_path = "/cas/login"
         validate_path = "serviceValidate"
@@ -619,43 +655,28 @@ fn configuration_is_checked_and_names_the_key() {
         http_timeout = "PT3S"
         max_response_bytes = 65536
     "#;
-    CasModule::from_config("campus", &parse(&format!("{base}\n{full}"))).expect("every key");
+    build(&format!("{base}\n{full}")).expect("every key");
     let cases = [
-        (
-            "server_url = \"http://cas.example.edu/cas\"",
-            "modules.campus.server_url",
-        ),
-        (
-            "server_url = \"https://cas.example.edu/cas?x=1\"",
-            "modules.campus.server_url",
-        ),
-        (
-            "service_url = \"http://app.example.edu/cb\"",
-            "modules.campus.service_url",
-        ),
+        ("server_url = \"http://cas.example.edu/cas\"", "server_url"),
+        ("server_url = \"https://cas.example.edu/cas?x=1\"", "server_url"),
+        ("service_url = \"http://app.example.edu/cb\"", "service_url"),
         (
             "service_url = \"https://app.example.edu/cb?flow=1\"",
-            "modules.campus.service_url",
+            "service_url",
         ),
-        (
-            "service_url = \"https://app.example.edu/cb#x\"",
-            "modules.campus.service_url",
-        ),
-        (
-            "validate_path = \"p3/serviceValidate?x=1\"",
-            "modules.campus.validate_path",
-        ),
-        ("validate_path = \"\"", "modules.campus.validate_path"),
-        ("login_path = \"//evil.test/login\"", "modules.campus.login_path"),
-        ("ticket_param = \"\"", "modules.campus.ticket_param"),
-        ("service_param = \"a b\"", "modules.campus.service_param"),
-        ("flow_param = \"ticket\"", "modules.campus.flow_param"),
+        ("service_url = \"https://app.example.edu/cb#x\"", "service_url"),
+        ("validate_path = \"p3/serviceValidate?x=1\"", "validate_path"),
+        ("validate_path = \"\"", "validate_path"),
+        ("login_path = \"//evil.test/login\"", "login_path"),
+        ("ticket_param = \"\"", "ticket_param"),
+        ("service_param = \"a b\"", "service_param"),
+        ("flow_param = \"ticket\"", "flow_param"),
         (
             "return_to_allowed = [\"https://app.example.edu\"]",
-            "modules.campus.return_to_allowed",
+            "return_to_allowed",
         ),
-        ("http_timeout = \"PT0S\"", "modules.campus.http_timeout"),
-        ("max_response_bytes = 10", "modules.campus.max_response_bytes"),
+        ("http_timeout = \"PT0S\"", "http_timeout"),
+        ("max_response_bytes = 10", "max_response_bytes"),
     ];
     for (extra, key) in cases {
         let text = format!(
@@ -668,15 +689,16 @@ fn configuration_is_checked_and_names_the_key() {
                 .collect::<Vec<_>>()
                 .join("\n")
         );
-        let err = CasModule::from_config("campus", &parse(&text)).unwrap_err();
+        let err = build(&text).unwrap_err();
         assert_eq!(err.key(), Some(key), "{extra}: {err}");
     }
-    assert!(toml::from_str::<CasConfig>(&format!("{base}\nunknown_key = 1")).is_err());
+    let err = build(&format!("{base}\nunknown_key = 1")).unwrap_err();
+    assert_eq!(err.key(), Some("unknown_key"), "{err}");
     // http on a loopback host is fine (a local CAS server).
     let local = base
         .replace("https://cas.example.edu", "http://127.0.0.1:8443")
         .replace("https://app.example.edu", "http://127.0.0.1:3000");
-    CasModule::from_config("campus", &parse(&local)).expect("loopback http");
+    build(&local).expect("loopback http");
 
     // `type = "cas"` in a whole configuration.
     let text = format!("chain = [\"campus\"]\n[modules.campus]\ntype = \"cas\"\n{base}");

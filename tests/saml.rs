@@ -20,11 +20,12 @@ use authchain::account::{MemoryUserStore, Provisioning, RoleMapping, UserStore};
 use authchain::chain::ModuleSettings;
 use authchain::config::{Config, Stores};
 use authchain::flow::{FlowError, ReplayError, SameSite};
-use authchain::modules::saml::{Mismatch, SamlError, SamlModuleBuilder, SignedPart, TimeLimit};
-use authchain::modules::{LocalModule, SamlConfig, SamlModule};
+use authchain::modules::saml::{Mismatch, PemSource, SamlError, SignedPart, TimeLimit};
+use authchain::modules::{LocalModule, SamlModule, SamlSettings};
+use authchain::settings::ModuleSettingsType;
 use authchain::{
     AuthChain, AuthError, AuthRequest, Authenticator, ConfigError, Credentials, LoginResult, ModuleError,
-    Outcome, Prompt, Redirect, RequestError, StartLogin,
+    Outcome, Prompt, Redirect, RequestError, SecretSource, StartLogin,
 };
 use base64ct::{Base64, Encoding};
 use common::{peer, principal};
@@ -37,12 +38,45 @@ const ACS_B: &str = "http://127.0.0.1/sp-b/acs";
 const SP_SIGNED: &str = "http://127.0.0.1/sp-signed";
 const ACS_SIGNED: &str = "http://127.0.0.1/sp-signed/acs";
 
-fn sp_a(idp: &Idp) -> SamlModuleBuilder {
-    SamlModule::builder("saml", SP_A, ACS_A).idp_metadata_file(&idp.metadata_file)
+/// A module id and its settings, to adjust before building.
+struct Sp {
+    id: &'static str,
+    settings: SamlSettings,
 }
 
-fn sp_b(idp: &Idp) -> SamlModuleBuilder {
-    SamlModule::builder("saml-b", SP_B, ACS_B).idp_metadata_file(&idp.metadata_file)
+impl Sp {
+    /// The SP `sp_entity_id` at `acs_url`, without IdP yet.
+    fn new(id: &'static str, sp_entity_id: &str, acs_url: &str) -> Sp {
+        Sp {
+            id,
+            settings: SamlSettings::new(
+                sp_entity_id.parse().expect("entity id"),
+                acs_url.parse().expect("ACS URL"),
+            ),
+        }
+    }
+
+    /// The same with `change` applied to the settings.
+    fn with(mut self, change: impl FnOnce(&mut SamlSettings)) -> Sp {
+        change(&mut self.settings);
+        self
+    }
+
+    fn build(self) -> Result<SamlModule, ConfigError> {
+        SamlModule::new(self.id, self.settings)
+    }
+}
+
+fn idp_metadata(idp: &Idp) -> impl FnOnce(&mut SamlSettings) + '_ {
+    |s| s.idp_metadata_file = Some(idp.metadata_file.clone())
+}
+
+fn sp_a(idp: &Idp) -> Sp {
+    Sp::new("saml", SP_A, ACS_A).with(idp_metadata(idp))
+}
+
+fn sp_b(idp: &Idp) -> Sp {
+    Sp::new("saml-b", SP_B, ACS_B).with(idp_metadata(idp))
 }
 
 /// An RSA key and self-signed certificate for signed AuthnRequests, made once per
@@ -84,17 +118,19 @@ fn sp_key_pair() -> &'static (String, String) {
     })
 }
 
-fn sp_signed(idp: &Idp) -> SamlModuleBuilder {
+fn sp_signed(idp: &Idp) -> Sp {
     let (key, cert) = sp_key_pair();
-    SamlModule::builder("saml", SP_SIGNED, ACS_SIGNED)
-        .idp_metadata_file(&idp.metadata_file)
-        .sp_key_pem(key.as_str())
-        .sp_certificate_pem(cert.as_str())
+    Sp::new("saml", SP_SIGNED, ACS_SIGNED)
+        .with(idp_metadata(idp))
+        .with(|s| {
+            s.sp_key = Some(SecretSource::Inline(key.as_str().into()));
+            s.sp_certificate_file = Some(PemSource::Text(cert.clone()));
+        })
 }
 
 /// Builds the module and registers its SP metadata at the IdP.
-async fn registered(idp: &Idp, builder: SamlModuleBuilder, entity_id: &str) -> SamlModule {
-    let module = builder.build().expect("SAML module");
+async fn registered(idp: &Idp, sp: Sp, entity_id: &str) -> SamlModule {
+    let module = sp.build().expect("SAML module");
     idp.register(entity_id, &module).await;
     module
 }
@@ -311,7 +347,7 @@ async fn prompt_login_forces_authentication_and_prompt_none_is_passive() {
     }
 
     // A module configured with force_authn asks for it whatever the prompt.
-    let forced = sp_a(idp).force_authn(true).build().expect("module");
+    let forced = sp_a(idp).with(|s| s.force_authn = true).build().expect("module");
     let (chain, _) = chain_of(forced);
     let redirect = start(&chain, "saml").await;
     assert_eq!(
@@ -354,12 +390,12 @@ async fn an_idp_attribute_named_return_to_steers_nothing() {
 async fn the_flow_cookie_travels_with_the_cross_site_post() {
     let idp = Idp::shared();
     // An https ACS: SameSite=None (the IdP's POST is cross-site), Secure, the ACS path.
-    let https = SamlModule::builder(
+    let https = Sp::new(
         "saml",
         "https://app.example.org/sp",
         "https://app.example.org/auth/saml/acs",
     )
-    .idp_metadata_file(&idp.metadata_file)
+    .with(idp_metadata(idp))
     .build()
     .expect("module");
     let (chain, _) = chain_of(https);
@@ -467,7 +503,10 @@ async fn signed_authn_requests_are_verified_by_the_idp() {
         LoginPage::Form(_) => panic!("the IdP accepted a broken AuthnRequest signature"),
     }
     // And an unsigned request from this SP is refused too.
-    let unsigned = sp_signed(idp).sign_authn_requests(false).build().expect("module");
+    let unsigned = sp_signed(idp)
+        .with(|s| s.sign_authn_requests = Some(false))
+        .build()
+        .expect("module");
     let (chain, _) = chain_of(unsigned);
     let redirect = start(&chain, "saml").await;
     assert!(!query(&redirect.location).contains_key("Signature"));
@@ -502,7 +541,12 @@ async fn idp_initiated_responses_are_refused_unless_allowed_and_then_used_once()
         SamlError::Unsolicited
     );
 
-    let (chain, _) = chain_of(sp_a(idp).allow_idp_initiated(true).build().expect("module"));
+    let (chain, _) = chain_of(
+        sp_a(idp)
+            .with(|s| s.allow_idp_initiated = true)
+            .build()
+            .expect("module"),
+    );
     let p = principal(chain.login(&callback(form.params(), None)).await);
     assert_eq!(p.login, "alice");
     assert!(p.has_role("admin"));
@@ -533,7 +577,7 @@ async fn idp_initiated_responses_are_refused_unless_allowed_and_then_used_once()
 #[tokio::test]
 async fn a_solicited_response_without_its_flow_is_refused_even_with_idp_initiated_allowed() {
     let idp = Idp::shared();
-    let (chain, _) = chain_of(registered(idp, sp_a(idp).allow_idp_initiated(true), SP_A).await);
+    let (chain, _) = chain_of(registered(idp, sp_a(idp).with(|s| s.allow_idp_initiated = true), SP_A).await);
     let redirect = start(&chain, "saml").await;
     let mut form = login_form(&redirect.location, "alice", "alice-password").await;
     // Posted without its RelayState, the response cannot be tied to a login of
@@ -552,7 +596,7 @@ async fn a_solicited_response_without_its_flow_is_refused_even_with_idp_initiate
 #[tokio::test]
 async fn a_response_for_another_sp_is_refused() {
     let idp = Idp::shared();
-    let a = registered(idp, sp_a(idp).allow_idp_initiated(true), SP_A).await;
+    let a = registered(idp, sp_a(idp).with(|s| s.allow_idp_initiated = true), SP_A).await;
     registered(idp, sp_b(idp), SP_B).await;
     let for_b = idp
         .unsolicited(
@@ -565,15 +609,18 @@ async fn a_response_for_another_sp_is_refused() {
         .await;
     let now = SystemTime::now();
     // It verifies for B...
-    let b = sp_b(idp).allow_idp_initiated(true).build().expect("module");
+    let b = sp_b(idp)
+        .with(|s| s.allow_idp_initiated = true)
+        .build()
+        .expect("module");
     assert!(b.verify_response(&for_b.saml_response, None, now).is_ok());
     // ...not for A (Destination first).
     let err = a.verify_response(&for_b.saml_response, None, now).unwrap_err();
     assert_eq!(err, SamlError::Mismatch(Mismatch::Destination));
     // A module at B's address but with A's entity id: the Audience is wrong.
-    let same_address = SamlModule::builder("saml", SP_A, ACS_B)
-        .idp_metadata_file(&idp.metadata_file)
-        .allow_idp_initiated(true)
+    let same_address = Sp::new("saml", SP_A, ACS_B)
+        .with(idp_metadata(idp))
+        .with(|s| s.allow_idp_initiated = true)
         .build()
         .expect("module");
     let err = same_address
@@ -631,7 +678,7 @@ async fn a_response_for_another_sp_is_refused() {
 /// The module for the attack tests: IdP-initiated allowed, so a response can be
 /// checked on its own with `verify_response`.
 async fn lenient(idp: &Idp) -> SamlModule {
-    registered(idp, sp_a(idp).allow_idp_initiated(true), SP_A).await
+    registered(idp, sp_a(idp).with(|s| s.allow_idp_initiated = true), SP_A).await
 }
 
 async fn alice_response(idp: &Idp) -> String {
@@ -711,8 +758,8 @@ async fn removed_signatures_are_rejected_as_configured() {
         "signed assertions suffice by default"
     );
     let strict = sp_a(idp)
-        .allow_idp_initiated(true)
-        .require_signed_messages(true)
+        .with(|s| s.allow_idp_initiated = true)
+        .with(|s| s.require_signed_messages = true)
         .build()
         .expect("module");
     assert_eq!(
@@ -736,8 +783,8 @@ async fn removed_signatures_are_rejected_as_configured() {
         Err(SamlError::Unsigned(SignedPart::Assertion))
     );
     let relaxed = sp_a(idp)
-        .allow_idp_initiated(true)
-        .require_signed_assertions(false)
+        .with(|s| s.allow_idp_initiated = true)
+        .with(|s| s.require_signed_assertions = false)
         .build()
         .expect("module");
     assert!(relaxed.verify_response(&form.saml_response, None, now).is_ok());
@@ -773,11 +820,13 @@ async fn a_foreign_key_with_its_own_certificate_in_keyinfo_is_rejected() {
     assert!(matches!(err, SamlError::Signature(_)), "{err:?}");
 
     // Control: the same response verifies for an SP that trusts the rogue key.
-    let trusting = SamlModule::builder("saml", SP_A, ACS_A)
-        .idp_entity_id(idp.entity_id())
-        .idp_sso_url(format!("{}/sso/redirect", idp.url))
-        .idp_certificate_file(&idp.rogue_certificate_file)
-        .allow_idp_initiated(true)
+    let trusting = Sp::new("saml", SP_A, ACS_A)
+        .with(|s| {
+            s.idp_entity_id = Some(idp.entity_id().parse().expect("entity id"));
+            s.idp_sso_url = Some(format!("{}/sso/redirect", idp.url).parse().expect("URL"));
+            s.idp_certificate_files = vec![PemSource::File(idp.rogue_certificate_file.clone())];
+        })
+        .with(|s| s.allow_idp_initiated = true)
         .build()
         .expect("module");
     assert!(trusting.verify_response(&form.saml_response, None, now).is_ok());
@@ -925,8 +974,8 @@ async fn sha1_signatures_are_refused_unless_opted_in() {
         SamlError::Algorithm("http://www.w3.org/2000/09/xmldsig#rsa-sha1".into())
     );
     let opted_in = sp_a(idp)
-        .allow_idp_initiated(true)
-        .insecure_allow_sha1(true)
+        .with(|s| s.allow_idp_initiated = true)
+        .with(|s| s.insecure_allow_sha1 = true)
         .build()
         .expect("module");
     assert!(opted_in.verify_response(&form.saml_response, None, now).is_ok());
@@ -1016,11 +1065,14 @@ async fn configuration_from_toml_and_its_errors() {
     assert!(chain.module::<LocalModule>("corp-saml").is_none(), "wrong type");
     assert!(chain.module::<SamlModule>("no-such-module").is_none());
 
-    let cfg: SamlConfig = toml::from_str(&format!(
-        "sp_entity_id = \"{SP_A}\"\nacs_url = \"{ACS_A}\"\nidp_metadata_file = \"{metadata}\""
-    ))
-    .expect("saml config");
-    let module = SamlModule::from_config("corp-saml", &cfg).expect("module");
+    let settings = SamlSettings::from_table(
+        toml::from_str(&format!(
+            "sp_entity_id = \"{SP_A}\"\nacs_url = \"{ACS_A}\"\nidp_metadata_file = \"{metadata}\""
+        ))
+        .expect("toml"),
+    )
+    .expect("saml settings");
+    let module = SamlModule::new("corp-saml", settings).expect("module");
     assert!(module.sp_metadata_xml().contains(&format!("entityID=\"{SP_A}\"")));
 
     let bad = |extra: &str| {
@@ -1038,7 +1090,7 @@ async fn configuration_from_toml_and_its_errors() {
         (String::new(), "modules.s.idp_metadata_file"),
         (
             format!("{base}idp_metadata_file = \"{metadata}\"\nacs_url2 = 1"),
-            "modules.s",
+            "modules.s.acs_url2",
         ),
         (
             format!(
@@ -1090,13 +1142,14 @@ fn an_idp_without_a_signing_certificate_is_a_configuration_error() {
         <md:KeyDescriptor use="encryption"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"/></md:KeyDescriptor>
         <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example.org/sso"/>
         </md:IDPSSODescriptor></md:EntityDescriptor>"#;
-    let err = SamlModule::builder("s", SP_A, ACS_A)
-        .idp_metadata_xml(metadata)
+    let err = Sp::new("s", SP_A, ACS_A)
+        .with(|s| s.idp_metadata_xml = Some(metadata.into()))
         .build()
         .unwrap_err();
     // The metadata only lists an encryption key: refused as the IdP's metadata.
+    // (`SamlModule::new` names keys relative to the module's table.)
     assert!(
-        matches!(&err, ConfigError::Invalid { key, .. } if key == "modules.s.idp_metadata_xml"),
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "idp_metadata_xml"),
         "{err:?}"
     );
 }

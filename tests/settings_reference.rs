@@ -45,3 +45,29 @@ fn oauth2_settings_are_documented() {
     let missing = undocumented::<authchain::modules::OAuth2Settings>("docs/modules/oidc.md");
     assert_eq!(missing, Vec::<&str>::new());
 }
+
+#[cfg(feature = "saml")]
+#[test]
+fn saml_settings_are_documented() {
+    let keys = authchain::modules::SamlSettings::keys();
+    assert!(
+        keys.contains(&"acs_url") && keys.contains(&"flow_ttl"),
+        "{keys:?}"
+    );
+    assert!(!keys.contains(&"flow") && !keys.contains(&"replay"), "{keys:?}");
+    let missing = undocumented::<authchain::modules::SamlSettings>("docs/modules/saml.md");
+    assert_eq!(missing, Vec::<&str>::new());
+}
+
+#[cfg(feature = "cas")]
+#[test]
+fn cas_settings_are_documented() {
+    let keys = authchain::modules::CasSettings::keys();
+    assert!(
+        keys.contains(&"server_url") && keys.contains(&"return_to_allowed"),
+        "{keys:?}"
+    );
+    assert!(!keys.contains(&"flow"), "{keys:?}");
+    let missing = undocumented::<authchain::modules::CasSettings>("docs/modules/cas.md");
+    assert_eq!(missing, Vec::<&str>::new());
+}

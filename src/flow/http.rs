@@ -9,8 +9,6 @@ use base64ct::{Base64, Encoding};
 use serde_json::Value;
 
 use super::ProviderRequests;
-#[cfg(feature = "cas")]
-pub(crate) use super::check_url;
 use crate::{AuthError, ConfigError};
 
 /// Default timeout of one request to a provider.
@@ -48,26 +46,6 @@ impl Default for HttpSettings {
 }
 
 impl HttpSettings {
-    /// The `http_timeout`, `max_response_bytes` and `ca_file` keys of a module's
-    /// configuration.
-    #[cfg(feature = "cas")]
-    pub(crate) fn configure(
-        &mut self,
-        timeout: Option<crate::iso8601::IsoDuration>,
-        max_bytes: Option<usize>,
-        ca_file: Option<&Path>,
-    ) {
-        if let Some(timeout) = timeout {
-            self.http_timeout = timeout.0;
-        }
-        if let Some(max) = max_bytes {
-            self.max_response_bytes = max;
-        }
-        if let Some(path) = ca_file {
-            self.ca_file = Some(path.to_owned());
-        }
-    }
-
     /// Checks the settings and builds the client of `module`; `key` turns a field
     /// name into the key errors name (the identity for a module's `new`).
     pub(crate) fn client(
@@ -84,33 +62,6 @@ impl HttpSettings {
         )
     }
 }
-
-/// The builder methods for an `http: HttpSettings` field (CAS); `$peer` names the
-/// server in their documentation.
-#[cfg(feature = "cas")]
-macro_rules! http_builder_methods {
-    ($peer:literal) => {
-        #[doc = concat!("Timeout of each request to the ", $peer, " (default 10 s).")]
-        pub fn http_timeout(mut self, timeout: std::time::Duration) -> Self {
-            self.http.http_timeout = timeout;
-            self
-        }
-
-        #[doc = concat!("Largest response accepted from the ", $peer, " (default 1 MiB).")]
-        pub fn max_response_bytes(mut self, max: usize) -> Self {
-            self.http.max_response_bytes = max;
-            self
-        }
-
-        #[doc = concat!("PEM bundle of extra CA certificates trusted for the ", $peer, "'s HTTPS.")]
-        pub fn ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-            self.http.ca_file = Some(path.into());
-            self
-        }
-    };
-}
-#[cfg(feature = "cas")]
-pub(crate) use http_builder_methods;
 
 /// Why a request to an identity provider failed. Never names headers or bodies.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use super::{CookieAttributes, DEFAULT_FLOW_TTL, FlowStore, Flows, MemoryFlowStore, ReturnToPolicy};
 use crate::ConfigError;
-#[cfg(any(feature = "saml", feature = "cas"))]
-use crate::iso8601::IsoDuration;
 
 /// The settings of pending redirect logins, one field group shared by the OIDC,
 /// OAuth2, SAML and CAS settings (flat in TOML: `flow_ttl`, `return_to_allowed`).
@@ -51,14 +49,5 @@ impl FlowSettings {
             .ttl(self.ttl)
             .return_to(return_to)
             .cookie(cookie))
-    }
-
-    /// The `flow_ttl` and `return_to_allowed` keys of a module's configuration.
-    #[cfg(any(feature = "saml", feature = "cas"))]
-    pub(crate) fn configure(&mut self, ttl: Option<IsoDuration>, return_to_allowed: &[String]) {
-        if let Some(ttl) = ttl {
-            self.ttl = ttl.0;
-        }
-        self.return_to_allowed = return_to_allowed.to_vec();
     }
 }

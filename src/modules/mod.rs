@@ -20,10 +20,12 @@ pub mod oidc;
 #[cfg(feature = "saml")]
 #[cfg_attr(docsrs, doc(cfg(feature = "saml")))]
 pub mod saml;
+#[cfg(any(feature = "saml", feature = "cas"))]
+mod xml;
 
 #[cfg(feature = "cas")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cas")))]
-pub use cas::{CasConfig, CasModule};
+pub use cas::{CasModule, CasSettings};
 pub use header::{HeaderModule, HeaderSettings};
 #[cfg(feature = "ldap")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ldap")))]
@@ -37,4 +39,4 @@ pub use oauth2::{OAuth2Module, OAuth2Settings};
 pub use oidc::{OidcModule, OidcSettings};
 #[cfg(feature = "saml")]
 #[cfg_attr(docsrs, doc(cfg(feature = "saml")))]
-pub use saml::{SamlConfig, SamlModule};
+pub use saml::{SamlModule, SamlSettings};

@@ -17,25 +17,23 @@
 //!
 //! Every setting is described in `docs/modules/cas.md`.
 
-mod config;
 mod error;
 pub mod response;
+mod settings;
 
 use std::collections::BTreeMap;
 
 use tracing::warn;
 
-pub use config::CasConfig;
 pub use error::CasError;
 use response::{CasUser, ValidationResponse};
+pub use settings::CasSettings;
 
 use crate::audit::AUDIT_TARGET;
 use crate::error::RequestError;
-use crate::flow::http::{HttpClient, HttpSettings, Purpose, check_url, http_builder_methods};
+use crate::flow::http::{HttpClient, Purpose};
 use crate::flow::{CookieAttributes, HttpError, SameSite};
-use crate::flow::{
-    FlowError, FlowSettings, Flows, ProviderRequests, flow_builder_methods, redirect_authenticator,
-};
+use crate::flow::{FlowError, Flows, ProviderRequests, redirect_authenticator};
 use crate::{AuthError, AuthRequest, ConfigError, Identity, Outcome, Redirect};
 
 /// Default login path, relative to the server URL.
@@ -47,7 +45,7 @@ pub const MAX_TICKET_BYTES: usize = 1024;
 /// Most groups taken from the groups attribute.
 const MAX_GROUPS: usize = 4096;
 
-/// The CAS module. Build it with [`CasModule::builder`] or [`CasModule::from_config`].
+/// The CAS module. Build it with [`CasModule::new`] from [`CasSettings`].
 pub struct CasModule {
     id: String,
     login_url: url::Url,
@@ -87,103 +85,33 @@ struct AttributeNames {
     groups: Option<String>,
 }
 
-/// Builds a [`CasModule`].
-#[derive(Debug, Clone)]
-pub struct CasModuleBuilder {
-    id: String,
-    server_url: String,
-    service_url: String,
-    login_path: String,
-    validate_path: String,
-    params: Params,
-    names: AttributeNames,
-    flows: FlowSettings,
-    http: HttpSettings,
-}
-
-impl CasModuleBuilder {
-    /// The login page, relative to the server URL (default `/login`).
-    pub fn login_path(mut self, path: impl Into<String>) -> Self {
-        self.login_path = path.into();
-        self
-    }
-
-    /// The validation endpoint, relative to the server URL (default
-    /// `/p3/serviceValidate`; `/serviceValidate` for a CAS 2 server).
-    pub fn validate_path(mut self, path: impl Into<String>) -> Self {
-        self.validate_path = path.into();
-        self
-    }
-
-    /// The name of the service parameter (default `service`).
-    pub fn service_param(mut self, name: impl Into<String>) -> Self {
-        self.params.service = name.into();
-        self
-    }
-
-    /// The name of the ticket parameter (default `ticket`).
-    pub fn ticket_param(mut self, name: impl Into<String>) -> Self {
-        self.params.ticket = name.into();
-        self
-    }
-
-    /// The name of the service URL's query parameter carrying the flow state
-    /// (default `flow`).
-    pub fn flow_param(mut self, name: impl Into<String>) -> Self {
-        self.params.flow = name.into();
-        self
-    }
-
-    /// The attribute giving the login name (default none: the CAS user).
-    pub fn login_attribute(mut self, name: Option<String>) -> Self {
-        self.names.login = name;
-        self
-    }
-
-    /// The attribute giving the email address (default `email`).
-    pub fn email_attribute(mut self, name: Option<String>) -> Self {
-        self.names.email = name;
-        self
-    }
-
-    /// The attribute giving the display name (default `displayName`).
-    pub fn name_attribute(mut self, name: Option<String>) -> Self {
-        self.names.name = name;
-        self
-    }
-
-    /// The attribute giving the groups, one value each (default `groups`).
-    pub fn groups_attribute(mut self, name: Option<String>) -> Self {
-        self.names.groups = name;
-        self
-    }
-
-    flow_builder_methods!();
-    http_builder_methods!("CAS server");
-
-    /// Checks the settings and builds the module.
-    pub fn build(self) -> Result<CasModule, ConfigError> {
-        let id = self.id.clone();
-        let key = |field: &str| format!("modules.{id}.{field}");
-        check_url(&key("server_url"), &self.server_url)?;
-        check_url(&key("service_url"), &self.service_url)?;
-        let server = url::Url::parse(&self.server_url)
-            .map_err(|e| ConfigError::invalid(key("server_url"), e.to_string()))?;
+impl CasModule {
+    /// Checks `settings` and builds the module `id`. Errors name the key relative
+    /// to the module's table (`server_url`, `flow_ttl`, ...).
+    pub fn new(id: impl Into<String>, settings: CasSettings) -> Result<CasModule, ConfigError> {
+        let id = id.into();
+        let invalid = |key: &str, message: String| ConfigError::invalid(key, message);
+        let server = url::Url::parse(settings.server_url.as_str())
+            .map_err(|e| invalid("server_url", e.to_string()))?;
         if server.query().is_some() || server.fragment().is_some() {
-            return Err(ConfigError::invalid(
-                key("server_url"),
-                "must not have a query or a fragment",
+            return Err(invalid(
+                "server_url",
+                "must not have a query or a fragment".into(),
             ));
         }
-        let login_url =
-            endpoint(&server, &self.login_path).map_err(|m| ConfigError::invalid(key("login_path"), m))?;
-        let validate_url = endpoint(&server, &self.validate_path)
-            .map_err(|m| ConfigError::invalid(key("validate_path"), m))?;
+        let login_url = endpoint(&server, &settings.login_path).map_err(|m| invalid("login_path", m))?;
+        let validate_url =
+            endpoint(&server, &settings.validate_path).map_err(|m| invalid("validate_path", m))?;
+        let params = Params {
+            service: settings.service_param,
+            ticket: settings.ticket_param,
+            flow: settings.flow_param,
+        };
         let Params {
             service,
             ticket,
             flow,
-        } = &self.params;
+        } = &params;
         for (field, name) in [
             ("service_param", service),
             ("ticket_param", ticket),
@@ -195,49 +123,48 @@ impl CasModuleBuilder {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
             if !ok {
-                return Err(ConfigError::invalid(
-                    key(field),
-                    "must be 1 to 64 characters of A-Z, a-z, 0-9, `_`, `-`, `.`",
+                return Err(invalid(
+                    field,
+                    "must be 1 to 64 characters of A-Z, a-z, 0-9, `_`, `-`, `.`".into(),
                 ));
             }
         }
         if service == ticket || flow == ticket || flow == service {
-            return Err(ConfigError::invalid(
-                key("flow_param"),
-                "service_param, ticket_param and flow_param must differ",
+            return Err(invalid(
+                "flow_param",
+                "service_param, ticket_param and flow_param must differ".into(),
             ));
         }
-        let service_url = url::Url::parse(&self.service_url)
-            .map_err(|e| ConfigError::invalid(key("service_url"), e.to_string()))?;
+        let service_url = url::Url::parse(settings.service_url.as_str())
+            .map_err(|e| invalid("service_url", e.to_string()))?;
         if service_url.fragment().is_some() {
-            return Err(ConfigError::invalid(
-                key("service_url"),
-                "must not have a fragment",
-            ));
+            return Err(invalid("service_url", "must not have a fragment".into()));
         }
         if service_url.query_pairs().any(|(k, _)| k == *ticket || k == *flow) {
-            return Err(ConfigError::invalid(
-                key("service_url"),
+            return Err(invalid(
+                "service_url",
                 format!("must not already carry the `{ticket}` or `{flow}` parameter"),
             ));
         }
-        let http = self.http.client(&self.id, key)?;
-        let flows = self
-            .flows
-            .build(CookieAttributes::for_callback(
-                service_url.as_str(),
-                SameSite::Lax,
-            ))
-            .map_err(|e| e.rekey(key))?;
+        let http = settings.http.client(&id, str::to_owned)?;
+        let flows = settings.flow.build(CookieAttributes::for_callback(
+            service_url.as_str(),
+            SameSite::Lax,
+        ))?;
         Ok(CasModule {
             login_url,
             validate_url,
             service_url,
-            params: self.params,
-            names: self.names,
+            params,
+            names: AttributeNames {
+                login: settings.login_attribute,
+                email: settings.email_attribute,
+                name: settings.name_attribute,
+                groups: settings.groups_attribute,
+            },
             flows,
             http,
-            id: self.id,
+            id,
         })
     }
 }
@@ -268,35 +195,6 @@ fn endpoint(server: &url::Url, path: &str) -> Result<url::Url, String> {
 }
 
 impl CasModule {
-    /// A module for the CAS server at `server_url` (`https://cas.example.org/cas`) and
-    /// the host's callback `service_url` (`https://app.example.org/login/cas/callback`).
-    pub fn builder(
-        id: impl Into<String>,
-        server_url: impl Into<String>,
-        service_url: impl Into<String>,
-    ) -> CasModuleBuilder {
-        CasModuleBuilder {
-            id: id.into(),
-            server_url: server_url.into(),
-            service_url: service_url.into(),
-            login_path: DEFAULT_LOGIN_PATH.into(),
-            validate_path: DEFAULT_VALIDATE_PATH.into(),
-            params: Params {
-                service: "service".into(),
-                ticket: "ticket".into(),
-                flow: "flow".into(),
-            },
-            names: AttributeNames {
-                login: None,
-                email: Some("email".into()),
-                name: Some("displayName".into()),
-                groups: Some("groups".into()),
-            },
-            flows: FlowSettings::default(),
-            http: HttpSettings::default(),
-        }
-    }
-
     /// HTTP requests sent to the CAS server so far (`validation` counts them).
     pub fn requests(&self) -> ProviderRequests {
         self.http.requests()

@@ -9,7 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use roxmltree::{Document, Node, ParsingOptions};
+use roxmltree::Node;
+
+use crate::modules::xml::{self, XmlError, XmlReader};
 
 /// The CAS XML namespace.
 pub const CAS_NAMESPACE: &str = "http://www.yale.edu/tp/cas";
@@ -114,15 +116,10 @@ pub enum BadValue {
 /// Parses a validation answer.
 pub fn parse(body: &[u8]) -> Result<ValidationResponse, MalformedResponse> {
     let text = std::str::from_utf8(body).map_err(|_| MalformedResponse::NotUtf8)?;
-    let options = ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: MAX_NODES,
-        ..ParsingOptions::default()
-    };
-    let doc = Document::parse_with_options(text, options).map_err(|e| match e {
-        roxmltree::Error::DtdDetected => MalformedResponse::Dtd,
-        roxmltree::Error::NodesLimitReached => MalformedResponse::TooManyNodes,
-        other => MalformedResponse::NotWellFormed(other.to_string()),
+    let doc = XmlReader::new(MAX_NODES).parse(text).map_err(|e| match e {
+        XmlError::Doctype => MalformedResponse::Dtd,
+        XmlError::TooManyNodes => MalformedResponse::TooManyNodes,
+        XmlError::NotWellFormed(e) => MalformedResponse::NotWellFormed(e.to_string()),
     })?;
     let root = doc.root_element();
     if !is_cas(root, "serviceResponse") {
@@ -166,7 +163,7 @@ pub fn parse(body: &[u8]) -> Result<ValidationResponse, MalformedResponse> {
 }
 
 fn is_cas(node: Node<'_, '_>, name: &str) -> bool {
-    node.is_element() && node.tag_name().namespace() == Some(CAS_NAMESPACE) && node.tag_name().name() == name
+    xml::is(node, CAS_NAMESPACE, name)
 }
 
 fn success(node: Node<'_, '_>) -> Result<CasUser, MalformedResponse> {

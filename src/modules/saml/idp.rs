@@ -2,14 +2,18 @@
 //! HTTP-Redirect single sign-on URL and its signing certificates, from its SAML
 //! metadata or given directly.
 
-use roxmltree::{Document, Node, ParsingOptions};
+use roxmltree::Node;
 use samael::crypto::CertificateDer;
 use samael::metadata::HTTP_REDIRECT_BINDING;
 
 use crate::ConfigError;
+use crate::modules::xml::{XmlError, XmlReader, is};
 
 const METADATA_NS: &str = "urn:oasis:names:tc:SAML:2.0:metadata";
 const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
+/// How metadata is read: no DTD, not even the text of a declaration; no node bound
+/// (the file is configured, not posted, and federation metadata can be large).
+const METADATA_READER: XmlReader = XmlReader::new(u32::MAX).refusing_declaration_text();
 
 /// What the SP needs to know about its IdP.
 #[derive(Debug, Clone)]
@@ -29,15 +33,14 @@ pub(crate) fn from_metadata(
     key: &str,
 ) -> Result<IdpSettings, ConfigError> {
     let invalid = |message: String| ConfigError::invalid(key, message);
-    if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
-        return Err(invalid("IdP metadata with a DOCTYPE is refused".into()));
-    }
-    let options = ParsingOptions {
-        allow_dtd: false,
-        ..ParsingOptions::default()
-    };
-    let doc = Document::parse_with_options(xml, options)
-        .map_err(|e| invalid(format!("IdP metadata is not well-formed XML: {e}")))?;
+    let doc = METADATA_READER.parse(xml).map_err(|e| match e {
+        XmlError::Doctype => invalid("IdP metadata with a DOCTYPE is refused".into()),
+        XmlError::TooManyNodes => invalid(format!(
+            "IdP metadata is not well-formed XML: {}",
+            roxmltree::Error::NodesLimitReached
+        )),
+        XmlError::NotWellFormed(e) => invalid(format!("IdP metadata is not well-formed XML: {e}")),
+    })?;
     let candidates: Vec<(Node<'_, '_>, Node<'_, '_>)> = doc
         .descendants()
         .filter(|n| is(*n, METADATA_NS, "EntityDescriptor"))
@@ -99,10 +102,6 @@ pub(crate) fn from_metadata(
         certificates,
         wants_signed_requests: idp.attribute("WantAuthnRequestsSigned") == Some("true"),
     })
-}
-
-fn is(node: Node<'_, '_>, namespace: &str, name: &str) -> bool {
-    node.is_element() && node.tag_name().name() == name && node.tag_name().namespace() == Some(namespace)
 }
 
 fn certificate_from_base64(text: &str, key: &str) -> Result<CertificateDer, ConfigError> {

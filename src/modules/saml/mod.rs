@@ -21,13 +21,15 @@
 //! samael's and libxml's values are not `Send`: all of that work happens in
 //! synchronous functions that answer our own types.
 
-mod config;
+mod assertion;
+mod error;
 mod idp;
 mod metadata;
 mod response;
+mod settings;
+mod signature;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -36,21 +38,22 @@ use samael::metadata::HTTP_POST_BINDING;
 use samael::schema::{AuthnRequest, Issuer, NameIdPolicy};
 use tracing::warn;
 
-pub use config::SamlConfig;
-pub use response::{
-    Mismatch, SamlAssertion, SamlAttribute, SamlError, SignatureAlgorithm, SignedPart, TimeLimit,
-};
+pub use assertion::{SamlAssertion, SamlAttribute};
+pub use error::{Mismatch, SamlError, SignedPart, TimeLimit};
+pub use settings::{EntityId, PemSource, SamlSettings};
+pub use signature::SignatureAlgorithm;
 
 use crate::audit::AUDIT_TARGET;
 use crate::error::{OtherError, RequestError};
 use crate::flow::{CookieAttributes, SameSite};
 use crate::flow::{
-    FlowError, FlowSettings, Flows, MemoryReplayCache, ReplayCache, ReplayError, check_url,
-    flow_builder_methods, random_token, redirect_authenticator,
+    FlowError, Flows, MemoryReplayCache, ReplayCache, ReplayError, check_url, random_token,
+    redirect_authenticator,
 };
-use crate::{AuthError, AuthRequest, ConfigError, Identity, Outcome, Prompt, Redirect, SecretString};
+use crate::{AuthError, AuthRequest, ConfigError, Identity, Outcome, Prompt, Redirect};
 use idp::IdpSettings;
-use response::{Algorithms, Expectations};
+use response::Expectations;
+use signature::Algorithms;
 
 /// Default allowed clock skew for NotBefore / NotOnOrAfter.
 pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
@@ -92,8 +95,8 @@ struct AttributeNames {
     groups: Option<String>,
 }
 
-/// The SAML 2.0 service-provider module. Build it with [`SamlModule::builder`] or
-/// [`SamlModule::from_config`].
+/// The SAML 2.0 service-provider module. Build it with [`SamlModule::new`] from
+/// [`SamlSettings`].
 pub struct SamlModule {
     id: String,
     acs: Arc<AcsPolicy>,
@@ -158,253 +161,47 @@ impl AcsPolicy {
     }
 }
 
-/// Text (PEM, metadata XML) given inline or by file (read when the module is built).
-#[derive(Debug, Clone)]
-enum Source {
-    Text(String),
-    File(PathBuf),
-}
+impl SamlModule {
+    /// Checks `settings`, reads the files and secrets, parses metadata, keys and
+    /// certificates, and builds the module `id`. Errors name the key relative to
+    /// the module's table (`acs_url`, `idp_metadata_file`, ...).
+    pub fn new(id: impl Into<String>, settings: SamlSettings) -> Result<SamlModule, ConfigError> {
+        let id = id.into();
+        let invalid = |field: &str, message: String| ConfigError::invalid(field, message);
+        let idp_metadata = match (&settings.idp_metadata_file, &settings.idp_metadata_xml) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "idp_metadata_xml",
+                    "give `idp_metadata_file` or `idp_metadata_xml`, not both".into(),
+                ));
+            }
+            (Some(path), None) => Some(("idp_metadata_file", PemSource::File(path.clone()))),
+            (None, Some(xml)) => Some(("idp_metadata_xml", PemSource::Text(xml.clone()))),
+            (None, None) => None,
+        };
 
-impl Source {
-    fn load(&self) -> Result<String, ConfigError> {
-        match self {
-            Source::Text(text) => Ok(text.clone()),
-            Source::File(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-                path: path.display().to_string(),
-                source,
-            }),
-        }
-    }
-}
-
-/// Builds a [`SamlModule`].
-#[derive(Debug, Clone)]
-pub struct SamlModuleBuilder {
-    id: String,
-    sp_entity_id: String,
-    acs_url: String,
-    idp_metadata: Option<Source>,
-    idp_entity_id: Option<String>,
-    idp_sso_url: Option<String>,
-    idp_certificates: Vec<Source>,
-    sp_key: Option<SecretString>,
-    sp_certificate: Option<Source>,
-    sign_authn_requests: Option<bool>,
-    name_id_format: Option<String>,
-    force_authn: bool,
-    require_signed_assertions: bool,
-    require_signed_messages: bool,
-    signature_algorithms: Vec<String>,
-    insecure_allow_sha1: bool,
-    clock_skew: Duration,
-    allow_idp_initiated: bool,
-    login_attribute: Option<String>,
-    email_attribute: Option<String>,
-    display_name_attribute: Option<String>,
-    groups_attribute: Option<String>,
-    flows: FlowSettings,
-    replay_cache: Option<Arc<dyn ReplayCache>>,
-    max_response_bytes: usize,
-}
-
-impl SamlModuleBuilder {
-    /// The IdP's metadata XML (an `EntityDescriptor`, or an `EntitiesDescriptor`
-    /// with `idp_entity_id` picking the IdP): entity id, HTTP-Redirect SSO URL and
-    /// signing certificates.
-    pub fn idp_metadata_xml(mut self, xml: impl Into<String>) -> Self {
-        self.idp_metadata = Some(Source::Text(xml.into()));
-        self
-    }
-
-    /// The IdP's metadata from a file (read by [`build`](Self::build)).
-    pub fn idp_metadata_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.idp_metadata = Some(Source::File(path.into()));
-        self
-    }
-
-    /// The IdP's entity id: required without metadata; with metadata, picks the
-    /// IdP out of an `EntitiesDescriptor` (and must match).
-    pub fn idp_entity_id(mut self, entity_id: impl Into<String>) -> Self {
-        self.idp_entity_id = Some(entity_id.into());
-        self
-    }
-
-    /// The IdP's HTTP-Redirect single sign-on URL (without metadata).
-    pub fn idp_sso_url(mut self, url: impl Into<String>) -> Self {
-        self.idp_sso_url = Some(url.into());
-        self
-    }
-
-    /// An IdP signing certificate, PEM (repeatable; added to those in metadata,
-    /// for instance during a key rollover).
-    pub fn idp_certificate_pem(mut self, pem: impl Into<String>) -> Self {
-        self.idp_certificates.push(Source::Text(pem.into()));
-        self
-    }
-
-    /// An IdP signing certificate from a PEM file (read by [`build`](Self::build)).
-    pub fn idp_certificate_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.idp_certificates.push(Source::File(path.into()));
-        self
-    }
-
-    /// The SP's private key, PEM (RSA or EC), for signed AuthnRequests.
-    pub fn sp_key_pem(mut self, pem: impl Into<SecretString>) -> Self {
-        self.sp_key = Some(pem.into());
-        self
-    }
-
-    /// The SP's certificate, PEM, published in the SP metadata (required with a key).
-    pub fn sp_certificate_pem(mut self, pem: impl Into<String>) -> Self {
-        self.sp_certificate = Some(Source::Text(pem.into()));
-        self
-    }
-
-    /// The SP's certificate from a PEM file.
-    pub fn sp_certificate_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.sp_certificate = Some(Source::File(path.into()));
-        self
-    }
-
-    /// Sign AuthnRequests (default: when an SP key is configured).
-    pub fn sign_authn_requests(mut self, yes: bool) -> Self {
-        self.sign_authn_requests = Some(yes);
-        self
-    }
-
-    /// The NameID format to ask for: a URI, or `unspecified`, `emailAddress`,
-    /// `persistent`, `transient`. Default: none (the IdP chooses).
-    pub fn name_id_format(mut self, format: Option<String>) -> Self {
-        self.name_id_format = format;
-        self
-    }
-
-    /// Ask the IdP to authenticate the user again even with a session (`ForceAuthn`).
-    pub fn force_authn(mut self, yes: bool) -> Self {
-        self.force_authn = yes;
-        self
-    }
-
-    /// Require the assertion itself to be signed (default `true`).
-    pub fn require_signed_assertions(mut self, yes: bool) -> Self {
-        self.require_signed_assertions = yes;
-        self
-    }
-
-    /// Require the `Response` element to be signed (default `false`; at least one
-    /// of the two is always required).
-    pub fn require_signed_messages(mut self, yes: bool) -> Self {
-        self.require_signed_messages = yes;
-        self
-    }
-
-    /// Signature algorithms accepted (default: all of [`SignatureAlgorithm::NAMES`]).
-    pub fn signature_algorithms<I, S>(mut self, names: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.signature_algorithms = names.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Also accept RSA-SHA1 signatures and SHA-1 digests. SHA-1 is broken for
-    /// collision resistance; only for IdPs that cannot do better. Logged loudly.
-    pub fn insecure_allow_sha1(mut self, yes: bool) -> Self {
-        self.insecure_allow_sha1 = yes;
-        self
-    }
-
-    /// Clock skew allowed on NotBefore / NotOnOrAfter (default 60 s, at most 10 min).
-    pub fn clock_skew(mut self, skew: Duration) -> Self {
-        self.clock_skew = skew;
-        self
-    }
-
-    /// Accept IdP-initiated (unsolicited) responses (default `false`). They are
-    /// not bound to a browser: anybody holding such a response can use it once.
-    pub fn allow_idp_initiated(mut self, yes: bool) -> Self {
-        self.allow_idp_initiated = yes;
-        self
-    }
-
-    /// The attribute holding the login name (default `uid`; `None`: the NameID).
-    pub fn login_attribute(mut self, name: Option<String>) -> Self {
-        self.login_attribute = name;
-        self
-    }
-
-    /// The email attribute (default `mail`; `None` to ignore).
-    pub fn email_attribute(mut self, name: Option<String>) -> Self {
-        self.email_attribute = name;
-        self
-    }
-
-    /// The display-name attribute (default `displayName`; `None` to ignore).
-    pub fn display_name_attribute(mut self, name: Option<String>) -> Self {
-        self.display_name_attribute = name;
-        self
-    }
-
-    /// The attribute holding the groups (default `isMemberOf`; `None`: no groups).
-    pub fn groups_attribute(mut self, name: Option<String>) -> Self {
-        self.groups_attribute = name;
-        self
-    }
-
-    flow_builder_methods!();
-
-    /// Where accepted assertion ids are remembered (default: a
-    /// [`MemoryReplayCache`] of this module; share one between instances).
-    pub fn replay_cache(mut self, cache: Arc<dyn ReplayCache>) -> Self {
-        self.replay_cache = Some(cache);
-        self
-    }
-
-    /// Largest decoded `SAMLResponse` accepted (default 256 KiB).
-    pub fn max_response_bytes(mut self, max: usize) -> Self {
-        self.max_response_bytes = max;
-        self
-    }
-
-    /// Checks the settings, reads the files, parses metadata, keys and
-    /// certificates, and builds the module. Errors name the configuration key.
-    pub fn build(self) -> Result<SamlModule, ConfigError> {
-        let id = self.id.clone();
-        let key = |field: &str| format!("modules.{id}.{field}");
-        let invalid = |field: &str, message: String| ConfigError::invalid(key(field), message);
-
-        if self.sp_entity_id.trim().is_empty() {
-            return Err(invalid("sp_entity_id", "must not be empty".into()));
-        }
-        check_url(&key("acs_url"), &self.acs_url)?;
-
-        let mut idp = match (&self.idp_metadata, &self.idp_sso_url) {
+        let mut idp = match (&idp_metadata, &settings.idp_sso_url) {
             (Some(_), Some(_)) => {
                 return Err(invalid(
                     "idp_sso_url",
                     "give either IdP metadata or `idp_sso_url`, not both".into(),
                 ));
             }
-            (Some(source), None) => {
-                let field = match source {
-                    Source::Text(_) => "idp_metadata_xml",
-                    Source::File(_) => "idp_metadata_file",
-                };
-                let idp = idp::from_metadata(&source.load()?, self.idp_entity_id.as_deref(), &key(field))?;
-                check_url(&key(field), &idp.sso_url)?;
+            (Some((field, source)), None) => {
+                let entity_id = settings.idp_entity_id.as_ref().map(EntityId::as_str);
+                let idp = idp::from_metadata(&source.load()?, entity_id, field)?;
+                check_url(field, &idp.sso_url)?;
                 idp
             }
             (None, Some(url)) => {
-                check_url(&key("idp_sso_url"), url)?;
-                let entity_id = self
+                let entity_id = settings
                     .idp_entity_id
-                    .clone()
-                    .filter(|e| !e.trim().is_empty())
+                    .as_ref()
+                    .map(|e| e.as_str().to_owned())
                     .ok_or_else(|| invalid("idp_entity_id", "is required without IdP metadata".into()))?;
                 IdpSettings {
                     entity_id,
-                    sso_url: url.clone(),
+                    sso_url: url.as_str().to_owned(),
                     certificates: Vec::new(),
                     wants_signed_requests: false,
                 }
@@ -418,17 +215,14 @@ impl SamlModuleBuilder {
                 ));
             }
         };
-        for pem in &self.idp_certificates {
-            idp.certificates.extend(idp::certificates_from_pem(
-                &pem.load()?,
-                &key("idp_certificate_files"),
-            )?);
+        for pem in &settings.idp_certificate_files {
+            idp.certificates
+                .extend(idp::certificates_from_pem(&pem.load()?, "idp_certificate_files")?);
         }
         if idp.certificates.is_empty() {
             // samael accepts unsigned responses when it knows no IdP certificate.
-            let field = match &self.idp_metadata {
-                Some(Source::Text(_)) => "idp_metadata_xml",
-                Some(Source::File(_)) => "idp_metadata_file",
+            let field = match &idp_metadata {
+                Some((field, _)) => field,
                 None => "idp_certificate_files",
             };
             return Err(invalid(
@@ -437,8 +231,9 @@ impl SamlModuleBuilder {
             ));
         }
 
-        let signing_key = match &self.sp_key {
-            Some(pem) => {
+        let signing_key = match &settings.sp_key {
+            Some(secret) => {
+                let pem = secret.resolve("sp_key")?;
                 let pkey = PKey::private_key_from_pem(pem.expose().as_bytes())
                     .map_err(|_| invalid("sp_key", "not a PEM private key".into()))?;
                 if pkey.rsa().is_err() && pkey.ec_key().is_err() {
@@ -448,12 +243,12 @@ impl SamlModuleBuilder {
             }
             None => None,
         };
-        let sp_certificate = match (&self.sp_certificate, &signing_key) {
+        let sp_certificate = match (&settings.sp_certificate_file, &signing_key) {
             (Some(pem), Some(pkey)) => {
-                let field = key("sp_certificate_file");
-                let cert = idp::certificates_from_pem(&pem.load()?, &field)?.remove(0);
+                let field = "sp_certificate_file";
+                let cert = idp::certificates_from_pem(&pem.load()?, field)?.remove(0);
                 let x509 = openssl::x509::X509::from_der(cert.der_data())
-                    .map_err(|_| ConfigError::invalid(&field, "not an X.509 certificate"))?;
+                    .map_err(|_| ConfigError::invalid(field, "not an X.509 certificate"))?;
                 let matches = x509
                     .public_key()
                     .map(|public| public.public_eq(pkey))
@@ -474,7 +269,7 @@ impl SamlModuleBuilder {
             }
             (None, None) => None,
         };
-        let sign = self.sign_authn_requests.unwrap_or(signing_key.is_some());
+        let sign = settings.sign_authn_requests.unwrap_or(signing_key.is_some());
         if sign && signing_key.is_none() {
             return Err(invalid("sign_authn_requests", "needs `sp_key`".into()));
         }
@@ -486,7 +281,7 @@ impl SamlModuleBuilder {
         }
 
         let mut algorithms = Vec::new();
-        for name in &self.signature_algorithms {
+        for name in &settings.signature_algorithms {
             if name == "rsa-sha1" {
                 return Err(invalid(
                     "signature_algorithms",
@@ -512,15 +307,15 @@ impl SamlModuleBuilder {
                 "must name at least one algorithm".into(),
             ));
         }
-        if self.insecure_allow_sha1 {
-            warn!(target: AUDIT_TARGET, module = %self.id,
+        if settings.insecure_allow_sha1 {
+            warn!(target: AUDIT_TARGET, module = %id,
                 "insecure_allow_sha1 is on: RSA-SHA1 signatures and SHA-1 digests are accepted");
             algorithms.push(SignatureAlgorithm::RsaSha1);
         }
-        if self.clock_skew > Duration::from_secs(600) {
+        if settings.clock_skew > Duration::from_secs(600) {
             return Err(invalid("clock_skew", "must be at most 10 minutes".into()));
         }
-        let name_id_format = match self.name_id_format.as_deref() {
+        let name_id_format = match settings.name_id_format.as_deref() {
             None | Some("") => None,
             Some(format) => match NAME_ID_FORMATS.iter().find(|(short, _)| *short == format) {
                 Some((_, uri)) => Some((*uri).to_owned()),
@@ -536,10 +331,10 @@ impl SamlModuleBuilder {
             },
         };
         for (field, name) in [
-            ("login_attribute", &self.login_attribute),
-            ("email_attribute", &self.email_attribute),
-            ("display_name_attribute", &self.display_name_attribute),
-            ("groups_attribute", &self.groups_attribute),
+            ("login_attribute", &settings.login_attribute),
+            ("email_attribute", &settings.email_attribute),
+            ("display_name_attribute", &settings.display_name_attribute),
+            ("groups_attribute", &settings.groups_attribute),
         ] {
             if name.as_deref() == Some("") {
                 return Err(invalid(
@@ -548,92 +343,52 @@ impl SamlModuleBuilder {
                 ));
             }
         }
-        if self.max_response_bytes < 1024 {
+        if settings.max_response_bytes < 1024 {
             return Err(invalid("max_response_bytes", "must be at least 1024".into()));
         }
         // The IdP posts the response back cross-site: the flow cookie must travel
         // with that POST.
-        let flows = self
-            .flows
-            .build(CookieAttributes::for_callback(&self.acs_url, SameSite::None))
-            .map_err(|e| e.rekey(key))?;
+        let flows = settings.flow.build(CookieAttributes::for_callback(
+            settings.acs_url.as_str(),
+            SameSite::None,
+        ))?;
         let sp_metadata = metadata::sp_metadata_xml(&metadata::SpDescription {
-            entity_id: &self.sp_entity_id,
-            acs_url: &self.acs_url,
+            entity_id: settings.sp_entity_id.as_str(),
+            acs_url: settings.acs_url.as_str(),
             certificate: sp_certificate.as_ref(),
             authn_requests_signed: sign,
-            want_assertions_signed: self.require_signed_assertions,
+            want_assertions_signed: settings.require_signed_assertions,
             name_id_format: name_id_format.as_deref(),
         })
         .map_err(|e| invalid("sp_entity_id", format!("cannot write the SP metadata: {e}")))?;
         Ok(SamlModule {
             acs: Arc::new(AcsPolicy {
-                sp_entity_id: self.sp_entity_id,
-                acs_url: self.acs_url,
+                sp_entity_id: settings.sp_entity_id.as_str().to_owned(),
+                acs_url: settings.acs_url.as_str().to_owned(),
                 idp,
-                require_signed_assertions: self.require_signed_assertions,
-                require_signed_messages: self.require_signed_messages,
+                require_signed_assertions: settings.require_signed_assertions,
+                require_signed_messages: settings.require_signed_messages,
                 algorithms: Algorithms::new(&algorithms),
-                clock_skew: self.clock_skew,
+                clock_skew: settings.clock_skew,
             }),
             signing_key: signing_key.filter(|_| sign),
             name_id_format,
-            force_authn: self.force_authn,
-            allow_idp_initiated: self.allow_idp_initiated,
+            force_authn: settings.force_authn,
+            allow_idp_initiated: settings.allow_idp_initiated,
             attributes: AttributeNames {
-                login: self.login_attribute,
-                email: self.email_attribute,
-                display_name: self.display_name_attribute,
-                groups: self.groups_attribute,
+                login: settings.login_attribute,
+                email: settings.email_attribute,
+                display_name: settings.display_name_attribute,
+                groups: settings.groups_attribute,
             },
             flows,
-            replay: self
-                .replay_cache
+            replay: settings
+                .replay
                 .unwrap_or_else(|| Arc::new(MemoryReplayCache::default())),
-            max_response_bytes: self.max_response_bytes,
+            max_response_bytes: settings.max_response_bytes,
             sp_metadata,
-            id: self.id,
+            id,
         })
-    }
-}
-
-impl SamlModule {
-    /// A service provider called `sp_entity_id` whose assertion consumer service
-    /// (HTTP-POST) is `acs_url`. The IdP is still to be given (metadata, or SSO
-    /// URL, entity id and certificate). Defaults: signed assertions required, SHA-2
-    /// algorithms only, 60 s clock skew, no IdP-initiated logins.
-    pub fn builder(
-        id: impl Into<String>,
-        sp_entity_id: impl Into<String>,
-        acs_url: impl Into<String>,
-    ) -> SamlModuleBuilder {
-        SamlModuleBuilder {
-            id: id.into(),
-            sp_entity_id: sp_entity_id.into(),
-            acs_url: acs_url.into(),
-            idp_metadata: None,
-            idp_entity_id: None,
-            idp_sso_url: None,
-            idp_certificates: Vec::new(),
-            sp_key: None,
-            sp_certificate: None,
-            sign_authn_requests: None,
-            name_id_format: None,
-            force_authn: false,
-            require_signed_assertions: true,
-            require_signed_messages: false,
-            signature_algorithms: SignatureAlgorithm::NAMES.iter().map(|s| s.to_string()).collect(),
-            insecure_allow_sha1: false,
-            clock_skew: DEFAULT_CLOCK_SKEW,
-            allow_idp_initiated: false,
-            login_attribute: Some(DEFAULT_LOGIN_ATTRIBUTE.into()),
-            email_attribute: Some(DEFAULT_EMAIL_ATTRIBUTE.into()),
-            display_name_attribute: Some(DEFAULT_DISPLAY_NAME_ATTRIBUTE.into()),
-            groups_attribute: Some(DEFAULT_GROUPS_ATTRIBUTE.into()),
-            flows: FlowSettings::default(),
-            replay_cache: None,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-        }
     }
 
     /// The SP metadata (an `md:EntityDescriptor`) to hand to the IdP administrator:

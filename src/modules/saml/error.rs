@@ -1,0 +1,161 @@
+//! Why a SAML response was refused: [`SamlError`] and the typed parts of its
+//! variants. Messages quoting the posted document are clipped here.
+
+/// Why a SAML response was refused. [`SamlModule`](super::SamlModule) answers
+/// [`Encoding`](SamlError::Encoding) and [`TooLarge`](SamlError::TooLarge) as
+/// malformed input ([`AuthError::InvalidRequest`](crate::AuthError::InvalidRequest)),
+/// every other variant as a refusal
+/// ([`AuthError::Rejected`](crate::AuthError::Rejected)). A replayed assertion is
+/// [`ReplayError::Replayed`](crate::flow::ReplayError::Replayed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SamlError {
+    /// Not base64, or not UTF-8 inside.
+    #[error("the SAMLResponse is not base64-encoded UTF-8 XML")]
+    Encoding,
+    /// Larger than `max_response_bytes`.
+    #[error("the SAMLResponse is larger than {0} bytes")]
+    TooLarge(usize),
+    /// A document type declaration (DTDs and entities are refused outright).
+    #[error("the response contains a DOCTYPE or ENTITY declaration")]
+    Doctype,
+    /// Not well-formed, or not the shape of a SAML response (the text says what,
+    /// for logs).
+    #[error("malformed response: {0}")]
+    Malformed(String),
+    /// A signature is misplaced, malformed, or does not verify against the
+    /// configured certificates (the text says what, for logs).
+    #[error("signature rejected: {0}")]
+    Signature(String),
+    /// A signature uses a canonicalisation, transform, signature or digest
+    /// algorithm that is not accepted (RSA-SHA1 without `insecure_allow_sha1`,
+    /// say). Holds the algorithm's URI.
+    #[error("signature algorithm {0:?} is not allowed")]
+    Algorithm(String),
+    /// A signature the configuration requires is absent.
+    #[error("{0} is not signed")]
+    Unsigned(SignedPart),
+    /// The IdP answered with a status other than Success (its status codes'
+    /// short names).
+    #[error("the identity provider answered status {0}")]
+    Status(String),
+    /// A value names another party, endpoint or request.
+    #[error("{0}")]
+    Mismatch(Mismatch),
+    /// Not valid yet, beyond the clock skew.
+    #[error("not valid yet: {0}")]
+    NotYetValid(TimeLimit),
+    /// No longer valid, beyond the clock skew.
+    #[error("no longer valid: {0}")]
+    Expired(TimeLimit),
+    /// An IdP-initiated response where none are accepted.
+    #[error("unsolicited (IdP-initiated) responses are not accepted")]
+    Unsolicited,
+}
+
+/// What [`SamlError::Unsigned`] found without a signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SignedPart {
+    /// The `samlp:Response` (`require_signed_messages`).
+    Response,
+    /// The `saml:Assertion` (`require_signed_assertions`).
+    Assertion,
+    /// Neither the response nor its assertion carries a signature.
+    Neither,
+}
+
+impl std::fmt::Display for SignedPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SignedPart::Response => "the response",
+            SignedPart::Assertion => "the assertion",
+            SignedPart::Neither => "neither the response nor its assertion",
+        })
+    }
+}
+
+/// Which value of a response names another party, endpoint or request
+/// ([`SamlError::Mismatch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum Mismatch {
+    /// The response's `Destination` is another endpoint than this ACS URL.
+    #[error("the response's Destination is another endpoint than this ACS URL")]
+    Destination,
+    /// A signed response without `Destination` (SAML bindings §3.5.5.2).
+    #[error("the signed response carries no Destination")]
+    MissingDestination,
+    /// The response's or the assertion's `Issuer` is not the configured IdP.
+    #[error("the Issuer is not the configured IdP")]
+    Issuer,
+    /// The response or assertion answers another request (`InResponseTo`).
+    #[error("the response answers another request (InResponseTo)")]
+    InResponseTo,
+    /// The response answers a request although this login sent none (an
+    /// `InResponseTo` on what can only be an IdP-initiated response: a solicited
+    /// response posted without its flow).
+    #[error("the response answers a request this login did not send (InResponseTo)")]
+    UnexpectedInResponseTo,
+    /// The assertion does not say which request it answers (no `InResponseTo` in
+    /// its bearer confirmation) although this login sent one.
+    #[error("the assertion does not say which request it answers (InResponseTo)")]
+    MissingInResponseTo,
+    /// The assertion is for another audience (`AudienceRestriction`).
+    #[error("the assertion is for another audience (AudienceRestriction)")]
+    Audience,
+    /// The assertion has no `AudienceRestriction`.
+    #[error("the assertion has no AudienceRestriction")]
+    MissingAudienceRestriction,
+    /// The assertion is for another endpoint (`SubjectConfirmationData Recipient`).
+    #[error("the assertion is for another endpoint (Recipient)")]
+    Recipient,
+}
+
+/// Which time limit a response is outside of ([`SamlError::NotYetValid`],
+/// [`SamlError::Expired`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum TimeLimit {
+    /// The assertion's `IssueInstant` (issued in the future).
+    #[error("the assertion's IssueInstant")]
+    IssueInstant,
+    /// `Conditions NotBefore`.
+    #[error("Conditions NotBefore")]
+    NotBefore,
+    /// `Conditions NotOnOrAfter`.
+    #[error("Conditions NotOnOrAfter")]
+    NotOnOrAfter,
+    /// The bearer `SubjectConfirmationData NotBefore`.
+    #[error("SubjectConfirmationData NotBefore")]
+    ConfirmationNotBefore,
+    /// The bearer `SubjectConfirmationData NotOnOrAfter`.
+    #[error("SubjectConfirmationData NotOnOrAfter")]
+    ConfirmationNotOnOrAfter,
+    /// `AuthnStatement SessionNotOnOrAfter`.
+    #[error("AuthnStatement SessionNotOnOrAfter")]
+    SessionNotOnOrAfter,
+}
+
+/// Messages can quote names and values from the posted document: they go to logs
+/// and errors without control characters and bounded in length.
+pub(super) fn clip(message: impl Into<String>) -> String {
+    let message = message.into();
+    let mut out: String = message.chars().filter(|c| !c.is_control()).take(200).collect();
+    if message.chars().count() > 200 {
+        out.push('…');
+    }
+    out
+}
+
+pub(super) fn malformed(message: impl Into<String>) -> SamlError {
+    SamlError::Malformed(clip(message))
+}
+
+pub(super) fn signature(message: impl Into<String>) -> SamlError {
+    SamlError::Signature(clip(message))
+}
+
+pub(super) fn algorithm(uri: &str) -> SamlError {
+    SamlError::Algorithm(clip(uri))
+}
