@@ -161,7 +161,7 @@ enum ModuleType {
     Local(LocalConfig),
     Header(HeaderConfig),
     #[cfg(feature = "ldap")]
-    Ldap(Box<crate::modules::ldap::LdapConfig>),
+    Ldap(Box<crate::modules::LdapSettings>),
     #[cfg(feature = "oidc")]
     Oidc(Box<crate::modules::OidcConfig>),
     #[cfg(feature = "oauth2")]
@@ -428,7 +428,7 @@ impl Config {
     fn sync_module(
         &self,
         sync: &crate::sync::SyncConfig,
-    ) -> Result<(&ModuleConfig, &crate::modules::ldap::LdapConfig), ConfigError> {
+    ) -> Result<(&ModuleConfig, &crate::modules::LdapSettings), ConfigError> {
         let module = self.modules.iter().find(|m| m.id == sync.module).ok_or_else(|| {
             ConfigError::invalid("sync.module", format!("no module `{}` in `chain`", sync.module))
         })?;
@@ -454,7 +454,8 @@ impl Config {
             return Ok(None);
         };
         let (module, ldap) = self.sync_module(sync)?;
-        let ldap = crate::modules::LdapModule::from_config(&module.id, ldap.clone())?;
+        let ldap = crate::modules::LdapModule::new(module.id.clone(), ldap.clone())
+            .map_err(|e| in_module(&module.id, e))?;
         let source = sync.source(ldap)?;
         let scope = SyncScope::new(module.id.clone())
             .on_delete(sync.on_delete)
@@ -553,10 +554,10 @@ impl Config {
                 }
                 ModuleType::Header(cfg) => Arc::new(header_module(id, cfg, &proxies)?),
                 #[cfg(feature = "ldap")]
-                ModuleType::Ldap(cfg) => Arc::new(crate::modules::ldap::LdapModule::from_config(
-                    id,
-                    (**cfg).clone(),
-                )?),
+                ModuleType::Ldap(settings) => Arc::new(
+                    crate::modules::LdapModule::new(id.clone(), (**settings).clone())
+                        .map_err(|e| in_module(id, e))?,
+                ),
                 #[cfg(feature = "oidc")]
                 ModuleType::Oidc(cfg) => Arc::new(crate::modules::OidcModule::from_config(id, cfg)?),
                 #[cfg(feature = "oauth2")]
@@ -594,7 +595,10 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
         "local" => ModuleType::Local(specific.try_into().map_err(specific_err)?),
         "header" => ModuleType::Header(specific.try_into().map_err(specific_err)?),
         #[cfg(feature = "ldap")]
-        "ldap" => ModuleType::Ldap(Box::new(specific.try_into().map_err(specific_err)?)),
+        "ldap" => ModuleType::Ldap(Box::new(
+            <crate::modules::LdapSettings as crate::settings::ModuleSettingsType>::from_table(specific)
+                .map_err(|e| in_module(id, e))?,
+        )),
         #[cfg(feature = "oidc")]
         "oidc" => ModuleType::Oidc(Box::new(specific.try_into().map_err(specific_err)?)),
         #[cfg(feature = "oauth2")]
@@ -623,6 +627,19 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
         common,
         kind,
     })
+}
+
+/// A module's error, its key (relative to the module's table) prefixed with
+/// `modules.<id>.`; a key-less `Invalid` names the table.
+#[cfg(feature = "ldap")]
+fn in_module(id: &str, err: ConfigError) -> ConfigError {
+    match err {
+        ConfigError::Invalid { key, message } if key.is_empty() => {
+            ConfigError::invalid(format!("modules.{id}"), message)
+        }
+        ConfigError::Invalid { key, message } => ConfigError::invalid(format!("modules.{id}.{key}"), message),
+        other => other,
+    }
 }
 
 fn role_mapping(id: &str, common: &CommonConfig) -> Result<RoleMapping, ConfigError> {

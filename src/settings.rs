@@ -45,11 +45,20 @@ fn from_part<T: DeserializeOwned>(part: toml::Table) -> Result<T, ConfigError> {
     let keys: Vec<String> = part.keys().cloned().collect();
     part.try_into().map_err(|e: toml::de::Error| {
         let message = e.message().to_owned();
-        // Name the key the message is about when it names one of ours.
-        let key = keys
-            .iter()
-            .find(|k| message.contains(&format!("`{k}`")))
-            .cloned()
+        // The key toml reports the error under (`in `urls``: a bad value), else an
+        // unknown key, else the key the message names when it names one of ours.
+        let shown = e.to_string();
+        let under = shown.lines().find_map(|line| {
+            let path = line.strip_prefix("in `")?.strip_suffix('`')?;
+            Some(path.split('.').next().unwrap_or(path).to_owned())
+        });
+        let unknown = message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned);
+        let key = under
+            .or(unknown)
+            .or_else(|| keys.iter().find(|k| message.contains(&format!("`{k}`"))).cloned())
             .or_else(|| (keys.len() == 1).then(|| keys[0].clone()))
             .unwrap_or_default();
         ConfigError::invalid(key, message)
@@ -134,5 +143,22 @@ mod tests {
     #[test]
     fn field_names_come_from_serde() {
         assert_eq!(field_names::<A>(), &["a", "b"]);
+    }
+
+    #[test]
+    fn errors_name_the_bad_or_unknown_key() {
+        let table = |text: &str| -> toml::Table { text.parse().unwrap() };
+        let err = take_rest::<A>(table(
+            "a = 1
+b = 2",
+        ))
+        .unwrap_err();
+        assert_eq!(err.key(), Some("b"), "{err}");
+        let err = take_rest::<A>(table(
+            "a = 1
+zz = 2",
+        ))
+        .unwrap_err();
+        assert_eq!(err.key(), Some("zz"), "{err}");
     }
 }

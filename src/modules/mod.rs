@@ -27,7 +27,7 @@ pub use cas::{CasConfig, CasModule};
 pub use header::HeaderModule;
 #[cfg(feature = "ldap")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ldap")))]
-pub use ldap::{LdapConfig, LdapModule};
+pub use ldap::{LdapModule, LdapSettings};
 pub use local::LocalModule;
 #[cfg(feature = "oauth2")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
