@@ -45,8 +45,9 @@ use crate::account::{
 };
 use crate::chain::{ModuleSettings, OnFailure};
 use crate::iso8601::IsoDuration;
-use crate::modules::{HeaderModule, LocalModule};
-use crate::net::{ForwardedHeader, ProxyTrust};
+use crate::modules::{HeaderModule, HeaderSettings, LocalModule, LocalSettings};
+use crate::net::{ForwardedHeader, ProxyNet, ProxyTrust};
+use crate::settings::ModuleSettingsType;
 use crate::{AuthChain, Authenticator, ChainBuilder, ConfigError};
 
 /// A parsed configuration, ready to build an [`AuthChain`].
@@ -158,8 +159,8 @@ struct ModuleConfig {
 
 #[derive(Debug, Clone)]
 enum ModuleType {
-    Local(LocalConfig),
-    Header(HeaderConfig),
+    Local(LocalSettings),
+    Header(HeaderSettings),
     #[cfg(feature = "ldap")]
     Ldap(Box<crate::modules::LdapSettings>),
     #[cfg(feature = "oidc")]
@@ -170,34 +171,6 @@ enum ModuleType {
     Cas(Box<crate::modules::CasConfig>),
     #[cfg(feature = "saml")]
     Saml(Box<crate::modules::SamlConfig>),
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LocalConfig {
-    #[serde(default)]
-    local_account_fallback: bool,
-    max_password_bytes: Option<usize>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HeaderConfig {
-    trusted_proxies: Option<Vec<String>>,
-    #[serde(default)]
-    insecure_trust_any_peer: bool,
-    principal_header: Option<String>,
-    groups_header: Option<String>,
-    email_header: Option<String>,
-    name_header: Option<String>,
-    group_separator: Option<String>,
-    #[serde(default)]
-    fail_if_missing: bool,
-    max_principal_bytes: Option<usize>,
-    #[serde(default)]
-    strip_realm: bool,
-    #[serde(default)]
-    lowercase: bool,
 }
 
 /// Where accounts and throttle counters live: the `[store]` section.
@@ -455,7 +428,7 @@ impl Config {
         };
         let (module, ldap) = self.sync_module(sync)?;
         let ldap = crate::modules::LdapModule::new(module.id.clone(), ldap.clone())
-            .map_err(|e| in_module(&module.id, e))?;
+            .map_err(|e| e.under(&format!("modules.{}", module.id)))?;
         let source = sync.source(ldap)?;
         let scope = SyncScope::new(module.id.clone())
             .on_delete(sync.on_delete)
@@ -536,27 +509,27 @@ impl Config {
         for module in &self.modules {
             let id = &module.id;
             let built: Arc<dyn Authenticator> = match &module.kind {
-                ModuleType::Local(cfg) => {
-                    let mut local = LocalModule::builder(id.clone(), stores.users.clone())
+                ModuleType::Local(cfg) => Arc::new(
+                    LocalModule::builder(id.clone(), stores.users.clone())
                         .passwords(passwords.clone())
                         .login_names(names)
-                        .local_account_fallback(cfg.local_account_fallback);
-                    if let Some(max) = cfg.max_password_bytes {
-                        if max == 0 {
-                            return Err(ConfigError::invalid(
-                                format!("modules.{id}.max_password_bytes"),
-                                "must be at least 1",
-                            ));
-                        }
-                        local = local.max_password_bytes(max);
+                        .settings(cfg.clone())
+                        .build(),
+                ),
+                ModuleType::Header(cfg) => {
+                    // A header module without its own list trusts the chain's proxies.
+                    let mut cfg = cfg.clone();
+                    if cfg.trusted_proxies.is_none() && !cfg.insecure_trust_any_peer {
+                        cfg.trusted_proxies = Some(proxies.iter().copied().map(ProxyNet).collect());
                     }
-                    Arc::new(local.build())
+                    Arc::new(
+                        HeaderModule::new(id.clone(), cfg).map_err(|e| e.under(&format!("modules.{id}")))?,
+                    )
                 }
-                ModuleType::Header(cfg) => Arc::new(header_module(id, cfg, &proxies)?),
                 #[cfg(feature = "ldap")]
                 ModuleType::Ldap(settings) => Arc::new(
                     crate::modules::LdapModule::new(id.clone(), (**settings).clone())
-                        .map_err(|e| in_module(id, e))?,
+                        .map_err(|e| e.under(&format!("modules.{id}")))?,
                 ),
                 #[cfg(feature = "oidc")]
                 ModuleType::Oidc(cfg) => Arc::new(crate::modules::OidcModule::from_config(id, cfg)?),
@@ -585,19 +558,18 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
             specific.insert(k.clone(), v.clone());
         }
     }
-    let common: CommonConfig = common
-        .try_into()
-        .map_err(|e: toml::de::Error| ConfigError::invalid(&key, e.message().to_owned()))?;
+    let common: CommonConfig =
+        crate::settings::deserialize(toml::Value::Table(common)).map_err(|e| e.under(&key))?;
+    #[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
     let specific_err = |e: toml::de::Error| {
         ConfigError::invalid(&key, format!("{} (module type `{}`)", e.message(), common.kind))
     };
     let kind = match common.kind.as_str() {
-        "local" => ModuleType::Local(specific.try_into().map_err(specific_err)?),
-        "header" => ModuleType::Header(specific.try_into().map_err(specific_err)?),
+        "local" => ModuleType::Local(LocalSettings::from_table(specific).map_err(|e| e.under(&key))?),
+        "header" => ModuleType::Header(HeaderSettings::from_table(specific).map_err(|e| e.under(&key))?),
         #[cfg(feature = "ldap")]
         "ldap" => ModuleType::Ldap(Box::new(
-            <crate::modules::LdapSettings as crate::settings::ModuleSettingsType>::from_table(specific)
-                .map_err(|e| in_module(id, e))?,
+            crate::modules::LdapSettings::from_table(specific).map_err(|e| e.under(&key))?,
         )),
         #[cfg(feature = "oidc")]
         "oidc" => ModuleType::Oidc(Box::new(specific.try_into().map_err(specific_err)?)),
@@ -629,19 +601,6 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
     })
 }
 
-/// A module's error, its key (relative to the module's table) prefixed with
-/// `modules.<id>.`; a key-less `Invalid` names the table.
-#[cfg(feature = "ldap")]
-fn in_module(id: &str, err: ConfigError) -> ConfigError {
-    match err {
-        ConfigError::Invalid { key, message } if key.is_empty() => {
-            ConfigError::invalid(format!("modules.{id}"), message)
-        }
-        ConfigError::Invalid { key, message } => ConfigError::invalid(format!("modules.{id}.{key}"), message),
-        other => other,
-    }
-}
-
 fn role_mapping(id: &str, common: &CommonConfig) -> Result<RoleMapping, ConfigError> {
     RoleMapping::builder()
         .case_insensitive(common.role_mapping.case_insensitive)
@@ -669,44 +628,6 @@ fn settings(id: &str, common: &CommonConfig) -> Result<ModuleSettings, ConfigErr
         settings = settings.description(text.clone());
     }
     Ok(settings)
-}
-
-fn header_module(id: &str, cfg: &HeaderConfig, chain_proxies: &[IpNet]) -> Result<HeaderModule, ConfigError> {
-    let key = |field: &str| format!("modules.{id}.{field}");
-    let trust = match (&cfg.trusted_proxies, cfg.insecure_trust_any_peer) {
-        (Some(_), true) => {
-            return Err(ConfigError::invalid(
-                key("insecure_trust_any_peer"),
-                "cannot be combined with trusted_proxies",
-            ));
-        }
-        (None, true) => {
-            tracing::warn!(target: crate::audit::AUDIT_TARGET, module = %id, "insecure_trust_any_peer is on: ANY client can log in as anybody by sending a header");
-            ProxyTrust::insecure_trust_any_peer()
-        }
-        (Some(list), false) => ProxyTrust::new(parse_cidrs(&key("trusted_proxies"), list)?),
-        (None, false) => ProxyTrust::new(chain_proxies.iter().copied()),
-    };
-    let mut builder = HeaderModule::builder(id)
-        .trusted_proxies(trust)
-        .email_header(cfg.email_header.clone())
-        .name_header(cfg.name_header.clone())
-        .fail_if_missing(cfg.fail_if_missing)
-        .strip_realm(cfg.strip_realm)
-        .lowercase(cfg.lowercase);
-    if let Some(name) = &cfg.principal_header {
-        builder = builder.principal_header(name.clone());
-    }
-    if let Some(name) = &cfg.groups_header {
-        builder = builder.groups_header((!name.is_empty()).then(|| name.clone()));
-    }
-    if let Some(separator) = &cfg.group_separator {
-        builder = builder.group_separator(separator.clone());
-    }
-    if let Some(max) = cfg.max_principal_bytes {
-        builder = builder.max_principal_bytes(max);
-    }
-    builder.build()
 }
 
 fn parse_cidrs(key: &str, list: &[String]) -> Result<Vec<IpNet>, ConfigError> {

@@ -431,6 +431,21 @@ impl ConfigError {
         }
     }
 
+    /// The same error with its key placed under `prefix` (`modules.corp`).
+    pub(crate) fn under(self, prefix: &str) -> Self {
+        match self {
+            ConfigError::Invalid { key, message } if key.is_empty() => ConfigError::Invalid {
+                key: prefix.to_owned(),
+                message,
+            },
+            ConfigError::Invalid { key, message } => ConfigError::Invalid {
+                key: format!("{prefix}.{key}"),
+                message,
+            },
+            other => other,
+        }
+    }
+
     /// The same error with its key rewritten by `key` (a module's key namer).
     #[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
     pub(crate) fn rekey(self, key: impl Fn(&str) -> String) -> Self {

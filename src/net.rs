@@ -29,6 +29,32 @@ pub struct ProxyTrust {
     header: ForwardedHeader,
 }
 
+/// One entry of a trusted-proxy list: `10.0.0.0/8`, `::1/128`, or a bare address
+/// meaning just that host. Deserializes from such a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyNet(pub IpNet);
+
+impl std::str::FromStr for ProxyNet {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if let Ok(net) = text.parse::<IpNet>() {
+            return Ok(ProxyNet(net));
+        }
+        text.parse::<IpAddr>()
+            .map(|ip| ProxyNet(IpNet::from(ip)))
+            .map_err(|_| format!("{:?} is not an IP address or CIDR network", truncate(text, 64)))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ProxyNet {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// A forwarding header that a trusted proxy sent but that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed {header} header: {reason}")]

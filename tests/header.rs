@@ -323,11 +323,17 @@ async fn realm_strip_lowercase_and_custom_names() {
         ),
         "{err:?}"
     );
-    // Bad header names are configuration errors naming the key.
+    // Bad header names are configuration errors naming the key (relative to the
+    // module's settings; a configuration file prefixes `modules.<id>.`).
     let err = HeaderModule::builder("krb")
         .principal_header("bad header")
         .build()
         .unwrap_err();
+    assert_eq!(err.key(), Some("principal_header"));
+    let err = authchain::config::Config::from_toml(
+        "chain = [\"krb\"]\n[modules.krb]\ntype = \"header\"\nprincipal_header = \"bad header\"\n",
+    )
+    .unwrap_err();
     assert_eq!(err.key(), Some("modules.krb.principal_header"));
 }
 

@@ -772,7 +772,7 @@ async fn built_from_configuration() {
     // URLs are typed: a bad one is refused when the table is read.
     let err =
         LdapSettings::from_table(table("urls = [\"http://x\"]\nuser_search_base = \"dc=x\"")).unwrap_err();
-    assert_eq!(err.key(), Some("urls"), "{err}");
+    assert_eq!(err.key(), Some("urls[0]"), "{err}");
     assert!("ldap://".parse::<LdapUrl>().is_err());
     let _ = BASE_DN;
 }

@@ -173,7 +173,7 @@ async fn absurd_passwords_are_refused_before_hashing() {
     let store = common::store_with_admin().await;
     let module = LocalModule::builder("local", store.clone())
         .passwords(common::passwords())
-        .max_password_bytes(64)
+        .max_password_bytes(std::num::NonZeroUsize::new(64).unwrap())
         .build();
     let chain = chain_with(store, module).await;
     let err = chain

@@ -24,11 +24,11 @@ pub mod saml;
 #[cfg(feature = "cas")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cas")))]
 pub use cas::{CasConfig, CasModule};
-pub use header::HeaderModule;
+pub use header::{HeaderModule, HeaderSettings};
 #[cfg(feature = "ldap")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ldap")))]
 pub use ldap::{LdapModule, LdapSettings};
-pub use local::LocalModule;
+pub use local::{LocalModule, LocalSettings};
 #[cfg(feature = "oauth2")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
 pub use oauth2::{OAuth2Config, OAuth2Module};

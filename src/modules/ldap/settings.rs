@@ -537,7 +537,7 @@ mod tests {
         }
         let err = LdapSettings::from_table(table("urls = [\"http://x\"]\nuser_search_base = \"dc=x\""))
             .unwrap_err();
-        assert_eq!(err.key(), Some("urls"), "{err}");
+        assert_eq!(err.key(), Some("urls[0]"), "{err}");
         let err = LdapSettings::from_table(table("user_search_base = \"dc=x\"")).unwrap_err();
         assert_eq!(err.key(), Some("urls"), "{err}");
     }

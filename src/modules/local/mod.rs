@@ -1,6 +1,8 @@
 //! Local passwords: accounts in the host's [`UserStore`], argon2id hashes, legacy
 //! hashes upgraded on the next successful login.
 
+mod settings;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -12,9 +14,7 @@ use crate::{
     AuthError, AuthRequest, Authenticator, Credentials, Identity, ModuleKind, Outcome, SecretString,
 };
 
-/// Default maximum password length in bytes. Long enough for any passphrase,
-/// short enough that nobody can make the server hash megabytes.
-pub const DEFAULT_MAX_PASSWORD_BYTES: usize = 1024;
+pub use settings::{DEFAULT_MAX_PASSWORD_BYTES, LocalSettings};
 
 /// The local password module.
 pub struct LocalModule {
@@ -22,8 +22,7 @@ pub struct LocalModule {
     store: Arc<dyn UserStore>,
     passwords: Arc<PasswordPolicy>,
     names: LoginNames,
-    local_account_fallback: bool,
-    max_password_bytes: usize,
+    settings: LocalSettings,
 }
 
 /// Builds a [`LocalModule`].
@@ -44,17 +43,21 @@ impl LocalModuleBuilder {
         self
     }
 
-    /// Let accounts linked to an external provider also sign in with a local
-    /// password (break-glass). Off by default: linked accounts are locked to their
-    /// provider, and local-only accounts (the administrators) always get in.
-    pub fn local_account_fallback(mut self, yes: bool) -> Self {
-        self.module.local_account_fallback = yes;
+    /// The module's settings (see [`LocalSettings`]).
+    pub fn settings(mut self, settings: LocalSettings) -> Self {
+        self.module.settings = settings;
         self
     }
 
-    /// Passwords longer than this (bytes) are refused before any hashing.
-    pub fn max_password_bytes(mut self, max: usize) -> Self {
-        self.module.max_password_bytes = max;
+    /// [`LocalSettings::local_account_fallback`].
+    pub fn local_account_fallback(mut self, yes: bool) -> Self {
+        self.module.settings.local_account_fallback = yes;
+        self
+    }
+
+    /// [`LocalSettings::max_password_bytes`].
+    pub fn max_password_bytes(mut self, max: std::num::NonZeroUsize) -> Self {
+        self.module.settings.max_password_bytes = max;
         self
     }
 
@@ -75,8 +78,7 @@ impl LocalModule {
                 store,
                 passwords: Arc::new(PasswordPolicy::default()),
                 names: LoginNames::default(),
-                local_account_fallback: false,
-                max_password_bytes: DEFAULT_MAX_PASSWORD_BYTES,
+                settings: LocalSettings::default(),
             },
         }
     }
@@ -141,10 +143,10 @@ impl Authenticator for LocalModule {
         let Credentials::Password { login, password } = &request.credentials else {
             return Ok(Outcome::Abstain);
         };
-        if password.len() > self.max_password_bytes {
+        if password.len() > self.settings.max_password_bytes.get() {
             return Err(AuthError::InvalidRequest(crate::RequestError::TooLong {
                 field: "password",
-                max: self.max_password_bytes,
+                max: self.settings.max_password_bytes.get(),
             }));
         }
         if password.is_empty() || login.is_empty() {
@@ -171,7 +173,7 @@ impl Authenticator for LocalModule {
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        if account.is_linked() && !self.local_account_fallback {
+        if account.is_linked() && !self.settings.local_account_fallback {
             warn!(target: AUDIT_TARGET, module = %self.id, account = %account.id,
                 "local password refused: account is linked to an external provider and local_account_fallback is off");
             return Err(AuthError::InvalidCredentials);

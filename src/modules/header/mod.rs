@@ -13,12 +13,12 @@ use crate::audit::AUDIT_TARGET;
 use crate::net::ProxyTrust;
 use crate::{AuthError, AuthRequest, Authenticator, ConfigError, Identity, ModuleKind, Outcome};
 
-/// Default principal header.
-pub const DEFAULT_PRINCIPAL_HEADER: &str = "remote-user";
-/// Default groups header.
-pub const DEFAULT_GROUPS_HEADER: &str = "remote-groups";
-/// Default maximum length of a principal, in bytes.
-pub const DEFAULT_MAX_PRINCIPAL_BYTES: usize = 256;
+mod settings;
+
+pub use settings::{
+    DEFAULT_GROUPS_HEADER, DEFAULT_MAX_PRINCIPAL_BYTES, DEFAULT_PRINCIPAL_HEADER, HeaderSettings,
+};
+
 /// Longest accepted group name, in bytes.
 const MAX_GROUP_BYTES: usize = 1024;
 /// Most groups accepted in one request.
@@ -29,31 +29,17 @@ const MAX_GROUPS: usize = 1024;
 pub struct HeaderModule {
     id: String,
     trust: ProxyTrust,
-    principal: HeaderName,
-    groups: Option<HeaderName>,
-    email: Option<HeaderName>,
-    name: Option<HeaderName>,
-    separator: String,
-    fail_if_missing: bool,
-    max_principal_bytes: usize,
-    strip_realm: bool,
-    lowercase: bool,
+    settings: HeaderSettings,
 }
 
-/// Builds a [`HeaderModule`].
-#[derive(Debug, Clone)]
+/// Builds a [`HeaderModule`]: sugar over [`HeaderSettings`].
+#[derive(Debug)]
 pub struct HeaderModuleBuilder {
     id: String,
     trust: ProxyTrust,
-    principal: String,
-    groups: Option<String>,
-    email: Option<String>,
-    name: Option<String>,
-    separator: String,
-    fail_if_missing: bool,
-    max_principal_bytes: usize,
-    strip_realm: bool,
-    lowercase: bool,
+    settings: HeaderSettings,
+    /// The first header name that did not parse.
+    error: Option<ConfigError>,
 }
 
 impl HeaderModuleBuilder {
@@ -63,96 +49,86 @@ impl HeaderModuleBuilder {
         self
     }
 
-    /// The header naming the user (default `remote-user`).
+    /// All settings at once (the trusted proxies come from
+    /// [`trusted_proxies`](Self::trusted_proxies), not from the settings).
+    pub fn settings(mut self, settings: HeaderSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    fn header(&mut self, key: &str, name: Option<String>) -> Option<HeaderName> {
+        let name = name?;
+        match settings::parse_header_name(&name) {
+            Ok(name) => Some(name),
+            Err(message) => {
+                self.error.get_or_insert(ConfigError::invalid(key, message));
+                None
+            }
+        }
+    }
+
+    /// [`HeaderSettings::principal_header`].
     pub fn principal_header(mut self, name: impl Into<String>) -> Self {
-        self.principal = name.into();
+        if let Some(name) = self.header("principal_header", Some(name.into())) {
+            self.settings.principal_header = name;
+        }
         self
     }
 
-    /// The header listing the user's groups (default `remote-groups`; `None` to ignore groups).
+    /// [`HeaderSettings::groups_header`] (`None` to ignore groups).
     pub fn groups_header(mut self, name: Option<String>) -> Self {
-        self.groups = name;
+        self.settings.groups_header = self.header("groups_header", name);
         self
     }
 
-    /// The header carrying the email address.
+    /// [`HeaderSettings::email_header`].
     pub fn email_header(mut self, name: Option<String>) -> Self {
-        self.email = name;
+        self.settings.email_header = self.header("email_header", name);
         self
     }
 
-    /// The header carrying the display name.
+    /// [`HeaderSettings::name_header`].
     pub fn name_header(mut self, name: Option<String>) -> Self {
-        self.name = name;
+        self.settings.name_header = self.header("name_header", name);
         self
     }
 
-    /// The separator between groups (default `,`).
+    /// [`HeaderSettings::group_separator`].
     pub fn group_separator(mut self, separator: impl Into<String>) -> Self {
-        self.separator = separator.into();
+        self.settings.group_separator = separator.into();
         self
     }
 
-    /// Reject (instead of abstaining) when the principal header is missing or the
-    /// peer is not a trusted proxy.
+    /// [`HeaderSettings::fail_if_missing`].
     pub fn fail_if_missing(mut self, yes: bool) -> Self {
-        self.fail_if_missing = yes;
+        self.settings.fail_if_missing = yes;
         self
     }
 
-    /// Longest accepted principal, in bytes (default 256).
-    pub fn max_principal_bytes(mut self, max: usize) -> Self {
-        self.max_principal_bytes = max;
+    /// [`HeaderSettings::max_principal_bytes`].
+    pub fn max_principal_bytes(mut self, max: std::num::NonZeroUsize) -> Self {
+        self.settings.max_principal_bytes = max;
         self
     }
 
-    /// Strip a Kerberos-style realm suffix: `alice@EXAMPLE.ORG` → `alice`.
+    /// [`HeaderSettings::strip_realm`].
     pub fn strip_realm(mut self, yes: bool) -> Self {
-        self.strip_realm = yes;
+        self.settings.strip_realm = yes;
         self
     }
 
-    /// Lower-case the principal.
+    /// [`HeaderSettings::lowercase`].
     pub fn lowercase(mut self, yes: bool) -> Self {
-        self.lowercase = yes;
+        self.settings.lowercase = yes;
         self
     }
 
-    /// Checks the header names and builds the module.
+    /// Builds the module ([`HeaderModule::new`] with these settings and proxies).
     pub fn build(self) -> Result<HeaderModule, ConfigError> {
-        let key = |field: &str| format!("modules.{}.{field}", self.id);
-        let parse = |field: &str, value: &str| {
-            HeaderName::from_bytes(value.as_bytes()).map_err(|_| {
-                ConfigError::invalid(key(field), format!("{value:?} is not a valid header name"))
-            })
-        };
-        let optional =
-            |field: &str, value: &Option<String>| value.as_deref().map(|v| parse(field, v)).transpose();
-        if self.separator.is_empty() {
-            return Err(ConfigError::invalid(key("group_separator"), "must not be empty"));
+        if let Some(err) = self.error {
+            return Err(err);
         }
-        if self.max_principal_bytes == 0 {
-            return Err(ConfigError::invalid(
-                key("max_principal_bytes"),
-                "must be at least 1",
-            ));
-        }
-        if self.trust.trusts_nobody() {
-            warn!(target: AUDIT_TARGET, module = %self.id, "header module trusts no proxy: it will never authenticate anybody");
-        }
-        Ok(HeaderModule {
-            principal: parse("principal_header", &self.principal)?,
-            groups: optional("groups_header", &self.groups)?,
-            email: optional("email_header", &self.email)?,
-            name: optional("name_header", &self.name)?,
-            id: self.id,
-            trust: self.trust,
-            separator: self.separator,
-            fail_if_missing: self.fail_if_missing,
-            max_principal_bytes: self.max_principal_bytes,
-            strip_realm: self.strip_realm,
-            lowercase: self.lowercase,
-        })
+        HeaderModule::with_trust(self.id, self.settings, self.trust)
     }
 }
 
@@ -162,20 +138,39 @@ impl HeaderModule {
         HeaderModuleBuilder {
             id: id.into(),
             trust: ProxyTrust::none(),
-            principal: DEFAULT_PRINCIPAL_HEADER.into(),
-            groups: Some(DEFAULT_GROUPS_HEADER.into()),
-            email: None,
-            name: None,
-            separator: ",".into(),
-            fail_if_missing: false,
-            max_principal_bytes: DEFAULT_MAX_PRINCIPAL_BYTES,
-            strip_realm: false,
-            lowercase: false,
+            settings: HeaderSettings::default(),
+            error: None,
         }
     }
 
+    /// The module `settings` describe; its trusted proxies are
+    /// `settings.trusted_proxies` (nobody when unset), or any peer with
+    /// `insecure_trust_any_peer`. Errors name the key.
+    pub fn new(id: impl Into<String>, settings: HeaderSettings) -> Result<HeaderModule, ConfigError> {
+        let id = id.into();
+        let trust = if settings.insecure_trust_any_peer {
+            warn!(target: AUDIT_TARGET, module = %id, "insecure_trust_any_peer is on: ANY client can log in as anybody by sending a header");
+            ProxyTrust::insecure_trust_any_peer()
+        } else {
+            ProxyTrust::new(settings.trusted_proxies.iter().flatten().map(|net| net.0))
+        };
+        HeaderModule::with_trust(id, settings, trust)
+    }
+
+    fn with_trust(
+        id: String,
+        settings: HeaderSettings,
+        trust: ProxyTrust,
+    ) -> Result<HeaderModule, ConfigError> {
+        settings.check()?;
+        if trust.trusts_nobody() {
+            warn!(target: AUDIT_TARGET, module = %id, "header module trusts no proxy: it will never authenticate anybody");
+        }
+        Ok(HeaderModule { id, trust, settings })
+    }
+
     fn missing(&self, header: &HeaderName, problem: HeaderProblem) -> Result<Outcome, AuthError> {
-        if self.fail_if_missing {
+        if self.settings.fail_if_missing {
             Err(AuthError::rejected(
                 self.id.clone(),
                 HeaderError {
@@ -189,20 +184,24 @@ impl HeaderModule {
     }
 
     fn principal(&self, headers: &HeaderMap) -> Result<Option<String>, AuthError> {
-        let Some(value) = single(headers, &self.principal)? else {
+        let Some(value) = single(headers, &self.settings.principal_header)? else {
             return Ok(None);
         };
-        let value = text(&self.principal, value, self.max_principal_bytes)?;
+        let value = text(
+            &self.settings.principal_header,
+            value,
+            self.settings.max_principal_bytes.get(),
+        )?;
         let mut principal = value;
-        if self.strip_realm
+        if self.settings.strip_realm
             && let Some((user, _realm)) = principal.rsplit_once('@')
         {
             principal = user;
         }
         if principal.is_empty() {
-            return Err(bad(&self.principal, HeaderProblem::Empty));
+            return Err(bad(&self.settings.principal_header, HeaderProblem::Empty));
         }
-        Ok(Some(if self.lowercase {
+        Ok(Some(if self.settings.lowercase {
             principal.to_lowercase()
         } else {
             principal.to_owned()
@@ -210,7 +209,7 @@ impl HeaderModule {
     }
 
     fn groups(&self, headers: &HeaderMap) -> Result<Vec<String>, AuthError> {
-        let Some(name) = &self.groups else {
+        let Some(name) = &self.settings.groups_header else {
             return Ok(Vec::new());
         };
         let mut groups: Vec<String> = Vec::new();
@@ -221,7 +220,7 @@ impl HeaderModule {
             }
             let value = text(name, value.as_bytes(), usize::MAX)?;
             for group in value
-                .split(self.separator.as_str())
+                .split(self.settings.group_separator.as_str())
                 .map(str::trim)
                 .filter(|g| !g.is_empty())
             {
@@ -339,19 +338,19 @@ impl Authenticator for HeaderModule {
     async fn authenticate(&self, request: &AuthRequest) -> Result<Outcome, AuthError> {
         let headers = &request.headers;
         if !self.trust.is_trusted(request.peer.ip()) {
-            if headers.contains_key(&self.principal) {
+            if headers.contains_key(&self.settings.principal_header) {
                 warn!(target: AUDIT_TARGET, module = %self.id, peer = %request.peer.ip(),
-                    header = %self.principal, "identity header from an untrusted peer ignored");
+                    header = %self.settings.principal_header, "identity header from an untrusted peer ignored");
             }
-            return self.missing(&self.principal, HeaderProblem::UntrustedPeer);
+            return self.missing(&self.settings.principal_header, HeaderProblem::UntrustedPeer);
         }
         let Some(principal) = self.principal(headers)? else {
-            return self.missing(&self.principal, HeaderProblem::Missing);
+            return self.missing(&self.settings.principal_header, HeaderProblem::Missing);
         };
         let mut identity = Identity::new(self.id.clone(), principal.clone(), principal);
         identity.groups = self.groups(headers)?;
-        identity.email = self.optional(headers, &self.email)?;
-        identity.display_name = self.optional(headers, &self.name)?;
+        identity.email = self.optional(headers, &self.settings.email_header)?;
+        identity.display_name = self.optional(headers, &self.settings.name_header)?;
         Ok(Outcome::Authenticated(identity))
     }
 }
