@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use authchain::account::{MemoryUserStore, Provisioning};
 use authchain::chain::ModuleSettings;
-use authchain::modules::OidcModule;
+use authchain::flow::OAuthClientSettings;
+use authchain::modules::oidc::Algorithm;
+use authchain::modules::{OidcModule, OidcSettings};
 use authchain::{AuthChain, AuthRequest, Credentials, LoginResult};
 use base64ct::{Base64UrlUnpadded, Encoding};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -46,6 +48,18 @@ fn now() -> u64 {
         .as_secs()
 }
 
+/// Endpoints configured, no discovery.
+fn settings(token_endpoint: String, jwks_uri: String) -> OidcSettings {
+    let url = |text: &str| text.parse().unwrap();
+    let client = OAuthClientSettings::new(CLIENT.parse().unwrap(), url("https://app.test/callback"));
+    let mut settings = OidcSettings::new(url(ISSUER), client);
+    settings.discovery = false;
+    settings.authorization_endpoint = Some(url(&format!("{ISSUER}/auth")));
+    settings.token_endpoint = Some(url(&token_endpoint));
+    settings.jwks_uri = Some(url(&jwks_uri));
+    settings
+}
+
 async fn serve(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -65,13 +79,11 @@ fn id_token_validation(c: &mut Criterion) {
         axum::routing::get(move || async move { axum::Json(jwks) }),
     )));
     let public = &public;
-    let module = OidcModule::builder("oidc", ISSUER, CLIENT, "https://app.test/callback")
-        .discovery(false)
-        .authorization_endpoint(format!("{ISSUER}/auth"))
-        .token_endpoint(format!("{ISSUER}/token"))
-        .jwks_uri(format!("{base}/jwks"))
-        .build()
-        .unwrap();
+    let module = OidcModule::new(
+        "oidc",
+        settings(format!("{ISSUER}/token"), format!("{base}/jwks")),
+    )
+    .unwrap();
     let t = now();
     let claims = json!({"iss": ISSUER, "aud": CLIENT, "sub": "248289761001", "exp": t + 3600, "iat": t,
         "nonce": "n-0S6_WzA2Mj", "name": "Jane Doe", "email": "janedoe@example.com",
@@ -160,16 +172,9 @@ fn callback_login(c: &mut Criterion) {
             )
             .route("/token", axum::routing::post(token)),
     ));
-    let module = Arc::new(
-        OidcModule::builder("oidc", ISSUER, CLIENT, "https://app.test/callback")
-            .discovery(false)
-            .authorization_endpoint(format!("{ISSUER}/auth"))
-            .token_endpoint(format!("{base}/token"))
-            .jwks_uri(format!("{base}/jwks"))
-            .id_token_algorithms(["ES256"])
-            .build()
-            .unwrap(),
-    );
+    let mut es256 = settings(format!("{base}/token"), format!("{base}/jwks"));
+    es256.id_token_algorithms = vec![Algorithm::ES256];
+    let module = Arc::new(OidcModule::new("oidc", es256).unwrap());
     let store = Arc::new(MemoryUserStore::new());
     let chain = AuthChain::builder(store)
         .shared_module(

@@ -164,9 +164,9 @@ enum ModuleType {
     #[cfg(feature = "ldap")]
     Ldap(Box<crate::modules::LdapSettings>),
     #[cfg(feature = "oidc")]
-    Oidc(Box<crate::modules::OidcConfig>),
+    Oidc(Box<crate::modules::OidcSettings>),
     #[cfg(feature = "oauth2")]
-    OAuth2(Box<crate::modules::OAuth2Config>),
+    OAuth2(Box<crate::modules::OAuth2Settings>),
     #[cfg(feature = "cas")]
     Cas(Box<crate::modules::CasConfig>),
     #[cfg(feature = "saml")]
@@ -532,9 +532,15 @@ impl Config {
                         .map_err(|e| e.under(&format!("modules.{id}")))?,
                 ),
                 #[cfg(feature = "oidc")]
-                ModuleType::Oidc(cfg) => Arc::new(crate::modules::OidcModule::from_config(id, cfg)?),
+                ModuleType::Oidc(s) => Arc::new(
+                    crate::modules::OidcModule::new(id.clone(), (**s).clone())
+                        .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?,
+                ),
                 #[cfg(feature = "oauth2")]
-                ModuleType::OAuth2(cfg) => Arc::new(crate::modules::OAuth2Module::from_config(id, cfg)?),
+                ModuleType::OAuth2(s) => Arc::new(
+                    crate::modules::OAuth2Module::new(id.clone(), (**s).clone())
+                        .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?,
+                ),
                 #[cfg(feature = "cas")]
                 ModuleType::Cas(cfg) => Arc::new(crate::modules::CasModule::from_config(id, cfg)?),
                 #[cfg(feature = "saml")]
@@ -572,9 +578,15 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
             crate::modules::LdapSettings::from_table(specific).map_err(|e| e.under(&key))?,
         )),
         #[cfg(feature = "oidc")]
-        "oidc" => ModuleType::Oidc(Box::new(specific.try_into().map_err(specific_err)?)),
+        "oidc" => ModuleType::Oidc(Box::new(
+            <crate::modules::OidcSettings as crate::settings::ModuleSettingsType>::from_table(specific)
+                .map_err(|e| e.rekey(|k| format!("{key}.{k}")))?,
+        )),
         #[cfg(feature = "oauth2")]
-        "oauth2" => ModuleType::OAuth2(Box::new(specific.try_into().map_err(specific_err)?)),
+        "oauth2" => ModuleType::OAuth2(Box::new(
+            <crate::modules::OAuth2Settings as crate::settings::ModuleSettingsType>::from_table(specific)
+                .map_err(|e| e.rekey(|k| format!("{key}.{k}")))?,
+        )),
         #[cfg(feature = "cas")]
         "cas" => ModuleType::Cas(Box::new(specific.try_into().map_err(specific_err)?)),
         #[cfg(feature = "saml")]

@@ -71,12 +71,115 @@ pub(crate) fn yes() -> bool {
 }
 
 /// A configured attribute, claim or path name: unset is `default`, `""` is none.
-#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+#[cfg(any(feature = "saml", feature = "cas"))]
 pub(crate) fn name_or_default(value: &Option<String>, default: Option<&str>) -> Option<String> {
     match value.as_deref() {
         None => default.map(str::to_owned),
         Some("") => None,
         Some(name) => Some(name.to_owned()),
+    }
+}
+
+/// An https URL (http only on a loopback host: tests, a local provider): an
+/// identity provider's issuer or endpoint, or the redirect URI registered there.
+/// Checked when parsed (`"https://sso.example.org".parse::<ProviderUrl>()?`) and
+/// when read from TOML, so a module never holds an unchecked one.
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProviderUrl(String);
+
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+impl ProviderUrl {
+    /// A placeholder for a `#[serde(skip)]` group's default, refused where used.
+    #[cfg(any(feature = "oidc", feature = "oauth2"))]
+    pub(crate) fn unset() -> Self {
+        ProviderUrl(String::new())
+    }
+
+    /// The URL as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+impl std::str::FromStr for ProviderUrl {
+    type Err = ConfigError;
+
+    /// Errors carry no key (`ConfigError::key()` is `""`): the caller knows it.
+    fn from_str(value: &str) -> Result<Self, ConfigError> {
+        crate::flow::check_url("", value)?;
+        Ok(ProviderUrl(value.to_owned()))
+    }
+}
+
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+impl std::fmt::Display for ProviderUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+impl<'de> serde::Deserialize<'de> for ProviderUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(|e| match e {
+            ConfigError::Invalid { message, .. } => de::Error::custom(message),
+            other => de::Error::custom(other),
+        })
+    }
+}
+
+/// An OAuth2 client id: not empty, no control character.
+#[cfg(any(feature = "oidc", feature = "oauth2"))]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientId(String);
+
+#[cfg(any(feature = "oidc", feature = "oauth2"))]
+impl ClientId {
+    /// A placeholder for a `#[serde(skip)]` group's default, refused where used.
+    pub(crate) fn unset() -> Self {
+        ClientId(String::new())
+    }
+
+    /// The id as registered at the provider.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(any(feature = "oidc", feature = "oauth2"))]
+impl std::str::FromStr for ClientId {
+    type Err = ConfigError;
+
+    /// Errors carry no key (`ConfigError::key()` is `""`): the caller knows it.
+    fn from_str(value: &str) -> Result<Self, ConfigError> {
+        if value.is_empty() || value.chars().any(char::is_control) {
+            return Err(ConfigError::invalid(
+                "",
+                "must not be empty or hold a control character",
+            ));
+        }
+        Ok(ClientId(value.to_owned()))
+    }
+}
+
+#[cfg(any(feature = "oidc", feature = "oauth2"))]
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(any(feature = "oidc", feature = "oauth2"))]
+impl<'de> serde::Deserialize<'de> for ClientId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(|e| match e {
+            ConfigError::Invalid { message, .. } => de::Error::custom(message),
+            other => de::Error::custom(other),
+        })
     }
 }
 
@@ -136,5 +239,22 @@ mod tests {
     #[test]
     fn field_names_come_from_serde() {
         assert_eq!(field_names::<A>(), &["a", "b"]);
+    }
+
+    #[test]
+    fn errors_name_the_key_at_fault() {
+        let key = |text: &str| {
+            let table: toml::Table = toml::from_str(text).unwrap();
+            take_rest::<A>(table).unwrap_err().key().map(str::to_owned)
+        };
+        assert_eq!(key("a = 1\nb = 5").as_deref(), Some("b"));
+        assert_eq!(key("a = \"x\"\nb = \"y\"").as_deref(), Some("a"));
+        assert_eq!(key("a = 1\nzz = 1").as_deref(), Some("zz"));
+        assert_eq!(key("b = \"y\"").as_deref(), Some("a"));
+        // A group takes only its own keys.
+        let mut table: toml::Table = toml::from_str("a = 1\nc = 3").unwrap();
+        let group = take_group::<A>(&mut table).unwrap();
+        assert_eq!(group, A { a: 1, b: None });
+        assert_eq!(table.keys().collect::<Vec<_>>(), ["c"]);
     }
 }

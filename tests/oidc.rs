@@ -21,12 +21,13 @@ use std::time::Duration;
 use authchain::account::{MemoryUserStore, Provisioning, RoleMapping, UserStore};
 use authchain::chain::ModuleSettings;
 use authchain::config::{Config, Stores};
-use authchain::flow::{FlowError, HttpError, OAuthError, SameSite};
-use authchain::modules::oidc::{OidcConfig, OidcModule, TokenError};
-use authchain::modules::{OAuth2Module, oauth2::OAuth2Config};
+use authchain::flow::{FlowError, HttpError, OAuthClientSettings, OAuthError, SameSite};
+use authchain::modules::oidc::{Algorithm, OidcModule, OidcSettings, TokenError};
+use authchain::modules::{OAuth2Module, OAuth2Settings};
+use authchain::settings::{ModuleSettingsType, ProviderUrl};
 use authchain::{
     AuthChain, AuthError, AuthRequest, ConfigError, Credentials, LoginResult, ModuleError, Prompt, Redirect,
-    RequestError, StartError, StartLogin,
+    RequestError, SecretSource, StartError, StartLogin,
 };
 use common::{callback_request, principal, start_request};
 use issuer::{JwksServer, TestKey, now, sign_hs256, unsigned};
@@ -47,14 +48,43 @@ fn settings(provisioning: Provisioning) -> ModuleSettings {
     ModuleSettings::new().provisioning(provisioning).roles(roles())
 }
 
-fn confidential(provider: &Provider) -> authchain::modules::oidc::OidcModuleBuilder {
-    OidcModule::builder("oidc", &provider.issuer, CONFIDENTIAL_CLIENT, REDIRECT_URI)
-        .client_secret(CONFIDENTIAL_SECRET)
-        .scopes(SCOPES)
+fn url(text: impl AsRef<str>) -> ProviderUrl {
+    text.as_ref().parse().expect("a valid URL")
 }
 
-fn public(provider: &Provider) -> authchain::modules::oidc::OidcModuleBuilder {
-    OidcModule::builder("oidc", &provider.issuer, PUBLIC_CLIENT, REDIRECT_URI).scopes(SCOPES)
+fn client(id: &str, redirect_uri: &str) -> OAuthClientSettings {
+    OAuthClientSettings::new(id.parse().expect("a client id"), url(redirect_uri))
+}
+
+fn secret(text: &str) -> Option<SecretSource> {
+    Some(SecretSource::Inline(text.into()))
+}
+
+/// `value`, changed by `f` (settings are adjusted field by field).
+fn edit<T>(mut value: T, f: impl FnOnce(&mut T)) -> T {
+    f(&mut value);
+    value
+}
+
+fn confidential(provider: &Provider) -> OidcSettings {
+    edit(
+        OidcSettings::new(url(&provider.issuer), client(CONFIDENTIAL_CLIENT, REDIRECT_URI)),
+        |s| {
+            s.client.client_secret = secret(CONFIDENTIAL_SECRET);
+            s.scopes = SCOPES.map(String::from).to_vec();
+        },
+    )
+}
+
+fn public(provider: &Provider) -> OidcSettings {
+    edit(
+        OidcSettings::new(url(&provider.issuer), client(PUBLIC_CLIENT, REDIRECT_URI)),
+        |s| s.scopes = SCOPES.map(String::from).to_vec(),
+    )
+}
+
+fn oidc(settings: OidcSettings) -> OidcModule {
+    OidcModule::new("oidc", settings).expect("module")
 }
 
 fn chain_of(module: Arc<OidcModule>, provisioning: Provisioning) -> (AuthChain, Arc<MemoryUserStore>) {
@@ -93,7 +123,7 @@ async fn full_login(chain: &AuthChain, user: &str, password: &str) -> Result<Log
 #[tokio::test]
 async fn confidential_client_full_code_flow_maps_groups_to_roles() {
     let provider = Provider::shared();
-    let module = Arc::new(confidential(provider).build().expect("module"));
+    let module = Arc::new(oidc(confidential(provider)));
     let (chain, store) = chain_of(module.clone(), Provisioning::Create);
 
     let redirect = start(&chain, "oidc").await;
@@ -162,7 +192,7 @@ async fn confidential_client_full_code_flow_maps_groups_to_roles() {
 #[tokio::test]
 async fn public_client_with_pkce_and_userinfo() {
     let provider = Provider::shared();
-    let module = Arc::new(public(provider).userinfo(true).build().expect("module"));
+    let module = Arc::new(oidc(edit(public(provider), |s| s.userinfo = true)));
     let (chain, _) = chain_of(module.clone(), Provisioning::Create);
     let p = principal(full_login(&chain, "bob", "bob-password").await);
     assert_eq!(p.login, "bob");
@@ -174,7 +204,7 @@ async fn public_client_with_pkce_and_userinfo() {
 #[tokio::test]
 async fn prefetch_loads_discovery_and_keys_once_and_logins_reuse_them() {
     let provider = Provider::shared();
-    let module = Arc::new(confidential(provider).build().expect("module"));
+    let module = Arc::new(oidc(confidential(provider)));
     module.prefetch().await.expect("prefetch");
     assert_eq!((module.requests().discovery, module.requests().jwks), (1, 1));
     let (chain, _) = chain_of(module.clone(), Provisioning::Create);
@@ -190,11 +220,9 @@ async fn prefetch_loads_discovery_and_keys_once_and_logins_reuse_them() {
 #[tokio::test]
 async fn wrong_client_secret_is_a_misconfiguration() {
     let provider = Provider::shared();
-    let module = OidcModule::builder("oidc", &provider.issuer, CONFIDENTIAL_CLIENT, REDIRECT_URI)
-        .client_secret("not-the-secret")
-        .scopes(SCOPES)
-        .build()
-        .expect("module");
+    let module = oidc(edit(confidential(provider), |s| {
+        s.client.client_secret = secret("not-the-secret")
+    }));
     let (chain, _) = chain_of(Arc::new(module), Provisioning::Create);
     let err = full_login(&chain, "alice", "alice-password").await.unwrap_err();
     assert!(matches!(err, AuthError::Misconfigured(_)), "{err:?}");
@@ -203,10 +231,7 @@ async fn wrong_client_secret_is_a_misconfiguration() {
 #[tokio::test]
 async fn replayed_state_is_rejected() {
     let provider = Provider::shared();
-    let (chain, _) = chain_of(
-        Arc::new(confidential(provider).build().unwrap()),
-        Provisioning::Create,
-    );
+    let (chain, _) = chain_of(Arc::new(oidc(confidential(provider))), Provisioning::Create);
     let redirect = start(&chain, "oidc").await;
     let params = Browser::new()
         .login(&redirect.location, "alice", "alice-password")
@@ -229,7 +254,7 @@ async fn replayed_state_is_rejected() {
 #[tokio::test]
 async fn state_from_another_browser_is_rejected() {
     let provider = Provider::shared();
-    let module = Arc::new(confidential(provider).build().unwrap());
+    let module = Arc::new(oidc(confidential(provider)));
     let (chain, _) = chain_of(module.clone(), Provisioning::Create);
     let victim = start(&chain, "oidc").await;
     let attacker = start(&chain, "oidc").await;
@@ -269,12 +294,9 @@ async fn state_from_another_browser_is_rejected() {
 #[tokio::test]
 async fn expired_flow_is_rejected() {
     let provider = Provider::shared();
-    let module = Arc::new(
-        confidential(provider)
-            .flow_ttl(Duration::from_millis(300))
-            .build()
-            .unwrap(),
-    );
+    let module = Arc::new(oidc(edit(confidential(provider), |s| {
+        s.flow.ttl = Duration::from_millis(300)
+    })));
     let (chain, _) = chain_of(module.clone(), Provisioning::Create);
     let redirect = start(&chain, "oidc").await;
     let params = Browser::new()
@@ -301,7 +323,7 @@ async fn expired_flow_is_rejected() {
 #[tokio::test]
 async fn unknown_subject_is_forbidden_under_existing_and_created_under_create() {
     let provider = Provider::shared();
-    let module = Arc::new(confidential(provider).build().unwrap());
+    let module = Arc::new(oidc(confidential(provider)));
     let (chain, store) = chain_of(module.clone(), Provisioning::Existing);
     let err = full_login(&chain, "carol", "carol-password").await.unwrap_err();
     assert!(matches!(err, AuthError::Forbidden { .. }), "{err:?}");
@@ -317,12 +339,9 @@ async fn unknown_subject_is_forbidden_under_existing_and_created_under_create() 
 #[tokio::test]
 async fn key_rotation_at_the_provider_refetches_the_jwks_once() {
     let provider = Provider::start(); // its own: rotation must not disturb other tests
-    let module = Arc::new(
-        confidential(&provider)
-            .jwks_min_refetch_interval(Duration::from_millis(200))
-            .build()
-            .unwrap(),
-    );
+    let module = Arc::new(oidc(edit(confidential(&provider), |s| {
+        s.jwks_min_refetch_interval = Duration::from_millis(200)
+    })));
     let (chain, _) = chain_of(module.clone(), Provisioning::Create);
     principal(full_login(&chain, "alice", "alice-password").await);
     assert_eq!(module.requests().jwks, 1);
@@ -345,7 +364,7 @@ async fn key_rotation_at_the_provider_refetches_the_jwks_once() {
 #[tokio::test]
 async fn provider_errors_become_clear_errors() {
     let provider = Provider::shared();
-    let module = Arc::new(confidential(provider).build().unwrap());
+    let module = Arc::new(oidc(confidential(provider)));
     let (chain, _) = chain_of(module.clone(), Provisioning::Create);
     for code in ["access_denied", "login_required", "temporarily_unavailable"] {
         let redirect = start(&chain, "oidc").await;
@@ -397,7 +416,7 @@ async fn provider_errors_become_clear_errors() {
 #[tokio::test]
 async fn callback_iss_of_another_issuer_is_rejected_before_the_token_request() {
     let provider = Provider::shared();
-    let module = Arc::new(confidential(provider).build().unwrap());
+    let module = Arc::new(oidc(confidential(provider)));
     let (chain, _) = chain_of(module.clone(), Provisioning::Create);
     let redirect = start(&chain, "oidc").await;
     let mut params = Browser::new()
@@ -445,7 +464,7 @@ async fn callback_iss_of_another_issuer_is_rejected_before_the_token_request() {
 #[tokio::test]
 async fn callbacks_that_are_not_ours_abstain() {
     let provider = Provider::shared();
-    let module = Arc::new(confidential(provider).build().unwrap());
+    let module = Arc::new(oidc(confidential(provider)));
     let (chain, _) = chain_of(module, Provisioning::Create);
     for params in [
         BTreeMap::from([("ticket".to_owned(), "ST-1".to_owned())]),
@@ -465,21 +484,13 @@ async fn callbacks_that_are_not_ours_abstain() {
 #[tokio::test]
 async fn oauth2_module_logs_in_through_the_userinfo_endpoint() {
     let provider = Provider::shared();
-    let module = OAuth2Module::builder(
+    let module = OAuth2Module::new(
         "gitlike",
-        format!("{}/auth", provider.issuer),
-        format!("{}/token", provider.issuer),
-        format!("{}/me", provider.issuer),
-        CONFIDENTIAL_CLIENT,
-        REDIRECT_URI,
+        edit(oauth2_settings(provider), |s| {
+            s.login_paths = vec!["preferred_username".into()];
+            s.groups_path = "groups".into();
+        }),
     )
-    .client_secret(CONFIDENTIAL_SECRET)
-    .scopes(SCOPES)
-    .issuer(&provider.issuer)
-    .subject_path("sub")
-    .login_paths(["preferred_username"])
-    .groups_path(Some("groups".into()))
-    .build()
     .expect("module");
     let module = Arc::new(module);
     let store = Arc::new(MemoryUserStore::new());
@@ -547,13 +558,23 @@ const ISSUER: &str = "https://issuer.test";
 const CLIENT: &str = "client-1";
 const NONCE: &str = "nonce-1";
 
-fn module_for(jwks: &JwksServer) -> authchain::modules::oidc::OidcModuleBuilder {
-    OidcModule::builder("oidc", ISSUER, CLIENT, "https://app.test/callback")
-        .discovery(false)
-        .authorization_endpoint(format!("{ISSUER}/auth"))
-        .token_endpoint(format!("{ISSUER}/token"))
-        .jwks_uri(jwks.url())
-        .client_secret("client-secret-shared-with-the-provider")
+/// Endpoints configured, no discovery: the JWKS from `jwks_uri`.
+fn without_discovery(jwks_uri: impl AsRef<str>) -> OidcSettings {
+    edit(
+        OidcSettings::new(url(ISSUER), client(CLIENT, "https://app.test/callback")),
+        |s| {
+            s.discovery = false;
+            s.authorization_endpoint = Some(url(format!("{ISSUER}/auth")));
+            s.token_endpoint = Some(url(format!("{ISSUER}/token")));
+            s.jwks_uri = Some(url(jwks_uri));
+        },
+    )
+}
+
+fn module_for(jwks: &JwksServer) -> OidcSettings {
+    edit(without_discovery(jwks.url()), |s| {
+        s.client.client_secret = secret("client-secret-shared-with-the-provider")
+    })
 }
 
 fn claims() -> serde_json::Value {
@@ -576,7 +597,7 @@ async fn id_token_checks() {
     let key = TestKey::load("rsa-a", "key-a");
     let other = TestKey::load("rsa-b", "key-a"); // same kid, other key: a forged signature
     let jwks = JwksServer::start(&[&key]).await;
-    let module = module_for(&jwks).build().expect("module");
+    let module = oidc(module_for(&jwks));
 
     let good = module
         .validate_id_token(&key.sign(&claims()), Some(NONCE))
@@ -710,39 +731,46 @@ async fn id_token_checks() {
 async fn unsigned_tokens_only_with_the_insecure_option() {
     let key = TestKey::load("rsa-a", "key-a");
     let jwks = JwksServer::start(&[&key]).await;
-    let module = module_for(&jwks)
-        .insecure_allow_unsigned_id_tokens(true)
-        .build()
-        .unwrap();
+    let module = oidc(edit(module_for(&jwks), |s| {
+        s.insecure_allow_unsigned_id_tokens = true
+    }));
     module
         .validate_id_token(&unsigned(&claims()), Some(NONCE))
         .await
         .expect("explicitly allowed");
-    let err = module_for(&jwks)
-        .id_token_algorithms(["none"])
-        .build()
-        .expect_err("`none` is not an algorithm");
-    assert_eq!(err.key(), Some("modules.oidc.id_token_algorithms"));
+    // `none` is not an algorithm: no `Algorithm` names it, and configuration
+    // refuses the name.
+    let table = toml::from_str(&format!(
+        "issuer = \"{ISSUER}\"\nclient_id = \"{CLIENT}\"\nredirect_uri = \"https://app.test/cb\"\nid_token_algorithms = [\"none\"]"
+    ))
+    .unwrap();
+    let err = OidcSettings::from_table(table).expect_err("`none` is not an algorithm");
+    assert_eq!(err.key(), Some("id_token_algorithms[0]"));
+    // No algorithm at all is refused (without the insecure option).
+    let err = OidcModule::new("oidc", edit(module_for(&jwks), |s| s.id_token_algorithms.clear()))
+        .expect_err("no algorithm");
+    assert_eq!(err.key(), Some("id_token_algorithms"));
 }
 
 #[tokio::test]
 async fn multi_tenant_issuer_template() {
     let key = TestKey::load("rsa-a", "key-a");
     let jwks = JwksServer::start(&[&key]).await;
-    let module = OidcModule::builder(
-        "entra",
-        "https://login.test/common/v2.0",
-        CLIENT,
-        "https://app.test/cb",
-    )
-    .issuer_template("https://login.test/{tenantid}/v2.0")
-    .allowed_tenants(["tenant-1", "tenant-2"])
-    .discovery(false)
-    .authorization_endpoint("https://login.test/common/oauth2/v2.0/authorize")
-    .token_endpoint("https://login.test/common/oauth2/v2.0/token")
-    .jwks_uri(jwks.url())
-    .build()
-    .expect("module");
+    let settings = edit(
+        OidcSettings::new(
+            url("https://login.test/common/v2.0"),
+            client(CLIENT, "https://app.test/cb"),
+        ),
+        |s| {
+            s.issuer_template = Some("https://login.test/{tenantid}/v2.0".into());
+            s.allowed_tenants = vec!["tenant-1".into(), "tenant-2".into()];
+            s.discovery = false;
+            s.authorization_endpoint = Some(url("https://login.test/common/oauth2/v2.0/authorize"));
+            s.token_endpoint = Some(url("https://login.test/common/oauth2/v2.0/token"));
+            s.jwks_uri = Some(url(jwks.url()));
+        },
+    );
+    let module = OidcModule::new("entra", settings).expect("module");
     let token = |iss: &str, tid: Option<&str>| {
         let mut c = with(claims(), "iss", json!(iss));
         if let Some(tid) = tid {
@@ -801,7 +829,7 @@ async fn es256_tokens_verify_only_when_allowed() {
     let sig = ec.sign(&rng, input.as_bytes()).unwrap();
     let token = format!("{input}.{}", issuer::b64_bytes(sig.as_ref()));
 
-    let rs256_only = module_for(&jwks).build().unwrap();
+    let rs256_only = oidc(module_for(&jwks));
     let err = rs256_only
         .validate_id_token(&token, Some(NONCE))
         .await
@@ -816,10 +844,9 @@ async fn es256_tokens_verify_only_when_allowed() {
         ),
         "{err:?}"
     );
-    let both = module_for(&jwks)
-        .id_token_algorithms(["RS256", "ES256"])
-        .build()
-        .unwrap();
+    let both = oidc(edit(module_for(&jwks), |s| {
+        s.id_token_algorithms = vec![Algorithm::RS256, Algorithm::ES256]
+    }));
     both.validate_id_token(&token, Some(NONCE))
         .await
         .expect("ES256 allowed");
@@ -848,10 +875,9 @@ async fn unknown_kid_refetches_the_jwks_at_most_once_per_interval() {
     let a = TestKey::load("rsa-a", "key-a");
     let b = TestKey::load("rsa-b", "key-b");
     let jwks = JwksServer::start(&[&a]).await;
-    let module = module_for(&jwks)
-        .jwks_min_refetch_interval(Duration::from_secs(1))
-        .build()
-        .unwrap();
+    let module = oidc(edit(module_for(&jwks), |s| {
+        s.jwks_min_refetch_interval = Duration::from_secs(1)
+    }));
     module
         .validate_id_token(&a.sign(&claims()), Some(NONCE))
         .await
@@ -902,10 +928,9 @@ async fn unknown_kid_refetches_the_jwks_at_most_once_per_interval() {
 async fn open_redirect_return_to_values_are_rejected() {
     let key = TestKey::load("rsa-a", "key-a");
     let jwks = JwksServer::start(&[&key]).await;
-    let module = module_for(&jwks)
-        .return_to_allowed(["https://app.test/"])
-        .build()
-        .unwrap();
+    let module = oidc(edit(module_for(&jwks), |s| {
+        s.flow.return_to_allowed = vec!["https://app.test/".into()]
+    }));
     let (chain, _) = chain_of(Arc::new(module), Provisioning::Create);
     for bad in [
         "//evil.test",
@@ -978,14 +1003,9 @@ async fn malicious_provider_responses_are_unavailable() {
         ("/missing", |e| matches!(e, HttpError::Status { status: 404, .. })),
     ];
     for (path, expected) in cases {
-        let module = OidcModule::builder("oidc", ISSUER, CLIENT, "https://app.test/callback")
-            .discovery(false)
-            .authorization_endpoint(format!("{ISSUER}/auth"))
-            .token_endpoint(format!("{ISSUER}/token"))
-            .jwks_uri(format!("{base}{path}"))
-            .http_timeout(Duration::from_millis(300))
-            .build()
-            .unwrap();
+        let module = oidc(edit(without_discovery(format!("{base}{path}")), |s| {
+            s.http.http_timeout = Duration::from_millis(300)
+        }));
         let err = module.validate_id_token(&token, Some(NONCE)).await.unwrap_err();
         match &err {
             AuthError::Unavailable {
@@ -996,9 +1016,10 @@ async fn malicious_provider_responses_are_unavailable() {
         }
     }
     // Discovery naming another issuer is refused.
-    let module = OidcModule::builder("oidc", &base, CLIENT, "https://app.test/callback")
-        .build()
-        .unwrap();
+    let module = oidc(OidcSettings::new(
+        url(&base),
+        client(CLIENT, "https://app.test/callback"),
+    ));
     let (chain, _) = chain_of(Arc::new(module), Provisioning::Create);
     let err = chain.login(&start_request("oidc", None)).await.unwrap_err();
     assert!(
@@ -1013,62 +1034,136 @@ async fn malicious_provider_responses_are_unavailable() {
     );
 }
 
+/// A module table read and built as `Config` does, without the `modules.<id>.`
+/// prefix: errors name keys of the table.
+fn oidc_from_toml(text: &str) -> Result<OidcModule, ConfigError> {
+    let table: toml::Table = toml::from_str(text).expect("toml");
+    OidcModule::new("sso", OidcSettings::from_table(table)?)
+}
+
+fn oauth2_from_toml(text: &str) -> Result<OAuth2Module, ConfigError> {
+    let table: toml::Table = toml::from_str(text).expect("toml");
+    OAuth2Module::new("github", OAuth2Settings::from_table(table)?)
+}
+
 #[test]
 fn configuration_is_checked_and_names_the_key() {
-    let parse = |text: &str| -> OidcConfig { toml::from_str(text).expect("toml") };
     let base = r#"
         issuer = "https://sso.example.org/realms/corp"
         client_id = "intranet"
         client_secret = "s3cret"
         redirect_uri = "https://intranet.example.org/callback"
     "#;
-    OidcModule::from_config("sso", &parse(base)).expect("a valid configuration");
+    oidc_from_toml(base).expect("a valid configuration");
     let cases = [
-        (
-            "id_token_algorithms = [\"HS256\"]",
-            "modules.sso.id_token_algorithms",
-        ),
-        ("clock_skew = \"PT1H\"", "modules.sso.clock_skew"),
-        ("discovery = false", "modules.sso.authorization_endpoint"),
+        ("id_token_algorithms = [\"HS256\"]", "id_token_algorithms[0]"),
+        ("id_token_algorithms = []", "id_token_algorithms"),
+        ("clock_skew = \"PT1H\"", "clock_skew"),
+        ("clock_skew = \"one minute\"", "clock_skew"),
+        ("discovery = false", "authorization_endpoint"),
         (
             "issuer_template = \"https://login.example.org/common\"",
-            "modules.sso.issuer_template",
+            "issuer_template",
         ),
+        ("allowed_tenants = [\"t1\"]", "allowed_tenants"),
         (
             "token_endpoint = \"http://sso.example.org/token\"",
-            "modules.sso.token_endpoint",
+            "token_endpoint",
         ),
+        ("discovery_url = \"not a url\"", "discovery_url"),
+        ("scopes = [\"two words\"]", "scopes"),
+        ("login_claims = [\"\"]", "login_claims"),
+        ("metadata_refresh = \"PT0S\"", "metadata_refresh"),
         (
             "return_to_allowed = [\"https://app.example.org\"]",
-            "modules.sso.return_to_allowed",
+            "return_to_allowed",
         ),
+        ("flow_ttl = \"PT0S\"", "flow_ttl"),
+        ("http_timeout = \"PT0S\"", "http_timeout"),
+        ("max_response_bytes = 10", "max_response_bytes"),
         (
             "extra_auth_params = { state = \"fixed\" }",
-            "modules.sso.extra_auth_params.state",
+            "extra_auth_params.state",
         ),
+        (
+            "token_endpoint_auth_method = \"private_key_jwt\"",
+            "token_endpoint_auth_method",
+        ),
+        ("unknown_key = 1", "unknown_key"),
     ];
     for (extra, key) in cases {
-        let err = OidcModule::from_config("sso", &parse(&format!("{base}\n{extra}"))).unwrap_err();
+        let err = oidc_from_toml(&format!("{base}\n{extra}")).unwrap_err();
         assert_eq!(err.key(), Some(key), "{extra}: {err}");
     }
-    assert!(toml::from_str::<OidcConfig>(&format!("{base}\nunknown_key = 1")).is_err());
     let http_issuer = base.replace("https://sso", "http://sso");
-    let err = OidcModule::from_config("sso", &parse(&http_issuer)).unwrap_err();
-    assert_eq!(err.key(), Some("modules.sso.issuer"));
+    let err = oidc_from_toml(&http_issuer).unwrap_err();
+    assert_eq!(err.key(), Some("issuer"));
+    for required in ["issuer", "client_id", "redirect_uri"] {
+        let text: String = base
+            .lines()
+            .filter(|l| !l.trim_start().starts_with(required))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let err = oidc_from_toml(&text).unwrap_err();
+        assert_eq!(err.key(), Some(required), "{err}");
+    }
+    let err = oidc_from_toml(&base.replace("\"intranet\"", "\"\"")).unwrap_err();
+    assert_eq!(err.key(), Some("client_id"), "an empty client id");
+    let err = oidc_from_toml(&base.replace("\"s3cret\"", "\"\"")).unwrap_err();
+    assert_eq!(err.key(), Some("client_secret"), "an empty secret");
 
-    let oauth: OAuth2Config = toml::from_str(
-        r#"
+    let oauth2 = r#"
         authorization_endpoint = "https://github.com/login/oauth/authorize"
         token_endpoint = "https://github.com/login/oauth/access_token"
         userinfo_endpoint = "https://api.github.com/user"
         client_id = "Iv1.abc"
-        token_endpoint_auth_method = "client_secret_post"
         redirect_uri = "https://app.example.org/cb"
-        "#,
-    )
-    .expect("toml");
-    let err = OAuth2Module::from_config("github", &oauth).unwrap_err();
-    assert_eq!(err.key(), Some("modules.github.client_secret"));
+        "#;
+    oauth2_from_toml(oauth2).expect("a public client");
+    for (extra, key) in [
+        (
+            "token_endpoint_auth_method = \"client_secret_post\"",
+            "client_secret",
+        ),
+        ("subject_path = \"\"", "subject_path"),
+        ("flow_ttl = \"PT0S\"", "flow_ttl"),
+        ("max_response_bytes = 10", "max_response_bytes"),
+        ("extra_auth_params = { nonce = \"n\" }", "extra_auth_params.nonce"),
+        ("issuer_template = \"x\"", "issuer_template"),
+    ] {
+        let err = oauth2_from_toml(&format!("{oauth2}\n{extra}")).unwrap_err();
+        assert_eq!(err.key(), Some(key), "{extra}: {err}");
+    }
+    let err =
+        oauth2_from_toml(&oauth2.replace("https://api.github.com", "http://api.github.com")).unwrap_err();
+    assert_eq!(err.key(), Some("userinfo_endpoint"));
+
+    // Through `Config`, keys are prefixed with `modules.<id>.`, for errors found
+    // reading the table and for those found building the module.
+    let public = base.replace("client_secret = \"s3cret\"", "");
+    let config = |extra: &str| {
+        let table = format!("chain = [\"sso\"]\n[modules.sso]\ntype = \"oidc\"\n{public}\n{extra}");
+        Config::from_toml(&table).and_then(|c| c.build(Stores::new(Arc::new(MemoryUserStore::new()))))
+    };
+    config("").expect("a valid configuration");
+    for (extra, key) in [
+        (
+            "token_endpoint = \"http://sso.example.org/token\"",
+            "modules.sso.token_endpoint",
+        ),
+        ("clock_skew = \"PT1H\"", "modules.sso.clock_skew"),
+        (
+            "extra_auth_params = { state = \"fixed\" }",
+            "modules.sso.extra_auth_params.state",
+        ),
+        (
+            "client_secret = { env = \"AUTHCHAIN_TEST_NOT_SET\" }",
+            "modules.sso.client_secret",
+        ),
+    ] {
+        let err = config(extra).err().expect(extra);
+        assert_eq!(err.key(), Some(key), "{extra}: {err}");
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1088,36 +1183,42 @@ async fn redirect_of(chain: &AuthChain, request: &AuthRequest) -> Redirect {
     }
 }
 
-fn oauth2_builder(provider: &Provider) -> authchain::modules::oauth2::OAuth2ModuleBuilder {
-    OAuth2Module::builder(
-        "gitlike",
-        format!("{}/auth", provider.issuer),
-        format!("{}/token", provider.issuer),
-        format!("{}/me", provider.issuer),
-        CONFIDENTIAL_CLIENT,
-        REDIRECT_URI,
+fn oauth2_settings(provider: &Provider) -> OAuth2Settings {
+    edit(
+        OAuth2Settings::new(
+            url(format!("{}/auth", provider.issuer)),
+            url(format!("{}/token", provider.issuer)),
+            url(format!("{}/me", provider.issuer)),
+            client(CONFIDENTIAL_CLIENT, REDIRECT_URI),
+        ),
+        |s| {
+            s.client.client_secret = secret(CONFIDENTIAL_SECRET);
+            s.scopes = SCOPES.map(String::from).to_vec();
+            s.issuer = Some(provider.issuer.clone());
+            s.subject_path = "sub".into();
+        },
     )
-    .client_secret(CONFIDENTIAL_SECRET)
-    .scopes(SCOPES)
-    .issuer(&provider.issuer)
-    .subject_path("sub")
 }
 
 #[tokio::test]
 async fn login_hints_travel_in_the_authorization_url_of_oidc_and_oauth2() {
     let provider = Provider::shared();
-    let oidc = Arc::new(
-        confidential(provider)
-            .auth_param("acr_values", "urn:mfa")
-            .build()
-            .unwrap(),
-    );
-    let (oidc_chain, _) = chain_of(oidc, Provisioning::Create);
+    let module = Arc::new(oidc(edit(confidential(provider), |s| {
+        s.client
+            .extra_auth_params
+            .insert("acr_values".into(), "urn:mfa".into());
+    })));
+    let (oidc_chain, _) = chain_of(module, Provisioning::Create);
     let oauth2 = Arc::new(
-        oauth2_builder(provider)
-            .auth_param("allow_signup", "false")
-            .build()
-            .unwrap(),
+        OAuth2Module::new(
+            "gitlike",
+            edit(oauth2_settings(provider), |s| {
+                s.client
+                    .extra_auth_params
+                    .insert("allow_signup".into(), "false".into());
+            }),
+        )
+        .unwrap(),
     );
     let store = Arc::new(MemoryUserStore::new());
     let oauth2_chain = AuthChain::builder(store)
@@ -1180,7 +1281,7 @@ async fn login_hints_travel_in_the_authorization_url_of_oidc_and_oauth2() {
 #[tokio::test]
 async fn a_malformed_login_hint_is_refused_before_any_module_runs() {
     let provider = Provider::shared();
-    let module = Arc::new(confidential(provider).build().unwrap());
+    let module = Arc::new(oidc(confidential(provider)));
     let (chain, _) = chain_of(module.clone(), Provisioning::Create);
     for hint in ["", "alice\n@example.org", &"x".repeat(300)] {
         let err = chain
@@ -1251,48 +1352,38 @@ fn reserved_authorization_parameters_are_refused_in_both_modules() {
     };
     for name in RESERVED {
         let extra = format!("extra_auth_params = {{ {name} = \"x\", acr_values = \"y\" }}");
-        let oidc: OidcConfig = toml::from_str(&format!("{oidc_base}\n{extra}")).expect("toml");
-        let err = OidcModule::from_config("sso", &oidc).unwrap_err();
-        assert_eq!(invalid_key(err), format!("modules.sso.extra_auth_params.{name}"));
-        let oauth2: OAuth2Config = toml::from_str(&format!("{oauth2_base}\n{extra}")).expect("toml");
-        let err = OAuth2Module::from_config("github", &oauth2).unwrap_err();
-        assert_eq!(
-            invalid_key(err),
-            format!("modules.github.extra_auth_params.{name}")
-        );
+        let err = oidc_from_toml(&format!("{oidc_base}\n{extra}")).unwrap_err();
+        assert_eq!(invalid_key(err), format!("extra_auth_params.{name}"));
+        let err = oauth2_from_toml(&format!("{oauth2_base}\n{extra}")).unwrap_err();
+        assert_eq!(invalid_key(err), format!("extra_auth_params.{name}"));
 
-        // The builders refuse them too.
-        let err = OidcModule::builder("b", "https://sso.test", "c", "https://app.test/cb")
-            .auth_param(name, "x")
-            .build()
-            .unwrap_err();
-        assert_eq!(invalid_key(err), format!("modules.b.extra_auth_params.{name}"));
-        let err = OAuth2Module::builder(
-            "b",
-            "https://p.test/auth",
-            "https://p.test/token",
-            "https://p.test/me",
-            "c",
-            "https://app.test/cb",
-        )
-        .auth_param(name, "x")
-        .build()
-        .unwrap_err();
-        assert_eq!(invalid_key(err), format!("modules.b.extra_auth_params.{name}"));
+        // Settings built in code are refused too: the check is in the shared
+        // client settings, which both modules build from.
+        let mut client = client("c", "https://app.test/cb");
+        client.extra_auth_params.insert(name.into(), "x".into());
+        let err =
+            OidcModule::new("b", OidcSettings::new(url("https://sso.test"), client.clone())).unwrap_err();
+        assert_eq!(invalid_key(err), format!("extra_auth_params.{name}"));
+        let oauth2 = OAuth2Settings::new(
+            url("https://p.test/auth"),
+            url("https://p.test/token"),
+            url("https://p.test/me"),
+            client,
+        );
+        let err = OAuth2Module::new("b", oauth2).unwrap_err();
+        assert_eq!(invalid_key(err), format!("extra_auth_params.{name}"));
     }
     // Other parameters are fine.
     let extra = "extra_auth_params = { acr_values = \"urn:mfa\", ui_locales = \"de\" }";
-    let oidc: OidcConfig = toml::from_str(&format!("{oidc_base}\n{extra}")).unwrap();
-    OidcModule::from_config("sso", &oidc).expect("acr_values is not reserved");
-    let oauth2: OAuth2Config = toml::from_str(&format!("{oauth2_base}\n{extra}")).unwrap();
-    OAuth2Module::from_config("github", &oauth2).expect("ui_locales is not reserved");
+    oidc_from_toml(&format!("{oidc_base}\n{extra}")).expect("acr_values is not reserved");
+    oauth2_from_toml(&format!("{oauth2_base}\n{extra}")).expect("ui_locales is not reserved");
 }
 
 #[tokio::test]
 async fn flow_cookie_attributes_and_return_to_of_an_oidc_login() {
     let provider = Provider::shared();
     let ttl = Duration::from_secs(120);
-    let module = Arc::new(confidential(provider).flow_ttl(ttl).build().unwrap());
+    let module = Arc::new(oidc(edit(confidential(provider), |s| s.flow.ttl = ttl)));
     let (chain, _) = chain_of(module, Provisioning::Create);
 
     let redirect = start(&chain, "oidc").await;
@@ -1334,10 +1425,9 @@ async fn flow_cookie_attributes_and_return_to_of_an_oidc_login() {
 async fn unknown_kid_right_after_a_refetch_is_unavailable_with_a_retry_time() {
     let provider = Provider::shared();
     let interval = Duration::from_millis(500);
-    let module = confidential(provider)
-        .jwks_min_refetch_interval(interval)
-        .build()
-        .unwrap();
+    let module = oidc(edit(confidential(provider), |s| {
+        s.jwks_min_refetch_interval = interval
+    }));
     module.prefetch().await.expect("prefetch");
     assert_eq!(module.requests().jwks, 1);
 

@@ -9,8 +9,8 @@ use base64ct::{Base64, Encoding};
 use serde_json::Value;
 
 use super::ProviderRequests;
+#[cfg(feature = "cas")]
 pub(crate) use super::check_url;
-use crate::iso8601::IsoDuration;
 use crate::{AuthError, ConfigError};
 
 /// Default timeout of one request to a provider.
@@ -18,20 +18,30 @@ pub(crate) const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default cap on a provider's response body.
 pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
-/// The HTTP settings of a redirect module's builder; the builder methods come from
-/// `http_builder_methods!`.
-#[derive(Debug, Clone)]
-pub(crate) struct HttpSettings {
-    pub(crate) timeout: Duration,
-    pub(crate) max_bytes: usize,
-    pub(crate) ca_file: Option<PathBuf>,
+/// The HTTP settings of a redirect module's client, one field group shared by the
+/// OIDC, OAuth2 and CAS settings (flat in TOML: `http_timeout`,
+/// `max_response_bytes`, `ca_file`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct HttpSettings {
+    /// `http_timeout`: timeout of each request to the provider, connect and whole
+    /// request (ISO 8601 in TOML, default `PT10S`; longer than zero).
+    #[serde(deserialize_with = "crate::iso8601::duration")]
+    pub http_timeout: Duration,
+    /// `max_response_bytes`: largest response accepted from the provider (default
+    /// 1048576; at least 1024).
+    pub max_response_bytes: usize,
+    /// `ca_file`: PEM bundle of extra CA certificates trusted for the provider's
+    /// HTTPS (default: the built-in web roots only).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
-            timeout: DEFAULT_HTTP_TIMEOUT,
-            max_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            http_timeout: DEFAULT_HTTP_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             ca_file: None,
         }
     }
@@ -40,46 +50,55 @@ impl Default for HttpSettings {
 impl HttpSettings {
     /// The `http_timeout`, `max_response_bytes` and `ca_file` keys of a module's
     /// configuration.
+    #[cfg(feature = "cas")]
     pub(crate) fn configure(
         &mut self,
-        timeout: Option<IsoDuration>,
+        timeout: Option<crate::iso8601::IsoDuration>,
         max_bytes: Option<usize>,
         ca_file: Option<&Path>,
     ) {
         if let Some(timeout) = timeout {
-            self.timeout = timeout.0;
+            self.http_timeout = timeout.0;
         }
         if let Some(max) = max_bytes {
-            self.max_bytes = max;
+            self.max_response_bytes = max;
         }
         if let Some(path) = ca_file {
             self.ca_file = Some(path.to_owned());
         }
     }
 
-    /// The client of `module`; `key` names a field of its configuration.
+    /// Checks the settings and builds the client of `module`; `key` turns a field
+    /// name into the key errors name (the identity for a module's `new`).
     pub(crate) fn client(
         &self,
         module: &str,
         key: impl Fn(&str) -> String,
     ) -> Result<HttpClient, ConfigError> {
-        HttpClient::new(module, self.timeout, self.max_bytes, self.ca_file.as_deref(), key)
+        HttpClient::new(
+            module,
+            self.http_timeout,
+            self.max_response_bytes,
+            self.ca_file.as_deref(),
+            key,
+        )
     }
 }
 
-/// The builder methods for an `http: HttpSettings` field; `$peer` names the server
-/// in their documentation.
+/// The builder methods for an `http: HttpSettings` field (CAS); `$peer` names the
+/// server in their documentation.
+#[cfg(feature = "cas")]
 macro_rules! http_builder_methods {
     ($peer:literal) => {
         #[doc = concat!("Timeout of each request to the ", $peer, " (default 10 s).")]
         pub fn http_timeout(mut self, timeout: std::time::Duration) -> Self {
-            self.http.timeout = timeout;
+            self.http.http_timeout = timeout;
             self
         }
 
         #[doc = concat!("Largest response accepted from the ", $peer, " (default 1 MiB).")]
         pub fn max_response_bytes(mut self, max: usize) -> Self {
-            self.http.max_bytes = max;
+            self.http.max_response_bytes = max;
             self
         }
 
@@ -90,6 +109,7 @@ macro_rules! http_builder_methods {
         }
     };
 }
+#[cfg(feature = "cas")]
 pub(crate) use http_builder_methods;
 
 /// Why a request to an identity provider failed. Never names headers or bodies.

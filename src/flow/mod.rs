@@ -34,9 +34,9 @@ mod store;
 
 pub use cookie::{CookieAttributes, FlowCookie, SameSite, flow_cookie_name};
 #[cfg(any(feature = "oidc", feature = "oauth2", feature = "cas"))]
-pub use http::HttpError;
+pub use http::{HttpError, HttpSettings};
 #[cfg(any(feature = "oidc", feature = "oauth2"))]
-pub use oauth::OAuthError;
+pub use oauth::{OAuthClientSettings, OAuthError};
 pub use replay::{MemoryReplayCache, ReplayCache, ReplayError};
 pub use return_to::{ReturnToError, ReturnToPolicy};
 pub use settings::FlowSettings;

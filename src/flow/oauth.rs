@@ -10,7 +10,8 @@ use super::ClientAuthMethod;
 use super::http::{HttpClient, Purpose};
 use crate::audit::AUDIT_TARGET;
 use crate::error::RequestError;
-use crate::{AuthError, ConfigError, SecretString, StartLogin};
+use crate::settings::{ClientId, ProviderUrl};
+use crate::{AuthError, ConfigError, SecretSource, SecretString, StartLogin};
 
 /// Why an OAuth2 / OIDC protocol step failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,13 +73,108 @@ pub enum OAuthError {
     UserinfoStatus(u16),
 }
 
-/// The OAuth2 client: id, secret and how the secret is presented.
+/// The OAuth2 client registered at the provider, one field group shared by the
+/// OIDC and OAuth2 settings (flat in TOML, beside the module's own keys). Checked
+/// once, when the module is built: the client-secret rule and the reserved
+/// authorization parameters are here and nowhere else.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct OAuthClientSettings {
+    /// `client_id` (required): the client id registered at the provider.
+    pub client_id: ClientId,
+    /// `client_secret`: `"inline"`, `{ env = "NAME" }` or `{ file = "path" }`,
+    /// resolved when the module is built (default none: a public client, PKCE only).
+    /// Required by `client_secret_basic` and `client_secret_post`; never empty.
+    #[serde(default)]
+    pub client_secret: Option<SecretSource>,
+    /// `token_endpoint_auth_method`: `client_secret_basic`, `client_secret_post` or
+    /// `none` (default `client_secret_basic` with a secret, `none` without).
+    #[serde(default)]
+    pub token_endpoint_auth_method: Option<ClientAuthMethod>,
+    /// `redirect_uri` (required): the callback URL registered at the provider; its
+    /// path and scheme give the flow cookie's `Path` and `Secure`.
+    pub redirect_uri: ProviderUrl,
+    /// `extra_auth_params`: extra authorization-request parameters (`acr_values`,
+    /// `ui_locales`, ...; default none). The parameters the module sets itself
+    /// (`response_type`, `client_id`, `redirect_uri`, `scope`, `state`, `nonce`,
+    /// `code_challenge`, `code_challenge_method`, `request`, `request_uri`,
+    /// `response_mode`) and the per-login `login_hint`, `prompt`, `domain_hint`
+    /// (see [`StartLogin`]) are refused, keyed `extra_auth_params.<name>`.
+    #[serde(default)]
+    pub extra_auth_params: BTreeMap<String, String>,
+}
+
+impl OAuthClientSettings {
+    /// The client `client_id` whose callback is `redirect_uri`: public (no
+    /// secret), no extra parameters.
+    pub fn new(client_id: ClientId, redirect_uri: ProviderUrl) -> Self {
+        OAuthClientSettings {
+            client_id,
+            client_secret: None,
+            token_endpoint_auth_method: None,
+            redirect_uri,
+            extra_auth_params: BTreeMap::new(),
+        }
+    }
+
+    /// The default of a module's `#[serde(skip)]` `client` field, which
+    /// `from_table` replaces; [`build`](Self::build) refuses it.
+    pub(crate) fn unset() -> Self {
+        OAuthClientSettings::new(ClientId::unset(), ProviderUrl::unset())
+    }
+
+    /// The client a module holds: the secret resolved, the auth method chosen,
+    /// every rule checked. Errors name keys of the module's table.
+    pub(crate) fn build(&self) -> Result<Client, ConfigError> {
+        if self.client_id == ClientId::unset() {
+            return Err(ConfigError::invalid("client_id", "is required"));
+        }
+        let secret = self
+            .client_secret
+            .as_ref()
+            .map(|source| source.resolve("client_secret"))
+            .transpose()?;
+        let method = self.token_endpoint_auth_method.unwrap_or(match secret {
+            Some(_) => ClientAuthMethod::ClientSecretBasic,
+            None => ClientAuthMethod::None,
+        });
+        match (&secret, method) {
+            (Some(secret), _) if secret.is_empty() => {
+                return Err(ConfigError::invalid("client_secret", "must not be empty"));
+            }
+            (None, ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost) => {
+                return Err(ConfigError::invalid(
+                    "client_secret",
+                    "is required by the token endpoint auth method",
+                ));
+            }
+            _ => {}
+        }
+        check_extra_params("extra_auth_params", &self.extra_auth_params)?;
+        Ok(Client {
+            id: self.client_id.as_str().to_owned(),
+            secret,
+            method,
+            redirect_uri: self.redirect_uri.as_str().to_owned(),
+            extra_params: self
+                .extra_auth_params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+    }
+}
+
+/// The OAuth2 client a module holds (see [`OAuthClientSettings::build`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
     pub(crate) id: String,
     pub(crate) secret: Option<SecretString>,
     pub(crate) method: ClientAuthMethod,
     pub(crate) redirect_uri: String,
+    /// The configured extra authorization parameters, checked.
+    pub(crate) extra_params: Vec<(String, String)>,
 }
 
 /// Authorization-request parameters the modules set themselves (from the flow, the
@@ -101,11 +197,11 @@ pub(crate) const RESERVED_AUTH_PARAMS: &[&str] = &[
     "response_mode",
 ];
 
-/// Checks a module's configured extra authorization parameters: no empty name, and
-/// none of [`RESERVED_AUTH_PARAMS`]. `key` is the configuration key of the table
-/// (`modules.<id>.extra_auth_params`); the error names the offending entry under it.
-pub(crate) fn check_extra_params(key: &str, params: &[(String, String)]) -> Result<(), ConfigError> {
-    for (name, _) in params {
+/// Checks configured extra authorization parameters: no empty name, and none of
+/// [`RESERVED_AUTH_PARAMS`]. `key` is the key of the table; the error names the
+/// offending entry under it (`extra_auth_params.state`).
+fn check_extra_params(key: &str, params: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    for name in params.keys() {
         if name.is_empty() {
             return Err(ConfigError::invalid(key, "a parameter name must not be empty"));
         }

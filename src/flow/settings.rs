@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{CookieAttributes, DEFAULT_FLOW_TTL, FlowStore, Flows, MemoryFlowStore, ReturnToPolicy};
 use crate::ConfigError;
-#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+#[cfg(any(feature = "saml", feature = "cas"))]
 use crate::iso8601::IsoDuration;
 
 /// The settings of pending redirect logins, one field group shared by the OIDC,
@@ -54,7 +54,7 @@ impl FlowSettings {
     }
 
     /// The `flow_ttl` and `return_to_allowed` keys of a module's configuration.
-    #[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+    #[cfg(any(feature = "saml", feature = "cas"))]
     pub(crate) fn configure(&mut self, ttl: Option<IsoDuration>, return_to_allowed: &[String]) {
         if let Some(ttl) = ttl {
             self.ttl = ttl.0;

@@ -31,10 +31,10 @@ pub use ldap::{LdapModule, LdapSettings};
 pub use local::{LocalModule, LocalSettings};
 #[cfg(feature = "oauth2")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]
-pub use oauth2::{OAuth2Config, OAuth2Module};
+pub use oauth2::{OAuth2Module, OAuth2Settings};
 #[cfg(feature = "oidc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
-pub use oidc::{OidcConfig, OidcModule};
+pub use oidc::{OidcModule, OidcSettings};
 #[cfg(feature = "saml")]
 #[cfg_attr(docsrs, doc(cfg(feature = "saml")))]
 pub use saml::{SamlConfig, SamlModule};

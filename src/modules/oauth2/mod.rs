@@ -5,28 +5,25 @@
 //! A callback costs two HTTP requests: the token request and the userinfo request.
 //! Every setting is described in `docs/modules/oidc.md` (section "oauth2").
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+mod settings;
 
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 use tracing::warn;
 
+pub use settings::OAuth2Settings;
+
 use crate::audit::AUDIT_TARGET;
 use crate::error::RequestError;
-use crate::flow::http::{HttpClient, HttpSettings, Purpose, check_url, http_builder_methods};
+use crate::flow::http::{HttpClient, Purpose};
 use crate::flow::oauth::{self, Callback, Client};
-use crate::flow::{
-    ClientAuthMethod, FlowError, FlowSettings, Flows, ProviderRequests, flow_builder_methods, json,
-    redirect_authenticator,
-};
 use crate::flow::{CookieAttributes, OAuthError, SameSite};
-use crate::iso8601::IsoDuration;
-use crate::settings::name_or_default;
-use crate::{AuthError, AuthRequest, ConfigError, Identity, Outcome, Redirect, SecretSource, SecretString};
+use crate::flow::{FlowError, Flows, ProviderRequests, json, redirect_authenticator};
+use crate::{AuthError, AuthRequest, ConfigError, Identity, Outcome, Redirect};
 
-/// The OAuth2 module. Build it with [`OAuth2Module::builder`] or
-/// [`OAuth2Module::from_config`].
+/// The OAuth2 module. Build it with [`OAuth2Module::new`] from
+/// [`OAuth2Settings`] (in code, or read from a `type = "oauth2"` table).
 pub struct OAuth2Module {
     id: String,
     authorization_endpoint: String,
@@ -35,7 +32,6 @@ pub struct OAuth2Module {
     issuer: Option<String>,
     client: Client,
     scope: String,
-    extra_params: Vec<(String, String)>,
     pkce: bool,
     paths: Paths,
     flows: Flows,
@@ -61,202 +57,45 @@ struct Paths {
     groups: Option<String>,
 }
 
-/// Builds an [`OAuth2Module`].
-#[derive(Debug, Clone)]
-pub struct OAuth2ModuleBuilder {
-    id: String,
-    authorization_endpoint: String,
-    token_endpoint: String,
-    userinfo_endpoint: String,
-    issuer: Option<String>,
-    client_id: String,
-    client_secret: Option<SecretString>,
-    auth_method: Option<ClientAuthMethod>,
-    redirect_uri: String,
-    scopes: Vec<String>,
-    extra_params: Vec<(String, String)>,
-    pkce: bool,
-    paths: Paths,
-    flows: FlowSettings,
-    http: HttpSettings,
-}
-
-impl OAuth2ModuleBuilder {
-    /// The client secret (confidential client).
-    pub fn client_secret(mut self, secret: impl Into<SecretString>) -> Self {
-        self.client_secret = Some(secret.into());
-        self
-    }
-
-    /// How the client authenticates at the token endpoint (default
-    /// `client_secret_basic` with a secret, `none` without).
-    pub fn token_endpoint_auth_method(mut self, method: ClientAuthMethod) -> Self {
-        self.auth_method = Some(method);
-        self
-    }
-
-    /// Scopes to request (default none; GitHub: `read:user user:email read:org`).
-    pub fn scopes<I, S>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// An extra parameter of the authorization request. The module's own parameters
-    /// and the per-login ones (`login_hint`, `prompt`, `domain_hint`: see
-    /// [`StartLogin`](crate::StartLogin)) are refused at [`build`](Self::build).
-    pub fn auth_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.extra_params.push((name.into(), value.into()));
-        self
-    }
-
-    /// Send a PKCE challenge (default `true`; providers that do not know PKCE ignore it).
-    pub fn pkce(mut self, yes: bool) -> Self {
-        self.pkce = yes;
-        self
-    }
-
-    /// The provider's issuer, checked against an RFC 9207 `iss` callback parameter.
-    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuer = Some(issuer.into());
-        self
-    }
-
-    /// JSON path of the stable subject in the userinfo answer (default `id`).
-    pub fn subject_path(mut self, path: impl Into<String>) -> Self {
-        self.paths.subject = path.into();
-        self
-    }
-
-    /// JSON paths tried in order for the login name (default `login`,
-    /// `preferred_username`, `username`; the subject is the last resort).
-    pub fn login_paths<I, S>(mut self, paths: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.paths.login = paths.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// JSON path of the email address (default `email`).
-    pub fn email_path(mut self, path: Option<String>) -> Self {
-        self.paths.email = path;
-        self
-    }
-
-    /// JSON path of the display name (default `name`).
-    pub fn name_path(mut self, path: Option<String>) -> Self {
-        self.paths.name = path;
-        self
-    }
-
-    /// JSON path of the groups (default none).
-    pub fn groups_path(mut self, path: Option<String>) -> Self {
-        self.paths.groups = path;
-        self
-    }
-
-    flow_builder_methods!();
-    http_builder_methods!("provider");
-
-    /// Checks the settings and builds the module.
-    pub fn build(self) -> Result<OAuth2Module, ConfigError> {
-        let id = self.id.clone();
-        let key = |field: &str| format!("modules.{id}.{field}");
-        let invalid = |field: &str, message: &str| ConfigError::invalid(key(field), message);
-        for (field, url) in [
-            ("authorization_endpoint", &self.authorization_endpoint),
-            ("token_endpoint", &self.token_endpoint),
-            ("userinfo_endpoint", &self.userinfo_endpoint),
-            ("redirect_uri", &self.redirect_uri),
-        ] {
-            check_url(&key(field), url)?;
+impl OAuth2Module {
+    /// Checks `settings` once and builds the module `id`; errors name keys of the
+    /// module's table (`subject_path`, `client_secret`). Secrets are resolved here.
+    /// The flow store is injected through `settings.flow.store`.
+    pub fn new(id: impl Into<String>, settings: OAuth2Settings) -> Result<OAuth2Module, ConfigError> {
+        let id = id.into();
+        let s = settings;
+        let client = s.client.build()?;
+        if s.subject_path.is_empty() {
+            return Err(ConfigError::invalid("subject_path", "must not be empty"));
         }
-        if self.client_id.is_empty() {
-            return Err(invalid("client_id", "must not be empty"));
+        if !s.pkce {
+            warn!(target: AUDIT_TARGET, module = %id, "PKCE is off: only `state` protects the code");
         }
-        let method = self.auth_method.unwrap_or(match self.client_secret {
-            Some(_) => ClientAuthMethod::ClientSecretBasic,
-            None => ClientAuthMethod::None,
-        });
-        if method != ClientAuthMethod::None && self.client_secret.as_ref().is_none_or(SecretString::is_empty)
-        {
-            return Err(invalid(
-                "client_secret",
-                "is required by the token endpoint auth method",
-            ));
-        }
-        oauth::check_extra_params(&key("extra_auth_params"), &self.extra_params)?;
-        if self.paths.subject.is_empty() {
-            return Err(invalid("subject_path", "must not be empty"));
-        }
-        if !self.pkce {
-            warn!(target: AUDIT_TARGET, module = %self.id, "PKCE is off: only `state` protects the code");
-        }
-        let http = self.http.client(&self.id, key)?;
-        let flows = self
-            .flows
-            .build(CookieAttributes::for_callback(&self.redirect_uri, SameSite::Lax))
-            .map_err(|e| e.rekey(key))?;
+        let http = s.http.client(&id, str::to_owned)?;
+        let flows = s.flow.build(CookieAttributes::for_callback(
+            &client.redirect_uri,
+            SameSite::Lax,
+        ))?;
+        let name = |path: String| (!path.is_empty()).then_some(path);
         Ok(OAuth2Module {
-            authorization_endpoint: self.authorization_endpoint,
-            token_endpoint: self.token_endpoint,
-            userinfo_endpoint: self.userinfo_endpoint,
-            issuer: self.issuer,
-            client: Client {
-                id: self.client_id,
-                secret: self.client_secret,
-                method,
-                redirect_uri: self.redirect_uri,
+            authorization_endpoint: s.authorization_endpoint.to_string(),
+            token_endpoint: s.token_endpoint.to_string(),
+            userinfo_endpoint: s.userinfo_endpoint.to_string(),
+            issuer: s.issuer,
+            client,
+            scope: s.scopes.join(" "),
+            pkce: s.pkce,
+            paths: Paths {
+                subject: s.subject_path,
+                login: s.login_paths,
+                email: name(s.email_path),
+                name: name(s.name_path),
+                groups: name(s.groups_path),
             },
-            scope: self.scopes.join(" "),
-            extra_params: self.extra_params,
-            pkce: self.pkce,
-            paths: self.paths,
             flows,
             http,
-            id: self.id,
+            id,
         })
-    }
-}
-
-impl OAuth2Module {
-    /// A module for a provider's three endpoints and the client `client_id`.
-    pub fn builder(
-        id: impl Into<String>,
-        authorization_endpoint: impl Into<String>,
-        token_endpoint: impl Into<String>,
-        userinfo_endpoint: impl Into<String>,
-        client_id: impl Into<String>,
-        redirect_uri: impl Into<String>,
-    ) -> OAuth2ModuleBuilder {
-        OAuth2ModuleBuilder {
-            id: id.into(),
-            authorization_endpoint: authorization_endpoint.into(),
-            token_endpoint: token_endpoint.into(),
-            userinfo_endpoint: userinfo_endpoint.into(),
-            issuer: None,
-            client_id: client_id.into(),
-            client_secret: None,
-            auth_method: None,
-            redirect_uri: redirect_uri.into(),
-            scopes: Vec::new(),
-            extra_params: Vec::new(),
-            pkce: true,
-            paths: Paths {
-                subject: "id".into(),
-                login: vec!["login".into(), "preferred_username".into(), "username".into()],
-                email: Some("email".into()),
-                name: Some("name".into()),
-                groups: None,
-            },
-            flows: FlowSettings::default(),
-            http: HttpSettings::default(),
-        }
     }
 
     /// HTTP requests sent to the provider so far, by purpose.
@@ -282,8 +121,12 @@ impl OAuth2Module {
             params.push(("code_challenge", &challenge));
             params.push(("code_challenge_method", "S256"));
         }
-        let location =
-            oauth::authorization_url(&self.authorization_endpoint, &params, start, &self.extra_params)?;
+        let location = oauth::authorization_url(
+            &self.authorization_endpoint,
+            &params,
+            start,
+            &self.client.extra_params,
+        )?;
         Ok(Outcome::Redirect(Redirect {
             location,
             flow_cookie: Some(started.cookie),
@@ -381,127 +224,3 @@ impl OAuth2Module {
 }
 
 redirect_authenticator!(OAuth2Module);
-
-/// The settings of one OAuth2 module, as written in configuration.
-///
-/// ```toml
-/// [modules.github]
-/// type = "oauth2"
-/// authorization_endpoint = "https://github.com/login/oauth/authorize"
-/// token_endpoint = "https://github.com/login/oauth/access_token"
-/// userinfo_endpoint = "https://api.github.com/user"
-/// client_id = "Iv1.0123456789abcdef"
-/// client_secret = { env = "GITHUB_CLIENT_SECRET" }
-/// token_endpoint_auth_method = "client_secret_post"
-/// redirect_uri = "https://app.example.org/login/github/callback"
-/// scopes = ["read:user", "user:email"]
-/// ```
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OAuth2Config {
-    /// The provider's authorization endpoint.
-    pub authorization_endpoint: String,
-    /// The provider's token endpoint.
-    pub token_endpoint: String,
-    /// The endpoint answering who the access token belongs to (JSON).
-    pub userinfo_endpoint: String,
-    /// The provider's issuer, checked against an RFC 9207 `iss` callback parameter
-    /// when the provider sends one. Default: not checked.
-    #[serde(default)]
-    pub issuer: Option<String>,
-    /// The client id registered at the provider.
-    pub client_id: String,
-    /// The client secret (`"inline"`, `{ env = "NAME" }` or `{ file = "path" }`).
-    #[serde(default)]
-    pub client_secret: Option<SecretSource>,
-    /// `client_secret_basic` (default with a secret), `client_secret_post`, or `none`.
-    #[serde(default)]
-    pub token_endpoint_auth_method: Option<ClientAuthMethod>,
-    /// The callback URL registered at the provider.
-    pub redirect_uri: String,
-    /// Scopes to request. Default none.
-    #[serde(default)]
-    pub scopes: Vec<String>,
-    /// Extra parameters of the authorization request. The module's own parameters
-    /// and the per-login `login_hint`, `prompt` and `domain_hint` (from
-    /// [`StartLogin`](crate::StartLogin)) are refused.
-    #[serde(default)]
-    pub extra_auth_params: BTreeMap<String, String>,
-    /// Send a PKCE (S256) challenge. Default `true`.
-    #[serde(default = "crate::settings::yes")]
-    pub pkce: bool,
-    /// JSON path of the stable subject in the userinfo answer. Default `id`.
-    #[serde(default)]
-    pub subject_path: Option<String>,
-    /// JSON paths tried in order for the login name. Default
-    /// `["login", "preferred_username", "username"]`; the subject is the last resort.
-    #[serde(default)]
-    pub login_paths: Option<Vec<String>>,
-    /// JSON path of the email address. Default `email`; `""` to ignore.
-    #[serde(default)]
-    pub email_path: Option<String>,
-    /// JSON path of the display name. Default `name`; `""` to ignore.
-    #[serde(default)]
-    pub name_path: Option<String>,
-    /// JSON path of the groups (array of strings, array of objects with `name`, or
-    /// a comma-separated string). Default: no groups.
-    #[serde(default)]
-    pub groups_path: Option<String>,
-    /// How long a started login may take (ISO 8601, default `PT10M`).
-    #[serde(default)]
-    pub flow_ttl: Option<IsoDuration>,
-    /// Absolute return-to URL prefixes accepted besides relative paths.
-    #[serde(default)]
-    pub return_to_allowed: Vec<String>,
-    /// Timeout of each request to the provider (ISO 8601, default `PT10S`).
-    #[serde(default)]
-    pub http_timeout: Option<IsoDuration>,
-    /// Largest response accepted from the provider, in bytes. Default 1048576.
-    #[serde(default)]
-    pub max_response_bytes: Option<usize>,
-    /// PEM bundle of extra CA certificates for the provider's HTTPS.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-}
-
-impl OAuth2Module {
-    /// Builds the module `id` from its configuration; errors name the key.
-    pub fn from_config(id: &str, cfg: &OAuth2Config) -> Result<OAuth2Module, ConfigError> {
-        let key = |field: &str| format!("modules.{id}.{field}");
-        let mut b = OAuth2Module::builder(
-            id,
-            &cfg.authorization_endpoint,
-            &cfg.token_endpoint,
-            &cfg.userinfo_endpoint,
-            &cfg.client_id,
-            &cfg.redirect_uri,
-        )
-        .scopes(cfg.scopes.clone())
-        .pkce(cfg.pkce)
-        .email_path(name_or_default(&cfg.email_path, Some("email")))
-        .name_path(name_or_default(&cfg.name_path, Some("name")))
-        .groups_path(name_or_default(&cfg.groups_path, None));
-        if let Some(secret) = &cfg.client_secret {
-            b = b.client_secret(secret.resolve(&key("client_secret"))?);
-        }
-        if let Some(method) = cfg.token_endpoint_auth_method {
-            b = b.token_endpoint_auth_method(method);
-        }
-        if let Some(issuer) = &cfg.issuer {
-            b = b.issuer(issuer);
-        }
-        for (name, value) in &cfg.extra_auth_params {
-            b = b.auth_param(name, value);
-        }
-        if let Some(path) = &cfg.subject_path {
-            b = b.subject_path(path);
-        }
-        if let Some(paths) = &cfg.login_paths {
-            b = b.login_paths(paths.clone());
-        }
-        b.flows.configure(cfg.flow_ttl, &cfg.return_to_allowed);
-        b.http
-            .configure(cfg.http_timeout, cfg.max_response_bytes, cfg.ca_file.as_deref());
-        b.build()
-    }
-}

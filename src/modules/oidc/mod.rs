@@ -16,8 +16,8 @@
 //!
 //! Every setting is described in `docs/modules/oidc.md`.
 
-mod config;
 mod jwt;
+mod settings;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -27,19 +27,18 @@ use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
-pub use config::OidcConfig;
 pub use jwt::{Algorithm, MAX_ID_TOKEN_BYTES, TokenError};
+pub use settings::OidcSettings;
 
 use crate::audit::AUDIT_TARGET;
 use crate::error::RequestError;
-use crate::flow::http::{HttpClient, HttpSettings, Purpose, check_url, http_builder_methods};
+use crate::flow::check_url;
+use crate::flow::http::{HttpClient, Purpose};
 use crate::flow::oauth::{self, Callback, Client};
-use crate::flow::{
-    ClientAuthMethod, FlowError, FlowSettings, Flows, ProviderRequests, flow_builder_methods, json,
-    redirect_authenticator,
-};
 use crate::flow::{CookieAttributes, HttpError, OAuthError, SameSite};
-use crate::{AuthError, AuthRequest, ConfigError, Identity, Outcome, Redirect, SecretString};
+use crate::flow::{FlowError, Flows, ProviderRequests, json, redirect_authenticator};
+use crate::settings::ProviderUrl;
+use crate::{AuthError, AuthRequest, ConfigError, Identity, Outcome, Redirect};
 use jwt::{Expectations, Issuer, KeySet};
 
 /// Default scopes.
@@ -125,8 +124,8 @@ enum KeyFetch {
     },
 }
 
-/// The OpenID Connect module. Build it with [`OidcModule::builder`] or
-/// [`OidcModule::from_config`].
+/// The OpenID Connect module. Build it with [`OidcModule::new`] from
+/// [`OidcSettings`] (in code, or read from a `type = "oidc"` table).
 pub struct OidcModule {
     id: String,
     issuer: Issuer,
@@ -136,7 +135,6 @@ pub struct OidcModule {
     endpoints: Endpoints,
     client: Client,
     scope: String,
-    extra_params: Vec<(String, String)>,
     algorithms: Vec<Algorithm>,
     allow_unsigned: bool,
     clock_skew: Duration,
@@ -163,340 +161,93 @@ impl std::fmt::Debug for OidcModule {
     }
 }
 
-/// Builds an [`OidcModule`].
-#[derive(Debug, Clone)]
-pub struct OidcModuleBuilder {
-    id: String,
-    issuer: String,
-    issuer_template: Option<String>,
-    allowed_tenants: Vec<String>,
-    discovery: bool,
-    discovery_url: Option<String>,
-    endpoints: Endpoints,
-    client_id: String,
-    client_secret: Option<SecretString>,
-    auth_method: Option<ClientAuthMethod>,
-    redirect_uri: String,
-    scopes: Vec<String>,
-    extra_params: Vec<(String, String)>,
-    algorithms: Vec<String>,
-    allow_unsigned: bool,
-    clock_skew: Duration,
-    login_claims: Vec<String>,
-    email_claim: Option<String>,
-    name_claim: Option<String>,
-    groups_claim: Option<String>,
-    userinfo: bool,
-    metadata_refresh: Duration,
-    jwks_min_refetch: Duration,
-    flows: FlowSettings,
-    http: HttpSettings,
-}
-
-impl OidcModuleBuilder {
-    /// The client secret (confidential client). Without one the client is public.
-    pub fn client_secret(mut self, secret: impl Into<SecretString>) -> Self {
-        self.client_secret = Some(secret.into());
-        self
-    }
-
-    /// How the client authenticates at the token endpoint (default
-    /// `client_secret_basic` with a secret, `none` without).
-    pub fn token_endpoint_auth_method(mut self, method: ClientAuthMethod) -> Self {
-        self.auth_method = Some(method);
-        self
-    }
-
-    /// The scopes to request (default `openid profile email`; `openid` is added when missing).
-    pub fn scopes<I, S>(mut self, scopes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// An extra parameter for the authorization request (`acr_values`, `ui_locales`,
-    /// ...). The module's own parameters and the per-login ones (`login_hint`,
-    /// `prompt`, `domain_hint`: see [`StartLogin`](crate::StartLogin)) are refused at
-    /// [`build`](Self::build).
-    pub fn auth_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.extra_params.push((name.into(), value.into()));
-        self
-    }
-
-    /// Fetch the discovery document (default `true`). Off: the authorization and
-    /// token endpoints and the JWKS URI must be given.
-    pub fn discovery(mut self, yes: bool) -> Self {
-        self.discovery = yes;
-        self
-    }
-
-    /// The discovery document's URL (default `<issuer>/.well-known/openid-configuration`).
-    pub fn discovery_url(mut self, url: impl Into<String>) -> Self {
-        self.discovery_url = Some(url.into());
-        self
-    }
-
-    /// The authorization endpoint (overrides discovery).
-    pub fn authorization_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.endpoints.authorization = Some(url.into());
-        self
-    }
-
-    /// The token endpoint (overrides discovery).
-    pub fn token_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.endpoints.token = Some(url.into());
-        self
-    }
-
-    /// The JWKS URI (overrides discovery).
-    pub fn jwks_uri(mut self, url: impl Into<String>) -> Self {
-        self.endpoints.jwks = Some(url.into());
-        self
-    }
-
-    /// The userinfo endpoint (overrides discovery).
-    pub fn userinfo_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.endpoints.userinfo = Some(url.into());
-        self
-    }
-
-    /// Multi-tenant issuers: the ID token's `iss` must be this template with
-    /// `{tenantid}` replaced by the token's `tid` claim
-    /// (`https://login.microsoftonline.com/{tenantid}/v2.0`). The `issuer` is then
-    /// only where discovery is found (`.../common/v2.0`).
-    pub fn issuer_template(mut self, template: impl Into<String>) -> Self {
-        self.issuer_template = Some(template.into());
-        self
-    }
-
-    /// With an issuer template: only these tenant ids are accepted (default: any).
-    pub fn allowed_tenants<I, S>(mut self, tenants: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.allowed_tenants = tenants.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// ID-token signature algorithms accepted (default `["RS256"]`).
-    pub fn id_token_algorithms<I, S>(mut self, algorithms: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.algorithms = algorithms.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Accept ID tokens with `alg: none`. Never in production: anybody who can reach
-    /// the callback with a code could then choose their identity. Logged loudly.
-    pub fn insecure_allow_unsigned_id_tokens(mut self, yes: bool) -> Self {
-        self.allow_unsigned = yes;
-        self
-    }
-
-    /// Clock skew allowed on `exp`, `iat` and `nbf` (default 60 s, at most 10 min).
-    pub fn clock_skew(mut self, skew: Duration) -> Self {
-        self.clock_skew = skew;
-        self
-    }
-
-    /// Claims tried in order for the login name (default `preferred_username`,
-    /// `email`, `sub`); `sub` is always the last resort.
-    pub fn login_claims<I, S>(mut self, claims: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.login_claims = claims.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// The email claim (default `email`; `None` to ignore).
-    pub fn email_claim(mut self, claim: Option<String>) -> Self {
-        self.email_claim = claim;
-        self
-    }
-
-    /// The display-name claim (default `name`; `None` to ignore).
-    pub fn name_claim(mut self, claim: Option<String>) -> Self {
-        self.name_claim = claim;
-        self
-    }
-
-    /// The groups claim, a name or dotted path (`groups`, `realm_access.roles`);
-    /// default `groups`, `None` for no groups.
-    pub fn groups_claim(mut self, claim: Option<String>) -> Self {
-        self.groups_claim = claim;
-        self
-    }
-
-    /// Call the userinfo endpoint at each login and merge its claims (its `sub` must
-    /// equal the ID token's). Default off.
-    pub fn userinfo(mut self, yes: bool) -> Self {
-        self.userinfo = yes;
-        self
-    }
-
-    /// Age after which discovery and the JWKS are fetched again (default 1 h).
-    pub fn metadata_refresh(mut self, age: Duration) -> Self {
-        self.metadata_refresh = age;
-        self
-    }
-
-    /// Minimum time between two JWKS (and failed discovery) fetches (default 10 s).
-    pub fn jwks_min_refetch_interval(mut self, interval: Duration) -> Self {
-        self.jwks_min_refetch = interval;
-        self
-    }
-
-    flow_builder_methods!();
-    http_builder_methods!("provider");
-
-    /// Checks the settings and builds the module. Nothing is fetched yet.
-    pub fn build(self) -> Result<OidcModule, ConfigError> {
-        let id = self.id.clone();
-        let key = |field: &str| format!("modules.{id}.{field}");
-        let invalid = |field: &str, message: String| ConfigError::invalid(key(field), message);
-        check_url(&key("issuer"), &self.issuer)?;
-        if self.client_id.is_empty() {
-            return Err(invalid("client_id", "must not be empty".into()));
-        }
-        check_url(&key("redirect_uri"), &self.redirect_uri)?;
-        for (field, url) in [
-            ("discovery_url", &self.discovery_url),
-            ("authorization_endpoint", &self.endpoints.authorization),
-            ("token_endpoint", &self.endpoints.token),
-            ("jwks_uri", &self.endpoints.jwks),
-            ("userinfo_endpoint", &self.endpoints.userinfo),
-        ] {
-            if let Some(url) = url {
-                check_url(&key(field), url)?;
-            }
-        }
-        if !self.discovery {
+impl OidcModule {
+    /// Checks `settings` once and builds the module `id`; errors name keys of the
+    /// module's table (`issuer`, `flow_ttl`). Secrets are resolved here; nothing is
+    /// fetched yet. The flow store is injected through `settings.flow.store`.
+    pub fn new(id: impl Into<String>, settings: OidcSettings) -> Result<OidcModule, ConfigError> {
+        let id = id.into();
+        let s = settings;
+        let invalid = |field: &str, message: &str| ConfigError::invalid(field, message);
+        if !s.discovery {
             for (field, url) in [
-                ("authorization_endpoint", &self.endpoints.authorization),
-                ("token_endpoint", &self.endpoints.token),
-                ("jwks_uri", &self.endpoints.jwks),
+                ("authorization_endpoint", &s.authorization_endpoint),
+                ("token_endpoint", &s.token_endpoint),
+                ("jwks_uri", &s.jwks_uri),
             ] {
                 if url.is_none() {
-                    return Err(invalid(field, "is required when `discovery` is off".into()));
+                    return Err(invalid(field, "is required when `discovery` is off"));
                 }
             }
-            if self.userinfo && self.endpoints.userinfo.is_none() {
+            if s.userinfo && s.userinfo_endpoint.is_none() {
                 return Err(invalid(
                     "userinfo_endpoint",
-                    "is required for `userinfo` when `discovery` is off".into(),
+                    "is required for `userinfo` when `discovery` is off",
                 ));
             }
         }
-        let method = self.auth_method.unwrap_or(match self.client_secret {
-            Some(_) => ClientAuthMethod::ClientSecretBasic,
-            None => ClientAuthMethod::None,
-        });
-        match (method, &self.client_secret) {
-            (ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost, None) => {
-                return Err(invalid(
-                    "client_secret",
-                    "is required by the token endpoint auth method".into(),
-                ));
-            }
-            (_, Some(secret)) if secret.is_empty() => {
-                return Err(invalid("client_secret", "must not be empty".into()));
-            }
-            _ => {}
-        }
-        let mut scopes = self.scopes;
+        let client = s.client.build()?;
+        let mut scopes = s.scopes;
         if !scopes.iter().any(|s| s == "openid") {
             scopes.insert(0, "openid".into());
         }
         if let Some(bad) = scopes.iter().find(|s| s.is_empty() || s.contains(' ')) {
-            return Err(invalid("scopes", format!("{bad:?} is not a scope")));
+            return Err(ConfigError::invalid("scopes", format!("{bad:?} is not a scope")));
         }
-        oauth::check_extra_params(&key("extra_auth_params"), &self.extra_params)?;
-        let mut algorithms = Vec::new();
-        for name in &self.algorithms {
-            match Algorithm::from_name(name) {
-                Some(alg) => algorithms.push(alg),
-                None if name == "none" => {
-                    return Err(invalid(
-                        "id_token_algorithms",
-                        "`none` is not an algorithm; see insecure_allow_unsigned_id_tokens".into(),
-                    ));
-                }
-                None => {
-                    return Err(invalid(
-                        "id_token_algorithms",
-                        format!(
-                            "unsupported algorithm {name:?} (supported: {})",
-                            Algorithm::NAMES.join(", ")
-                        ),
-                    ));
-                }
-            }
+        let allow_unsigned = s.insecure_allow_unsigned_id_tokens;
+        if s.id_token_algorithms.is_empty() && !allow_unsigned {
+            return Err(invalid("id_token_algorithms", "must name at least one algorithm"));
         }
-        if algorithms.is_empty() && !self.allow_unsigned {
-            return Err(invalid(
-                "id_token_algorithms",
-                "must name at least one algorithm".into(),
-            ));
-        }
-        if self.allow_unsigned {
-            warn!(target: AUDIT_TARGET, module = %self.id,
+        if allow_unsigned {
+            warn!(target: AUDIT_TARGET, module = %id,
                 "insecure_allow_unsigned_id_tokens is on: unsigned ID tokens are accepted");
         }
-        if self.clock_skew > Duration::from_secs(600) {
-            return Err(invalid("clock_skew", "must be at most 10 minutes".into()));
+        if s.clock_skew > Duration::from_secs(600) {
+            return Err(invalid("clock_skew", "must be at most 10 minutes"));
         }
-        let issuer = match self.issuer_template {
+        let issuer = match s.issuer_template {
             Some(template) => {
                 if !template.contains("{tenantid}") {
-                    return Err(invalid("issuer_template", "must contain `{tenantid}`".into()));
+                    return Err(invalid("issuer_template", "must contain `{tenantid}`"));
                 }
-                check_url(&key("issuer_template"), &template.replace("{tenantid}", "tenant"))?;
+                check_url("issuer_template", &template.replace("{tenantid}", "tenant"))?;
                 Issuer::Template {
                     template,
-                    tenants: self.allowed_tenants,
+                    tenants: s.allowed_tenants,
                 }
             }
-            None if !self.allowed_tenants.is_empty() => {
-                return Err(invalid("allowed_tenants", "needs `issuer_template`".into()));
+            None if !s.allowed_tenants.is_empty() => {
+                return Err(invalid("allowed_tenants", "needs `issuer_template`"));
             }
-            None => Issuer::Fixed(self.issuer.clone()),
+            None => Issuer::Fixed(s.issuer.to_string()),
         };
-        for (field, claim) in [
-            ("email_claim", &self.email_claim),
-            ("name_claim", &self.name_claim),
-        ] {
-            if claim.as_deref() == Some("") {
-                return Err(invalid(field, "must not be empty".into()));
-            }
+        if s.login_claims.iter().any(String::is_empty) {
+            return Err(invalid("login_claims", "must not hold an empty name"));
         }
-        if self.login_claims.iter().any(String::is_empty) {
-            return Err(invalid("login_claims", "must not hold an empty name".into()));
+        if s.metadata_refresh < Duration::from_secs(1) {
+            return Err(invalid("metadata_refresh", "must be at least one second"));
         }
-        if self.metadata_refresh < Duration::from_secs(1) {
-            return Err(invalid("metadata_refresh", "must be at least one second".into()));
-        }
-        let http = self.http.client(&self.id, key)?;
-        let flows = self
-            .flows
-            .build(CookieAttributes::for_callback(&self.redirect_uri, SameSite::Lax))
-            .map_err(|e| e.rekey(key))?;
-        let discovery_url = self.discovery.then(|| {
-            self.discovery_url.unwrap_or_else(|| {
-                format!(
-                    "{}/.well-known/openid-configuration",
-                    self.issuer.trim_end_matches('/')
-                )
-            })
+        let http = s.http.client(&id, str::to_owned)?;
+        let flows = s.flow.build(CookieAttributes::for_callback(
+            &client.redirect_uri,
+            SameSite::Lax,
+        ))?;
+        let issuer_url = s.issuer.to_string();
+        let discovery_url = s.discovery.then(|| match s.discovery_url {
+            Some(url) => url.to_string(),
+            None => format!(
+                "{}/.well-known/openid-configuration",
+                issuer_url.trim_end_matches('/')
+            ),
         });
-        let static_metadata = match (&discovery_url, &self.endpoints) {
+        let text = |url: Option<ProviderUrl>| url.map(|u| u.to_string());
+        let endpoints = Endpoints {
+            authorization: text(s.authorization_endpoint),
+            token: text(s.token_endpoint),
+            jwks: text(s.jwks_uri),
+            userinfo: text(s.userinfo_endpoint),
+        };
+        let static_metadata = match (&discovery_url, &endpoints) {
             (
                 None,
                 Endpoints {
@@ -517,83 +268,38 @@ impl OidcModuleBuilder {
             )),
             _ => None,
         };
-        let mut login = self.login_claims;
+        let mut login = s.login_claims;
         if !login.iter().any(|c| c == "sub") {
             login.push("sub".into());
         }
+        let name = |claim: String| (!claim.is_empty()).then_some(claim);
         Ok(OidcModule {
             issuer,
-            issuer_url: self.issuer,
+            issuer_url,
             discovery_url,
-            endpoints: self.endpoints,
-            client: Client {
-                id: self.client_id,
-                secret: self.client_secret,
-                method,
-                redirect_uri: self.redirect_uri,
-            },
+            endpoints,
+            client,
             scope: scopes.join(" "),
-            extra_params: self.extra_params,
-            algorithms,
-            allow_unsigned: self.allow_unsigned,
-            clock_skew: self.clock_skew,
+            algorithms: s.id_token_algorithms,
+            allow_unsigned,
+            clock_skew: s.clock_skew,
             claims: ClaimNames {
                 login,
-                email: self.email_claim,
-                name: self.name_claim,
-                groups: self.groups_claim.filter(|g| !g.is_empty()),
+                email: name(s.email_claim),
+                name: name(s.name_claim),
+                groups: name(s.groups_claim),
             },
-            userinfo: self.userinfo,
-            metadata_refresh: self.metadata_refresh,
-            jwks_min_refetch: self.jwks_min_refetch,
+            userinfo: s.userinfo,
+            metadata_refresh: s.metadata_refresh,
+            jwks_min_refetch: s.jwks_min_refetch_interval,
             flows,
             http,
             metadata: RwLock::new(static_metadata),
             metadata_attempt: Mutex::new(None),
             keys: RwLock::new(None),
             jwks_attempt: Mutex::new(None),
-            id: self.id,
+            id,
         })
-    }
-}
-
-impl OidcModule {
-    /// A module for the provider at `issuer`, with the client `client_id` whose
-    /// callback is `redirect_uri`. Defaults: discovery on, public client, scopes
-    /// `openid profile email`, RS256, 60 s clock skew.
-    pub fn builder(
-        id: impl Into<String>,
-        issuer: impl Into<String>,
-        client_id: impl Into<String>,
-        redirect_uri: impl Into<String>,
-    ) -> OidcModuleBuilder {
-        OidcModuleBuilder {
-            id: id.into(),
-            issuer: issuer.into(),
-            issuer_template: None,
-            allowed_tenants: Vec::new(),
-            discovery: true,
-            discovery_url: None,
-            endpoints: Endpoints::default(),
-            client_id: client_id.into(),
-            client_secret: None,
-            auth_method: None,
-            redirect_uri: redirect_uri.into(),
-            scopes: DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
-            extra_params: Vec::new(),
-            algorithms: vec!["RS256".into()],
-            allow_unsigned: false,
-            clock_skew: DEFAULT_CLOCK_SKEW,
-            login_claims: DEFAULT_LOGIN_CLAIMS.iter().map(|s| s.to_string()).collect(),
-            email_claim: Some("email".into()),
-            name_claim: Some("name".into()),
-            groups_claim: Some("groups".into()),
-            userinfo: false,
-            metadata_refresh: DEFAULT_METADATA_REFRESH,
-            jwks_min_refetch: DEFAULT_JWKS_MIN_REFETCH,
-            flows: FlowSettings::default(),
-            http: HttpSettings::default(),
-        }
     }
 
     /// HTTP requests sent to the provider so far, by purpose.
@@ -860,7 +566,7 @@ impl OidcModule {
                 ("code_challenge_method", "S256"),
             ],
             start,
-            &self.extra_params,
+            &self.client.extra_params,
         )?;
         Ok(Outcome::Redirect(Redirect {
             location,
