@@ -11,22 +11,20 @@ mod slapd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use authchain::modules::ldap::LdapModule;
-use authchain::{AuthRequest, Authenticator, Outcome};
+use authchain::modules::ldap::{LdapModule, LdapSettings};
+use authchain::{AuthRequest, Authenticator, Outcome, SecretSource};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const CONCURRENCY: usize = 32;
 
 fn module(server: &slapd::Slapd) -> Arc<LdapModule> {
-    Arc::new(
-        LdapModule::builder("corp-ldap")
-            .url(&server.ldap_url)
-            .service_account(&server.service_dn, server.service_password.as_str())
-            .user_search(slapd::PEOPLE, "(uid=%s)")
-            .pool_size(CONCURRENCY)
-            .build()
-            .expect("module"),
-    )
+    let mut settings = LdapSettings::new([server.ldap_url.parse().expect("URL")]);
+    settings.bind_dn = Some(server.service_dn.clone());
+    settings.bind_password = Some(SecretSource::Inline(server.service_password.as_str().into()));
+    settings.user_search_base = Some(slapd::PEOPLE.into());
+    settings.user_search_filter = "(uid=%s)".into();
+    settings.pool_size = CONCURRENCY;
+    Arc::new(LdapModule::new("corp-ldap", settings).expect("module"))
 }
 
 async fn login(module: &LdapModule, request: &AuthRequest) {

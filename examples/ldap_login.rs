@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use authchain::account::{MemoryUserStore, Provisioning, RoleMapping};
 use authchain::chain::ModuleSettings;
-use authchain::modules::ldap::{LdapConfig, LdapModule};
+use authchain::modules::ldap::{LdapModule, LdapSettings};
+use authchain::settings::ModuleSettingsType;
 use authchain::{AuthChain, AuthRequest, LoginResult};
 
 #[tokio::main(flavor = "current_thread")]
@@ -43,8 +44,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         operation_timeout = "PT5S"
         "#
     );
-    let config: LdapConfig = toml::from_str(&config)?;
-    let module = LdapModule::from_config("corp-ldap", config)?;
+    let settings = LdapSettings::from_table(config.parse()?)?;
+    let module = LdapModule::new("corp-ldap", settings)?;
 
     let store = Arc::new(MemoryUserStore::new());
     let roles = RoleMapping::builder()

@@ -162,7 +162,7 @@ enum ModuleType {
     Local(LocalSettings),
     Header(HeaderSettings),
     #[cfg(feature = "ldap")]
-    Ldap(Box<crate::modules::ldap::LdapConfig>),
+    Ldap(Box<crate::modules::LdapSettings>),
     #[cfg(feature = "oidc")]
     Oidc(Box<crate::modules::OidcSettings>),
     #[cfg(feature = "oauth2")]
@@ -401,7 +401,7 @@ impl Config {
     fn sync_module(
         &self,
         sync: &crate::sync::SyncConfig,
-    ) -> Result<(&ModuleConfig, &crate::modules::ldap::LdapConfig), ConfigError> {
+    ) -> Result<(&ModuleConfig, &crate::modules::LdapSettings), ConfigError> {
         let module = self.modules.iter().find(|m| m.id == sync.module).ok_or_else(|| {
             ConfigError::invalid("sync.module", format!("no module `{}` in `chain`", sync.module))
         })?;
@@ -427,7 +427,8 @@ impl Config {
             return Ok(None);
         };
         let (module, ldap) = self.sync_module(sync)?;
-        let ldap = crate::modules::LdapModule::from_config(&module.id, ldap.clone())?;
+        let ldap = crate::modules::LdapModule::new(module.id.clone(), ldap.clone())
+            .map_err(|e| e.under(&format!("modules.{}", module.id)))?;
         let source = sync.source(ldap)?;
         let scope = SyncScope::new(module.id.clone())
             .on_delete(sync.on_delete)
@@ -526,10 +527,10 @@ impl Config {
                     )
                 }
                 #[cfg(feature = "ldap")]
-                ModuleType::Ldap(cfg) => Arc::new(crate::modules::ldap::LdapModule::from_config(
-                    id,
-                    (**cfg).clone(),
-                )?),
+                ModuleType::Ldap(settings) => Arc::new(
+                    crate::modules::LdapModule::new(id.clone(), (**settings).clone())
+                        .map_err(|e| e.under(&format!("modules.{id}")))?,
+                ),
                 #[cfg(feature = "oidc")]
                 ModuleType::Oidc(s) => Arc::new(
                     crate::modules::OidcModule::new(id.clone(), (**s).clone())
@@ -571,15 +572,13 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
     }
     let common: CommonConfig =
         crate::settings::deserialize(toml::Value::Table(common)).map_err(|e| e.under(&key))?;
-    #[cfg(feature = "ldap")]
-    let specific_err = |e: toml::de::Error| {
-        ConfigError::invalid(&key, format!("{} (module type `{}`)", e.message(), common.kind))
-    };
     let kind = match common.kind.as_str() {
         "local" => ModuleType::Local(LocalSettings::from_table(specific).map_err(|e| e.under(&key))?),
         "header" => ModuleType::Header(HeaderSettings::from_table(specific).map_err(|e| e.under(&key))?),
         #[cfg(feature = "ldap")]
-        "ldap" => ModuleType::Ldap(Box::new(specific.try_into().map_err(specific_err)?)),
+        "ldap" => ModuleType::Ldap(Box::new(
+            crate::modules::LdapSettings::from_table(specific).map_err(|e| e.under(&key))?,
+        )),
         #[cfg(feature = "oidc")]
         "oidc" => ModuleType::Oidc(Box::new(
             <crate::modules::OidcSettings as crate::settings::ModuleSettingsType>::from_table(specific)

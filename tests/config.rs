@@ -207,3 +207,47 @@ fn secrets_by_reference_or_inline() {
     assert!(toml::from_str::<WithSecret>("secret = { env = \"A\", file = \"b\" }").is_err());
     assert!(toml::from_str::<WithSecret>("secret = {}").is_err());
 }
+
+/// The LDAP module's table: errors name the key under `modules.<id>.`, whether
+/// the table is refused when read (unknown key, bad URL, bad duration) or when the
+/// module is built (a filter without `%s`, a zero timeout).
+#[cfg(feature = "ldap")]
+#[test]
+fn ldap_errors_name_their_key_under_the_module() {
+    let table = |extra: &str| {
+        format!(
+            "chain = [\"corp\"]\n[modules.corp]\ntype = \"ldap\"\nurls = [\"ldaps://dc1.example.org\"]\nuser_search_base = \"dc=example,dc=org\"\n{extra}\n"
+        )
+    };
+    let good = Config::from_toml(&table(
+        "connect_timeout = \"PT2S\"\nbind_dn = \"cn=x\"\nbind_password = \"pw\"",
+    ))
+    .unwrap();
+    good.build(stores()).unwrap();
+    let cases = [
+        (
+            "user_serch_filter = \"(uid=%s)\"",
+            "modules.corp.user_serch_filter",
+        ),
+        ("urls = [\"https://dc1.example.org\"]", "modules.corp.urls[0]"),
+        ("operation_timeout = \"10s\"", "modules.corp.operation_timeout"),
+        ("operation_timeout = \"PT0S\"", "modules.corp.operation_timeout"),
+        (
+            "user_search_filter = \"(uid=x)\"",
+            "modules.corp.user_search_filter",
+        ),
+        ("bind_dn = \"cn=x\"", "modules.corp.bind_password"),
+        ("groups = \"search\"", "modules.corp.group_search_base"),
+    ];
+    for (extra, key) in cases {
+        let text = table(extra).replacen(
+            "urls = [\"ldaps://dc1.example.org\"]\n",
+            "",
+            usize::from(extra.starts_with("urls")),
+        );
+        let err = error(&text);
+        assert_eq!(err.key(), Some(key), "{extra}: {err}");
+    }
+    let err = error("chain = [\"corp\"]\n[modules.corp]\ntype = \"ldap\"\nuser_search_base = \"dc=x\"\n");
+    assert_eq!(err.key(), Some("modules.corp.urls"), "{err}");
+}

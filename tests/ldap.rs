@@ -17,12 +17,13 @@ use authchain::account::{MemoryUserStore, NewAccount, PasswordPolicy, Provisioni
 use authchain::chain::ModuleSettings;
 use authchain::modules::LocalModule;
 use authchain::modules::ldap::{
-    AD_NESTED_GROUP_FILTER, GroupNames, GroupSource, LdapConfig, LdapError, LdapModule, LdapOperation,
-    UrlFailure,
+    AD_NESTED_GROUP_FILTER, GroupNames, GroupSource, LdapError, LdapModule, LdapOperation, LdapSettings,
+    LdapUrl, UrlFailure,
 };
+use authchain::settings::ModuleSettingsType;
 use authchain::{
     AuthChain, AuthError, AuthRequest, Authenticator, Identity, LoginResult, ModuleError, Outcome,
-    RequestError,
+    RequestError, SecretSource,
 };
 use slapd::{BASE_DN, GROUPS, PEOPLE, Slapd};
 
@@ -32,14 +33,49 @@ fn request(login: &str, password: &str) -> AuthRequest {
     AuthRequest::new("127.0.0.1:40000".parse().unwrap()).with_password(login, password)
 }
 
+const ID: &str = "corp-ldap";
+
+fn urls<S: AsRef<str>>(urls: impl IntoIterator<Item = S>) -> Vec<LdapUrl> {
+    urls.into_iter().map(|u| u.as_ref().parse().unwrap()).collect()
+}
+
+/// Settings for `url`, with every other field at its default.
+fn settings(url: &str) -> LdapSettings {
+    LdapSettings::new(urls([url]))
+}
+
+fn build(settings: LdapSettings) -> LdapModule {
+    LdapModule::new(ID, settings).unwrap()
+}
+
 /// Search mode over plain ldap:// with the service account, memberOf groups.
-fn search_module(server: &Slapd) -> authchain::modules::ldap::LdapModuleBuilder {
-    LdapModule::builder("corp-ldap")
-        .url(&server.ldap_url)
-        .service_account(&server.service_dn, server.service_password.as_str())
-        .user_search(PEOPLE, "(uid=%s)")
-        .connect_timeout(Duration::from_secs(5))
-        .operation_timeout(Duration::from_secs(5))
+fn search_settings(server: &Slapd) -> LdapSettings {
+    let mut s = settings(&server.ldap_url);
+    s.bind_dn = Some(server.service_dn.clone());
+    s.bind_password = Some(SecretSource::Inline(server.service_password.as_str().into()));
+    s.user_search_base = Some(PEOPLE.into());
+    s.user_search_filter = "(uid=%s)".into();
+    s.connect_timeout = Duration::from_secs(5);
+    s.operation_timeout = Duration::from_secs(5);
+    s
+}
+
+/// [`search_settings`] changed by `change`, built.
+fn search_module(server: &Slapd, change: impl FnOnce(&mut LdapSettings)) -> LdapModule {
+    let mut s = search_settings(server);
+    change(&mut s);
+    build(s)
+}
+
+/// Groups from a search under `base` with the default filter `(member=%s)`.
+fn group_search(s: &mut LdapSettings, base: &str) {
+    s.groups = GroupSource::Search;
+    s.group_search_base = Some(base.into());
+    s.group_search_filter = Some("(member=%s)".into());
+}
+
+fn table(text: &str) -> toml::Table {
+    text.parse().unwrap()
 }
 
 async fn login(module: &LdapModule, login: &str, password: &str) -> Result<Identity, AuthError> {
@@ -113,7 +149,7 @@ fn is_uuid(s: &str) -> bool {
 #[tokio::test]
 async fn good_password_gives_identity_groups_and_roles() {
     let server = Slapd::shared();
-    let module = search_module(server).build().unwrap();
+    let module = search_module(server, |_| {});
     let roles = RoleMapping::builder()
         .rule("admins", "admin")
         .rule("staff", "user")
@@ -174,7 +210,7 @@ async fn good_password_gives_identity_groups_and_roles() {
 #[tokio::test]
 async fn wrong_password_unknown_user_and_empty_password_are_rejected() {
     let server = Slapd::shared();
-    let module = search_module(server).build().unwrap();
+    let module = search_module(server, |_| {});
     assert!(login(&module, "alice", "alice-password").await.is_ok());
     assert_eq!(
         login(&module, "alice", "wrong").await,
@@ -196,11 +232,11 @@ async fn wrong_password_unknown_user_and_empty_password_are_rejected() {
     // An empty password never reaches a server (RFC 4513 unauthenticated bind):
     // against a dead server it is still a rejection, not an outage.
     let dead = dead_url();
-    let offline = LdapModule::builder("corp-ldap")
-        .url(&dead)
-        .user_search(PEOPLE, "(uid=%s)")
-        .build()
-        .unwrap();
+    let offline = build({
+        let mut s = settings(&dead);
+        s.user_search_base = Some(PEOPLE.into());
+        s
+    });
     assert_eq!(
         login(&offline, "alice", "").await,
         Err(AuthError::InvalidCredentials)
@@ -230,13 +266,13 @@ const HOSTILE: &[&str] = &[
 #[tokio::test]
 async fn hostile_logins_never_match_another_entry() {
     let server = Slapd::shared();
-    let search = search_module(server).build().unwrap();
+    let search = search_module(server, |_| {});
     // Direct-bind mode as well: the login goes into a DN there.
-    let direct = LdapModule::builder("corp-ldap")
-        .url(&server.ldap_url)
-        .bind_format(format!("uid=%s,{PEOPLE}"))
-        .build()
-        .unwrap();
+    let direct = build({
+        let mut s = settings(&server.ldap_url);
+        s.bind_format = Some(format!("uid=%s,{PEOPLE}"));
+        s
+    });
     let long = "a".repeat(10 * 1024);
     let mut logins: Vec<&str> = HOSTILE.to_vec();
     logins.push(&long);
@@ -259,10 +295,7 @@ async fn hostile_logins_never_match_another_entry() {
 #[tokio::test]
 async fn a_filter_matching_several_entries_is_refused() {
     let server = Slapd::shared();
-    let module = search_module(server)
-        .user_search(PEOPLE, "(mail=%s)")
-        .build()
-        .unwrap();
+    let module = search_module(server, |s| s.user_search_filter = "(mail=%s)".into());
     let bob = login(&module, "bob@example.org", "bob-password").await.unwrap();
     assert_eq!(bob.login, "bob");
     // team@example.org is bob's and carol's: never pick one of them.
@@ -276,11 +309,11 @@ async fn a_filter_matching_several_entries_is_refused() {
 #[tokio::test]
 async fn direct_bind_escapes_the_dn() {
     let server = Slapd::shared();
-    let module = LdapModule::builder("corp-ldap")
-        .url(&server.ldap_url)
-        .bind_format(format!("uid=%s,{PEOPLE}"))
-        .build()
-        .unwrap();
+    let module = build({
+        let mut s = settings(&server.ldap_url);
+        s.bind_format = Some(format!("uid=%s,{PEOPLE}"));
+        s
+    });
     let alice = login(&module, "alice", "alice-password").await.unwrap();
     assert!(is_uuid(&alice.subject));
     let mut groups = alice.groups.clone();
@@ -301,13 +334,14 @@ async fn direct_bind_escapes_the_dn() {
 
     // The entry found by a search after the bind (the AD `user@domain` shape), and
     // groups searched as the user (no service account).
-    let searched = LdapModule::builder("corp-ldap")
-        .url(&server.ldap_url)
-        .bind_format(format!("uid=%s,{PEOPLE}"))
-        .user_search(PEOPLE, "(uid=%s)")
-        .group_search(GROUPS, "(member=%s)")
-        .build()
-        .unwrap();
+    let searched = build({
+        let mut s = settings(&server.ldap_url);
+        s.bind_format = Some(format!("uid=%s,{PEOPLE}"));
+        s.user_search_base = Some(PEOPLE.into());
+        s.user_search_filter = "(uid=%s)".into();
+        group_search(&mut s, GROUPS);
+        s
+    });
     let bob = login(&searched, "bob", "bob-password").await.unwrap();
     assert_eq!(bob.email.as_deref(), Some("bob@example.org"));
     assert_eq!(bob.groups, ["staff"]);
@@ -320,10 +354,7 @@ async fn direct_bind_escapes_the_dn() {
 #[tokio::test]
 async fn groups_from_a_group_search() {
     let server = Slapd::shared();
-    let by_name = search_module(server)
-        .group_search(GROUPS, "(member=%s)")
-        .build()
-        .unwrap();
+    let by_name = search_module(server, |s| group_search(s, GROUPS));
     let alice = login(&by_name, "alice", "alice-password").await.unwrap();
     let mut groups = alice.groups.clone();
     groups.sort();
@@ -334,16 +365,15 @@ async fn groups_from_a_group_search() {
     let carol = login(&by_name, "carol", "carol-password").await.unwrap();
     assert!(carol.groups.is_empty());
 
-    let by_dn = search_module(server)
-        .group_search(GROUPS, "(member=%s)")
-        .group_names(GroupNames::Dn)
-        .build()
-        .unwrap();
+    let by_dn = search_module(server, |s| {
+        group_search(s, GROUPS);
+        s.group_names = GroupNames::Dn;
+    });
     let bob = login(&by_dn, "bob", "bob-password").await.unwrap();
     assert_eq!(bob.groups, [format!("cn=staff,{GROUPS}")]);
 
     // memberOf by DN, and a role mapping that matches DNs by their first RDN.
-    let member_of_dn = search_module(server).group_names(GroupNames::Dn).build().unwrap();
+    let member_of_dn = search_module(server, |s| s.group_names = GroupNames::Dn);
     let alice = login(&member_of_dn, "alice", "alice-password").await.unwrap();
     assert!(
         alice.groups.contains(&format!("cn=admins,{GROUPS}")),
@@ -358,10 +388,7 @@ async fn groups_from_a_group_search() {
     assert!(roles.map(&alice.groups).contains("admin"));
 
     // A missing search base is an outage (and an error in the log), not "no groups".
-    let typo = search_module(server)
-        .group_search("ou=gruops,dc=example,dc=org", "(member=%s)")
-        .build()
-        .unwrap();
+    let typo = search_module(server, |s| group_search(s, "ou=gruops,dc=example,dc=org"));
     assert_unavailable(
         login(&typo, "alice", "alice-password").await,
         "missing group base",
@@ -370,10 +397,9 @@ async fn groups_from_a_group_search() {
                 if base == "ou=gruops,dc=example,dc=org")
         },
     );
-    let typo = search_module(server)
-        .user_search("ou=poeple,dc=example,dc=org", "(uid=%s)")
-        .build()
-        .unwrap();
+    let typo = search_module(server, |s| {
+        s.user_search_base = Some("ou=poeple,dc=example,dc=org".into())
+    });
     assert_unavailable(
         login(&typo, "alice", "alice-password").await,
         "missing user base",
@@ -384,7 +410,7 @@ async fn groups_from_a_group_search() {
     );
 
     // Groups off.
-    let none = search_module(server).groups(GroupSource::None).build().unwrap();
+    let none = search_module(server, |s| s.groups = GroupSource::None);
     assert!(
         login(&none, "alice", "alice-password")
             .await
@@ -397,14 +423,19 @@ async fn groups_from_a_group_search() {
 #[tokio::test]
 async fn nested_groups_filter_uses_the_ad_matching_rule() {
     // OpenLDAP has no LDAP_MATCHING_RULE_IN_CHAIN: check the filter that would be sent.
-    let module = LdapModule::builder("corp-ldap")
-        .url("ldaps://dc1.corp.example")
-        .user_search("DC=corp,DC=example", "(sAMAccountName=%s)")
-        .groups(GroupSource::Search)
-        .group_search_base("DC=corp,DC=example")
-        .nested_groups(true)
-        .build()
-        .unwrap();
+    let ad = || {
+        let mut s = settings("ldaps://dc1.corp.example");
+        s.user_search_base = Some("DC=corp,DC=example".into());
+        s.user_search_filter = "(sAMAccountName=%s)".into();
+        s.nested_groups = true;
+        s
+    };
+    let module = build({
+        let mut s = ad();
+        s.groups = GroupSource::Search;
+        s.group_search_base = Some("DC=corp,DC=example".into());
+        s
+    });
     let filter = module
         .group_filter_for("CN=Smith\\, John,OU=Users,DC=corp,DC=example", "jsmith")
         .unwrap();
@@ -414,23 +445,17 @@ async fn nested_groups_filter_uses_the_ad_matching_rule() {
     );
     assert_eq!(AD_NESTED_GROUP_FILTER, "(member:1.2.840.113556.1.4.1941:=%s)");
     // Nested groups need a group search.
-    let err = LdapModule::builder("corp-ldap")
-        .url("ldaps://dc1.corp.example")
-        .user_search("DC=corp,DC=example", "(sAMAccountName=%s)")
-        .nested_groups(true)
-        .build()
-        .unwrap_err();
-    assert_eq!(err.key(), Some("modules.corp-ldap.nested_groups"));
+    let err = LdapModule::new(ID, ad()).unwrap_err();
+    assert_eq!(err.key(), Some("nested_groups"));
 }
 
 #[tokio::test]
 async fn ldaps_and_starttls_verify_the_server_with_the_ca_bundle() {
     let server = Slapd::shared();
-    let ldaps = search_module(server)
-        .urls([&server.ldaps_url])
-        .ca_file(&server.ca_file)
-        .build()
-        .unwrap();
+    let ldaps = search_module(server, |s| {
+        s.urls = urls([&server.ldaps_url]);
+        s.ca_file = Some(server.ca_file.clone());
+    });
     assert_eq!(
         login(&ldaps, "alice", "alice-password").await.unwrap().login,
         "alice"
@@ -440,31 +465,28 @@ async fn ldaps_and_starttls_verify_the_server_with_the_ca_bundle() {
         Err(AuthError::InvalidCredentials)
     );
 
-    let starttls = search_module(server)
-        .starttls(true)
-        .ca_file(&server.ca_file)
-        .build()
-        .unwrap();
+    let starttls = search_module(server, |s| {
+        s.starttls = true;
+        s.ca_file = Some(server.ca_file.clone());
+    });
     assert_eq!(
         login(&starttls, "bob", "bob-password").await.unwrap().login,
         "bob"
     );
 
-    let wrong_ldaps = search_module(server)
-        .urls([&server.ldaps_url])
-        .ca_file(&server.wrong_ca_file)
-        .build()
-        .unwrap();
+    let wrong_ldaps = search_module(server, |s| {
+        s.urls = urls([&server.ldaps_url]);
+        s.ca_file = Some(server.wrong_ca_file.clone());
+    });
     assert_unavailable(
         login(&wrong_ldaps, "alice", "alice-password").await,
         "ldaps, wrong CA",
         unreachable(&[&server.ldaps_url], connect_failed),
     );
-    let wrong_starttls = search_module(server)
-        .starttls(true)
-        .ca_file(&server.wrong_ca_file)
-        .build()
-        .unwrap();
+    let wrong_starttls = search_module(server, |s| {
+        s.starttls = true;
+        s.ca_file = Some(server.wrong_ca_file.clone());
+    });
     assert_unavailable(
         login(&wrong_starttls, "alice", "alice-password").await,
         "starttls, wrong CA",
@@ -472,21 +494,17 @@ async fn ldaps_and_starttls_verify_the_server_with_the_ca_bundle() {
     );
 
     // Opting out of verification accepts a certificate no configured CA signed.
-    let insecure = search_module(server)
-        .urls([&server.ldaps_url])
-        .insecure_skip_tls_verify(true)
-        .build()
-        .unwrap();
+    let insecure = search_module(server, |s| {
+        s.urls = urls([&server.ldaps_url]);
+        s.insecure_skip_tls_verify = true;
+    });
     assert!(login(&insecure, "alice", "alice-password").await.is_ok());
 }
 
 #[tokio::test]
 async fn a_dead_first_url_fails_over_to_the_second() {
     let server = Slapd::shared();
-    let module = search_module(server)
-        .urls([dead_url(), server.ldap_url.clone()])
-        .build()
-        .unwrap();
+    let module = search_module(server, |s| s.urls = urls([dead_url(), server.ldap_url.clone()]));
     assert_eq!(
         login(&module, "alice", "alice-password").await.unwrap().login,
         "alice"
@@ -501,7 +519,7 @@ async fn a_dead_first_url_fails_over_to_the_second() {
 #[tokio::test]
 async fn stopped_server_is_unavailable_and_break_glass_admin_gets_in() {
     let server = Slapd::start();
-    let module = Arc::new(search_module(&server).build().unwrap());
+    let module = Arc::new(search_module(&server, |_| {}));
     assert!(login(&module, "alice", "alice-password").await.is_ok());
     server.stop();
     assert_unavailable(
@@ -552,13 +570,12 @@ async fn a_hung_server_is_unavailable_within_the_timeout() {
     let server = Slapd::shared();
     let (addr, task) = hung_server().await;
     for url in [format!("ldap://{addr}"), format!("ldaps://{addr}")] {
-        let module = search_module(server)
-            .urls([&url])
-            .ca_file(&server.ca_file)
-            .connect_timeout(SHORT)
-            .operation_timeout(SHORT)
-            .build()
-            .unwrap();
+        let module = search_module(server, |s| {
+            s.urls = urls([&url]);
+            s.ca_file = Some(server.ca_file.clone());
+            s.connect_timeout = SHORT;
+            s.operation_timeout = SHORT;
+        });
         let started = Instant::now();
         // ldap:// connects, then the service bind hangs; ldaps:// hangs in the
         // TLS handshake.
@@ -579,12 +596,12 @@ async fn a_hung_server_is_unavailable_within_the_timeout() {
         assert!(took >= SHORT && took < SHORT * 3, "{url}: took {took:?}");
     }
     // Direct-bind mode: the user bind itself hangs.
-    let direct = LdapModule::builder("corp-ldap")
-        .url(format!("ldap://{addr}"))
-        .bind_format(format!("uid=%s,{PEOPLE}"))
-        .operation_timeout(SHORT)
-        .build()
-        .unwrap();
+    let direct = build({
+        let mut s = settings(&format!("ldap://{addr}"));
+        s.bind_format = Some(format!("uid=%s,{PEOPLE}"));
+        s.operation_timeout = SHORT;
+        s
+    });
     let started = Instant::now();
     assert_unavailable(
         login(&direct, "alice", "alice-password").await,
@@ -601,11 +618,10 @@ async fn a_hung_server_is_unavailable_within_the_timeout() {
     );
     assert!(started.elapsed() < SHORT * 3);
     // A hung first server, a good second one: the login still succeeds.
-    let failover = search_module(server)
-        .urls([format!("ldap://{addr}"), server.ldap_url.clone()])
-        .operation_timeout(SHORT)
-        .build()
-        .unwrap();
+    let failover = search_module(server, |s| {
+        s.urls = urls([format!("ldap://{addr}"), server.ldap_url.clone()]);
+        s.operation_timeout = SHORT;
+    });
     assert!(login(&failover, "alice", "alice-password").await.is_ok());
     task.abort();
 }
@@ -613,7 +629,7 @@ async fn a_hung_server_is_unavailable_within_the_timeout() {
 #[tokio::test]
 async fn connections_are_pooled() {
     let server = Slapd::shared();
-    let module = search_module(server).build().unwrap();
+    let module = search_module(server, |_| {});
     for _ in 0..20 {
         login(&module, "alice", "alice-password").await.unwrap();
         assert_eq!(
@@ -651,10 +667,9 @@ async fn connections_are_pooled() {
 #[tokio::test]
 async fn wrong_service_password_is_unavailable() {
     let server = Slapd::shared();
-    let module = search_module(server)
-        .service_account(&server.service_dn, "not-the-password")
-        .build()
-        .unwrap();
+    let module = search_module(server, |s| {
+        s.bind_password = Some(SecretSource::Inline("not-the-password".into()));
+    });
     let result = login(&module, "alice", "alice-password").await;
     // The refused password appears nowhere in the error.
     assert!(!format!("{result:?}").contains("not-the-password"), "{result:?}");
@@ -696,8 +711,7 @@ async fn built_from_configuration() {
             path.display().to_string()
         },
     );
-    let cfg: LdapConfig = toml::from_str(&text).unwrap();
-    let module = LdapModule::from_config("corp-ldap", cfg).unwrap();
+    let module = LdapModule::new(ID, LdapSettings::from_table(table(&text)).unwrap()).unwrap();
     let alice = login(&module, "alice@example.org", "alice-password")
         .await
         .unwrap();
@@ -705,40 +719,43 @@ async fn built_from_configuration() {
     assert!(alice.groups.contains(&format!("cn=admins,{GROUPS}")));
     assert_eq!(alice.attributes["sn"], ["Liddell"]);
 
-    // Unknown keys and bad values are refused, naming the key.
-    assert!(toml::from_str::<LdapConfig>("urls = [\"ldap://x\"]\nuser_serch_base = \"dc=x\"").is_err());
+    // Unknown keys and bad values are refused, naming the key (relative to the
+    // module's table; the configuration file prefixes `modules.<id>.`).
+    let unknown =
+        LdapSettings::from_table(table("urls = [\"ldap://x\"]\nuser_serch_base = \"dc=x\"")).unwrap_err();
+    assert_eq!(unknown.key(), Some("user_serch_base"), "{unknown}");
     let bad = |extra: &str| {
-        let cfg: LdapConfig = toml::from_str(&format!("urls = [\"ldaps://x\"]\n{extra}")).unwrap();
-        LdapModule::from_config("corp-ldap", cfg)
+        let settings = LdapSettings::from_table(table(&format!("urls = [\"ldaps://x\"]\n{extra}"))).unwrap();
+        LdapModule::new(ID, settings)
             .unwrap_err()
             .key()
             .map(str::to_owned)
     };
-    assert_eq!(bad("").as_deref(), Some("modules.corp-ldap.user_search_base"));
+    assert_eq!(bad("").as_deref(), Some("user_search_base"));
     assert_eq!(
         bad("user_search_base = \"dc=x\"\nuser_search_filter = \"(uid=x)\"").as_deref(),
-        Some("modules.corp-ldap.user_search_filter")
+        Some("user_search_filter")
     );
     assert_eq!(
         bad("user_search_base = \"dc=x\"\nuser_search_filter = \"(uid=%s\"").as_deref(),
-        Some("modules.corp-ldap.user_search_filter")
+        Some("user_search_filter")
     );
     assert_eq!(
         bad("user_search_base = \"dc=x\"\nbind_dn = \"cn=x\"").as_deref(),
-        Some("modules.corp-ldap.bind_password")
+        Some("bind_password")
     );
     assert_eq!(
         bad("user_search_base = \"dc=x\"\nbind_password = { env = \"AUTHCHAIN_TEST_SURELY_UNSET\" }\nbind_dn = \"cn=x\"")
             .as_deref(),
-        Some("modules.corp-ldap.bind_password")
+        Some("bind_password")
     );
     assert_eq!(
         bad("user_search_base = \"dc=x\"\ngroups = \"search\"").as_deref(),
-        Some("modules.corp-ldap.group_search_base")
+        Some("group_search_base")
     );
     assert_eq!(
         bad("user_search_base = \"dc=x\"\nstarttls = true").as_deref(),
-        Some("modules.corp-ldap.starttls")
+        Some("starttls")
     );
     assert_eq!(
         bad("user_search_base = \"dc=x\"\nca_file = \"/nonexistent/ca.pem\"").as_deref(),
@@ -746,17 +763,17 @@ async fn built_from_configuration() {
     );
     assert_eq!(
         bad("bind_format = \"%s@corp.example\"").as_deref(),
-        Some("modules.corp-ldap.user_search_base")
+        Some("user_search_base")
     );
     assert_eq!(
         bad("user_search_base = \"dc=x\"\noperation_timeout = \"PT0S\"").as_deref(),
-        Some("modules.corp-ldap.operation_timeout")
+        Some("operation_timeout")
     );
-    let cfg: LdapConfig = toml::from_str("urls = [\"http://x\"]\nuser_search_base = \"dc=x\"").unwrap();
-    assert_eq!(
-        LdapModule::from_config("corp-ldap", cfg).unwrap_err().key(),
-        Some("modules.corp-ldap.urls")
-    );
+    // URLs are typed: a bad one is refused when the table is read.
+    let err =
+        LdapSettings::from_table(table("urls = [\"http://x\"]\nuser_search_base = \"dc=x\"")).unwrap_err();
+    assert_eq!(err.key(), Some("urls[0]"), "{err}");
+    assert!("ldap://".parse::<LdapUrl>().is_err());
     let _ = BASE_DN;
 }
 
@@ -764,7 +781,7 @@ async fn built_from_configuration() {
 async fn a_warm_login_costs_two_round_trips() {
     let server = Slapd::shared();
     let counter = proxy::CountingProxy::start(&server.ldap_url).await;
-    let module = search_module(server).urls([counter.url()]).build().unwrap();
+    let module = search_module(server, |s| s.urls = urls([counter.url()]));
     login(&module, "alice", "alice-password").await.unwrap();
     // Cold: connect + service bind, search, connect + user bind.
     assert_eq!((counter.connections(), counter.requests()), (2, 3));
@@ -781,11 +798,10 @@ async fn a_warm_login_costs_two_round_trips() {
     assert_eq!((counter.connections(), counter.requests()), (0, 40));
 
     // With a group search: three.
-    let module = search_module(server)
-        .urls([counter.url()])
-        .group_search(GROUPS, "(member=%s)")
-        .build()
-        .unwrap();
+    let module = search_module(server, |s| {
+        s.urls = urls([counter.url()]);
+        group_search(s, GROUPS);
+    });
     login(&module, "alice", "alice-password").await.unwrap();
     counter.reset();
     for _ in 0..10 {

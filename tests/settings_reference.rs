@@ -71,3 +71,19 @@ fn cas_settings_are_documented() {
     let missing = undocumented::<authchain::modules::CasSettings>("docs/modules/cas.md");
     assert_eq!(missing, Vec::<&str>::new());
 }
+
+#[cfg(feature = "ldap")]
+#[test]
+fn ldap_settings_are_documented() {
+    let keys = authchain::modules::LdapSettings::keys();
+    assert!(keys.contains(&"urls") && keys.contains(&"bind_password") && keys.contains(&"pool_size"));
+    let missing = undocumented::<authchain::modules::LdapSettings>("docs/modules/ldap.md");
+    assert_eq!(missing, Vec::<&str>::new());
+    // One settings table: each key has exactly one row.
+    let text = include_str!("../docs/modules/ldap.md");
+    for key in keys {
+        let row = format!("| `{key}` |");
+        let rows = text.lines().filter(|line| line.starts_with(&row)).count();
+        assert_eq!(rows, 1, "docs/modules/ldap.md: {rows} rows for `{key}`");
+    }
+}

@@ -29,7 +29,7 @@ pub use cas::{CasModule, CasSettings};
 pub use header::{HeaderModule, HeaderSettings};
 #[cfg(feature = "ldap")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ldap")))]
-pub use ldap::{LdapConfig, LdapModule};
+pub use ldap::{LdapModule, LdapSettings};
 pub use local::{LocalModule, LocalSettings};
 #[cfg(feature = "oauth2")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oauth2")))]

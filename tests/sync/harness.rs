@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use authchain::SecretSource;
 use authchain::account::{RoleMapping, SqliteStore};
-use authchain::modules::LdapModule;
+use authchain::modules::{LdapModule, LdapSettings};
 use authchain::sync::{
     DisabledRule, LdapSource, LdapSourceBuilder, SyncError, SyncMode, SyncPhase, SyncReport, SyncScope,
     SyncStatus, Synchronizer,
@@ -47,14 +48,14 @@ pub fn module(slapd: &Slapd) -> LdapModule {
 
 /// The same, reaching `slapd` through `url` (a proxy).
 pub fn module_at(slapd: &Slapd, url: &str) -> LdapModule {
-    LdapModule::builder(SOURCE)
-        .url(url)
-        .service_account(&slapd.service_dn, slapd.service_password.as_str())
-        .user_search(PEOPLE, "(uid=%s)")
-        .connect_timeout(Duration::from_secs(2))
-        .operation_timeout(Duration::from_secs(5))
-        .build()
-        .expect("LDAP module")
+    let mut settings = LdapSettings::new([url.parse().expect("an LDAP URL")]);
+    settings.bind_dn = Some(slapd.service_dn.clone());
+    settings.bind_password = Some(SecretSource::Inline(slapd.service_password.as_str().into()));
+    settings.user_search_base = Some(PEOPLE.into());
+    settings.user_search_filter = "(uid=%s)".into();
+    settings.connect_timeout = Duration::from_secs(2);
+    settings.operation_timeout = Duration::from_secs(5);
+    LdapModule::new(SOURCE, settings).expect("LDAP module")
 }
 
 pub fn source(slapd: &Slapd, mode: SyncMode) -> LdapSource {

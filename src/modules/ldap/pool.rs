@@ -92,7 +92,7 @@ impl Connector {
                 operation: LdapOperation::Connect,
                 after: self.connect_timeout,
             }),
-            Ok(Err(err)) => Err(LdapError::Connect(super::describe(&err))),
+            Ok(Err(err)) => Err(LdapError::Connect(super::connection::describe(&err))),
             Ok(Ok((conn, ldap))) => {
                 let module = self.module.clone();
                 let driver = tokio::spawn(async move {

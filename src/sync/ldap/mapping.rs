@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use ldap3::SearchEntry;
 use serde::Deserialize;
 
+use crate::modules::ldap::entry::{dedup_attribute_names, first_value, subject, values};
 use crate::modules::ldap::template::first_rdn_value;
-use crate::modules::ldap::{dedup_attribute_names, first_value, subject, values};
 use crate::sync::{DirectoryChange, DirectoryGroup, DirectoryUser};
 
 /// Longest login name accepted from the directory, in bytes.

@@ -26,7 +26,8 @@ use super::{DirectoryChange, DirectorySource, EntryKind, Resume, SourceEvent, Sy
 use crate::ConfigError;
 use crate::audit::AUDIT_TARGET;
 use crate::modules::LdapModule;
-use crate::modules::ldap::{LdapError, LdapOperation, describe};
+use crate::modules::ldap::connection::describe;
+use crate::modules::ldap::{LdapError, LdapOperation};
 use crate::{AuthError, ModuleError, OtherError};
 
 /// How the source follows the directory.
