@@ -250,7 +250,11 @@ mod tests {
         assert_eq!(key("a = \"x\"\nb = \"y\"").as_deref(), Some("a"));
         assert_eq!(key("a = 1\nzz = 1").as_deref(), Some("zz"));
         assert_eq!(key("b = \"y\"").as_deref(), Some("a"));
-        // A group takes only its own keys.
+    }
+
+    #[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+    #[test]
+    fn a_group_takes_only_its_own_keys() {
         let mut table: toml::Table = toml::from_str("a = 1\nc = 3").unwrap();
         let group = take_group::<A>(&mut table).unwrap();
         assert_eq!(group, A { a: 1, b: None });
