@@ -4,7 +4,7 @@
 //! * `proxy` — identity headers (`remote-user`, `remote-groups`), believed only
 //!   from the pretend reverse proxy at 127.0.0.2;
 //! * `local` — username and password; an `admin` account is created on the first
-//!   start, and its one-time password printed then.
+//!   start, and its initial password printed then (it keeps working until `--reset-admin-password`).
 //!
 //! Accounts live in an SQLite file, `<data dir>/authchain.sqlite3` (default data
 //! dir: `.demo-data` in the working directory), so they survive restarts; delete the
@@ -121,7 +121,7 @@ async fn seed_admin(store: &dyn UserStore, reset: bool) -> Result<(), Box<dyn st
                 .await?;
         }
     }
-    println!("admin one-time password: {password}");
+    println!("admin initial password: {password}");
     Ok(())
 }
 

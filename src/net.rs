@@ -1,6 +1,8 @@
 //! Which peers are trusted proxies, and the client address behind them.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
 pub use ipnet::IpNet;
@@ -118,11 +120,14 @@ impl ProxyTrust {
         if !self.is_trusted(client) {
             return Ok(client);
         }
-        let (name, parse): (&'static str, NodeParser) = match self.header {
+        let (name, other, parse): (&'static str, &'static str, NodeParser) = match self.header {
             ForwardedHeader::None => return Ok(client),
-            ForwardedHeader::XForwardedFor => ("X-Forwarded-For", parse_xff_element),
-            ForwardedHeader::Forwarded => ("Forwarded", parse_forwarded_element),
+            ForwardedHeader::XForwardedFor => ("X-Forwarded-For", "Forwarded", parse_xff_element),
+            ForwardedHeader::Forwarded => ("Forwarded", "X-Forwarded-For", parse_forwarded_element),
         };
+        if !headers.contains_key(name) && headers.contains_key(other) {
+            warn_unread_header(client, name, other);
+        }
         // Several header lines form one list, in order (RFC 9110 §5.3).
         let mut elements = Vec::new();
         for value in headers.get_all(name) {
@@ -146,6 +151,31 @@ impl ProxyTrust {
             }
         }
         Ok(client)
+    }
+}
+
+/// Seconds since the epoch of the last [`warn_unread_header`] warning.
+static LAST_UNREAD_HEADER_WARNING: AtomicU64 = AtomicU64::new(0);
+/// At most one such warning per this many seconds: a busy proxy must not flood the log.
+const UNREAD_HEADER_WARNING_INTERVAL: u64 = 60;
+
+/// A trusted proxy sent the forwarding header the chain does not read (and not the
+/// one it reads): the client address is then the proxy's own, which is almost
+/// certainly a configuration mistake. Warned at most once a minute.
+fn warn_unread_header(proxy: IpAddr, read: &str, sent: &str) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST_UNREAD_HEADER_WARNING.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < UNREAD_HEADER_WARNING_INTERVAL && last != 0 {
+        return;
+    }
+    if LAST_UNREAD_HEADER_WARNING
+        .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+    {
+        tracing::warn!(target: crate::audit::AUDIT_TARGET, proxy = %proxy, read = read, sent = sent,
+            "a trusted proxy sent a forwarding header the chain does not read: the client address is the proxy's own (set `forwarded_header`)");
     }
 }
 

@@ -70,7 +70,7 @@ fn start(data_dir: &std::path::Path, extra: &[&str]) -> Demo {
             .expect("utf-8");
         if let Some(rest) = line.strip_prefix("authchain demo listening on ") {
             base = Some(rest.trim().to_owned());
-        } else if let Some(rest) = line.strip_prefix("admin one-time password: ") {
+        } else if let Some(rest) = line.strip_prefix("admin initial password: ") {
             password = Some(rest.trim().to_owned());
         }
     }

@@ -131,6 +131,26 @@ async fn every_malformed_principal_is_rejected() {
             HeaderProblem::Empty,
         ),
         (
+            // A proxy that appends instead of overwriting: the client's value
+            // and the proxy's, joined.
+            "two names joined by a proxy",
+            vec![("remote-user", b"alice, admin")],
+            "remote-user",
+            HeaderProblem::ListSeparator,
+        ),
+        (
+            "two emails",
+            vec![("remote-user", b"alice"), ("remote-email", b"a@example.org,b@example.org")],
+            "remote-email",
+            HeaderProblem::ListSeparator,
+        ),
+        (
+            "two names",
+            vec![("remote-user", b"alice"), ("remote-name", b"Alice,Mallory")],
+            "remote-name",
+            HeaderProblem::ListSeparator,
+        ),
+        (
             "blank",
             vec![("remote-user", b"   ")],
             "remote-user",
@@ -385,6 +405,54 @@ async fn client_ip_from_x_forwarded_for_ignores_a_forged_left_part() {
         ),
         "{err:?}"
     );
+}
+
+/// Collects the messages of the events it sees.
+#[derive(Clone, Default)]
+struct Messages(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Messages {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message<'a>(&'a mut String);
+        impl tracing::field::Visit for Message<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    *self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut text = String::new();
+        event.record(&mut Message(&mut text));
+        self.0.lock().unwrap().push(text);
+    }
+}
+
+#[test]
+fn a_trusted_proxy_sending_the_unread_forwarding_header_is_warned_about_once() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let messages = Messages::default();
+    let subscriber = tracing_subscriber::registry().with(messages.clone());
+    let chain = AuthChain::builder(Arc::new(MemoryUserStore::new()))
+        .client_ip_from(proxies()) // reads X-Forwarded-For
+        .build()
+        .unwrap();
+    let only_forwarded = request(PROXY, &[("forwarded", b"for=198.51.100.1")]);
+    tracing::subscriber::with_default(subscriber, || {
+        for _ in 0..3 {
+            // The proxy's own address, since the header it sent is not read...
+            assert_eq!(chain.client_ip(&only_forwarded).unwrap(), PROXY.parse::<IpAddr>().unwrap());
+        }
+        // ...and a configured header that is present is no mistake.
+        let both = request(PROXY, &[("forwarded", b"for=1.1.1.1"), ("x-forwarded-for", b"198.51.100.1")]);
+        chain.client_ip(&both).unwrap();
+    });
+    let warnings = messages.0.lock().unwrap();
+    let unread = warnings
+        .iter()
+        .filter(|m| m.contains("forwarding header the chain does not read"))
+        .count();
+    // Rate-limited: once per minute, however many requests.
+    assert_eq!(unread, 1, "{warnings:?}");
 }
 
 #[tokio::test]

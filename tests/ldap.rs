@@ -516,18 +516,10 @@ async fn a_dead_first_url_fails_over_to_the_second() {
     assert_eq!(login(&module, "bob", "bob-password").await.unwrap().login, "bob");
 }
 
-#[tokio::test]
-async fn stopped_server_is_unavailable_and_break_glass_admin_gets_in() {
-    let server = Slapd::start();
-    let module = Arc::new(search_module(&server, |_| {}));
-    assert!(login(&module, "alice", "alice-password").await.is_ok());
-    server.stop();
-    assert_unavailable(
-        login(&module, "alice", "alice-password").await,
-        "stopped server",
-        unreachable(&[&server.ldap_url], connect_failed),
-    );
-
+/// The layout the LDAP guide recommends, `[ldap (on_unavailable = "next"), local]`,
+/// with throttling (3 failures per login): `alice` logged in once while the directory
+/// was up, so her account is linked to it; `root` is a local break-glass admin.
+async fn break_glass_chain(module: Arc<LdapModule>) -> AuthChain {
     let store = Arc::new(MemoryUserStore::new());
     let passwords = Arc::new(PasswordPolicy::fast_insecure_for_tests());
     let hash = passwords.hash("root-password").unwrap();
@@ -535,21 +527,95 @@ async fn stopped_server_is_unavailable_and_break_glass_admin_gets_in() {
         .create_account(NewAccount::new("root").password_hash(hash).role("admin"))
         .await
         .unwrap();
-    let chain = AuthChain::builder(store.clone())
+    let policy = authchain::account::ThrottlePolicy {
+        max_attempts: 3,
+        max_attempts_per_ip: 100,
+        window: Duration::from_secs(600),
+    };
+    AuthChain::builder(store.clone())
         .shared_module(
-            module.clone(),
+            module,
             ModuleSettings::new().provisioning(Provisioning::Create),
         )
-        .module(LocalModule::builder("local", store).passwords(passwords).build())
+        .module(LocalModule::builder("local", store.clone()).passwords(passwords).build())
+        .throttle(policy, Arc::new(authchain::account::MemoryAttemptStore::new()))
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// While the directory is out (`stop_or_hang` did it): a directory user gets
+/// `Unavailable` (503), however often, and is never throttled for it; a name the
+/// directory alone could know gets the same; the local admin gets in; a wrong
+/// local password is still a rejection.
+async fn assert_break_glass(chain: &AuthChain, what: &str) {
+    for _ in 0..5 {
+        for name in ["alice", "nobody-knows-me"] {
+            match chain.login(&request(name, "alice-password")).await {
+                Err(AuthError::Unavailable { module, cause: ModuleError::Ldap(_), .. }) => {
+                    assert_eq!(module, "corp-ldap", "{what}: {name}")
+                }
+                other => panic!("{what}: {name}: expected Unavailable, got {other:?}"),
+            }
+        }
+    }
     let LoginResult::Authenticated(root) = chain.login(&request("root", "root-password")).await.unwrap()
     else {
-        panic!("no principal")
+        panic!("{what}: no principal")
     };
-    assert_eq!(root.module, "local");
-    assert!(root.has_role("admin"));
-    assert!(chain.login(&request("alice", "alice-password")).await.is_err());
+    assert_eq!(root.module, "local", "{what}");
+    assert!(root.has_role("admin"), "{what}");
+    assert_eq!(
+        chain.login(&request("root", "wrong")).await.unwrap_err(),
+        AuthError::InvalidCredentials,
+        "{what}"
+    );
+}
+
+#[tokio::test]
+async fn stopped_server_is_unavailable_and_break_glass_admin_gets_in() {
+    let server = Slapd::start();
+    let module = Arc::new(search_module(&server, |_| {}));
+    let chain = break_glass_chain(module.clone()).await;
+    assert_eq!(
+        principal_of(chain.login(&request("alice", "alice-password")).await).module,
+        ID
+    );
+    server.stop();
+    assert_unavailable(
+        login(&module, "alice", "alice-password").await,
+        "stopped server",
+        unreachable(&[&server.ldap_url], connect_failed),
+    );
+    assert_break_glass(&chain, "stopped slapd").await;
+}
+
+#[tokio::test]
+async fn hung_server_is_unavailable_and_break_glass_admin_gets_in() {
+    let server = Slapd::start();
+    let module = Arc::new(search_module(&server, |s| {
+        s.connect_timeout = SHORT;
+        s.operation_timeout = SHORT;
+    }));
+    let chain = break_glass_chain(module.clone()).await;
+    assert_eq!(
+        principal_of(chain.login(&request("alice", "alice-password")).await).module,
+        ID
+    );
+    server.freeze();
+    assert_break_glass(&chain, "hung slapd").await;
+    server.thaw();
+    // Back: the directory user gets in again, and the outage left no lockout.
+    assert_eq!(
+        principal_of(chain.login(&request("alice", "alice-password")).await).login,
+        "alice"
+    );
+}
+
+fn principal_of(result: Result<LoginResult, AuthError>) -> authchain::Principal {
+    match result {
+        Ok(LoginResult::Authenticated(principal)) => principal,
+        other => panic!("expected a principal, got {other:?}"),
+    }
 }
 
 /// Accepts connections and never answers.

@@ -129,9 +129,7 @@ impl AuthChain {
     /// mapping, account checks, audit.
     pub async fn login(&self, request: &AuthRequest) -> Result<LoginResult, AuthError> {
         self.login_or_abstain(request).await?.ok_or_else(|| {
-            let err = AuthError::Unauthenticated {
-                reason: "no module recognised the request".into(),
-            };
+            let err = nobody_recognised(request, "no module recognised the request".into());
             audit_refusal(&self.id, request.login(), self.client_ip(request).ok(), &err);
             err
         })
@@ -313,9 +311,10 @@ impl AuthChain {
             .authenticate(inner_request.as_ref().unwrap_or(request))
             .await
         {
-            Ok(Outcome::Abstain) => Err(AuthError::Unauthenticated {
-                reason: format!("module `{}` did not recognise the request", entry.id()),
-            }),
+            Ok(Outcome::Abstain) => Err(nobody_recognised(
+                request,
+                format!("module `{}` did not recognise the request", entry.id()),
+            )),
             Err(err) if slot_is_misconfigured(&err) => {
                 error!(target: AUDIT_TARGET, chain = %self.id, module = entry.id(), outcome = err.kind(),
                     reason = %err, "module is misconfigured");
@@ -327,6 +326,17 @@ impl AuthChain {
             outcome,
             entry: Some(index),
         }
+    }
+}
+
+/// What a login that no module recognised answers: a password no module could
+/// verify is `InvalidCredentials` (a module that does not own an account abstains,
+/// so this must read exactly like a wrong password); anything else is
+/// `Unauthenticated`.
+fn nobody_recognised(request: &AuthRequest, reason: String) -> AuthError {
+    match request.credentials {
+        Credentials::Password { .. } => AuthError::InvalidCredentials,
+        _ => AuthError::Unauthenticated { reason },
     }
 }
 

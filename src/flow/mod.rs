@@ -99,8 +99,8 @@ pub struct StartedFlow {
 
 /// `impl Authenticator` for a redirect module: `Start` goes to its
 /// `start(return_to)`, `Callback` to its `callback(request, params)`, anything else
-/// abstains.
-#[allow(unused_macros)]
+/// abstains. (One macro rather than four copies of the same impl.)
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
 macro_rules! redirect_authenticator {
     ($module:ty) => {
         #[async_trait::async_trait]
@@ -126,39 +126,8 @@ macro_rules! redirect_authenticator {
         }
     };
 }
-#[allow(unused_imports)]
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
 pub(crate) use redirect_authenticator;
-
-/// The builder methods for a `flows: FlowSettings` field.
-#[allow(unused_macros)]
-macro_rules! flow_builder_methods {
-    () => {
-        /// Where pending logins are kept (default: a `MemoryFlowStore` of this module).
-        pub fn flow_store(mut self, store: std::sync::Arc<dyn $crate::flow::FlowStore>) -> Self {
-            self.flows.store = Some(store);
-            self
-        }
-
-        /// How long a started login may take (default 10 min).
-        pub fn flow_ttl(mut self, ttl: std::time::Duration) -> Self {
-            self.flows.ttl = ttl;
-            self
-        }
-
-        /// Absolute return-to URL prefixes accepted besides relative paths
-        /// (`https://app.example.org/`).
-        pub fn return_to_allowed<I, S>(mut self, prefixes: I) -> Self
-        where
-            I: IntoIterator<Item = S>,
-            S: Into<String>,
-        {
-            self.flows.return_to_allowed = prefixes.into_iter().map(Into::into).collect();
-            self
-        }
-    };
-}
-#[allow(unused_imports)]
-pub(crate) use flow_builder_methods;
 
 /// Starts and finishes redirect logins over a [`FlowStore`].
 #[derive(Clone)]

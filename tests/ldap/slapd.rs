@@ -61,6 +61,17 @@ impl Slapd {
         self.peer.command("kill");
     }
 
+    /// Suspends the server (SIGSTOP): it keeps its port and accepts connections
+    /// but answers nothing, like a hung server.
+    pub fn freeze(&self) {
+        self.peer.command("freeze");
+    }
+
+    /// Continues a frozen server.
+    pub fn thaw(&self) {
+        self.peer.command("thaw");
+    }
+
     /// Starts the server again on the same ports with the same data.
     pub fn resume(&self) {
         self.peer.command("resume");

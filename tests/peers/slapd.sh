@@ -19,6 +19,8 @@
 # `stop` kills the slapd whose PID is in DIR/slapd.pid, and nothing else.
 # `kill DIR` kills it hard (SIGKILL), as a crash would.
 # `resume DIR` starts slapd again on the same ports and data (after stop or kill)
+# `freeze DIR` / `thaw DIR` suspend and continue slapd (SIGSTOP / SIGCONT): a hung
+# server that still holds its port and accepts connections into its backlog
 # and prints SLAPD_PID=...
 #
 # Seeded entries (passwords in brackets):
@@ -272,7 +274,7 @@ start() {
     # Then remove DIR (the owner created it for this server alone).
     # Only the owner's exit ends the watch: a test may kill and resume slapd.
     nohup bash -c "while kill -0 $owner 2>/dev/null && [ -d '$dir' ]; do sleep 0.5; done
-      p=\$(cat '$dir/slapd.pid' 2>/dev/null) && kill \$p 2>/dev/null
+      p=\$(cat '$dir/slapd.pid' 2>/dev/null) && kill -CONT \$p 2>/dev/null; kill \$p 2>/dev/null
       for _ in \$(seq 1 100); do kill -0 \$p 2>/dev/null || break; sleep 0.05; done
       rm -rf '$dir'" >/dev/null 2>&1 </dev/null &
   fi
@@ -306,10 +308,18 @@ kill_hard() {
   done
 }
 
+signal() {
+  local dir=${2:?usage: slapd.sh freeze|thaw DIR}
+  [ -s "$dir/slapd.pid" ] || die "$dir holds no running slapd"
+  kill "-$1" "$(cat "$dir/slapd.pid")"
+}
+
 case ${1:-} in
   start) shift; start "$@" ;;
   stop) shift; stop "$@" ;;
   kill) shift; kill_hard "$@" ;;
   resume) shift; resume "$@" ;;
-  *) die "usage: slapd.sh start DIR [LDAP_PORT LDAPS_PORT] [--owner-pid PID] | stop DIR | kill DIR | resume DIR" ;;
+  freeze) shift; signal STOP "$@" ;;
+  thaw) shift; signal CONT "$@" ;;
+  *) die "usage: slapd.sh start DIR [LDAP_PORT LDAPS_PORT] [--owner-pid PID] | stop DIR | kill DIR | resume DIR | freeze DIR | thaw DIR" ;;
 esac

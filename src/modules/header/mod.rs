@@ -187,7 +187,7 @@ impl HeaderModule {
         let Some(value) = single(headers, &self.settings.principal_header)? else {
             return Ok(None);
         };
-        let value = text(
+        let value = one_value(
             &self.settings.principal_header,
             value,
             self.settings.max_principal_bytes.get(),
@@ -241,7 +241,7 @@ impl HeaderModule {
     fn optional(&self, headers: &HeaderMap, name: &Option<HeaderName>) -> Result<Option<String>, AuthError> {
         let Some(name) = name else { return Ok(None) };
         match single(headers, name)? {
-            Some(value) => Ok(Some(text(name, value, MAX_GROUP_BYTES)?.to_owned())),
+            Some(value) => Ok(Some(one_value(name, value, MAX_GROUP_BYTES)?.to_owned())),
             None => Ok(None),
         }
     }
@@ -270,6 +270,15 @@ fn text<'v>(name: &HeaderName, value: &'v [u8], max: usize) -> Result<&'v str, A
     }
     if value.len() > max {
         return Err(bad(name, HeaderProblem::TooLong(max)));
+    }
+    Ok(value)
+}
+
+/// [`text`] holding exactly one value: no list separator.
+fn one_value<'v>(name: &HeaderName, value: &'v [u8], max: usize) -> Result<&'v str, AuthError> {
+    let value = text(name, value, max)?;
+    if value.contains(',') {
+        return Err(bad(name, HeaderProblem::ListSeparator));
     }
     Ok(value)
 }
@@ -305,6 +314,11 @@ pub enum HeaderProblem {
     /// Sent more than once.
     #[error("appears more than once")]
     Repeated,
+    /// A single-value header (principal, email, name) holds a list separator
+    /// (`,`): a proxy that appends instead of overwriting joined the client's
+    /// value and its own.
+    #[error("holds a list (`,`) where one value belongs")]
+    ListSeparator,
     /// Not UTF-8.
     #[error("is not UTF-8")]
     NotUtf8,

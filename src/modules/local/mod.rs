@@ -162,9 +162,21 @@ impl Authenticator for LocalModule {
         };
         let hash = account.as_ref().and_then(|a| a.password_hash.clone());
         let verification = self.verify(password, hash).await;
+        // Not a local account: abstain (after the same hashing work as a wrong
+        // password), so that the module owning the account decides — during its
+        // outage the login is `Unavailable`, not a local rejection. A password login
+        // no module recognises ends as `InvalidCredentials` all the same.
         let Some(account) = account else {
-            return Err(AuthError::InvalidCredentials);
+            return Ok(Outcome::Abstain);
         };
+        // An account linked to a provider belongs to that provider unless
+        // `local_account_fallback` is on: the local password, right or wrong, is not
+        // this module's to judge.
+        if account.is_linked() && !self.settings.local_account_fallback {
+            warn!(target: AUDIT_TARGET, module = %self.id, account = %account.id,
+                "local password not accepted: account is linked to an external provider and local_account_fallback is off");
+            return Ok(Outcome::Abstain);
+        }
         let needs_rehash = match verification {
             Verification::Valid { needs_rehash } => needs_rehash,
             Verification::Invalid => return Err(AuthError::InvalidCredentials),
@@ -173,11 +185,6 @@ impl Authenticator for LocalModule {
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        if account.is_linked() && !self.settings.local_account_fallback {
-            warn!(target: AUDIT_TARGET, module = %self.id, account = %account.id,
-                "local password refused: account is linked to an external provider and local_account_fallback is off");
-            return Err(AuthError::InvalidCredentials);
-        }
         if needs_rehash && !account.disabled {
             self.upgrade_hash(&account.id, password).await;
         }
