@@ -140,7 +140,10 @@ async fn every_malformed_principal_is_rejected() {
         ),
         (
             "two emails",
-            vec![("remote-user", b"alice"), ("remote-email", b"a@example.org,b@example.org")],
+            vec![
+                ("remote-user", b"alice"),
+                ("remote-email", b"a@example.org,b@example.org"),
+            ],
             "remote-email",
             HeaderProblem::ListSeparator,
         ),
@@ -440,10 +443,19 @@ fn a_trusted_proxy_sending_the_unread_forwarding_header_is_warned_about_once() {
     tracing::subscriber::with_default(subscriber, || {
         for _ in 0..3 {
             // The proxy's own address, since the header it sent is not read...
-            assert_eq!(chain.client_ip(&only_forwarded).unwrap(), PROXY.parse::<IpAddr>().unwrap());
+            assert_eq!(
+                chain.client_ip(&only_forwarded).unwrap(),
+                PROXY.parse::<IpAddr>().unwrap()
+            );
         }
         // ...and a configured header that is present is no mistake.
-        let both = request(PROXY, &[("forwarded", b"for=1.1.1.1"), ("x-forwarded-for", b"198.51.100.1")]);
+        let both = request(
+            PROXY,
+            &[
+                ("forwarded", b"for=1.1.1.1"),
+                ("x-forwarded-for", b"198.51.100.1"),
+            ],
+        );
         chain.client_ip(&both).unwrap();
     });
     let warnings = messages.0.lock().unwrap();

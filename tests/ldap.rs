@@ -533,11 +533,12 @@ async fn break_glass_chain(module: Arc<LdapModule>) -> AuthChain {
         window: Duration::from_secs(600),
     };
     AuthChain::builder(store.clone())
-        .shared_module(
-            module,
-            ModuleSettings::new().provisioning(Provisioning::Create),
+        .shared_module(module, ModuleSettings::new().provisioning(Provisioning::Create))
+        .module(
+            LocalModule::builder("local", store.clone())
+                .passwords(passwords)
+                .build(),
         )
-        .module(LocalModule::builder("local", store.clone()).passwords(passwords).build())
         .throttle(policy, Arc::new(authchain::account::MemoryAttemptStore::new()))
         .build()
         .unwrap()
@@ -551,7 +552,11 @@ async fn assert_break_glass(chain: &AuthChain, what: &str) {
     for _ in 0..5 {
         for name in ["alice", "nobody-knows-me"] {
             match chain.login(&request(name, "alice-password")).await {
-                Err(AuthError::Unavailable { module, cause: ModuleError::Ldap(_), .. }) => {
+                Err(AuthError::Unavailable {
+                    module,
+                    cause: ModuleError::Ldap(_),
+                    ..
+                }) => {
                     assert_eq!(module, "corp-ldap", "{what}: {name}")
                 }
                 other => panic!("{what}: {name}: expected Unavailable, got {other:?}"),
