@@ -137,6 +137,12 @@ struct CommonConfig {
     provisioning: Provisioning,
     #[serde(default)]
     role_mapping: RoleMappingConfig,
+    #[serde(default)]
+    allowed_groups: Vec<String>,
+    #[serde(default)]
+    allowed_email_domains: Vec<String>,
+    #[serde(default)]
+    required_roles: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -643,7 +649,10 @@ fn settings(id: &str, common: &CommonConfig) -> Result<ModuleSettings, ConfigErr
         .on_reject(common.on_reject)
         .on_unavailable(common.on_unavailable)
         .provisioning(common.provisioning)
-        .roles(mapping);
+        .roles(mapping)
+        .allowed_groups(common.allowed_groups.iter().cloned())
+        .allowed_email_domains(common.allowed_email_domains.iter().cloned())
+        .required_roles(common.required_roles.iter().cloned());
     if let Some(text) = &common.description {
         settings = settings.description(text.clone());
     }

@@ -65,6 +65,16 @@ pub enum AuthError {
         /// Why the identity was refused.
         reason: String,
     },
+    /// A module verified the identity, but the module's access rules
+    /// (`allowed_groups`, `allowed_email_domains`, `required_roles`) or the host's
+    /// login policy refuse it; no account was created or changed.
+    #[error("access denied by module `{module}`: {rule}")]
+    AccessDenied {
+        /// The module whose rule refused.
+        module: String,
+        /// The rule.
+        rule: crate::chain::AccessRule,
+    },
     /// Too many failed attempts from this address or for this login name.
     #[error("too many failed attempts; retry after {} s", retry_after.as_secs())]
     Throttled {
@@ -130,9 +140,10 @@ impl AuthError {
         match self {
             AuthError::InvalidCredentials | AuthError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             AuthError::Rejected { cause, .. } => cause.rejection_status(),
-            AuthError::Forbidden { .. } | AuthError::AccountDisabled | AuthError::AccountExpired => {
-                StatusCode::FORBIDDEN
-            }
+            AuthError::Forbidden { .. }
+            | AuthError::AccessDenied { .. }
+            | AuthError::AccountDisabled
+            | AuthError::AccountExpired => StatusCode::FORBIDDEN,
             AuthError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             AuthError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AuthError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
@@ -176,6 +187,7 @@ impl AuthError {
             AuthError::Rejected { .. } => "rejected",
             AuthError::Unavailable { .. } => "unavailable",
             AuthError::Forbidden { .. } => "forbidden",
+            AuthError::AccessDenied { .. } => "access_denied",
             AuthError::Throttled { .. } => "throttled",
             AuthError::AccountDisabled => "account_disabled",
             AuthError::AccountExpired => "account_expired",

@@ -206,6 +206,36 @@ async fn login_end_to_end_with_groups_and_roles() {
 }
 
 #[tokio::test]
+async fn allowed_groups_refuse_cas_users_outside_them_uncreated() {
+    let server = CasServer::shared();
+    let store = Arc::new(MemoryUserStore::new());
+    let chain = AuthChain::builder(store.clone())
+        .module_with(
+            module("cas", server).build().expect("module"),
+            ModuleSettings::new()
+                .provisioning(Provisioning::Create)
+                .allowed_groups(["admins"]),
+        )
+        .build()
+        .expect("chain");
+    let (params, cookie) = ticket_for(&chain, "cas", "alice").await;
+    assert_eq!(
+        principal(chain.login(&callback_request(params, Some(&cookie))).await).login,
+        "alice"
+    );
+    let (params, cookie) = ticket_for(&chain, "cas", "bob").await;
+    let err = chain
+        .login(&callback_request(params, Some(&cookie)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AuthError::AccessDenied { module, rule: authchain::chain::AccessRule::AllowedGroups } if module == "cas"),
+        "{err:?}"
+    );
+    assert!(store.find_by_link("cas", "bob").await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn the_flow_cookie_is_lax_on_the_service_path() {
     // No server is asked at start: any server URL will do.
     let module = Cas::new(

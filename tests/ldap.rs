@@ -147,6 +147,39 @@ fn is_uuid(s: &str) -> bool {
 }
 
 #[tokio::test]
+async fn allowed_groups_and_email_domains_restrict_directory_users() {
+    let server = Slapd::shared();
+    let store = Arc::new(MemoryUserStore::new());
+    let chain = AuthChain::builder(store.clone())
+        .module_with(
+            search_module(server, |_| {}),
+            ModuleSettings::new()
+                .provisioning(Provisioning::Create)
+                .allowed_groups(["admins"])
+                .allowed_email_domains(["example.org"]),
+        )
+        .build()
+        .unwrap();
+    let LoginResult::Authenticated(alice) = chain.login(&request("alice", "alice-password")).await.unwrap()
+    else {
+        panic!("no principal")
+    };
+    assert_eq!(alice.login, "alice");
+    // bob is in `staff` only: verified by the directory, refused by the rule, no account.
+    let err = chain.login(&request("bob", "bob-password")).await.unwrap_err();
+    assert!(
+        matches!(&err, AuthError::AccessDenied { module, rule: authchain::chain::AccessRule::AllowedGroups } if module == ID),
+        "{err:?}"
+    );
+    assert!(store.find_by_login("bob", false).await.unwrap().is_none());
+    // A wrong password is still a wrong password, not an access question.
+    assert_eq!(
+        chain.login(&request("bob", "wrong")).await.unwrap_err(),
+        AuthError::InvalidCredentials
+    );
+}
+
+#[tokio::test]
 async fn good_password_gives_identity_groups_and_roles() {
     let server = Slapd::shared();
     let module = search_module(server, |_| {});

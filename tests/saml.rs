@@ -303,6 +303,39 @@ async fn sp_initiated_login_maps_groups_to_roles() {
 }
 
 #[tokio::test]
+async fn allowed_groups_refuse_idp_users_outside_them_uncreated() {
+    let idp = Idp::shared();
+    let module = registered(idp, sp_a(idp), SP_A).await;
+    let store = Arc::new(MemoryUserStore::new());
+    let chain = AuthChain::builder(store.clone())
+        .module_with(
+            module,
+            ModuleSettings::new()
+                .provisioning(Provisioning::Create)
+                .allowed_groups(["admins"]),
+        )
+        .build()
+        .expect("chain");
+    for (user, allowed) in [("alice", true), ("bob", false)] {
+        let redirect = start(&chain, "saml").await;
+        let form = login_form(&redirect.location, user, &format!("{user}-password")).await;
+        let result = chain
+            .login(&callback(form.params(), redirect.flow_cookie_value()))
+            .await;
+        if allowed {
+            assert_eq!(principal(result).login, user);
+        } else {
+            let err = result.unwrap_err();
+            assert!(
+                matches!(&err, AuthError::AccessDenied { module, rule: authchain::chain::AccessRule::AllowedGroups } if module == "saml"),
+                "{err:?}"
+            );
+            assert!(store.find_by_link("saml", user).await.expect("store").is_none());
+        }
+    }
+}
+
+#[tokio::test]
 async fn prompt_login_forces_authentication_and_prompt_none_is_passive() {
     let idp = Idp::shared();
     let (chain, _) = chain_of(registered(idp, sp_a(idp), SP_A).await);

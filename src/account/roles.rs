@@ -151,6 +151,13 @@ impl RoleMapping {
     }
 
     /// Whether the mapping has no rules (then logins leave mapped roles alone).
+    /// Whether group names are compared case-insensitively, and DNs by their first
+    /// RDN (access rules match groups the same way).
+    pub(crate) fn matching(&self) -> (bool, bool) {
+        (self.case_insensitive, self.match_dn)
+    }
+
+    /// Whether the mapping has no rule.
     pub fn is_empty(&self) -> bool {
         self.roles.is_empty()
     }

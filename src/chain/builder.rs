@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::access::{AccessRules, LoginPolicy, SharedPolicy};
 use super::{AuthChain, Entry, ModuleSettings};
 use crate::account::{AttemptStore, LoginNames, Throttle, ThrottlePolicy, UserStore};
 use crate::net::ProxyTrust;
@@ -18,6 +19,9 @@ pub struct ChainBuilder {
     expire_inactive_after: Option<Duration>,
     throttle: Option<Throttle>,
     client_ip: ProxyTrust,
+    policy: Option<SharedPolicy>,
+    /// The first id `module_policy` named that no module has.
+    unknown_policy_module: Option<String>,
 }
 
 impl ChainBuilder {
@@ -30,6 +34,8 @@ impl ChainBuilder {
             expire_inactive_after: None,
             throttle: None,
             client_ip: ProxyTrust::none(),
+            policy: None,
+            unknown_policy_module: None,
         }
     }
 
@@ -51,7 +57,31 @@ impl ChainBuilder {
 
     /// Appends a module that is shared with other code.
     pub fn shared_module(mut self, module: Arc<dyn Authenticator>, settings: ModuleSettings) -> Self {
-        self.entries.push(Entry { module, settings });
+        self.entries.push(Entry {
+            module,
+            settings,
+            access: AccessRules::default(),
+        });
+        self
+    }
+
+    /// The host's login policy for every module's identities (after a module's
+    /// own [`ModuleSettings::policy`]).
+    pub fn policy(mut self, policy: Arc<dyn LoginPolicy>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Sets the policy of the module `id` already added (for chains built from a
+    /// configuration file, whose module settings the host does not write). An
+    /// unknown id is an error at [`build`](Self::build).
+    pub fn module_policy(mut self, id: &str, policy: Arc<dyn LoginPolicy>) -> Self {
+        match self.entries.iter_mut().find(|e| e.module.id() == id) {
+            Some(entry) => entry.settings.policy = Some(policy),
+            None => {
+                self.unknown_policy_module.get_or_insert_with(|| id.to_owned());
+            }
+        }
         self
     }
 
@@ -81,7 +111,30 @@ impl ChainBuilder {
     }
 
     /// Checks the chain (unique module ids, sane throttle) and builds it.
-    pub fn build(self) -> Result<AuthChain, ConfigError> {
+    pub fn build(mut self) -> Result<AuthChain, ConfigError> {
+        if let Some(id) = &self.unknown_policy_module {
+            return Err(ConfigError::invalid(
+                format!("modules.{id}"),
+                "a login policy names a module the chain does not have",
+            ));
+        }
+        for entry in &mut self.entries {
+            let key = |e: ConfigError| e.under(&format!("modules.{}", entry.module.id()));
+            let (case_insensitive, match_dn) = entry.settings.roles.matching();
+            entry.access = AccessRules {
+                allowed_groups: AccessRules::groups(
+                    entry.settings.allowed_groups.iter().cloned(),
+                    case_insensitive,
+                    match_dn,
+                )
+                .map_err(key)?,
+                allowed_email_domains: AccessRules::domains(
+                    entry.settings.allowed_email_domains.iter().cloned(),
+                )
+                .map_err(key)?,
+                required_roles: entry.settings.required_roles.clone(),
+            };
+        }
         let mut seen = HashSet::new();
         for entry in &self.entries {
             let id = entry.module.id();
@@ -126,6 +179,7 @@ impl ChainBuilder {
             expire_inactive_after: self.expire_inactive_after,
             throttle: self.throttle,
             client_ip: self.client_ip,
+            policy: self.policy,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The authentication chain: ordered modules, their policy, and what happens after
 //! a module verified somebody.
 
+mod access;
 mod builder;
 mod policy;
 mod resolve;
@@ -12,6 +13,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use tracing::{error, info, warn};
 
+pub use access::{AccessRule, LoginCandidate, LoginPolicy, PolicyDecision};
 pub use builder::ChainBuilder;
 pub use policy::{ModuleSettings, OnFailure};
 
@@ -47,6 +49,8 @@ pub struct ModuleInfo {
 pub(crate) struct Entry {
     pub(crate) module: Arc<dyn Authenticator>,
     pub(crate) settings: ModuleSettings,
+    /// The settings' access rules, compiled when the chain is built.
+    pub(crate) access: access::AccessRules,
 }
 
 impl Entry {
@@ -68,6 +72,7 @@ pub struct AuthChain {
     expire_inactive_after: Option<std::time::Duration>,
     throttle: Option<Throttle>,
     client_ip: ProxyTrust,
+    policy: Option<access::SharedPolicy>,
 }
 
 /// How one pass over the modules ended.

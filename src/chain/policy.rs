@@ -1,5 +1,9 @@
 //! Per-module policy: what the chain does when a module rejects or is unavailable.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::access::{LoginPolicy, SharedPolicy};
 use crate::account::{Provisioning, RoleMapping};
 
 /// What the chain does after a module failed.
@@ -23,6 +27,10 @@ pub struct ModuleSettings {
     pub(crate) on_unavailable: OnFailure,
     pub(crate) provisioning: Provisioning,
     pub(crate) roles: RoleMapping,
+    pub(crate) allowed_groups: Vec<String>,
+    pub(crate) allowed_email_domains: Vec<String>,
+    pub(crate) required_roles: BTreeSet<String>,
+    pub(crate) policy: Option<SharedPolicy>,
 }
 
 impl Default for ModuleSettings {
@@ -35,6 +43,10 @@ impl Default for ModuleSettings {
             on_unavailable: OnFailure::Next,
             provisioning: Provisioning::Existing,
             roles: RoleMapping::default(),
+            allowed_groups: Vec::new(),
+            allowed_email_domains: Vec::new(),
+            required_roles: BTreeSet::new(),
+            policy: None,
         }
     }
 }
@@ -85,6 +97,33 @@ impl ModuleSettings {
     /// How the module's external groups become roles.
     pub fn roles(mut self, mapping: RoleMapping) -> Self {
         self.roles = mapping;
+        self
+    }
+
+    /// Only identities in one of these groups may sign in (matched like the role
+    /// mapping's groups: names or DNs, its case rule). Empty: everybody.
+    pub fn allowed_groups(mut self, groups: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.allowed_groups = groups.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Only identities whose email address is in one of these domains (exactly;
+    /// case-insensitive) may sign in. Empty: everybody.
+    pub fn allowed_email_domains(mut self, domains: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.allowed_email_domains = domains.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Only logins that end up with one of these roles (mapped by this login, or
+    /// held by the account) may sign in. Empty: everybody.
+    pub fn required_roles(mut self, roles: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.required_roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The host's policy for this module's identities (runs before the chain's).
+    pub fn policy(mut self, policy: Arc<dyn LoginPolicy>) -> Self {
+        self.policy = Some(policy);
         self
     }
 }

@@ -6,8 +6,9 @@
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use tracing::warn;
+use tracing::{info, warn};
 
+use super::access::{AccessRule, LoginCandidate, PolicyDecision, SharedPolicy};
 use super::{AUDIT_TARGET, AuthChain, Entry};
 use crate::account::{Account, ExternalLink, LoginUpdate, NewAccount, Provisioning};
 use crate::{AuthError, Identity, Principal};
@@ -15,11 +16,35 @@ use crate::{AuthError, Identity, Principal};
 pub(super) async fn principal(
     chain: &AuthChain,
     entry: &Entry,
-    identity: Identity,
+    mut identity: Identity,
     client_ip: IpAddr,
     now: SystemTime,
 ) -> Result<Principal, AuthError> {
     let store = chain.store.as_ref();
+    // Who may sign in here, decided before any account is looked up or created.
+    for policy in [&entry.settings.policy, &chain.policy].into_iter().flatten() {
+        run_policy(policy, entry, &mut identity).await?;
+    }
+    entry
+        .access
+        .check_identity(&identity)
+        .map_err(|rule| denied(entry, &identity, rule))?;
+    let mapping = &entry.settings.roles;
+    let mapped = (!mapping.is_empty()).then(|| mapping.map(&identity.groups));
+    let roles_by_mapping = entry.access.roles_pass(mapped.iter().flatten());
+    if !roles_by_mapping
+        && identity.account.is_none()
+        && entry.settings.provisioning == Provisioning::Create
+        && store
+            .find_by_link(&identity.provider, &identity.subject)
+            .await
+            .map_err(AuthError::store)?
+            .is_none()
+    {
+        // A new account would hold only the mapped roles: refused uncreated.
+        return Err(denied(entry, &identity, AccessRule::RequiredRoles));
+    }
+
     let (account, new_link) = match &identity.account {
         Some(id) => {
             let account = store
@@ -47,9 +72,19 @@ pub(super) async fn principal(
         }
     }
 
-    let mapping = &entry.settings.roles;
-    let mapped_roles =
-        (!mapping.is_empty()).then(|| (identity.provider.clone(), mapping.map(&identity.groups)));
+    let mapped_roles = mapped.map(|roles| (identity.provider.clone(), roles));
+    if !roles_by_mapping {
+        // Roles the account holds (granted by hand, or mapped by other providers).
+        let held = account
+            .mapped_roles
+            .iter()
+            .filter(|(provider, _)| mapped_roles.is_none() || **provider != identity.provider)
+            .flat_map(|(_, roles)| roles.iter())
+            .chain(account.roles.iter());
+        if !entry.access.roles_pass(held) {
+            return Err(denied(entry, &identity, AccessRule::RequiredRoles));
+        }
+    }
     let mut update = LoginUpdate::new(account.id.clone(), now);
     update.link = new_link;
     update.mapped_roles = mapped_roles.clone();
@@ -72,6 +107,31 @@ pub(super) async fn principal(
         authenticated_at: now,
         return_to: identity_return_to,
     })
+}
+
+/// Runs one login policy; its decision is audited.
+async fn run_policy(policy: &SharedPolicy, entry: &Entry, identity: &mut Identity) -> Result<(), AuthError> {
+    let mut candidate = LoginCandidate::new(identity);
+    let decision = policy.decide(&mut candidate).await;
+    let changed = candidate.changed();
+    match decision {
+        PolicyDecision::Refuse(reason) => Err(denied(entry, identity, AccessRule::Policy(reason))),
+        _ => {
+            info!(target: AUDIT_TARGET, module = entry.id(), subject = %identity.subject, login = %identity.login,
+                changed, outcome = "allowed", "login policy decided");
+            Ok(())
+        }
+    }
+}
+
+/// An identity the access rules or a policy refused: audited, never provisioned.
+fn denied(entry: &Entry, identity: &Identity, rule: AccessRule) -> AuthError {
+    warn!(target: AUDIT_TARGET, module = entry.id(), subject = %identity.subject, login = %identity.login,
+        rule = %rule, outcome = "access_denied", "external identity refused by an access rule");
+    AuthError::AccessDenied {
+        module: entry.id().to_owned(),
+        rule,
+    }
 }
 
 /// The linked account, or what the provisioning policy makes of an unknown subject.
