@@ -46,7 +46,7 @@ use crate::account::{
 use crate::chain::{ModuleSettings, OnFailure};
 use crate::iso8601::IsoDuration;
 use crate::modules::{HeaderModule, HeaderSettings, LocalModule, LocalSettings};
-use crate::net::{ForwardedHeader, ProxyNet, ProxyTrust};
+use crate::net::{ForwardedHeader, ProxyTrust};
 use crate::settings::ModuleSettingsType;
 use crate::{AuthChain, Authenticator, ChainBuilder, ConfigError};
 
@@ -522,16 +522,11 @@ impl Config {
                         .settings(cfg.clone())
                         .build(),
                 ),
-                ModuleType::Header(cfg) => {
-                    // A header module without its own list trusts the chain's proxies.
-                    let mut cfg = cfg.clone();
-                    if cfg.trusted_proxies.is_none() && !cfg.insecure_trust_any_peer {
-                        cfg.trusted_proxies = Some(proxies.iter().copied().map(ProxyNet).collect());
-                    }
-                    Arc::new(
-                        HeaderModule::new(id.clone(), cfg).map_err(|e| e.under(&format!("modules.{id}")))?,
-                    )
-                }
+                // Without its own `trusted_proxies` it believes the chain's.
+                ModuleType::Header(cfg) => Arc::new(
+                    HeaderModule::new(id.clone(), cfg.clone())
+                        .map_err(|e| e.under(&format!("modules.{id}")))?,
+                ),
                 #[cfg(feature = "ldap")]
                 ModuleType::Ldap(settings) => Arc::new(
                     crate::modules::LdapModule::new(id.clone(), (**settings).clone())

@@ -102,6 +102,45 @@ async fn spoofed_headers_from_an_untrusted_peer_are_ignored() {
 }
 
 #[tokio::test]
+async fn a_header_module_without_its_own_list_believes_its_chains_proxies() {
+    // The same rule in code and in TOML: no list of its own → the chain's.
+    let in_code = AuthChain::builder(Arc::new(MemoryUserStore::new()))
+        .client_ip_from(proxies())
+        .module_with(
+            HeaderModule::builder("proxy").build().unwrap(),
+            ModuleSettings::new().provisioning(Provisioning::Create),
+        )
+        .build()
+        .unwrap();
+    let from_toml = authchain::config::Config::from_toml(
+        "chain = [\"proxy\"]\ntrusted_proxies = [\"10.0.0.0/24\"]\n[modules.proxy]\ntype = \"header\"\nprovisioning = \"create\"\n",
+    )
+    .unwrap()
+    .build(authchain::config::Stores::new(Arc::new(MemoryUserStore::new())))
+    .unwrap();
+    for chain in [&in_code, &from_toml] {
+        let p = principal(chain.login(&request(PROXY, &[("remote-user", b"alice")])).await);
+        assert_eq!(p.login, "alice");
+        // Not from elsewhere.
+        let err = chain
+            .login(&request("192.0.2.9", &[("remote-user", b"alice")]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AuthError::Unauthenticated { .. }), "{err:?}");
+    }
+    // A chain trusting nobody leaves such a module trusting nobody.
+    let nobody = AuthChain::builder(Arc::new(MemoryUserStore::new()))
+        .module(HeaderModule::builder("proxy").build().unwrap())
+        .build()
+        .unwrap();
+    let err = nobody
+        .login(&request(PROXY, &[("remote-user", b"alice")]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AuthError::Unauthenticated { .. }), "{err:?}");
+}
+
+#[tokio::test]
 async fn insecure_trust_any_peer_trusts_everybody() {
     let m = HeaderModule::builder("proxy")
         .trusted_proxies(ProxyTrust::insecure_trust_any_peer())

@@ -119,6 +119,14 @@ impl ChainBuilder {
             ));
         }
         for entry in &mut self.entries {
+            // One rule for both APIs: a header module with no proxy list of its
+            // own believes the proxies this chain takes client addresses from.
+            let module: &dyn std::any::Any = entry.module.as_ref();
+            if let Some(header) = module.downcast_ref::<crate::modules::HeaderModule>()
+                && header.inherits_trust()
+            {
+                entry.module = Arc::new(header.with_chain_trust(&self.client_ip));
+            }
             let key = |e: ConfigError| e.under(&format!("modules.{}", entry.module.id()));
             let (case_insensitive, match_dn) = entry.settings.roles.matching();
             entry.access = AccessRules {

@@ -28,7 +28,9 @@ const MAX_GROUPS: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct HeaderModule {
     id: String,
-    trust: ProxyTrust,
+    /// `None`: the proxies of the chain the module sits in (set when the chain is
+    /// built; nobody outside a chain).
+    trust: Option<ProxyTrust>,
     settings: HeaderSettings,
 }
 
@@ -36,16 +38,18 @@ pub struct HeaderModule {
 #[derive(Debug)]
 pub struct HeaderModuleBuilder {
     id: String,
-    trust: ProxyTrust,
+    trust: Option<ProxyTrust>,
     settings: HeaderSettings,
     /// The first header name that did not parse.
     error: Option<ConfigError>,
 }
 
 impl HeaderModuleBuilder {
-    /// The proxies whose headers are believed (nobody by default).
+    /// The proxies whose headers are believed. Unset: the proxies of the chain
+    /// the module sits in (`ChainBuilder::client_ip_from`, the top-level
+    /// `trusted_proxies` in TOML), so one list serves both.
     pub fn trusted_proxies(mut self, trust: ProxyTrust) -> Self {
-        self.trust = trust;
+        self.trust = Some(trust);
         self
     }
 
@@ -137,22 +141,25 @@ impl HeaderModule {
     pub fn builder(id: impl Into<String>) -> HeaderModuleBuilder {
         HeaderModuleBuilder {
             id: id.into(),
-            trust: ProxyTrust::none(),
+            trust: None,
             settings: HeaderSettings::default(),
             error: None,
         }
     }
 
     /// The module `settings` describe; its trusted proxies are
-    /// `settings.trusted_proxies` (nobody when unset), or any peer with
-    /// `insecure_trust_any_peer`. Errors name the key.
+    /// `settings.trusted_proxies`, any peer with `insecure_trust_any_peer`, and
+    /// otherwise those of the chain it sits in. Errors name the key.
     pub fn new(id: impl Into<String>, settings: HeaderSettings) -> Result<HeaderModule, ConfigError> {
         let id = id.into();
         let trust = if settings.insecure_trust_any_peer {
             warn!(target: AUDIT_TARGET, module = %id, "insecure_trust_any_peer is on: ANY client can log in as anybody by sending a header");
-            ProxyTrust::insecure_trust_any_peer()
+            Some(ProxyTrust::insecure_trust_any_peer())
         } else {
-            ProxyTrust::new(settings.trusted_proxies.iter().flatten().map(|net| net.0))
+            settings
+                .trusted_proxies
+                .as_ref()
+                .map(|nets| ProxyTrust::new(nets.iter().map(|net| net.0)))
         };
         HeaderModule::with_trust(id, settings, trust)
     }
@@ -160,13 +167,29 @@ impl HeaderModule {
     fn with_trust(
         id: String,
         settings: HeaderSettings,
-        trust: ProxyTrust,
+        trust: Option<ProxyTrust>,
     ) -> Result<HeaderModule, ConfigError> {
         settings.check()?;
-        if trust.trusts_nobody() {
+        if trust.as_ref().is_some_and(ProxyTrust::trusts_nobody) {
             warn!(target: AUDIT_TARGET, module = %id, "header module trusts no proxy: it will never authenticate anybody");
         }
         Ok(HeaderModule { id, trust, settings })
+    }
+
+    /// Whether the module takes its trusted proxies from its chain.
+    pub(crate) fn inherits_trust(&self) -> bool {
+        self.trust.is_none()
+    }
+
+    /// The same module trusting its chain's proxies (the chain builder calls it).
+    pub(crate) fn with_chain_trust(&self, trust: &ProxyTrust) -> HeaderModule {
+        if trust.trusts_nobody() {
+            warn!(target: AUDIT_TARGET, module = %self.id, "header module trusts no proxy (neither its own list nor the chain's): it will never authenticate anybody");
+        }
+        HeaderModule {
+            trust: Some(trust.clone()),
+            ..self.clone()
+        }
     }
 
     fn missing(&self, header: &HeaderName, problem: HeaderProblem) -> Result<Outcome, AuthError> {
@@ -351,7 +374,11 @@ impl Authenticator for HeaderModule {
 
     async fn authenticate(&self, request: &AuthRequest) -> Result<Outcome, AuthError> {
         let headers = &request.headers;
-        if !self.trust.is_trusted(request.peer.ip()) {
+        if !self
+            .trust
+            .as_ref()
+            .is_some_and(|t| t.is_trusted(request.peer.ip()))
+        {
             if headers.contains_key(&self.settings.principal_header) {
                 warn!(target: AUDIT_TARGET, module = %self.id, peer = %request.peer.ip(),
                     header = %self.settings.principal_header, "identity header from an untrusted peer ignored");
