@@ -19,11 +19,17 @@ use crate::jose::{self, Algorithm, Jwks, NoJwe, RingJwk, RingJwsAlgorithm};
 /// Longest accepted ID token, in bytes.
 pub const MAX_ID_TOKEN_BYTES: usize = 64 * 1024;
 
-/// Claims openidconnect does not model (everything but the `IdTokenClaims` /
-/// `StandardClaims` members): `tid`, `nbf`, `groups`, `realm_access`, ...
+/// The claims openidconnect does not model that the validation itself needs: `tid`
+/// (the multi-tenant issuer) and `nbf`. Every other claim is skipped while the token
+/// is verified (no JSON map built per token); claim mapping reads them from the signed
+/// payload on demand ([`ValidatedIdToken::raw_claims`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub(crate) struct ExtraClaims(pub(crate) Map<String, Value>);
+pub(crate) struct ExtraClaims {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tid: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<Value>,
+}
 impl AdditionalClaims for ExtraClaims {}
 
 /// The ID-token type: openidconnect's `IdToken` over our algorithm and (no) JWE types.
@@ -260,7 +266,7 @@ impl Validator {
         };
 
         // What openidconnect does not check.
-        let extra = &typed.additional_claims().0;
+        let extra = typed.additional_claims();
         // azp (OIDC Core 3.1.3.7 (4)(5)); openidconnect has this check commented out.
         match typed.authorized_party() {
             Some(azp) if azp.as_str() == want.client_id => {}
@@ -269,12 +275,12 @@ impl Validator {
             None => {}
         }
         if let Issuer::Template { template, tenants } = want.issuer {
-            let tid = extra.get("tid").and_then(Value::as_str);
+            let tid = extra.tid.as_ref().and_then(Value::as_str);
             if !Issuer::matches_template(template, tenants, typed.issuer().as_str(), tid) {
                 return Err(TokenError::WrongIssuer);
             }
         }
-        if let Some(nbf) = extra.get("nbf") {
+        if let Some(nbf) = &extra.nbf {
             let nbf = seconds(nbf).ok_or(TokenError::MissingClaim("nbf"))?;
             let latest = unix(want.now).saturating_add(want.clock_skew.as_secs());
             if nbf > latest {
