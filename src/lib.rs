@@ -54,6 +54,9 @@ mod error;
 pub mod flow;
 mod identity;
 pub mod iso8601;
+#[cfg(feature = "oidc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+pub mod jose;
 pub mod manual;
 pub mod modules;
 pub mod net;

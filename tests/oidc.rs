@@ -692,12 +692,29 @@ async fn id_token_checks() {
             other => panic!("{name}: {other:?}"),
         }
     }
+    // `typ` other than JWT (an access token, a logout token), `cty` and `crit` are
+    // refused too (openidconnect's JOSE header checks; `typ` was ignored before).
+    let header = |extra: serde_json::Value| {
+        let mut h = json!({"alg": "RS256", "kid": "key-a"});
+        h.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        key.sign_with_header(&h, &claims())
+    };
     for (name, token) in [
-        ("garbage", "a.b.c"),
-        ("encrypted (5 parts)", "a.b.c.d.e"),
-        ("empty", ""),
+        ("garbage", "a.b.c".to_owned()),
+        ("encrypted (5 parts)", "a.b.c.d.e".to_owned()),
+        ("empty", String::new()),
+        ("typ at+jwt", header(json!({"typ": "at+jwt"}))),
+        ("typ logout+jwt", header(json!({"typ": "logout+jwt"}))),
+        ("cty JWT (nested)", header(json!({"cty": "JWT"}))),
+        ("crit", header(json!({"crit": ["exp"], "exp": 1}))),
+        (
+            "standard claim of the wrong type",
+            key.sign(&with(claims(), "email_verified", json!(5))),
+        ),
     ] {
-        let err = module.validate_id_token(token, Some(NONCE)).await.unwrap_err();
+        let err = module.validate_id_token(&token, Some(NONCE)).await.unwrap_err();
         assert!(
             matches!(
                 err,
@@ -708,6 +725,25 @@ async fn id_token_checks() {
             ),
             "{name}: {err:?}"
         );
+    }
+    // `typ: JWT` in any case, no `typ` at all, no `kid` (one key), and the string
+    // boolean some providers send are fine.
+    for (name, token) in [
+        ("typ jwt", header(json!({"typ": "jwt"}))),
+        ("no typ", header(json!({}))),
+        (
+            "no kid",
+            key.sign_with_header(&json!({"alg": "RS256"}), &claims()),
+        ),
+        (
+            "email_verified \"true\"",
+            key.sign(&with(claims(), "email_verified", json!("true"))),
+        ),
+    ] {
+        module
+            .validate_id_token(&token, Some(NONCE))
+            .await
+            .unwrap_or_else(|err| panic!("{name}: {err:?}"));
     }
     // Within the skew is fine; several audiences with our azp are fine.
     let skewed = key.sign(&with(with(claims(), "exp", json!(t - 30)), "iat", json!(t + 30)));
@@ -738,6 +774,66 @@ async fn unsigned_tokens_only_with_the_insecure_option() {
         .validate_id_token(&unsigned(&claims()), Some(NONCE))
         .await
         .expect("explicitly allowed");
+    // Only a token whose header says `none` skips the signature check; its claims are
+    // still checked. Every other token goes to the normal verifier.
+    let other = TestKey::load("rsa-b", "key-a"); // same kid, other key: a forged signature
+    let t = now();
+    let cases: Vec<(&str, String, TokenError)> = vec![
+        (
+            "unsigned, wrong issuer",
+            unsigned(&with(claims(), "iss", json!("https://evil.test"))),
+            TokenError::WrongIssuer,
+        ),
+        (
+            "unsigned, wrong audience",
+            unsigned(&with(claims(), "aud", json!("other-client"))),
+            TokenError::WrongAudience,
+        ),
+        (
+            "unsigned, expired",
+            unsigned(&with(
+                with(claims(), "exp", json!(t - 120)),
+                "iat",
+                json!(t - 600),
+            )),
+            TokenError::Expired,
+        ),
+        (
+            "unsigned, nonce of another login",
+            unsigned(&with(claims(), "nonce", json!("another-login"))),
+            TokenError::NonceMismatch,
+        ),
+        (
+            "`none` with a signature",
+            format!("{}sig", unsigned(&claims())),
+            TokenError::AlgorithmNotAllowed("none".into()),
+        ),
+        (
+            "RS256, forged signature",
+            other.sign(&claims()),
+            TokenError::BadSignature,
+        ),
+        (
+            "HS256 with the client secret",
+            sign_hs256(b"client-secret-shared-with-the-provider", &claims()),
+            TokenError::AlgorithmNotAllowed("HS256".into()),
+        ),
+    ];
+    for (name, token, want) in cases {
+        match module.validate_id_token(&token, Some(NONCE)).await {
+            Err(AuthError::Rejected {
+                cause: ModuleError::Token(got),
+                ..
+            }) => assert_eq!(got, want, "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    let signed = module
+        .validate_id_token(&key.sign(&claims()), Some(NONCE))
+        .await
+        .expect("a signed token still verifies");
+    assert_eq!(signed.subject(), "u-1");
+    assert_eq!(jwks.fetches(), 1, "signed tokens use the JWKS");
     // `none` is not an algorithm: no `Algorithm` names it, and configuration
     // refuses the name.
     let table = toml::from_str(&format!(
@@ -1511,6 +1607,58 @@ async fn a_chain_from_toml_reaches_its_oidc_module_by_type() {
     let p = principal(full_login(&chain, "alice", "alice-password").await);
     assert_eq!(p.login, "alice");
     let requests = chain.module::<OidcModule>("oidc").unwrap().requests();
+    assert_eq!(
+        (requests.discovery, requests.jwks, requests.token),
+        (1, 1, 1),
+        "{requests:?}"
+    );
+}
+
+/// The test provider is an odd one on purpose: it advertises `ES256K` (which this
+/// crate cannot verify) beside RS256 and publishes a secp256k1 key. Discovery and
+/// the JWKS are still read, and logins still work with RS256.
+#[tokio::test]
+async fn a_provider_advertising_es256k_beside_rs256_still_works() {
+    let provider = Provider::shared();
+    let http = reqwest::Client::new();
+    let discovery: serde_json::Value = http
+        .get(format!("{}/.well-known/openid-configuration", provider.issuer))
+        .send()
+        .await
+        .expect("discovery")
+        .json()
+        .await
+        .expect("discovery JSON");
+    let algs = discovery["id_token_signing_alg_values_supported"]
+        .as_array()
+        .expect("algorithm list");
+    assert!(
+        algs.contains(&json!("ES256K")) && algs.contains(&json!("RS256")),
+        "{algs:?}"
+    );
+    let jwks: serde_json::Value = http
+        .get(discovery["jwks_uri"].as_str().expect("jwks_uri"))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("JWKS JSON");
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .any(|k| k["crv"] == "secp256k1"),
+        "{jwks}"
+    );
+
+    let module = Arc::new(oidc(confidential(provider)));
+    module.prefetch().await.expect("discovery and JWKS are read");
+    let (chain, _) = chain_of(module.clone(), Provisioning::Create);
+    let p = principal(full_login(&chain, "alice", "alice-password").await);
+    assert_eq!(p.login, "alice");
+    let requests = module.requests();
     assert_eq!(
         (requests.discovery, requests.jwks, requests.token),
         (1, 1, 1),

@@ -248,7 +248,7 @@ impl HttpClient {
     }
 
     /// GET a document of another kind (`accept` names it): status and raw body.
-    #[cfg_attr(not(feature = "cas"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "cas", feature = "oidc")), allow(dead_code))]
     pub(crate) async fn get_bytes(
         &self,
         purpose: Purpose,

@@ -4,9 +4,14 @@
 //!
 //! * Discovery (`/.well-known/openid-configuration`) is fetched on first use, cached
 //!   and refreshed after `metadata_refresh`; explicit endpoints override it.
-//! * ID tokens are verified here, over `ring`: signature with an algorithm allow-list
-//!   (RS256 by default; `none` only with `insecure_allow_unsigned_id_tokens`),
-//!   `iss`, `aud` / `azp`, `exp`, `iat` / `nbf` with bounded clock skew, `nonce`.
+//! * Discovery documents are read as the [`openidconnect`] crate's `ProviderMetadata`
+//!   (over the crate's [`jose`](crate::jose) types, so unknown algorithms such as
+//!   `ES256K` are kept, not fatal); the HTTP fetches stay this module's own.
+//! * ID tokens are verified with openidconnect's `IdTokenVerifier` over `ring`-backed
+//!   keys ([`RingJwk`](crate::jose::RingJwk)), one verifier built per fetched key set:
+//!   signature with an algorithm allow-list (RS256 by default; `none` only with
+//!   `insecure_allow_unsigned_id_tokens`), `typ`, `iss`, `aud` / `azp`, `exp`,
+//!   `iat` / `nbf` with bounded clock skew, `nonce`.
 //! * The JWKS is cached; a token signed with an unknown `kid` triggers one refetch,
 //!   at most once per `jwks_min_refetch_interval`, so key rotation just works.
 //! * A callback costs exactly one HTTP request (the token request), plus one to the
@@ -16,18 +21,20 @@
 //!
 //! Every setting is described in `docs/modules/oidc.md`.
 
-mod jwt;
+mod id_token;
+mod metadata;
 mod settings;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
-pub use jwt::{Algorithm, MAX_ID_TOKEN_BYTES, TokenError};
+pub use crate::jose::Algorithm;
+pub use id_token::{MAX_ID_TOKEN_BYTES, TokenError};
 pub use settings::OidcSettings;
 
 use crate::audit::AUDIT_TARGET;
@@ -39,7 +46,8 @@ use crate::flow::{CookieAttributes, HttpError, OAuthError, SameSite};
 use crate::flow::{FlowError, Flows, ProviderRequests, json, redirect_authenticator};
 use crate::settings::ProviderUrl;
 use crate::{AuthError, AuthRequest, ConfigError, Identity, Outcome, Redirect};
-use jwt::{Expectations, Issuer, KeySet};
+use id_token::{Issuer, ValidatedIdToken, Validator};
+use metadata::RingProviderMetadata;
 
 /// Default scopes.
 pub const DEFAULT_SCOPES: &[&str] = &["openid", "profile", "email"];
@@ -55,26 +63,59 @@ pub const DEFAULT_JWKS_MIN_REFETCH: Duration = Duration::from_secs(10);
 /// Claims copied out of the ID token and userinfo that must not be overridden by userinfo.
 const PROTECTED_CLAIMS: &[&str] = &["iss", "sub", "aud", "azp", "exp", "iat", "nbf", "nonce", "tid"];
 
-/// The claims of a verified ID token (merged with userinfo when that is on).
-#[derive(Debug, Clone, PartialEq)]
+/// The claims of a verified ID token.
+///
+/// The JSON map of every claim exactly as signed is read from the token on first use
+/// ([`get`](Self::get), [`as_map`](Self::as_map)); validation alone does not build it.
+#[derive(Clone)]
 pub struct IdTokenClaims {
-    claims: Map<String, Value>,
+    token: ValidatedIdToken,
+    claims: OnceLock<Map<String, Value>>,
 }
 
 impl IdTokenClaims {
+    fn new(token: ValidatedIdToken) -> IdTokenClaims {
+        IdTokenClaims {
+            token,
+            claims: OnceLock::new(),
+        }
+    }
+
     /// The subject (`sub`), present in every verified token.
     pub fn subject(&self) -> &str {
-        self.claims.get("sub").and_then(Value::as_str).unwrap_or_default()
+        self.token.typed.subject().as_str()
     }
 
     /// The value at a claim name or dotted path (`realm_access.roles`).
     pub fn get(&self, path: &str) -> Option<&Value> {
-        json::lookup(&self.claims, path)
+        json::lookup(self.as_map(), path)
     }
 
     /// All claims.
     pub fn as_map(&self) -> &Map<String, Value> {
-        &self.claims
+        self.claims
+            .get_or_init(|| self.token.raw_claims().unwrap_or_default())
+    }
+
+    fn into_map(mut self) -> Map<String, Value> {
+        match self.claims.take() {
+            Some(claims) => claims,
+            None => self.token.raw_claims().unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for IdTokenClaims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdTokenClaims")
+            .field("claims", self.as_map())
+            .finish()
+    }
+}
+
+impl PartialEq for IdTokenClaims {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_map() == other.as_map()
     }
 }
 
@@ -108,18 +149,18 @@ struct ClaimNames {
 
 type Cached<T> = RwLock<Option<(Arc<T>, Instant)>>;
 
-/// What a JWKS fetch came to.
+/// What a JWKS fetch came to (each key set comes with its ID-token verifier).
 enum KeyFetch {
     /// Fetched now (by this caller or one it waited for).
-    Fetched(Arc<KeySet>),
+    Fetched(Arc<Validator>),
     /// Refused by `jwks_min_refetch_interval`; `retry_after` is when it will not be.
     RateLimited {
-        cached: Option<Arc<KeySet>>,
+        cached: Option<Arc<Validator>>,
         retry_after: Duration,
     },
     /// The provider failed; the keys cached before, if any.
     Failed {
-        cached: Option<Arc<KeySet>>,
+        cached: Option<Arc<Validator>>,
         error: AuthError,
     },
 }
@@ -146,7 +187,11 @@ pub struct OidcModule {
     http: HttpClient,
     metadata: Cached<Metadata>,
     metadata_attempt: Mutex<Option<Instant>>,
-    keys: Cached<KeySet>,
+    /// The fetched key set with its verifier.
+    keys: Cached<Validator>,
+    /// A verifier without keys, used before any key set is cached: it refuses what
+    /// needs no key (algorithm, issuer, audience, unsigned tokens) without a fetch.
+    keyless: Validator,
     jwks_attempt: Mutex<Option<Instant>>,
 }
 
@@ -273,6 +318,14 @@ impl OidcModule {
             login.push("sub".into());
         }
         let name = |claim: String| (!claim.is_empty()).then_some(claim);
+        let keyless = Validator::new(
+            openidconnect::JsonWebKeySet::new(Vec::new()),
+            &s.id_token_algorithms,
+            issuer.clone(),
+            &client.id,
+            s.clock_skew,
+            allow_unsigned,
+        );
         Ok(OidcModule {
             issuer,
             issuer_url,
@@ -297,6 +350,7 @@ impl OidcModule {
             metadata: RwLock::new(static_metadata),
             metadata_attempt: Mutex::new(None),
             keys: RwLock::new(None),
+            keyless,
             jwks_attempt: Mutex::new(None),
             id,
         })
@@ -316,7 +370,7 @@ impl OidcModule {
             KeyFetch::Failed { error, .. } => return Err(error),
             KeyFetch::RateLimited { retry_after, .. } => return Err(self.refetch_limited(None, retry_after)),
         };
-        if keys.len() == 0 {
+        if keys.keys().keys().is_empty() {
             return Err(self.http.unavailable(OAuthError::NoSigningKeys));
         }
         Ok(())
@@ -324,26 +378,62 @@ impl OidcModule {
 
     /// Verifies an ID token: signature (fetching the JWKS when needed), issuer,
     /// audience, expiry, issued-at, and `nonce` when given.
+    ///
+    /// The cached key set's verifier runs first (without keys yet: a keyless one, which
+    /// refuses what needs no key). Only a token whose key it lacks (`kid` unknown, or no
+    /// key of the token's type) refetches the JWKS, rate limited: when no cached key
+    /// matches and the refetch is refused by its rate limit (a fetch happened less than
+    /// `jwks_min_refetch_interval` ago), the answer is [`AuthError::Unavailable`] with
+    /// `retry_after`: the provider may be rotating its keys, so the client should try
+    /// again shortly. Likewise a failed refetch with no matching cached key answers the
+    /// fetch's outage.
     pub async fn validate_id_token(
         &self,
         token: &str,
         nonce: Option<&str>,
     ) -> Result<IdTokenClaims, AuthError> {
-        let parsed =
-            jwt::parse(token, &self.algorithms, self.allow_unsigned).map_err(|e| self.token_error(e))?;
-        if let Some(alg) = parsed.alg {
-            let keys = self.keys_for(parsed.kid.as_deref(), alg).await?;
-            jwt::verify_signature(&parsed, &keys).map_err(|e| self.token_error(e))?;
-        }
-        let want = Expectations {
-            issuer: &self.issuer,
-            client_id: &self.client.id,
-            clock_skew: self.clock_skew,
-            nonce,
-            now: SystemTime::now(),
+        let now = SystemTime::now();
+        let cached = self
+            .keys
+            .read()
+            .ok()
+            .and_then(|k| k.as_ref().map(|(v, at)| (v.clone(), *at)));
+        let tried = match &cached {
+            Some((validator, at)) if at.elapsed() < self.metadata_refresh => Some(validator),
+            _ => None,
         };
-        let claims = jwt::check_claims(&parsed, &want).map_err(|e| self.token_error(e))?;
-        Ok(IdTokenClaims { claims })
+        let first = tried.map_or(&self.keyless, |v| v.as_ref());
+        let kid = match first.validate(token, nonce, now) {
+            Ok(valid) => return Ok(IdTokenClaims::new(valid)),
+            Err(TokenError::UnknownKey(kid)) => kid,
+            Err(err) => return Err(self.token_error(err)),
+        };
+        let untried = |v: &Arc<Validator>| tried.is_none_or(|t| !Arc::ptr_eq(t, v));
+        let retry = |validator: &Validator, otherwise: AuthError| match validator.validate(token, nonce, now)
+        {
+            Ok(valid) => Ok(IdTokenClaims::new(valid)),
+            Err(TokenError::UnknownKey(_)) => Err(otherwise),
+            Err(err) => Err(self.token_error(err)),
+        };
+        match self.fetch_keys(false).await {
+            KeyFetch::Fetched(validator) => match validator.validate(token, nonce, now) {
+                Ok(valid) => Ok(IdTokenClaims::new(valid)),
+                Err(err) => Err(self.token_error(err)),
+            },
+            KeyFetch::RateLimited {
+                cached: Some(validator),
+                retry_after,
+            } if untried(&validator) => retry(&validator, self.refetch_limited(kid.as_deref(), retry_after)),
+            KeyFetch::RateLimited { retry_after, .. } => {
+                debug!(target: AUDIT_TARGET, module = %self.id, "no cached key matches and the JWKS refetch is rate limited");
+                Err(self.refetch_limited(kid.as_deref(), retry_after))
+            }
+            KeyFetch::Failed {
+                cached: Some(validator),
+                error,
+            } if untried(&validator) => retry(&validator, error),
+            KeyFetch::Failed { error, .. } => Err(error),
+        }
     }
 
     fn token_error(&self, err: TokenError) -> AuthError {
@@ -404,8 +494,11 @@ impl OidcModule {
             }));
         }
         let doc = response.body;
-        let text = |name: &str| doc.get(name).and_then(Value::as_str);
-        let issuer = text("issuer")
+        // The issuer first: a document of another provider is refused as such, however
+        // the rest of it looks.
+        let issuer = doc
+            .get("issuer")
+            .and_then(Value::as_str)
             .ok_or_else(|| self.http.unavailable(OAuthError::DiscoveryField("issuer".into())))?;
         let issuer_ok = match &self.issuer {
             Issuer::Fixed(expected) => issuer == expected,
@@ -414,66 +507,61 @@ impl OidcModule {
         if !issuer_ok {
             return Err(self.http.unavailable(OAuthError::DiscoveryIssuerMismatch));
         }
-        let endpoint = |name: &str, configured: &Option<String>| -> Result<Option<String>, AuthError> {
+        // openidconnect's ProviderMetadata over the crate's JOSE types: algorithm names
+        // it does not know (`ES256K`, ...) are kept as `Other`, never fatal.
+        let provider: RingProviderMetadata = serde_path_to_error::deserialize(&doc).map_err(|err| {
+            let field = discovery_member(&err);
+            self.http.unavailable(OAuthError::DiscoveryField(field))
+        })?;
+        let endpoint = |name: &str, configured: &Option<String>, discovered: Option<&str>| {
             if let Some(url) = configured {
                 return Ok(Some(url.clone()));
             }
-            match text(name) {
+            match discovered {
                 Some(url) => check_url(name, url)
                     .map(|()| Some(url.to_owned()))
                     .map_err(|_| self.http.unavailable(OAuthError::DiscoveryField(name.into()))),
                 None => Ok(None),
             }
         };
-        let required = |name: &str, value: Option<String>| {
-            value.ok_or_else(|| self.http.unavailable(OAuthError::DiscoveryField(name.into())))
+        let required = |name: &str, value: Result<Option<String>, AuthError>| {
+            value?.ok_or_else(|| self.http.unavailable(OAuthError::DiscoveryField(name.into())))
         };
         Ok(Metadata {
             authorization_endpoint: required(
                 "authorization_endpoint",
-                endpoint("authorization_endpoint", &self.endpoints.authorization)?,
+                endpoint(
+                    "authorization_endpoint",
+                    &self.endpoints.authorization,
+                    Some(provider.authorization_endpoint().as_str()),
+                ),
             )?,
             token_endpoint: required(
                 "token_endpoint",
-                endpoint("token_endpoint", &self.endpoints.token)?,
+                endpoint(
+                    "token_endpoint",
+                    &self.endpoints.token,
+                    provider.token_endpoint().map(|u| u.as_str()),
+                ),
             )?,
-            jwks_uri: required("jwks_uri", endpoint("jwks_uri", &self.endpoints.jwks)?)?,
-            userinfo_endpoint: endpoint("userinfo_endpoint", &self.endpoints.userinfo)?,
-            iss_parameter_supported: doc
-                .get("authorization_response_iss_parameter_supported")
-                .and_then(Value::as_bool)
+            jwks_uri: required(
+                "jwks_uri",
+                endpoint(
+                    "jwks_uri",
+                    &self.endpoints.jwks,
+                    Some(provider.jwks_uri().as_str()),
+                ),
+            )?,
+            userinfo_endpoint: endpoint(
+                "userinfo_endpoint",
+                &self.endpoints.userinfo,
+                provider.userinfo_endpoint().map(|u| u.as_str()),
+            )?,
+            iss_parameter_supported: provider
+                .additional_metadata()
+                .authorization_response_iss_parameter_supported
                 .unwrap_or(false),
         })
-    }
-
-    /// The key set, fetched when missing, stale, or without a key for `kid`.
-    ///
-    /// When no cached key matches and the refetch is refused by its rate limit (a
-    /// fetch happened less than `jwks_min_refetch_interval` ago), the answer is
-    /// [`AuthError::Unavailable`] with `retry_after`: the provider may be rotating
-    /// its keys, so the client should try again shortly. Likewise a failed refetch
-    /// with no matching cached key answers the fetch's outage.
-    async fn keys_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Arc<KeySet>, AuthError> {
-        if let Some((keys, at)) = self.keys.read().ok().and_then(|k| k.clone())
-            && at.elapsed() < self.metadata_refresh
-            && keys.has_candidate(kid, alg)
-        {
-            return Ok(keys);
-        }
-        match self.fetch_keys(false).await {
-            KeyFetch::Fetched(keys) => Ok(keys),
-            KeyFetch::RateLimited {
-                cached: Some(keys), ..
-            } if keys.has_candidate(kid, alg) => Ok(keys),
-            KeyFetch::RateLimited { retry_after, .. } => {
-                debug!(target: AUDIT_TARGET, module = %self.id, "no cached key matches and the JWKS refetch is rate limited");
-                Err(self.refetch_limited(kid, retry_after))
-            }
-            KeyFetch::Failed {
-                cached: Some(keys), ..
-            } if keys.has_candidate(kid, alg) => Ok(keys),
-            KeyFetch::Failed { error, .. } => Err(error),
-        }
     }
 
     /// No key for `kid`, and no refetch allowed before `retry_after`: a temporary
@@ -511,28 +599,35 @@ impl OidcModule {
         *attempt = Some(Instant::now());
         let fetched = async {
             let metadata = self.metadata().await?;
-            let response = self
+            let (status, body) = self
                 .http
-                .get_json(Purpose::Jwks, &metadata.jwks_uri, None)
+                .get_bytes(Purpose::Jwks, &metadata.jwks_uri, "application/json")
                 .await?;
-            if !response.status.is_success() {
+            if !status.is_success() {
                 return Err(self.http.unavailable(HttpError::Status {
                     what: Purpose::Jwks.what(),
-                    status: response.status.as_u16(),
+                    status: status.as_u16(),
                 }));
             }
-            KeySet::parse(&response.body).map_err(|_| {
+            crate::jose::parse_jwks(&body).map_err(|_| {
                 self.http.unavailable(HttpError::Malformed {
                     what: Purpose::Jwks.what(),
-                    status: response.status.as_u16(),
+                    status: status.as_u16(),
                 })
             })
         }
         .await;
         match fetched {
             Ok(keys) => {
-                debug!(target: AUDIT_TARGET, module = %self.id, keys = keys.len(), "JWKS fetched");
-                let keys = Arc::new(keys);
+                debug!(target: AUDIT_TARGET, module = %self.id, keys = keys.keys().len(), "JWKS fetched");
+                let keys = Arc::new(Validator::new(
+                    keys,
+                    &self.algorithms,
+                    self.issuer.clone(),
+                    &self.client.id,
+                    self.clock_skew,
+                    self.allow_unsigned,
+                ));
                 if let Ok(mut slot) = self.keys.write() {
                     *slot = Some((keys.clone(), Instant::now()));
                 }
@@ -630,7 +725,10 @@ impl OidcModule {
             .get("id_token")
             .and_then(Value::as_str)
             .ok_or_else(|| self.http.unavailable(OAuthError::NoIdToken))?;
-        let mut claims = self.validate_id_token(id_token, Some(&flow.nonce)).await?.claims;
+        let mut claims = self
+            .validate_id_token(id_token, Some(&flow.nonce))
+            .await?
+            .into_map();
         if self.userinfo {
             let access_token = tokens
                 .get("access_token")
@@ -729,6 +827,23 @@ impl OidcModule {
         }
         Ok(identity)
     }
+}
+
+/// The discovery member a parse error is about: its path (`jwks_uri`,
+/// `id_token_signing_alg_values_supported`), or for a missing member its name.
+fn discovery_member(err: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = err.path().to_string();
+    if path != "." {
+        return path.chars().take(64).collect();
+    }
+    let message = err.inner().to_string();
+    message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map_or_else(
+            || "document".to_owned(),
+            |(name, _)| name.chars().take(64).collect(),
+        )
 }
 
 redirect_authenticator!(OidcModule);

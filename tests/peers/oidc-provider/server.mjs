@@ -18,6 +18,10 @@
 // with username/password grants login and consent at once (a wrong password answers 401).
 // Admin: POST /__rotate generates a new RS256 signing key (new kid); the old key is
 // no longer published. GET /__kid answers the current kid.
+// An odd provider on purpose: it also publishes a secp256k1 key and advertises
+// ES256K in `id_token_signing_alg_values_supported` beside RS256 (ID tokens stay
+// RS256, the clients' default), so a relying party that does not know ES256K must
+// still read the discovery document and the JWKS.
 
 import { createServer } from 'node:http';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
@@ -45,6 +49,10 @@ function newKey() {
 }
 
 let signingKey = newKey();
+const es256kKey = (() => {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'secp256k1' });
+  return { ...privateKey.export({ format: 'jwk' }), kid: 'es256k-1', alg: 'ES256K', use: 'sig' };
+})();
 let provider;
 let handler;
 
@@ -67,7 +75,8 @@ function makeProvider(issuer) {
         response_types: ['code'],
       },
     ],
-    jwks: { keys: [signingKey] },
+    jwks: { keys: [signingKey, es256kKey] },
+    enabledJWA: { idTokenSigningAlgValues: ['RS256', 'ES256K'] },
     cookies: { keys: ['authchain-test-cookie-key'] },
     pkce: { methods: ['S256'], required: () => true },
     conformIdTokenClaims: false,
