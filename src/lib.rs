@@ -52,6 +52,9 @@ pub mod chain;
 pub mod config;
 mod error;
 pub mod flow;
+#[cfg(any(fuzzing, test))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod identity;
 pub mod iso8601;
 #[cfg(feature = "oidc")]

@@ -35,7 +35,7 @@
 
 mod change;
 mod config;
-mod ldap;
+pub(crate) mod ldap;
 mod source;
 mod target;
 

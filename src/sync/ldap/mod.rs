@@ -6,7 +6,7 @@
 //! replicate `memberOf` changes, nor the removal of a deleted user from its groups.
 
 mod mapping;
-mod wire;
+pub(crate) mod wire;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

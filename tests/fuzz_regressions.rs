@@ -1,0 +1,329 @@
+#![cfg(all(feature = "saml", feature = "oidc", feature = "cas"))]
+//! The fuzz targets' regression pass (no fuzzing): every checked-in seed
+//! (`fuzz/corpus/<target>/`) and every reproducer (`fuzz/regressions/<target>/`) of
+//! the targets that go through the public API, run through the same function the
+//! fuzzer calls (`fuzz/src/targets.rs`). A missing or empty corpus fails; so does a
+//! corpus none of whose seeds is accepted any more (a stale one). The RFC 4533
+//! targets' inputs run in the crate's unit tests (`src/fuzzing.rs`).
+//!
+//! The ignored tests below regenerate the seeds that must be made by a real peer or
+//! signed: `cargo test --all-features --test fuzz_regressions -- --ignored`.
+
+#[allow(dead_code)]
+#[path = "../fuzz/src/targets.rs"]
+mod targets;
+
+use std::path::{Path, PathBuf};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+/// Input files with their contents.
+type Inputs = Vec<(PathBuf, Vec<u8>)>;
+
+/// The seeds of `target` (at least one) and its reproducers, by path.
+fn inputs(target: &str) -> (Inputs, Inputs) {
+    let read = |dir: &Path, required: bool| -> Inputs {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+            Err(e) => panic!("{}: {e}", dir.display()),
+        };
+        let mut files: Vec<_> = entries
+            .map(|e| e.expect("directory entry").path())
+            .filter(|p| p.is_file())
+            .map(|p| {
+                let bytes = std::fs::read(&p).expect("read an input");
+                (p, bytes)
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let seeds = read(&fuzz_dir().join("corpus").join(target), true);
+    assert!(!seeds.is_empty(), "fuzz/corpus/{target}/ holds no seed");
+    (seeds, read(&fuzz_dir().join("regressions").join(target), false))
+}
+
+#[test]
+fn every_target_has_a_fuzzer_and_a_corpus() {
+    let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).expect("fuzz/Cargo.toml");
+    for (name, _) in targets::TARGETS {
+        assert!(
+            manifest.contains(&format!("name = \"{name}\"")),
+            "fuzz/Cargo.toml has no [[bin]] {name}"
+        );
+        assert!(fuzz_dir().join("fuzzers").join(format!("{name}.rs")).is_file());
+        assert!(
+            fuzz_dir().join("corpus").join(name).is_dir(),
+            "fuzz/corpus/{name}/"
+        );
+    }
+}
+
+/// Every seed and reproducer of every public-API target, without a panic; some seed
+/// of each target is accepted.
+#[test]
+fn fuzz_corpora_and_reproducers() {
+    let mut report = Vec::new();
+    for (name, entry) in targets::TARGETS {
+        let (seeds, reproducers) = inputs(name);
+        let accepted = seeds.iter().filter(|(_, bytes)| entry(bytes)).count();
+        for (_, bytes) in &reproducers {
+            entry(bytes);
+        }
+        assert!(
+            accepted > 0,
+            "no seed of {name} is accepted any more: regenerate them (see fuzz/seeds/)"
+        );
+        report.push(format!(
+            "{name}: {} seeds ({accepted} accepted), {} reproducers",
+            seeds.len(),
+            reproducers.len()
+        ));
+    }
+    eprintln!("{}", report.join("\n"));
+}
+
+/// The SAML seeds were signed by the IdP whose metadata is checked in, for the SP
+/// the target builds; every one of the `valid-*` seeds verifies at the capture time.
+#[test]
+fn saml_seeds_that_should_verify_do() {
+    let (seeds, _) = inputs("saml_response");
+    for (path, bytes) in seeds {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("valid-") {
+            assert!(targets::saml_response(&bytes), "{name} does not verify");
+        }
+    }
+}
+
+/// One validly signed ID token per supported algorithm, each accepted.
+#[test]
+fn id_token_seeds_cover_every_algorithm() {
+    let (seeds, _) = inputs("id_token");
+    for alg in authchain::modules::oidc::Algorithm::NAMES {
+        let (path, bytes) = seeds
+            .iter()
+            .find(|(p, _)| p.file_name().unwrap().to_string_lossy() == format!("valid-{alg}"))
+            .unwrap_or_else(|| panic!("no seed valid-{alg}"));
+        assert!(targets::id_token(bytes), "{} is not accepted", path.display());
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Seed generators (ignored: run by hand, then commit what they write).
+
+#[allow(dead_code)]
+#[path = "saml/idp.rs"]
+mod idp;
+
+/// Captures IdP-initiated responses from the real pysaml2 IdP (tests/peers) into
+/// `fuzz/corpus/saml_response/`, and the IdP's metadata and the capture time into
+/// `fuzz/seeds/saml/`.
+#[tokio::test]
+#[ignore = "regenerates checked-in fuzz seeds"]
+async fn generate_saml_seeds() {
+    use authchain::modules::{SamlModule, SamlSettings};
+    use idp::{Idp, Unsolicited};
+
+    let idp = Idp::start();
+    let mut settings = SamlSettings::new(
+        "http://127.0.0.1/sp-a".parse().unwrap(),
+        "http://127.0.0.1/sp-a/acs".parse().unwrap(),
+    );
+    settings.idp_metadata_file = Some(idp.metadata_file.clone());
+    settings.allow_idp_initiated = true;
+    let module = SamlModule::new("saml", settings).expect("SP");
+    idp.register("http://127.0.0.1/sp-a", &module).await;
+
+    let seeds = fuzz_dir().join("seeds").join("saml");
+    let corpus = fuzz_dir().join("corpus").join("saml_response");
+    std::fs::create_dir_all(&seeds).unwrap();
+    let _ = std::fs::remove_dir_all(&corpus);
+    std::fs::create_dir_all(&corpus).unwrap();
+    std::fs::copy(&idp.metadata_file, seeds.join("idp-metadata.xml")).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    std::fs::write(seeds.join("now"), format!("{now}\n")).unwrap();
+
+    let base = Unsolicited {
+        user: "alice",
+        ..Default::default()
+    };
+    let variants: Vec<(&str, Unsolicited<'_>)> = vec![
+        ("valid-signed-response-and-assertion", base.clone()),
+        (
+            "valid-signed-assertion",
+            Unsolicited {
+                unsigned_response: true,
+                ..base.clone()
+            },
+        ),
+        (
+            "valid-relay-state",
+            Unsolicited {
+                relay_state: Some("/dashboard"),
+                ..base.clone()
+            },
+        ),
+        (
+            "valid-bob",
+            Unsolicited {
+                user: "bob",
+                ..base.clone()
+            },
+        ),
+        (
+            "signed-response-only",
+            Unsolicited {
+                unsigned_assertion: true,
+                ..base.clone()
+            },
+        ),
+        (
+            "sha1",
+            Unsolicited {
+                sha1: true,
+                ..base.clone()
+            },
+        ),
+        (
+            "rogue-signer",
+            Unsolicited {
+                rogue: true,
+                ..base.clone()
+            },
+        ),
+        (
+            "other-recipient",
+            Unsolicited {
+                recipient: Some("http://127.0.0.1/elsewhere"),
+                ..base.clone()
+            },
+        ),
+    ];
+    for (name, options) in variants {
+        let form = idp.unsolicited("http://127.0.0.1/sp-a", options).await;
+        let xml = form.xml();
+        let verified = module.verify_response(&form.saml_response, None, std::time::SystemTime::now());
+        assert_eq!(
+            verified.is_ok(),
+            name.starts_with("valid-"),
+            "{name}: {verified:?}"
+        );
+        std::fs::write(corpus.join(name), xml).unwrap();
+    }
+}
+
+/// Signs one ID token per supported algorithm with fresh keys (ring; the RSA key is
+/// tests/oidc/keys/rsa-a.der, as ring does not make RSA keys) into
+/// `fuzz/corpus/id_token/`, and their public keys into `fuzz/seeds/id_token/jwks.json`.
+/// The tokens expire in 2100.
+#[test]
+#[ignore = "regenerates checked-in fuzz seeds"]
+fn generate_id_token_seeds() {
+    use base64ct::{Base64UrlUnpadded as B64, Encoding};
+    use ring::rand::SystemRandom;
+    use ring::signature::{self as sig, KeyPair};
+    use serde_json::json;
+
+    let rng = SystemRandom::new();
+    let rsa_der =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc/keys/rsa-a.der")).unwrap();
+    let rsa = sig::RsaKeyPair::from_der(&rsa_der).unwrap();
+    let rsa_public: sig::RsaPublicKeyComponents<Vec<u8>> = rsa.public().into();
+    let p256 = sig::EcdsaKeyPair::from_pkcs8(
+        &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+        sig::EcdsaKeyPair::generate_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .unwrap()
+            .as_ref(),
+        &rng,
+    )
+    .unwrap();
+    let p384 = sig::EcdsaKeyPair::from_pkcs8(
+        &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
+        sig::EcdsaKeyPair::generate_pkcs8(&sig::ECDSA_P384_SHA384_FIXED_SIGNING, &rng)
+            .unwrap()
+            .as_ref(),
+        &rng,
+    )
+    .unwrap();
+    let ed =
+        sig::Ed25519KeyPair::from_pkcs8(sig::Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref()).unwrap();
+
+    let ec_jwk = |kid: &str, crv: &str, public: &[u8]| {
+        let coords = &public[1..]; // 0x04 || x || y
+        let (x, y) = coords.split_at(coords.len() / 2);
+        json!({"kty": "EC", "use": "sig", "kid": kid, "crv": crv,
+               "x": B64::encode_string(x), "y": B64::encode_string(y)})
+    };
+    let jwks = json!({"keys": [
+        {"kty": "RSA", "use": "sig", "kid": "rsa", "n": B64::encode_string(&rsa_public.n),
+         "e": B64::encode_string(&rsa_public.e)},
+        ec_jwk("p256", "P-256", p256.public_key().as_ref()),
+        ec_jwk("p384", "P-384", p384.public_key().as_ref()),
+        {"kty": "OKP", "use": "sig", "kid": "ed25519", "crv": "Ed25519",
+         "x": B64::encode_string(ed.public_key().as_ref())},
+    ]});
+
+    let iat = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({
+        "iss": targets::OIDC_ISSUER, "aud": targets::OIDC_CLIENT, "sub": "u-1",
+        "exp": 4_102_444_800u64, "iat": iat, "nonce": targets::OIDC_NONCE,
+        "email": "alice@example.org", "name": "Alice", "groups": ["admins", "staff"],
+        "realm_access": {"roles": ["admin"]},
+    });
+    let corpus = fuzz_dir().join("corpus").join("id_token");
+    let seeds = fuzz_dir().join("seeds").join("id_token");
+    let _ = std::fs::remove_dir_all(&corpus);
+    std::fs::create_dir_all(&corpus).unwrap();
+    std::fs::create_dir_all(&seeds).unwrap();
+    std::fs::write(
+        seeds.join("jwks.json"),
+        serde_json::to_string_pretty(&jwks).unwrap(),
+    )
+    .unwrap();
+
+    for alg in authchain::modules::oidc::Algorithm::NAMES {
+        let kid = match *alg {
+            "ES256" => "p256",
+            "ES384" => "p384",
+            "EdDSA" => "ed25519",
+            _ => "rsa",
+        };
+        let header = json!({"alg": alg, "typ": "JWT", "kid": kid});
+        let input = format!(
+            "{}.{}",
+            B64::encode_string(header.to_string().as_bytes()),
+            B64::encode_string(claims.to_string().as_bytes())
+        );
+        let signature = match *alg {
+            "ES256" => p256.sign(&rng, input.as_bytes()).unwrap().as_ref().to_vec(),
+            "ES384" => p384.sign(&rng, input.as_bytes()).unwrap().as_ref().to_vec(),
+            "EdDSA" => ed.sign(input.as_bytes()).as_ref().to_vec(),
+            rsa_alg => {
+                let padding: &dyn sig::RsaEncoding = match rsa_alg {
+                    "RS256" => &sig::RSA_PKCS1_SHA256,
+                    "RS384" => &sig::RSA_PKCS1_SHA384,
+                    "RS512" => &sig::RSA_PKCS1_SHA512,
+                    "PS256" => &sig::RSA_PSS_SHA256,
+                    "PS384" => &sig::RSA_PSS_SHA384,
+                    "PS512" => &sig::RSA_PSS_SHA512,
+                    other => panic!("no signer for {other}"),
+                };
+                let mut out = vec![0; rsa.public().modulus_len()];
+                rsa.sign(padding, &rng, input.as_bytes(), &mut out).unwrap();
+                out
+            }
+        };
+        let token = format!("{input}.{}", B64::encode_string(&signature));
+        std::fs::write(corpus.join(format!("valid-{alg}")), token).unwrap();
+    }
+}
