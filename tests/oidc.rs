@@ -190,6 +190,33 @@ async fn confidential_client_full_code_flow_maps_groups_to_roles() {
 }
 
 #[tokio::test]
+async fn access_rules_refuse_provider_users_outside_them_uncreated() {
+    let provider = Provider::shared();
+    let module = Arc::new(oidc(confidential(provider)));
+    let store = Arc::new(MemoryUserStore::new());
+    let chain = AuthChain::builder(store.clone())
+        .shared_module(
+            module,
+            settings(Provisioning::Create)
+                .allowed_groups(["admins"])
+                .allowed_email_domains(["example.org"]),
+        )
+        .build()
+        .expect("chain");
+    assert_eq!(
+        principal(full_login(&chain, "alice", "alice-password").await).login,
+        "alice"
+    );
+    // bob is in `staff` only: the provider signed him in, the rule refuses him.
+    let err = full_login(&chain, "bob", "bob-password").await.unwrap_err();
+    assert!(
+        matches!(&err, AuthError::AccessDenied { module, rule: authchain::chain::AccessRule::AllowedGroups } if module == "oidc"),
+        "{err:?}"
+    );
+    assert!(store.find_by_link("oidc", "bob").await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn public_client_with_pkce_and_userinfo() {
     let provider = Provider::shared();
     let module = Arc::new(oidc(edit(public(provider), |s| s.userinfo = true)));
@@ -478,6 +505,55 @@ async fn callbacks_that_are_not_ours_abstain() {
             .await
             .unwrap_err();
         assert!(matches!(err, AuthError::Unauthenticated { .. }), "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn oauth2_access_rules_refuse_users_outside_the_allowed_groups() {
+    let provider = Provider::shared();
+    let module = OAuth2Module::new(
+        "gitlike",
+        edit(oauth2_settings(provider), |s| {
+            s.login_paths = vec!["preferred_username".into()];
+            s.groups_path = "groups".into();
+        }),
+    )
+    .expect("module");
+    let store = Arc::new(MemoryUserStore::new());
+    let chain = AuthChain::builder(store.clone())
+        .shared_module(
+            Arc::new(module),
+            settings(Provisioning::Create).allowed_groups(["admins"]),
+        )
+        .build()
+        .unwrap();
+    for (user, allowed) in [("alice", true), ("bob", false)] {
+        let redirect = match chain.login(&start_request("gitlike", None)).await {
+            Ok(LoginResult::Redirect(r)) => r,
+            other => panic!("{other:?}"),
+        };
+        let params = Browser::new()
+            .login(&redirect.location, user, &format!("{user}-password"))
+            .await;
+        let result = chain
+            .login(&callback_request(params, redirect.flow_cookie_value()))
+            .await;
+        if allowed {
+            assert_eq!(principal(result).login, user);
+        } else {
+            let err = result.unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    AuthError::AccessDenied {
+                        rule: authchain::chain::AccessRule::AllowedGroups,
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+            assert!(store.find_by_login(user, false).await.unwrap().is_none());
+        }
     }
 }
 
