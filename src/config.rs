@@ -106,6 +106,8 @@ struct PasswordsConfig {
     argon2_m_cost_kib: u32,
     argon2_t_cost: u32,
     argon2_p_cost: u32,
+    /// `[passwords.max_cost]`: the most work a stored hash may ask for.
+    max_cost: crate::account::HashLimits,
 }
 
 impl Default for PasswordsConfig {
@@ -114,6 +116,7 @@ impl Default for PasswordsConfig {
             argon2_m_cost_kib: 19_456,
             argon2_t_cost: 2,
             argon2_p_cost: 1,
+            max_cost: crate::account::HashLimits::default(),
         }
     }
 }
@@ -270,11 +273,17 @@ impl StoreConfig {
     /// Opens the store (for SQLite: the file, brought up to date with the crate's
     /// schema). Failures name the key `store.path`.
     pub async fn open(&self) -> Result<Stores, ConfigError> {
+        self.open_limited(crate::account::HashLimits::default()).await
+    }
+
+    async fn open_limited(&self, limits: crate::account::HashLimits) -> Result<Stores, ConfigError> {
         match self {
-            StoreConfig::Memory => Ok(Stores::new(Arc::new(MemoryUserStore::new()))),
+            StoreConfig::Memory => Ok(Stores::new(Arc::new(
+                MemoryUserStore::new().with_hash_limits(limits),
+            ))),
             #[cfg(feature = "sqlite")]
             StoreConfig::Sqlite { .. } => {
-                let store = self.open_sqlite().await?;
+                let store = self.open_sqlite().await?.with_hash_limits(limits);
                 Ok(Stores::new(Arc::new(store.clone())).attempts(Arc::new(store)))
             }
             #[cfg(not(feature = "sqlite"))]
@@ -470,8 +479,25 @@ impl Config {
 
     /// Opens the stores the `[store]` section names (in memory when it is absent),
     /// for [`Config::build`].
+    ///
+    /// The user store checks written password hashes against
+    /// `[passwords.max_cost]`.
     pub async fn open_stores(&self) -> Result<Stores, ConfigError> {
-        self.store.clone().unwrap_or_default().open().await
+        self.store
+            .clone()
+            .unwrap_or_default()
+            .open_limited(self.raw.passwords.max_cost)
+            .await
+    }
+
+    /// The `[passwords]` section's policy: argon2id parameters for new hashes and
+    /// `[passwords.max_cost]` limits on stored ones.
+    pub fn password_policy(&self) -> Result<PasswordPolicy, ConfigError> {
+        let p = &self.raw.passwords;
+        PasswordPolicy::argon2id(p.argon2_m_cost_kib, p.argon2_t_cost, p.argon2_p_cost)
+            .map_err(|e| ConfigError::invalid("passwords", e.to_string()))?
+            .with_limits(p.max_cost)
+            .map_err(|e| ConfigError::invalid("passwords.max_cost", e.to_string()))
     }
 
     /// Builds the chain.
@@ -487,11 +513,7 @@ impl Config {
             case_insensitive: raw.accounts.case_insensitive,
             attribute: raw.accounts.login_attribute,
         };
-        let p = &raw.passwords;
-        let passwords = Arc::new(
-            PasswordPolicy::argon2id(p.argon2_m_cost_kib, p.argon2_t_cost, p.argon2_p_cost)
-                .map_err(|e| ConfigError::invalid("passwords", e.to_string()))?,
-        );
+        let passwords = Arc::new(self.password_policy()?);
         let proxies = parse_cidrs("trusted_proxies", &raw.trusted_proxies)?;
         let mut builder = AuthChain::builder(stores.users.clone())
             .login_names(names)

@@ -392,6 +392,10 @@ pub enum StoreError {
     /// The storage backend failed; holds the backend's own error.
     #[error("storage backend failed: {0}")]
     Backend(#[source] OtherError),
+    /// A password hash to be written asks for more work than the store's
+    /// [`HashLimits`](crate::account::HashLimits) allow; nothing was written.
+    #[error("password hash refused: {0}")]
+    HashCost(crate::account::CostLimitExceeded),
 }
 
 impl StoreError {

@@ -50,6 +50,7 @@ pub mod audit;
 mod authenticator;
 pub mod chain;
 pub mod config;
+pub(crate) mod dn;
 mod error;
 pub mod flow;
 #[cfg(any(fuzzing, test))]

@@ -182,3 +182,34 @@ fn hash_password_prints_a_verifiable_argon2id_hash() {
         Verification::Invalid
     ));
 }
+
+/// `hash-password --config` hashes with the file's `[passwords]` parameters, and
+/// refuses a configuration whose parameters are above its `[passwords.max_cost]`.
+#[test]
+fn hash_password_uses_the_configured_parameters_and_limits() {
+    let dir = std::env::temp_dir().join(format!("authchain-cli-hash-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |toml: &str| {
+        let path = dir.join("authchain.toml");
+        std::fs::write(&path, toml).unwrap();
+        let mut child = authchain()
+            .arg("hash-password")
+            .arg("--config")
+            .arg(&path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"pw\n").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run("chain = []\n[passwords]\nargon2_m_cost_kib = 64\nargon2_t_cost = 1\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let hash = String::from_utf8(out.stdout).unwrap();
+    assert!(hash.trim().starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{hash}");
+    let out = run("chain = []\n[passwords]\nargon2_t_cost = 3\n[passwords.max_cost]\nargon2_t = 2\n");
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

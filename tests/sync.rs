@@ -511,6 +511,98 @@ async fn a_directory_login_finds_the_synced_account() {
     running.stop().await;
 }
 
+/// The seeded service account whose searches slapd cuts off after
+/// `LIMITED_SIZE` entries (`limits dn.exact=... size=2` in tests/peers/slapd.sh).
+const LIMITED_DN: &str = "cn=authchain-limited,ou=service,dc=example,dc=org";
+const LIMITED_PASSWORD: &str = "limited-password";
+
+/// A store that already holds the four seeded users (under their real
+/// entryUUIDs) and a "ghost" the directory does not list, and no cookie: the next
+/// session is a full refresh.
+async fn store_with_ghost(slapd: &Slapd) -> (SqliteStore, std::path::PathBuf) {
+    let (store, path) = harness::store().await;
+    let mut dir = Directory::connect(slapd).await;
+    let mut changes = vec![user("ghost-0000-0000-0000-000000000000", "ghost")];
+    for uid in ["alice", "bob", "carol"] {
+        let uuid = dir.entry_uuid(&user_dn(uid)).await;
+        changes.push(DirectoryChange::UserUpserted(DirectoryUser::new(
+            uuid.clone(),
+            uuid,
+            user_dn(uid),
+            uid,
+        )));
+    }
+    let report = store.apply(&scope(), &batch(changes)).await.unwrap();
+    assert_eq!(report.created, 4, "{report:?}");
+    (store, path)
+}
+
+async fn partial_answers_disable_nothing(mode: SyncMode) {
+    let slapd = Slapd::start();
+    let (store, _path) = store_with_ghost(&slapd).await;
+    let mut settings = authchain::modules::ldap::LdapSettings::new([slapd.ldap_url.parse().unwrap()]);
+    settings.bind_dn = Some(LIMITED_DN.into());
+    settings.bind_password = Some(authchain::SecretSource::Inline(LIMITED_PASSWORD.into()));
+    settings.user_search_base = Some(slapd::PEOPLE.into());
+    settings.user_search_filter = "(uid=%s)".into();
+    let module = authchain::modules::LdapModule::new(harness::SOURCE, settings).unwrap();
+    let source = authchain::sync::LdapSource::builder(module)
+        .users(slapd::PEOPLE, "(objectClass=inetOrgPerson)")
+        .groups(slapd::GROUPS, "(objectClass=groupOfNames)")
+        .disabled(authchain::sync::DisabledRule::ns_account_lock())
+        .mode(mode)
+        .build()
+        .unwrap();
+    let mut running = start(synchronizer_of(source, &store, scope()));
+    // Several sessions, each cut off after two entries.
+    let status = running
+        .wait_for("partial refreshes", |s| s.partial_refreshes >= 2)
+        .await;
+    assert!(
+        matches!(
+            status.last_error,
+            Some(SyncError::PartialRefresh {
+                reason: authchain::sync::PartialRefresh::Ended { code: 4 },
+                ..
+            })
+        ),
+        "sizeLimitExceeded is reported as a partial refresh: {status:?}"
+    );
+    assert!(!status.refreshed, "{status:?}");
+    assert_eq!(status.report.disabled, 0, "{status:?}");
+    running.stop().await;
+    for login in ["ghost", "alice", "bob", "carol"] {
+        let found = account(&store, login).await.expect("kept");
+        assert!(!found.disabled, "{login} was disabled by a partial answer");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_size_limited_persistent_refresh_disables_nobody() {
+    partial_answers_disable_nothing(SyncMode::Persist).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_size_limited_polled_refresh_disables_nobody() {
+    partial_answers_disable_nothing(SyncMode::Poll(Duration::from_millis(100))).await;
+}
+
+/// The control: the same store and a complete refresh (the unlimited service
+/// account) disables the ghost, and only the ghost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_refresh_disables_what_the_directory_no_longer_lists() {
+    let slapd = Slapd::start();
+    let (store, _path) = store_with_ghost(&slapd).await;
+    let mut running = start(synchronizer(&slapd, &store, scope(), SyncMode::Persist));
+    let status = running.live().await;
+    assert_eq!(status.partial_refreshes, 0);
+    running.stop().await;
+    assert!(account(&store, "ghost").await.unwrap().disabled);
+    for login in ["alice", "bob", "carol", "smith, john"] {
+        assert!(!account(&store, login).await.unwrap().disabled, "{login}");
+    }
+}
+
 #[tokio::test]
 async fn sync_configuration_names_bad_keys() {
     let base = r#"

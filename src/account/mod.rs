@@ -10,7 +10,10 @@ mod store;
 mod throttle;
 
 pub use login::{LoginAttribute, LoginNames};
-pub use password::{HashScheme, PasswordError, PasswordPolicy, Verification};
+pub use password::{
+    CostLimitExceeded, HashCheckError, HashLimits, HashScheme, MAX_HASH_LEN, PasswordError, PasswordPolicy,
+    Verification,
+};
 pub use roles::{RoleMapping, RoleMappingBuilder, RoleRule};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]

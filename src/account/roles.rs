@@ -1,11 +1,11 @@
 //! External groups → local roles, per provider.
 
-use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
 use rustc_hash::FxBuildHasher;
 
 use crate::ConfigError;
+use crate::dn::first_rdn_value;
 
 /// One rule: members of `group` get `role`. A rule marked `default_for_unmapped`
 /// grants its role to users whom no rule matched (its `group` may be left out).
@@ -226,86 +226,5 @@ impl RoleMapping {
             buffer.extend(text.chars().flat_map(char::to_lowercase));
         }
         buffer
-    }
-}
-
-/// `cn=admins,ou=groups` → `admins`; `cn=a\,b,ou=x` → `a,b`. `None` when `dn` is not
-/// a DN (no `=` before the first unescaped comma).
-pub(crate) fn first_rdn_value(dn: &str) -> Option<Cow<'_, str>> {
-    let (_, rest) = dn.split_once('=')?;
-    let bytes = rest.as_bytes();
-    let mut end = bytes.len();
-    let mut escaped = false;
-    let mut has_escape = false;
-    for (i, &b) in bytes.iter().enumerate() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match b {
-            b'\\' => {
-                escaped = true;
-                has_escape = true;
-            }
-            b',' | b'+' => {
-                end = i;
-                break;
-            }
-            _ => {}
-        }
-    }
-    let value = rest[..end].trim();
-    if value.is_empty() {
-        return None;
-    }
-    if !has_escape {
-        return Some(Cow::Borrowed(value));
-    }
-    // RFC 4514 escapes: `\,` and `\2C` forms.
-    let mut out = Vec::with_capacity(value.len());
-    let raw = value.as_bytes();
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'\\' && i + 1 < raw.len() {
-            let hex = raw
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            match hex {
-                Some(byte) => {
-                    out.push(byte);
-                    i += 3;
-                }
-                None => {
-                    out.push(raw[i + 1]);
-                    i += 2;
-                }
-            }
-        } else {
-            out.push(raw[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok().map(Cow::Owned)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rdn_values() {
-        assert_eq!(
-            first_rdn_value("cn=admins,ou=groups,dc=x").as_deref(),
-            Some("admins")
-        );
-        assert_eq!(
-            first_rdn_value("CN=Domain Admins,CN=Users").as_deref(),
-            Some("Domain Admins")
-        );
-        assert_eq!(first_rdn_value(r"cn=a\,b,ou=x").as_deref(), Some("a,b"));
-        assert_eq!(first_rdn_value(r"cn=caf\C3\A9,ou=x").as_deref(), Some("café"));
-        assert_eq!(first_rdn_value("admins"), None);
-        assert_eq!(first_rdn_value("cn=,ou=x"), None);
     }
 }

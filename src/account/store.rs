@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
+use super::HashLimits;
 use crate::{AccountId, StoreError};
 
 /// A local account.
@@ -203,6 +204,10 @@ pub trait UserStore: Send + Sync {
     /// or nothing.
     async fn record_login(&self, update: LoginUpdate) -> Result<(), StoreError>;
     /// Replaces the password hash (after a legacy-hash upgrade or a password change).
+    ///
+    /// Stores should refuse a hash over their [`HashLimits`] with
+    /// [`StoreError::HashCost`] (as [`create_account`](UserStore::create_account)
+    /// should for a new account's hash), as the crate's stores do.
     async fn set_password_hash(&self, id: &AccountId, hash: &str) -> Result<(), StoreError>;
     /// Disables or enables an account.
     async fn set_disabled(&self, id: &AccountId, disabled: bool) -> Result<(), StoreError>;
@@ -211,9 +216,14 @@ pub trait UserStore: Send + Sync {
 }
 
 /// A [`UserStore`] in memory, for tests, demos and small deployments.
+///
+/// Password hashes written through it are checked against [`HashLimits`] (the
+/// defaults unless [`with_hash_limits`](MemoryUserStore::with_hash_limits)):
+/// one over the limits is refused with [`StoreError::HashCost`].
 #[derive(Default)]
 pub struct MemoryUserStore {
     inner: RwLock<Inner>,
+    hash_limits: HashLimits,
 }
 
 #[derive(Default)]
@@ -282,6 +292,12 @@ impl MemoryUserStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The same store checking written hashes against `limits`.
+    pub fn with_hash_limits(mut self, limits: HashLimits) -> Self {
+        self.hash_limits = limits;
+        self
+    }
+
     /// Number of accounts.
     pub fn len(&self) -> usize {
         self.read().accounts.len()
@@ -327,6 +343,9 @@ impl UserStore for MemoryUserStore {
     }
 
     async fn create_account(&self, new: NewAccount) -> Result<Account, StoreError> {
+        if let Some(hash) = &new.password_hash {
+            self.hash_limits.check_stored(hash)?;
+        }
         let mut inner = self.write();
         let login_key = new.login.to_lowercase();
         if inner.by_login.get(&login_key).is_some_and(|ids| !ids.is_empty()) {
@@ -397,6 +416,7 @@ impl UserStore for MemoryUserStore {
     }
 
     async fn set_password_hash(&self, id: &AccountId, hash: &str) -> Result<(), StoreError> {
+        self.hash_limits.check_stored(hash)?;
         self.write().get_mut(id)?.password_hash = Some(hash.to_owned());
         Ok(())
     }

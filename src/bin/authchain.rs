@@ -3,7 +3,7 @@
 //! ```text
 //! authchain sync --config FILE [--once]   mirror the [sync] directory into the configured store
 //! authchain check-config --config FILE    build the configured chain and list its modules
-//! authchain hash-password                 read a password on stdin, print its argon2id hash
+//! authchain hash-password [--config FILE] read a password on stdin, print its argon2id hash
 //! ```
 #![forbid(unsafe_code)]
 
@@ -28,15 +28,16 @@ USAGE:
         interrupted (Ctrl-C), or stops once the store is up to date (--once).
     authchain check-config --config FILE
         Parse the configuration, build the chain, and list its modules.
-    authchain hash-password
-        Read a password from standard input; print its argon2id hash (PHC string).
+    authchain hash-password [--config FILE]
+        Read a password from standard input; print its argon2id hash (PHC string),
+        with the [passwords] parameters and limits of FILE if given.
     authchain --help | --version
 ";
 
 enum Command {
     Sync { config: PathBuf, once: bool },
     CheckConfig { config: PathBuf },
-    HashPassword,
+    HashPassword { config: Option<PathBuf> },
     Help,
     Version,
 }
@@ -66,7 +67,9 @@ fn parse(args: &[String]) -> Result<Command, String> {
             once,
         }),
         "check-config" => Ok(Command::CheckConfig { config: config()? }),
-        "hash-password" => Ok(Command::HashPassword),
+        "hash-password" => Ok(Command::HashPassword {
+            config: config().ok(),
+        }),
         "-h" | "--help" | "help" => Ok(Command::Help),
         "-V" | "--version" => Ok(Command::Version),
         other => Err(format!("unknown command `{other}`")),
@@ -97,7 +100,7 @@ fn main() -> ExitCode {
             println!("authchain {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::HashPassword => hash_password(),
+        Command::HashPassword { config } => hash_password(config),
         Command::CheckConfig { config } => runtime().and_then(|rt| rt.block_on(check_config(config))),
         Command::Sync { config, once } => runtime().and_then(|rt| rt.block_on(sync(config, once))),
     };
@@ -117,7 +120,13 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
-fn hash_password() -> Result<(), String> {
+fn hash_password(config: Option<PathBuf>) -> Result<(), String> {
+    let policy = match config {
+        Some(path) => Config::from_file(&path)
+            .and_then(|config| config.password_policy())
+            .map_err(|e| e.to_string())?,
+        None => PasswordPolicy::owasp(),
+    };
     if std::io::stdin().is_terminal() {
         eprint!("password (echoed): ");
         let _ = std::io::stderr().flush();
@@ -132,9 +141,12 @@ fn hash_password() -> Result<(), String> {
     if password.is_empty() {
         return Err("empty password".into());
     }
-    let hash = PasswordPolicy::owasp()
-        .hash(password)
-        .map_err(|e| e.to_string())?;
+    let hash = policy.hash(password).map_err(|e| e.to_string())?;
+    // The same limits as the store and the login: never print a hash they refuse.
+    policy
+        .limits()
+        .check(&hash)
+        .map_err(|e| format!("the hash is refused by the password limits: {e}"))?;
     println!("{hash}");
     Ok(())
 }

@@ -80,6 +80,37 @@ pub enum SyncError {
     /// backoff.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The directory's answer to the `kind` search was incomplete (a size, time or
+    /// administrative limit on the service account, a referral, a refresh cut
+    /// short): the entries it did list were applied, but nothing it left out was
+    /// taken as gone — no account is disabled or deleted for it. The
+    /// synchroniser retries with backoff; raise the limits of the sync account
+    /// (OpenLDAP: `limits dn.exact="<sync dn>" size=unlimited time=unlimited`).
+    #[error("directory: {kind} search: incomplete answer ({reason}); nothing was disabled")]
+    PartialRefresh {
+        /// The search.
+        kind: EntryKind,
+        /// How it was cut short.
+        reason: PartialRefresh,
+    },
+}
+
+/// How a directory's refresh was cut short ([`SyncError::PartialRefresh`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PartialRefresh {
+    /// The search ended with this LDAP result code before its refresh was done:
+    /// 3 timeLimitExceeded, 4 sizeLimitExceeded, 10 referral, 11
+    /// adminLimitExceeded.
+    #[error("the search ended with result code {code}")]
+    Ended {
+        /// The LDAP result code.
+        code: u32,
+    },
+    /// The directory answered part of the refresh with a referral (a search
+    /// continuation reference): entries under it were not listed.
+    #[error("the directory sent a referral; referrals are not followed")]
+    Referral,
 }
 
 /// Where the synchroniser is, for progress display and health checks.
@@ -121,6 +152,9 @@ pub struct SyncStatus {
     pub report: SyncReport,
     /// The last error, if the last session failed.
     pub last_error: Option<SyncError>,
+    /// Refreshes that ended incomplete ([`SyncError::PartialRefresh`]) since
+    /// the start: each left every account it did not list untouched.
+    pub partial_refreshes: u64,
     /// `Some(interval)` while the source polls with refresh-only searches: `mode =
     /// "poll"`, or the fallback of `mode = "persist"` after the directory refused a
     /// persistent search. `None` while it follows a persistent search.
@@ -218,6 +252,11 @@ impl Synchronizer {
                     }
                 }
                 Err(err) => {
+                    if let SyncError::PartialRefresh { kind, reason } = &err {
+                        warn!(target: AUDIT_TARGET, source = %self.source.id(), %kind, %reason,
+                            "directory refresh incomplete: accounts it did not list are kept as they are (check the sync account's size and time limits)");
+                        self.status.send_modify(|s| s.partial_refreshes += 1);
+                    }
                     warn!(target: AUDIT_TARGET, source = %self.source.id(), error = %err,
                         retry_in = ?backoff, "directory sync interrupted");
                     self.status.send_modify(|s| {

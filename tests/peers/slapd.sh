@@ -11,7 +11,8 @@
 # memberOf is computed), and prints KEY=VALUE lines:
 #
 #   LDAP_URL LDAPS_URL LDAP_CA_FILE LDAP_WRONG_CA_FILE LDAP_BASE_DN
-#   LDAP_ADMIN_DN LDAP_ADMIN_PASSWORD LDAP_SERVICE_DN LDAP_SERVICE_PASSWORD SLAPD_PID
+#   LDAP_ADMIN_DN LDAP_ADMIN_PASSWORD LDAP_SERVICE_DN LDAP_SERVICE_PASSWORD
+#   LDAP_LIMITED_DN LDAP_LIMITED_PASSWORD LDAP_LIMITED_SIZE SLAPD_PID
 #
 # Without ports, free ones are picked. With --owner-pid, a watcher stops slapd and
 # removes DIR when that process exits (test binaries cannot run destructors for
@@ -29,6 +30,9 @@
 #   uid=carol  [carol-password]  no group                  mail carol@example.org, team@example.org
 #   uid=smith\, john [smith-password]  group staff (a DN that needs RFC 4514 escaping)
 #   cn=authchain,ou=service  [service-password]  the service account
+#   cn=authchain-limited,ou=service  [limited-password]  a service account whose
+#       searches slapd cuts off after LIMITED_SIZE (2) entries (sizeLimitExceeded),
+#       for partial-answer tests
 #   cn=admins, cn=staff (groupOfNames) under ou=groups; cn=all-staff holds cn=staff (nested)
 set -euo pipefail
 
@@ -37,6 +41,9 @@ ADMIN_DN="cn=admin,$BASE_DN"
 ADMIN_PW="admin-password"
 SERVICE_DN="cn=authchain,ou=service,$BASE_DN"
 SERVICE_PW="service-password"
+LIMITED_DN="cn=authchain-limited,ou=service,$BASE_DN"
+LIMITED_PW="limited-password"
+LIMITED_SIZE=2
 SLAPD=${SLAPD:-/usr/sbin/slapd}
 MODULE_PATH=${SLAPD_MODULE_PATH:-/usr/lib/ldap}
 SCHEMA_DIR=${SLAPD_SCHEMA_DIR:-/etc/ldap/schema}
@@ -129,6 +136,7 @@ index uid,mail,member,cn eq
 access to attrs=userPassword by self write by anonymous auth by * none
 access to * by users read by * none
 limits dn.exact="$SERVICE_DN" size=unlimited time=unlimited
+limits dn.exact="$LIMITED_DN" size=$LIMITED_SIZE time=unlimited
 overlay syncprov
 syncprov-checkpoint 100 10
 syncprov-sessionlog 1000
@@ -167,6 +175,12 @@ objectClass: organizationalRole
 objectClass: simpleSecurityObject
 cn: authchain
 userPassword: $(hash_pw "$SERVICE_PW")
+
+dn: $LIMITED_DN
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: authchain-limited
+userPassword: $(hash_pw "$LIMITED_PW")
 
 dn: uid=alice,ou=people,$BASE_DN
 objectClass: inetOrgPerson
@@ -288,6 +302,9 @@ LDAP_ADMIN_DN=$ADMIN_DN
 LDAP_ADMIN_PASSWORD=$ADMIN_PW
 LDAP_SERVICE_DN=$SERVICE_DN
 LDAP_SERVICE_PASSWORD=$SERVICE_PW
+LDAP_LIMITED_DN=$LIMITED_DN
+LDAP_LIMITED_PASSWORD=$LIMITED_PW
+LDAP_LIMITED_SIZE=$LIMITED_SIZE
 SLAPD_PID=$pid
 EOF
 }

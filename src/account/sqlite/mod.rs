@@ -35,8 +35,8 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::{
-    Account, AttemptStore, DEFAULT_MAX_CONNECTIONS, FailureCount, LoginUpdate, MAX_FAILURES_PER_KEY,
-    NewAccount, Synchronous, UserStore,
+    Account, AttemptStore, DEFAULT_MAX_CONNECTIONS, FailureCount, HashLimits, LoginUpdate,
+    MAX_FAILURES_PER_KEY, NewAccount, Synchronous, UserStore,
 };
 use crate::error::OtherError;
 use crate::{AccountId, StoreError};
@@ -56,6 +56,9 @@ pub struct SqliteOptions {
     pub synchronous: Synchronous,
     /// Connections in the pool (default [`DEFAULT_MAX_CONNECTIONS`]; at least 1).
     pub max_connections: u32,
+    /// Limits on the cost of password hashes written through the store (default
+    /// [`HashLimits::default`]); see [`SqliteStore::with_hash_limits`].
+    pub hash_limits: HashLimits,
 }
 
 impl Default for SqliteOptions {
@@ -63,6 +66,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             synchronous: Synchronous::Full,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            hash_limits: HashLimits::default(),
         }
     }
 }
@@ -71,6 +75,12 @@ impl SqliteOptions {
     /// Sets `synchronous`.
     pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
         self.synchronous = synchronous;
+        self
+    }
+
+    /// Sets the limits on written password hashes' costs.
+    pub fn hash_limits(mut self, limits: HashLimits) -> Self {
+        self.hash_limits = limits;
         self
     }
 
@@ -97,6 +107,7 @@ const PRUNE_EVERY: u32 = 256;
 pub struct SqliteStore {
     pool: SqlitePool,
     attempts: Arc<AttemptBounds>,
+    hash_limits: HashLimits,
 }
 
 #[derive(Debug)]
@@ -168,7 +179,9 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| cannot(ops::describe(&e)))?;
-        SqliteStore::from_pool(pool).await
+        Ok(SqliteStore::from_pool(pool)
+            .await?
+            .with_hash_limits(settings.hash_limits))
     }
 
     /// A private database in memory (one connection, gone when the store is
@@ -211,7 +224,16 @@ impl SqliteStore {
                 max_per_key: MAX_FAILURES_PER_KEY as u64,
                 recorded: AtomicU32::new(0),
             }),
+            hash_limits: HashLimits::default(),
         })
+    }
+
+    /// Checks password hashes written through the store against `limits`
+    /// (default [`HashLimits::default`]): a hash over them is refused with
+    /// [`StoreError::HashCost`] and nothing is written.
+    pub fn with_hash_limits(mut self, limits: HashLimits) -> SqliteStore {
+        self.hash_limits = limits;
+        self
     }
 
     /// Bounds of the throttle counters: at most `max_rows` failures in all (the
@@ -336,6 +358,9 @@ impl UserStore for SqliteStore {
     }
 
     async fn create_account(&self, account: NewAccount) -> Result<Account, StoreError> {
+        if let Some(hash) = &account.password_hash {
+            self.hash_limits.check_stored(hash)?;
+        }
         let mut tx = self.write().await?;
         let account = ops::insert_account(&mut tx, &account).await?;
         tx.commit().await.map_err(backend)?;
@@ -349,6 +374,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn set_password_hash(&self, id: &AccountId, hash: &str) -> Result<(), StoreError> {
+        self.hash_limits.check_stored(hash)?;
         let mut tx = self.write().await?;
         ops::set_password_hash(&mut tx, id, hash).await?;
         tx.commit().await.map_err(backend)

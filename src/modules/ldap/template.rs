@@ -1,7 +1,5 @@
 //! Filter and DN templates, escaping, and reading values out of entries.
 
-use std::borrow::Cow;
-
 use ldap3::{dn_escape, ldap_escape};
 
 /// The OID of Active Directory's `LDAP_MATCHING_RULE_IN_CHAIN` (transitive membership).
@@ -67,53 +65,7 @@ pub(crate) fn bind_name(template: &str, login: &str) -> String {
     }
 }
 
-/// The value of the first RDN of a DN, unescaped: `cn=admins,ou=groups` → `admins`,
-/// `cn=a\,b,ou=x` and `cn=a\2Cb,ou=x` → `a,b`. `None` when `dn` is not a DN.
-pub(crate) fn first_rdn_value(dn: &str) -> Option<Cow<'_, str>> {
-    let (_, rest) = dn.split_once('=')?;
-    let bytes = rest.as_bytes();
-    let mut end = bytes.len();
-    let mut i = 0;
-    let mut has_escape = false;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => {
-                has_escape = true;
-                i += 2;
-                continue;
-            }
-            b',' | b'+' => {
-                end = i;
-                break;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    let raw = rest.get(..end.min(rest.len()))?.trim();
-    if !has_escape {
-        return Some(Cow::Borrowed(raw));
-    }
-    let raw = raw.as_bytes();
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'\\' && i + 1 < raw.len() {
-            let hex = raw.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-            if let Some(byte) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(byte);
-                i += 3;
-            } else {
-                out.push(raw[i + 1]);
-                i += 2;
-            }
-        } else {
-            out.push(raw[i]);
-            i += 1;
-        }
-    }
-    Some(Cow::Owned(String::from_utf8_lossy(&out).into_owned()))
-}
+pub(crate) use crate::dn::first_rdn_value;
 
 /// Formats a binary Active Directory `objectGUID` (16 bytes, the first three fields
 /// little-endian) in its usual text form `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
@@ -192,25 +144,6 @@ mod tests {
         assert_eq!(
             group_filter("(memberUid=%u)", "uid=x,dc=y", "a*"),
             r"(memberUid=a\2a)"
-        );
-    }
-
-    #[test]
-    fn first_rdn_values() {
-        assert_eq!(
-            first_rdn_value("cn=admins,ou=groups,dc=x").as_deref(),
-            Some("admins")
-        );
-        assert_eq!(first_rdn_value(r"cn=a\,b,ou=x").as_deref(), Some("a,b"));
-        assert_eq!(first_rdn_value(r"cn=a\2Cb,ou=x").as_deref(), Some("a,b"));
-        assert_eq!(
-            first_rdn_value("CN=Domain Admins").as_deref(),
-            Some("Domain Admins")
-        );
-        assert_eq!(first_rdn_value("admins"), None);
-        assert_eq!(
-            first_rdn_value(r"cn=trailing\"),
-            Some(Cow::Borrowed(r"trailing\"))
         );
     }
 

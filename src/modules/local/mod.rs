@@ -6,7 +6,7 @@ mod settings;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::account::{LoginNames, PasswordPolicy, UserStore, Verification};
 use crate::audit::AUDIT_TARGET;
@@ -88,7 +88,18 @@ impl LocalModule {
         let policy = self.passwords.clone();
         let password = password.clone();
         let work = move || match hash {
-            Some(hash) => policy.verify(&password, &hash),
+            Some(hash) => {
+                let verification = policy.verify(&password, &hash);
+                // A hash refused unread costs what a wrong password costs (the
+                // policy's own, bounded, parameters), never the hash's.
+                if matches!(
+                    verification,
+                    Verification::UnreadableHash | Verification::OverCostLimit(_)
+                ) {
+                    policy.verify_dummy(&password);
+                }
+                verification
+            }
             None => {
                 policy.verify_dummy(&password);
                 Verification::Invalid
@@ -182,6 +193,12 @@ impl Authenticator for LocalModule {
             Verification::Invalid => return Err(AuthError::InvalidCredentials),
             Verification::UnreadableHash => {
                 warn!(target: AUDIT_TARGET, module = %self.id, account = %account.id, "stored password hash is in an unknown format");
+                return Err(AuthError::InvalidCredentials);
+            }
+            Verification::OverCostLimit(exceeded) => {
+                error!(target: AUDIT_TARGET, module = %self.id, account = %account.id, login = %account.login,
+                    scheme = ?exceeded.scheme, parameter = exceeded.parameter, value = exceeded.value, max = exceeded.max,
+                    "stored password hash refused unverified: its cost is above the configured limit (replace the hash)");
                 return Err(AuthError::InvalidCredentials);
             }
         };

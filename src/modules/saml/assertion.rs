@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use roxmltree::Node;
 
-use super::error::{Mismatch, SamlError, TimeLimit, malformed};
+use super::error::{Mismatch, SamlError, StatusCode, TimeLimit, malformed};
 use super::response::{
     ASSERTION_NS, Expectations, PROTOCOL_NS, all_text, children, id_of, only_child, optional_child, text_only,
 };
@@ -109,19 +109,10 @@ pub(super) fn check_response(
         let detail = children(code, PROTOCOL_NS, "StatusCode")
             .next()
             .and_then(|c| c.attribute("Value"));
-        let short = |uri: &str| {
-            uri.rsplit(':')
-                .next()
-                .unwrap_or(uri)
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
-                .take(64)
-                .collect::<String>()
-        };
-        return Err(SamlError::Status(match detail {
-            Some(d) => format!("{} / {}", short(value), short(d)),
-            None => short(value),
-        }));
+        return Err(SamlError::Status {
+            code: StatusCode::from_uri(value),
+            detail: detail.map(StatusCode::from_uri),
+        });
     }
     Ok(())
 }

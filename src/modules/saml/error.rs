@@ -35,10 +35,15 @@ pub enum SamlError {
     /// A signature the configuration requires is absent.
     #[error("{0} is not signed")]
     Unsigned(SignedPart),
-    /// The IdP answered with a status other than Success (its status codes'
-    /// short names).
-    #[error("the identity provider answered status {0}")]
-    Status(String),
+    /// The IdP answered with a status other than Success: its top-level status
+    /// code and the second-level one, if any.
+    #[error("the identity provider answered status {code}{}", detail.map(|d| format!(" / {d}")).unwrap_or_default())]
+    Status {
+        /// The top-level `StatusCode`.
+        code: StatusCode,
+        /// The nested `StatusCode`, if any.
+        detail: Option<StatusCode>,
+    },
     /// A value names another party, endpoint or request.
     #[error("{0}")]
     Mismatch(Mismatch),
@@ -158,4 +163,129 @@ pub(super) fn signature(message: impl Into<String>) -> SamlError {
 
 pub(super) fn algorithm(uri: &str) -> SamlError {
     SamlError::Algorithm(clip(uri))
+}
+
+/// A SAML status code (SAML core §3.2.2.2). Only a value that is *exactly* one of
+/// the standard URIs is named; anything else is [`Unknown`](StatusCode::Unknown),
+/// so that `urn:evil:Responder` is not reported as the standard `Responder`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StatusCode {
+    /// `urn:oasis:names:tc:SAML:2.0:status:Success` (only ever as a detail).
+    Success,
+    /// `...:Requester`: the request was at fault.
+    Requester,
+    /// `...:Responder`: the IdP was at fault.
+    Responder,
+    /// `...:VersionMismatch`.
+    VersionMismatch,
+    /// `...:AuthnFailed`: the user did not authenticate.
+    AuthnFailed,
+    /// `...:NoPassive`: passive login was asked and the user must interact.
+    NoPassive,
+    /// `...:RequestDenied`.
+    RequestDenied,
+    /// `...:NoAuthnContext`: the requested authentication context is not offered.
+    NoAuthnContext,
+    /// `...:UnknownPrincipal`.
+    UnknownPrincipal,
+    /// `...:InvalidNameIDPolicy`.
+    InvalidNameIdPolicy,
+    /// Any other second-level code of SAML core §3.2.2.2.
+    OtherStandard,
+    /// Not exactly a standard status URI (or missing).
+    Unknown,
+}
+
+const STATUS_PREFIX: &str = "urn:oasis:names:tc:SAML:2.0:status:";
+
+/// The other second-level codes of SAML core §3.2.2.2.
+const OTHER_STANDARD: [&str; 12] = [
+    "InvalidAttrNameOrValue",
+    "NoAvailableIDP",
+    "NoSupportedIDP",
+    "PartialLogout",
+    "ProxyCountExceeded",
+    "RequestUnsupported",
+    "RequestVersionDeprecated",
+    "RequestVersionTooHigh",
+    "RequestVersionTooLow",
+    "ResourceNotRecognized",
+    "TooManyResponses",
+    "UnknownAttrProfile",
+];
+
+impl StatusCode {
+    /// Reads a `StatusCode` `Value`: exactly a standard URI, or `Unknown`.
+    pub fn from_uri(uri: &str) -> StatusCode {
+        let Some(name) = uri.strip_prefix(STATUS_PREFIX) else {
+            return StatusCode::Unknown;
+        };
+        match name {
+            "Success" => StatusCode::Success,
+            "Requester" => StatusCode::Requester,
+            "Responder" => StatusCode::Responder,
+            "VersionMismatch" => StatusCode::VersionMismatch,
+            "AuthnFailed" => StatusCode::AuthnFailed,
+            "NoPassive" => StatusCode::NoPassive,
+            "RequestDenied" => StatusCode::RequestDenied,
+            "NoAuthnContext" => StatusCode::NoAuthnContext,
+            "UnknownPrincipal" => StatusCode::UnknownPrincipal,
+            "InvalidNameIDPolicy" => StatusCode::InvalidNameIdPolicy,
+            other if OTHER_STANDARD.contains(&other) => StatusCode::OtherStandard,
+            _ => StatusCode::Unknown,
+        }
+    }
+}
+
+impl std::fmt::Display for StatusCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StatusCode::Success => "Success",
+            StatusCode::Requester => "Requester",
+            StatusCode::Responder => "Responder",
+            StatusCode::VersionMismatch => "VersionMismatch",
+            StatusCode::AuthnFailed => "AuthnFailed",
+            StatusCode::NoPassive => "NoPassive",
+            StatusCode::RequestDenied => "RequestDenied",
+            StatusCode::NoAuthnContext => "NoAuthnContext",
+            StatusCode::UnknownPrincipal => "UnknownPrincipal",
+            StatusCode::InvalidNameIdPolicy => "InvalidNameIDPolicy",
+            StatusCode::OtherStandard => "another standard status",
+            StatusCode::Unknown => "an unknown status",
+        })
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::StatusCode;
+
+    #[test]
+    fn only_exact_standard_uris_are_named() {
+        let p = "urn:oasis:names:tc:SAML:2.0:status:";
+        assert_eq!(
+            StatusCode::from_uri(&format!("{p}Responder")),
+            StatusCode::Responder
+        );
+        assert_eq!(
+            StatusCode::from_uri(&format!("{p}AuthnFailed")),
+            StatusCode::AuthnFailed
+        );
+        assert_eq!(
+            StatusCode::from_uri(&format!("{p}TooManyResponses")),
+            StatusCode::OtherStandard
+        );
+        for bad in [
+            "urn:evil:Responder",
+            "Responder",
+            "",
+            "urn:oasis:names:tc:SAML:2.0:status:Responder ",
+            "urn:oasis:names:tc:SAML:2.0:status:responder",
+            "urn:oasis:names:tc:SAML:2.0:status:Responder:x",
+            "urn:oasis:names:tc:SAML:1.0:status:Responder",
+        ] {
+            assert_eq!(StatusCode::from_uri(bad), StatusCode::Unknown, "{bad:?}");
+        }
+    }
 }

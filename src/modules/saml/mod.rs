@@ -39,7 +39,7 @@ use samael::schema::{AuthnRequest, Issuer, NameIdPolicy};
 use tracing::warn;
 
 pub use assertion::{SamlAssertion, SamlAttribute};
-pub use error::{Mismatch, SamlError, SignedPart, TimeLimit};
+pub use error::{Mismatch, SamlError, SignedPart, StatusCode, TimeLimit};
 pub use settings::{EntityId, PemSource, SamlSettings};
 pub use signature::SignatureAlgorithm;
 

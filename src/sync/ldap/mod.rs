@@ -22,7 +22,7 @@ pub use mapping::DisabledRule;
 use mapping::{GroupMapping, UserMapping};
 use wire::{EntryState, SyncInfo};
 
-use super::{DirectoryChange, DirectorySource, EntryKind, Resume, SourceEvent, SyncError};
+use super::{DirectoryChange, DirectorySource, EntryKind, PartialRefresh, Resume, SourceEvent, SyncError};
 use crate::ConfigError;
 use crate::audit::AUDIT_TARGET;
 use crate::modules::LdapModule;
@@ -45,6 +45,10 @@ pub enum SyncMode {
 /// Result codes with which a directory refuses a persistent search but may still
 /// answer a refresh-only one.
 const PERSIST_REFUSED: [u32; 3] = [11, 12, 53];
+
+/// Result codes that end a search early with only part of its answer: 3
+/// timeLimitExceeded, 4 sizeLimitExceeded, 10 referral, 11 adminLimitExceeded.
+const CUT_SHORT: [u32; 4] = [3, 4, 10, 11];
 
 /// Default polling interval, of `mode = "poll"` and of the fallback when a
 /// persistent search is refused.
@@ -321,6 +325,9 @@ struct Refresh {
     active: bool,
     /// Every id seen as present, added or modified during the refresh.
     present: BTreeSet<String>,
+    /// Set when part of the refresh is missing (a referral): what it did not list
+    /// is then not taken as gone.
+    partial: Option<PartialRefresh>,
 }
 
 impl LdapSource {
@@ -386,6 +393,7 @@ impl LdapSource {
             full: cookie.is_none(),
             active: true,
             present: BTreeSet::new(),
+            partial: None,
         };
         loop {
             let entry = match stream.next().await {
@@ -402,6 +410,9 @@ impl LdapSource {
                 }
             } else if entry.is_ref() {
                 warn!(source = %self.id(), %kind, "the directory sent a referral; referrals are not followed");
+                if refresh.active {
+                    refresh.partial = Some(PartialRefresh::Referral);
+                }
             } else {
                 self.on_entry(kind, &entry, &mut refresh, &mut out)?;
             }
@@ -410,8 +421,29 @@ impl LdapSource {
                     return Ok(());
                 }
             }
+            // A refresh that ended incomplete ends the session (after applying
+            // what it did list): the next one starts over.
+            if !refresh.active
+                && let Some(reason) = refresh.partial
+            {
+                return Err(SyncError::PartialRefresh { kind, reason });
+            }
         }
         let result = stream.finish().await;
+        if result.rc != 0 && refresh.active && CUT_SHORT.contains(&result.rc) {
+            // Whatever the refresh had listed was applied as upserts; nothing was
+            // retained (no RefreshedPresent), so no account is disabled for it.
+            if persist && PERSIST_REFUSED.contains(&result.rc) {
+                warn!(target: AUDIT_TARGET, source = %self.id(), rc = result.rc, text = %result.text,
+                    "the directory refuses persistent sync searches: polling instead");
+                self.persist_refused.store(true, Ordering::Relaxed);
+            }
+            debug!(source = %self.id(), %kind, rc = result.rc, text = %result.text, "sync search cut short");
+            return Err(SyncError::PartialRefresh {
+                kind,
+                reason: PartialRefresh::Ended { code: result.rc },
+            });
+        }
         if result.rc != 0 {
             if persist && refresh.active && PERSIST_REFUSED.contains(&result.rc) {
                 warn!(target: AUDIT_TARGET, source = %self.id(), rc = result.rc, text = %result.text,
@@ -439,10 +471,13 @@ impl LdapSource {
         self.finish_refresh(kind, done.cookie, !done.refresh_deletes, &mut refresh, &mut out);
         for event in out {
             if events.send(event).await.is_err() {
-                break;
+                return Ok(());
             }
         }
-        Ok(())
+        match refresh.partial {
+            Some(reason) => Err(SyncError::PartialRefresh { kind, reason }),
+            None => Ok(()),
+        }
     }
 
     fn on_entry(
@@ -497,10 +532,12 @@ impl LdapSource {
                 } else {
                     // A present phase ended and a delete phase follows.
                     let present = std::mem::take(&mut refresh.present);
-                    out.push(SourceEvent::Change(DirectoryChange::RefreshedPresent {
-                        kind,
-                        present,
-                    }));
+                    if refresh.partial.is_none() {
+                        out.push(SourceEvent::Change(DirectoryChange::RefreshedPresent {
+                            kind,
+                            present,
+                        }));
+                    }
                     refresh.full = false;
                     out.extend(cookie.map(|c| SourceEvent::Cookie(kind, c)));
                 }
@@ -530,7 +567,8 @@ impl LdapSource {
     }
 
     /// The refresh is over. After a present phase, or a full refresh (no cookie: the
-    /// directory listed everything), whatever was not listed is gone.
+    /// directory listed everything), whatever was not listed is gone — unless the
+    /// refresh was partial (a referral), when nothing is taken as gone.
     fn finish_refresh(
         &self,
         kind: EntryKind,
@@ -539,7 +577,7 @@ impl LdapSource {
         refresh: &mut Refresh,
         out: &mut Vec<SourceEvent>,
     ) {
-        if present_phase || refresh.full {
+        if (present_phase || refresh.full) && refresh.partial.is_none() {
             let present = std::mem::take(&mut refresh.present);
             out.push(SourceEvent::Change(DirectoryChange::RefreshedPresent {
                 kind,

@@ -77,7 +77,97 @@ pub(crate) fn control_value<'c>(controls: &'c [Control], oid: &str) -> Option<&'
         .map(|c| c.1.val.as_deref().unwrap_or(&[]))
 }
 
+/// The deepest nesting of constructed BER elements a sync control value may have
+/// (RFC 4533's deepest, a syncIdSet, is 3 levels deep): lber's `parse_tag`
+/// recurses once per level, so a value of thousands of nested SEQUENCEs would
+/// overflow the stack.
+pub(crate) const MAX_BER_DEPTH: usize = 8;
+
+/// The most BER elements one sync control value may hold (a syncIdSet of 100,000
+/// UUIDs; slapd sends them in sets of at most a few hundred).
+pub(crate) const MAX_BER_ELEMENTS: usize = 100_002;
+
+/// Walks `bytes` as BER without recursing or allocating, checking the nesting
+/// depth and element count against [`MAX_BER_DEPTH`] and [`MAX_BER_ELEMENTS`]
+/// before lber's recursive parser sees them. Definite lengths only (RFC 4511,
+/// section 5.1).
+pub(crate) fn check_ber_shape(bytes: &[u8]) -> Result<(), Malformed> {
+    // The end offsets of the open constructed elements.
+    let mut open: [usize; MAX_BER_DEPTH] = [0; MAX_BER_DEPTH];
+    let mut depth = 0;
+    let mut elements = 0usize;
+    let mut at = 0;
+    loop {
+        while depth > 0 && at == open[depth - 1] {
+            depth -= 1;
+        }
+        let limit = if depth > 0 { open[depth - 1] } else { bytes.len() };
+        if at == limit {
+            return Ok(());
+        }
+        elements += 1;
+        if elements > MAX_BER_ELEMENTS {
+            return Err(Malformed("too many BER elements"));
+        }
+        let identifier = bytes[at];
+        at += 1;
+        if identifier & 0x1f == 0x1f {
+            // High tag number: base-128 digits, the last without bit 8.
+            let mut digits = 0;
+            loop {
+                let digit = *bytes
+                    .get(at)
+                    .filter(|_| at < limit)
+                    .ok_or(Malformed("truncated tag"))?;
+                at += 1;
+                digits += 1;
+                if digits > 8 {
+                    return Err(Malformed("tag number too large"));
+                }
+                if digit & 0x80 == 0 {
+                    break;
+                }
+            }
+        }
+        let first = *bytes
+            .get(at)
+            .filter(|_| at < limit)
+            .ok_or(Malformed("truncated length"))?;
+        at += 1;
+        let length = match first {
+            0x80 => return Err(Malformed("indefinite BER length")),
+            n if n < 0x80 => usize::from(n),
+            n => {
+                let count = usize::from(n & 0x7f);
+                if count > 8 || at + count > limit {
+                    return Err(Malformed("bad BER length"));
+                }
+                let mut length: u64 = 0;
+                for &b in &bytes[at..at + count] {
+                    length = (length << 8) | u64::from(b);
+                }
+                at += count;
+                usize::try_from(length).map_err(|_| Malformed("bad BER length"))?
+            }
+        };
+        let end = at
+            .checked_add(length)
+            .filter(|end| *end <= limit)
+            .ok_or(Malformed("BER element longer than its container"))?;
+        if identifier & 0x20 != 0 {
+            if depth == MAX_BER_DEPTH {
+                return Err(Malformed("BER nested too deeply"));
+            }
+            open[depth] = end;
+            depth += 1;
+        } else {
+            at = end;
+        }
+    }
+}
+
 fn whole(bytes: &[u8]) -> Result<StructureTag, Malformed> {
+    check_ber_shape(bytes)?;
     match parse_tag(bytes) {
         Ok(([], tag)) => Ok(tag),
         Ok(_) => Err(Malformed("trailing bytes")),
@@ -317,6 +407,86 @@ mod tests {
         let mut out = vec![0x04, bytes.len() as u8];
         out.extend_from_slice(bytes);
         out
+    }
+
+    /// `depth` nested SEQUENCEs around an empty one (the reproducer is
+    /// 10,000 levels, about 40 KB).
+    fn nested(depth: usize) -> Vec<u8> {
+        let mut value = vec![0x30, 0x00];
+        for _ in 0..depth {
+            let len = value.len();
+            let mut outer = vec![0x30];
+            if len < 0x80 {
+                outer.push(len as u8);
+            } else if len < 0x100 {
+                outer.extend([0x81, len as u8]);
+            } else if len < 0x1_0000 {
+                outer.extend([0x82, (len >> 8) as u8, len as u8]);
+            } else {
+                outer.extend([0x83, (len >> 16) as u8, (len >> 8) as u8, len as u8]);
+            }
+            outer.extend(value);
+            value = outer;
+        }
+        value
+    }
+
+    #[test]
+    fn deeply_nested_ber_is_refused_on_a_small_stack() {
+        let value = nested(10_000);
+        assert!(value.len() > 30_000 && value.len() < 60_000);
+        let handle = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let oid = SYNC_INFO_OID.as_bytes();
+                (
+                    sync_state(&value),
+                    sync_done(&value),
+                    sync_info(&intermediate(oid, &value)),
+                    check_ber_shape(&value),
+                )
+            })
+            .unwrap();
+        let (state, done, info, shape) = handle.join().expect("the decoder thread survives");
+        let deep = Malformed("BER nested too deeply");
+        assert_eq!(state, Err(deep.clone()));
+        assert_eq!(done, Err(deep.clone()));
+        assert_eq!(info, Err(deep.clone()));
+        assert_eq!(shape, Err(deep));
+        // At the limit still decodes as BER (and is then refused for its shape).
+        assert_eq!(check_ber_shape(&nested(MAX_BER_DEPTH - 1)), Ok(()));
+        assert_eq!(
+            check_ber_shape(&nested(MAX_BER_DEPTH)),
+            Err(Malformed("BER nested too deeply"))
+        );
+    }
+
+    #[test]
+    fn ber_element_count_and_lengths_are_bounded() {
+        // MAX_BER_ELEMENTS + 1 empty OCTET STRINGs in one SET.
+        let body: Vec<u8> = [0x04u8, 0x00].repeat(MAX_BER_ELEMENTS);
+        let mut set = vec![
+            0x31,
+            0x83,
+            (body.len() >> 16) as u8,
+            (body.len() >> 8) as u8,
+            body.len() as u8,
+        ];
+        set.extend(&body);
+        assert_eq!(check_ber_shape(&set), Err(Malformed("too many BER elements")));
+        for bad in [
+            &[0x30, 0x80, 0x00, 0x00][..],
+            &[0x30, 0x89, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+            &[0x30, 0x85, 0xff, 0xff, 0xff, 0xff, 0xff],
+            &[0x30, 0x03, 0x04, 0x05, 0x00],
+            &[
+                0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00,
+            ],
+            &[0x30],
+        ] {
+            assert!(check_ber_shape(bad).is_err(), "{bad:02x?}");
+        }
+        assert_eq!(check_ber_shape(&[0x5f, 0x81, 0x01, 0x00]), Ok(()));
     }
 
     #[test]
