@@ -19,6 +19,8 @@
 //! types; everything else verifies with [`jws`], the same keys and the same ring calls.
 //! Every input is untrusted: nothing here panics.
 
+#[cfg_attr(not(any(feature = "oidc", feature = "signed-header")), allow(dead_code))]
+pub(crate) mod cache;
 mod jwks;
 pub mod jws;
 mod ring_jwk;
@@ -106,6 +108,23 @@ impl Algorithm {
             Algorithm::ES384 => RingJwsAlgorithm::ES384,
             Algorithm::EdDSA => RingJwsAlgorithm::EdDSA,
         }
+    }
+}
+
+/// An algorithm by its JWS name (in settings); `none` and the HMAC algorithms are refused.
+impl<'de> serde::Deserialize<'de> for Algorithm {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Algorithm::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(if name == "none" {
+                "`none` is not an algorithm (tokens must be signed)".to_owned()
+            } else {
+                format!(
+                    "unsupported algorithm {name:?} (supported: {})",
+                    Algorithm::NAMES.join(", ")
+                )
+            })
+        })
     }
 }
 
