@@ -77,12 +77,14 @@ enum Keys {
     /// Read from PEM files once.
     Fixed(Vec<RingJwk>),
     /// A JWKS URL, cached.
-    Jwks {
-        url: String,
-        http: HttpClient,
-        cache: KeyCache<Jwks>,
-        empty: Jwks,
-    },
+    Jwks(Box<JwksKeys>),
+}
+
+struct JwksKeys {
+    url: String,
+    http: HttpClient,
+    cache: KeyCache<Jwks>,
+    empty: Jwks,
 }
 
 /// The signed-header module. Build it with [`SignedHeaderModule::new`].
@@ -114,12 +116,12 @@ impl SignedHeaderModule {
         let id = id.into();
         settings.check()?;
         let keys = match &settings.jwks_url {
-            Some(url) => Keys::Jwks {
+            Some(url) => Keys::Jwks(Box::new(JwksKeys {
                 url: url.to_string(),
                 http: settings.http.client(&id, str::to_owned)?,
                 cache: KeyCache::new(&id, settings.jwks_refresh, settings.jwks_min_refetch_interval),
                 empty: Jwks::new(Vec::new()),
-            },
+            })),
             None => {
                 let mut keys = Vec::new();
                 for (i, path) in settings.public_key_files.iter().enumerate() {
@@ -150,7 +152,8 @@ impl SignedHeaderModule {
 
     /// Fetches the JWKS now (otherwise the first login does); nothing with PEM keys.
     pub async fn prefetch(&self) -> Result<(), AuthError> {
-        if let Keys::Jwks { url, http, cache, .. } = self.keys.as_ref() {
+        if let Keys::Jwks(jwks) = self.keys.as_ref() {
+            let JwksKeys { url, http, cache, .. } = jwks.as_ref();
             match cache.fetch(true, || http.get_jwks(url)).await {
                 crate::jose::cache::KeyFetch::Fetched(_) => {}
                 crate::jose::cache::KeyFetch::Failed { error, .. } => return Err(error),
@@ -165,7 +168,7 @@ impl SignedHeaderModule {
     /// JWKS requests sent so far (`jwks` counts them).
     pub fn requests(&self) -> crate::flow::ProviderRequests {
         match self.keys.as_ref() {
-            Keys::Jwks { http, .. } => http.requests(),
+            Keys::Jwks(jwks) => jwks.http.requests(),
             Keys::Fixed(_) => crate::flow::ProviderRequests::default(),
         }
     }
@@ -218,7 +221,13 @@ impl SignedHeaderModule {
             Keys::Fixed(keys) => Jws::parse(token, self.algorithms())
                 .and_then(|jws| jws.verify(keys))
                 .map_err(|e| self.rejected(e)),
-            Keys::Jwks { url, http, cache, empty } => {
+            Keys::Jwks(jwks) => {
+                let JwksKeys {
+                    url,
+                    http,
+                    cache,
+                    empty,
+                } = jwks.as_ref();
                 cache
                     .verify(
                         empty,
