@@ -468,7 +468,13 @@ impl ConfigError {
     }
 
     /// The same error with its key rewritten by `key` (a module's key namer).
-    #[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+    #[cfg(any(
+        feature = "oidc",
+        feature = "oauth2",
+        feature = "saml",
+        feature = "cas",
+        feature = "signed-header"
+    ))]
     pub(crate) fn rekey(self, key: impl Fn(&str) -> String) -> Self {
         match self {
             ConfigError::Invalid { key: k, message } => ConfigError::Invalid {

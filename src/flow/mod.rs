@@ -261,7 +261,13 @@ impl Flows {
 
 /// Accepts `https://` URLs, and `http://` only on a loopback host (tests, a local
 /// provider).
-#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+#[cfg(any(
+    feature = "oidc",
+    feature = "oauth2",
+    feature = "saml",
+    feature = "cas",
+    feature = "signed-header"
+))]
 pub(crate) fn check_url(key: &str, value: &str) -> Result<(), crate::ConfigError> {
     use crate::ConfigError;
     let url = url::Url::parse(value)
