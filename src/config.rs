@@ -180,6 +180,8 @@ enum ModuleType {
     Cas(Box<crate::modules::CasSettings>),
     #[cfg(feature = "saml")]
     Saml(Box<crate::modules::SamlSettings>),
+    #[cfg(feature = "signed-header")]
+    SignedHeader(Box<crate::modules::SignedHeaderSettings>),
 }
 
 /// Where accounts and throttle counters live: the `[store]` section.
@@ -574,6 +576,12 @@ impl Config {
                     crate::modules::SamlModule::new(id.clone(), (**s).clone())
                         .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?,
                 ),
+                // Without its own `trusted_proxies` it believes the chain's.
+                #[cfg(feature = "signed-header")]
+                ModuleType::SignedHeader(s) => Arc::new(
+                    crate::modules::SignedHeaderModule::new(id.clone(), (**s).clone())
+                        .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?,
+                ),
             };
             builder = builder.shared_module(built, settings(id, &module.common)?);
         }
@@ -622,6 +630,20 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
             <crate::modules::SamlSettings as crate::settings::ModuleSettingsType>::from_table(specific)
                 .map_err(|e| e.rekey(|k| format!("{key}.{k}")))?,
         )),
+        #[cfg(feature = "signed-header")]
+        "signed_header" => ModuleType::SignedHeader(Box::new(
+            <crate::modules::SignedHeaderSettings as crate::settings::ModuleSettingsType>::from_table(
+                specific,
+            )
+            .map_err(|e| e.rekey(|k| format!("{key}.{k}")))?,
+        )),
+        #[cfg(not(feature = "signed-header"))]
+        "signed_header" => {
+            return Err(ConfigError::invalid(
+                format!("{key}.type"),
+                "module type `signed_header` needs the crate feature `signed-header`",
+            ));
+        }
         feature if ["ldap", "oidc", "oauth2", "saml", "cas"].contains(&feature) => {
             return Err(ConfigError::invalid(
                 format!("{key}.type"),
@@ -632,7 +654,7 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
             return Err(ConfigError::invalid(
                 format!("{key}.type"),
                 format!(
-                    "unknown module type `{other}` (known: local, header, ldap, oidc, oauth2, saml, cas)"
+                    "unknown module type `{other}` (known: local, header, signed_header, ldap, oidc, oauth2, saml, cas)"
                 ),
             ));
         }

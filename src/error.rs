@@ -218,7 +218,12 @@ pub enum ModuleError {
     #[error(transparent)]
     Replay(#[from] ReplayError),
     /// A request to the identity provider failed (transport, status, size, format).
-    #[cfg(any(feature = "oidc", feature = "oauth2", feature = "cas"))]
+    #[cfg(any(
+        feature = "oidc",
+        feature = "oauth2",
+        feature = "cas",
+        feature = "signed-header"
+    ))]
     #[error(transparent)]
     Http(#[from] crate::flow::HttpError),
     /// An OAuth2 / OIDC protocol step failed (the token endpoint's answer, the
@@ -245,6 +250,10 @@ pub enum ModuleError {
     /// A proxy header was missing or malformed.
     #[error(transparent)]
     Header(#[from] crate::modules::header::HeaderError),
+    /// A signed identity header did not verify.
+    #[cfg(feature = "signed-header")]
+    #[error(transparent)]
+    SignedHeader(#[from] crate::modules::signed_header::SignedHeaderError),
     /// The user store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -463,7 +472,13 @@ impl ConfigError {
     }
 
     /// The same error with its key rewritten by `key` (a module's key namer).
-    #[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+    #[cfg(any(
+        feature = "oidc",
+        feature = "oauth2",
+        feature = "saml",
+        feature = "cas",
+        feature = "signed-header"
+    ))]
     pub(crate) fn rekey(self, key: impl Fn(&str) -> String) -> Self {
         match self {
             ConfigError::Invalid { key: k, message } => ConfigError::Invalid {

@@ -58,8 +58,8 @@ pub mod flow;
 pub mod fuzzing;
 mod identity;
 pub mod iso8601;
-#[cfg(feature = "oidc")]
-#[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+#[cfg(feature = "jose")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
 pub mod jose;
 pub mod manual;
 pub mod modules;

@@ -25,7 +25,13 @@ pub trait ModuleSettingsType: Sized {
 
 /// Takes the keys of field group `T` out of `table` and deserializes them (with
 /// `T`'s own `deny_unknown_fields`); what is left is for the other groups.
-#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+#[cfg(any(
+    feature = "oidc",
+    feature = "oauth2",
+    feature = "saml",
+    feature = "cas",
+    feature = "signed-header"
+))]
 pub(crate) fn take_group<T: DeserializeOwned>(table: &mut toml::Table) -> Result<T, ConfigError> {
     let mut part = toml::Table::new();
     for name in field_names::<T>() {
@@ -75,11 +81,23 @@ pub(crate) fn yes() -> bool {
 /// identity provider's issuer or endpoint, or the redirect URI registered there.
 /// Checked when parsed (`"https://sso.example.org".parse::<ProviderUrl>()?`) and
 /// when read from TOML, so a module never holds an unchecked one.
-#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+#[cfg(any(
+    feature = "oidc",
+    feature = "oauth2",
+    feature = "saml",
+    feature = "cas",
+    feature = "signed-header"
+))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ProviderUrl(String);
 
-#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+#[cfg(any(
+    feature = "oidc",
+    feature = "oauth2",
+    feature = "saml",
+    feature = "cas",
+    feature = "signed-header"
+))]
 impl ProviderUrl {
     /// A placeholder for a `#[serde(skip)]` group's default, refused where used.
     #[cfg(any(feature = "oidc", feature = "oauth2"))]
@@ -93,7 +111,13 @@ impl ProviderUrl {
     }
 }
 
-#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+#[cfg(any(
+    feature = "oidc",
+    feature = "oauth2",
+    feature = "saml",
+    feature = "cas",
+    feature = "signed-header"
+))]
 impl std::str::FromStr for ProviderUrl {
     type Err = ConfigError;
 
@@ -104,14 +128,26 @@ impl std::str::FromStr for ProviderUrl {
     }
 }
 
-#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+#[cfg(any(
+    feature = "oidc",
+    feature = "oauth2",
+    feature = "saml",
+    feature = "cas",
+    feature = "signed-header"
+))]
 impl std::fmt::Display for ProviderUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+#[cfg(any(
+    feature = "oidc",
+    feature = "oauth2",
+    feature = "saml",
+    feature = "cas",
+    feature = "signed-header"
+))]
 impl<'de> serde::Deserialize<'de> for ProviderUrl {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
@@ -252,7 +288,13 @@ mod tests {
         assert_eq!(key("b = \"y\"").as_deref(), Some("a"));
     }
 
-    #[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+    #[cfg(any(
+        feature = "oidc",
+        feature = "oauth2",
+        feature = "saml",
+        feature = "cas",
+        feature = "signed-header"
+    ))]
     #[test]
     fn a_group_takes_only_its_own_keys() {
         let mut table: toml::Table = toml::from_str("a = 1\nc = 3").unwrap();

@@ -1741,3 +1741,76 @@ async fn a_provider_advertising_es256k_beside_rs256_still_works() {
         "{requests:?}"
     );
 }
+
+/// The real provider's token endpoint behind a proxy that can tamper with the answer.
+async fn token_proxy(
+    provider: &Provider,
+    tamper: bool,
+) -> (String, Arc<std::sync::Mutex<Option<serde_json::Value>>>) {
+    let upstream = format!("{}/token", provider.issuer);
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let record = seen.clone();
+    let app = axum::Router::new().route(
+        "/token",
+        axum::routing::post(move |headers: http::HeaderMap, body: String| {
+            let (upstream, record) = (upstream.clone(), record.clone());
+            async move {
+                let mut request = reqwest::Client::new()
+                    .post(&upstream)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body);
+                if let Some(auth) = headers.get("authorization") {
+                    request = request.header("authorization", auth.to_str().unwrap());
+                }
+                let mut answer: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+                *record.lock().unwrap() = Some(answer.clone());
+                if tamper {
+                    answer["access_token"] = json!("an-access-token-of-another-session");
+                }
+                axum::Json(answer)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn at_hash_of_the_real_provider_is_checked_and_a_swapped_access_token_is_refused() {
+    let provider = Provider::shared();
+    for tamper in [false, true] {
+        let (token_endpoint, seen) = token_proxy(provider, tamper).await;
+        let module = Arc::new(oidc(edit(confidential(provider), |s| {
+            s.token_endpoint = Some(url(&token_endpoint))
+        })));
+        let (chain, _) = chain_of(module, Provisioning::Create);
+        let result = full_login(&chain, "alice", "alice-password").await;
+        // The provider really issued an at_hash.
+        let answer = seen.lock().unwrap().clone().expect("a token answer");
+        let id_token = answer["id_token"].as_str().expect("an ID token");
+        let payload = id_token.split('.').nth(1).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &<base64ct::Base64UrlUnpadded as base64ct::Encoding>::decode_vec(payload).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            claims["at_hash"].is_string(),
+            "the provider issues at_hash: {claims}"
+        );
+        if tamper {
+            match result {
+                Err(AuthError::Rejected {
+                    cause: ModuleError::Token(TokenError::AtHashMismatch),
+                    ..
+                }) => {}
+                other => panic!("expected an at_hash mismatch, got {other:?}"),
+            }
+        } else {
+            assert_eq!(principal(result).login, "alice");
+        }
+    }
+}

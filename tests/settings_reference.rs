@@ -87,3 +87,16 @@ fn ldap_settings_are_documented() {
         assert_eq!(rows, 1, "docs/modules/ldap.md: {rows} rows for `{key}`");
     }
 }
+
+#[cfg(feature = "signed-header")]
+#[test]
+fn signed_header_settings_are_documented() {
+    let keys = authchain::modules::SignedHeaderSettings::keys();
+    assert!(
+        keys.contains(&"audience") && keys.contains(&"jwks_url") && keys.contains(&"ca_file"),
+        "{keys:?}"
+    );
+    assert!(!keys.contains(&"http"), "{keys:?}");
+    let missing = undocumented::<authchain::modules::SignedHeaderSettings>("docs/modules/signed_header.md");
+    assert_eq!(missing, Vec::<&str>::new());
+}

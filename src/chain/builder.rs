@@ -119,13 +119,23 @@ impl ChainBuilder {
             ));
         }
         for entry in &mut self.entries {
-            // One rule for both APIs: a header module with no proxy list of its
-            // own believes the proxies this chain takes client addresses from.
+            // One rule for both APIs: a header module (plain or signed) with no proxy
+            // list of its own believes the proxies this chain takes client addresses from.
             let module: &dyn std::any::Any = entry.module.as_ref();
+            let mut replaced: Option<Arc<dyn crate::Authenticator>> = None;
             if let Some(header) = module.downcast_ref::<crate::modules::HeaderModule>()
                 && header.inherits_trust()
             {
-                entry.module = Arc::new(header.with_chain_trust(&self.client_ip));
+                replaced = Some(Arc::new(header.with_chain_trust(&self.client_ip)));
+            }
+            #[cfg(feature = "signed-header")]
+            if let Some(signed) = module.downcast_ref::<crate::modules::SignedHeaderModule>()
+                && signed.inherits_trust()
+            {
+                replaced = Some(Arc::new(signed.with_chain_trust(&self.client_ip)));
+            }
+            if let Some(module) = replaced {
+                entry.module = module;
             }
             let key = |e: ConfigError| e.under(&format!("modules.{}", entry.module.id()));
             let (case_insensitive, match_dn) = entry.settings.roles.matching();

@@ -259,6 +259,24 @@ impl HttpClient {
         self.fetch(purpose, request).await
     }
 
+    /// GET a JWKS document and parse it ([`crate::jose::parse_jwks`]: bounded).
+    #[cfg(any(feature = "oidc", feature = "signed-header"))]
+    pub(crate) async fn get_jwks(&self, url: &str) -> Result<crate::jose::Jwks, AuthError> {
+        let (status, body) = self.get_bytes(Purpose::Jwks, url, "application/json").await?;
+        if !status.is_success() {
+            return Err(self.unavailable(HttpError::Status {
+                what: Purpose::Jwks.what(),
+                status: status.as_u16(),
+            }));
+        }
+        crate::jose::parse_jwks(&body).map_err(|_| {
+            self.unavailable(HttpError::Malformed {
+                what: Purpose::Jwks.what(),
+                status: status.as_u16(),
+            })
+        })
+    }
+
     /// POST a form, optionally with HTTP Basic client authentication (RFC 6749
     /// §2.3.1: both parts form-urlencoded first).
     #[cfg_attr(not(any(feature = "oidc", feature = "oauth2")), allow(dead_code))]

@@ -21,9 +21,14 @@ use sha2::{Digest, Sha256};
 use crate::AuthError;
 
 mod cookie;
-#[cfg(any(feature = "oidc", feature = "oauth2", feature = "cas"))]
+#[cfg(any(
+    feature = "oidc",
+    feature = "oauth2",
+    feature = "cas",
+    feature = "signed-header"
+))]
 pub(crate) mod http;
-#[cfg(any(feature = "oidc", feature = "oauth2"))]
+#[cfg(any(feature = "oidc", feature = "oauth2", feature = "signed-header"))]
 pub(crate) mod json;
 #[cfg(any(feature = "oidc", feature = "oauth2"))]
 pub(crate) mod oauth;
@@ -33,7 +38,12 @@ mod settings;
 mod store;
 
 pub use cookie::{CookieAttributes, FlowCookie, SameSite, flow_cookie_name};
-#[cfg(any(feature = "oidc", feature = "oauth2", feature = "cas"))]
+#[cfg(any(
+    feature = "oidc",
+    feature = "oauth2",
+    feature = "cas",
+    feature = "signed-header"
+))]
 pub use http::{HttpError, HttpSettings};
 #[cfg(any(feature = "oidc", feature = "oauth2"))]
 pub use oauth::{OAuthClientSettings, OAuthError};
@@ -251,7 +261,13 @@ impl Flows {
 
 /// Accepts `https://` URLs, and `http://` only on a loopback host (tests, a local
 /// provider).
-#[cfg(any(feature = "oidc", feature = "oauth2", feature = "saml", feature = "cas"))]
+#[cfg(any(
+    feature = "oidc",
+    feature = "oauth2",
+    feature = "saml",
+    feature = "cas",
+    feature = "signed-header"
+))]
 pub(crate) fn check_url(key: &str, value: &str) -> Result<(), crate::ConfigError> {
     use crate::ConfigError;
     let url = url::Url::parse(value)

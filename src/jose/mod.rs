@@ -10,18 +10,28 @@
 //! * [`RingJwsAlgorithm`], [`RingKeyType`], [`NoJwe`]: the algorithm, key type and (no)
 //!   JWE types openidconnect's generic types are instantiated with.
 //! * [`parse_jwks`]: a JWKS document, at most [`MAX_KEYS`] keys and [`MAX_JWKS_BYTES`].
+//! * [`RingJwk::from_public_key_pem`] / [`RingJwk::from_spki_der`]: a key from a PEM or
+//!   DER SubjectPublicKeyInfo (RSA 2048..=8192 bits, P-256, P-384, Ed25519).
+//! * [`jws`]: the generic compact-JWS verifier ([`jws::verify`]) over these keys, for
+//!   signed proxy headers and key-login assertions.
 //!
 //! The OIDC module verifies ID tokens with openidconnect's `IdTokenVerifier` over these
-//! types; signed proxy headers and key-login assertions are to be built on them too.
+//! types; everything else verifies with [`jws`], the same keys and the same ring calls.
 //! Every input is untrusted: nothing here panics.
 
+#[cfg_attr(not(any(feature = "oidc", feature = "signed-header")), allow(dead_code))]
+pub(crate) mod cache;
 mod jwks;
+pub mod jws;
 mod ring_jwk;
 
 use std::fmt;
 
 pub use jwks::{Jwks, JwksError, MAX_JWKS_BYTES, MAX_KEYS, candidates, parse_jwks};
-pub use ring_jwk::{JwkError, NoJwe, RSA_MAX_BITS, RSA_MIN_BITS, RingJwk, RingJwsAlgorithm, RingKeyType};
+pub use jws::{Jws, JwsError, JwsHeader, VerifiedJws};
+pub use ring_jwk::{
+    JwkError, MAX_PUBLIC_KEY_BYTES, NoJwe, RSA_MAX_BITS, RSA_MIN_BITS, RingJwk, RingJwsAlgorithm, RingKeyType,
+};
 
 /// A JWS signature algorithm a signed token may be verified with (an allow-list entry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,6 +108,23 @@ impl Algorithm {
             Algorithm::ES384 => RingJwsAlgorithm::ES384,
             Algorithm::EdDSA => RingJwsAlgorithm::EdDSA,
         }
+    }
+}
+
+/// An algorithm by its JWS name (in settings); `none` and the HMAC algorithms are refused.
+impl<'de> serde::Deserialize<'de> for Algorithm {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Algorithm::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(if name == "none" {
+                "`none` is not an algorithm (tokens must be signed)".to_owned()
+            } else {
+                format!(
+                    "unsupported algorithm {name:?} (supported: {})",
+                    Algorithm::NAMES.join(", ")
+                )
+            })
+        })
     }
 }
 

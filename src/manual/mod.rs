@@ -64,4 +64,7 @@ pub mod modules {
 
     #[doc = include_str!("../../docs/modules/cas.md")]
     pub mod cas {}
+
+    #[doc = include_str!("../../docs/modules/signed_header.md")]
+    pub mod signed_header {}
 }

@@ -20,6 +20,9 @@ pub mod oidc;
 #[cfg(feature = "saml")]
 #[cfg_attr(docsrs, doc(cfg(feature = "saml")))]
 pub mod saml;
+#[cfg(feature = "signed-header")]
+#[cfg_attr(docsrs, doc(cfg(feature = "signed-header")))]
+pub mod signed_header;
 #[cfg(any(feature = "saml", feature = "cas"))]
 mod xml;
 
@@ -40,3 +43,6 @@ pub use oidc::{OidcModule, OidcSettings};
 #[cfg(feature = "saml")]
 #[cfg_attr(docsrs, doc(cfg(feature = "saml")))]
 pub use saml::{SamlModule, SamlSettings};
+#[cfg(feature = "signed-header")]
+#[cfg_attr(docsrs, doc(cfg(feature = "signed-header")))]
+pub use signed_header::{SignedHeaderModule, SignedHeaderSettings};

@@ -15,6 +15,8 @@ use crate::{AuthError, AuthRequest, Authenticator, ConfigError, Identity, Module
 
 mod settings;
 
+#[cfg(feature = "signed-header")]
+pub(crate) use settings::parse_header_name;
 pub use settings::{
     DEFAULT_GROUPS_HEADER, DEFAULT_MAX_PRINCIPAL_BYTES, DEFAULT_PRINCIPAL_HEADER, HeaderSettings,
 };

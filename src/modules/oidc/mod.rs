@@ -44,6 +44,7 @@ use crate::flow::http::{HttpClient, Purpose};
 use crate::flow::oauth::{self, Callback, Client};
 use crate::flow::{CookieAttributes, HttpError, OAuthError, SameSite};
 use crate::flow::{FlowError, Flows, ProviderRequests, json, redirect_authenticator};
+use crate::jose::cache::{Check, KeyCache, KeyFetch};
 use crate::settings::ProviderUrl;
 use crate::{AuthError, AuthRequest, ConfigError, Identity, Outcome, Redirect};
 use id_token::{Issuer, ValidatedIdToken, Validator};
@@ -149,22 +150,6 @@ struct ClaimNames {
 
 type Cached<T> = RwLock<Option<(Arc<T>, Instant)>>;
 
-/// What a JWKS fetch came to (each key set comes with its ID-token verifier).
-enum KeyFetch {
-    /// Fetched now (by this caller or one it waited for).
-    Fetched(Arc<Validator>),
-    /// Refused by `jwks_min_refetch_interval`; `retry_after` is when it will not be.
-    RateLimited {
-        cached: Option<Arc<Validator>>,
-        retry_after: Duration,
-    },
-    /// The provider failed; the keys cached before, if any.
-    Failed {
-        cached: Option<Arc<Validator>>,
-        error: AuthError,
-    },
-}
-
 /// The OpenID Connect module. Build it with [`OidcModule::new`] from
 /// [`OidcSettings`] (in code, or read from a `type = "oidc"` table).
 pub struct OidcModule {
@@ -187,12 +172,12 @@ pub struct OidcModule {
     http: HttpClient,
     metadata: Cached<Metadata>,
     metadata_attempt: Mutex<Option<Instant>>,
-    /// The fetched key set with its verifier.
-    keys: Cached<Validator>,
+    /// The fetched key set with its verifier (the JWKS cache shared with the other
+    /// JWKS users, [`crate::jose`]).
+    keys: KeyCache<Validator>,
     /// A verifier without keys, used before any key set is cached: it refuses what
     /// needs no key (algorithm, issuer, audience, unsigned tokens) without a fetch.
     keyless: Validator,
-    jwks_attempt: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for OidcModule {
@@ -349,9 +334,8 @@ impl OidcModule {
             http,
             metadata: RwLock::new(static_metadata),
             metadata_attempt: Mutex::new(None),
-            keys: RwLock::new(None),
+            keys: KeyCache::new(&id, s.metadata_refresh, s.jwks_min_refetch_interval),
             keyless,
-            jwks_attempt: Mutex::new(None),
             id,
         })
     }
@@ -365,7 +349,7 @@ impl OidcModule {
     /// misconfigured provider shows at start-up.
     pub async fn prefetch(&self) -> Result<(), AuthError> {
         self.metadata().await?;
-        let keys = match self.fetch_keys(true).await {
+        let keys = match self.keys.fetch(true, || self.load_keys()).await {
             KeyFetch::Fetched(keys) => keys,
             KeyFetch::Failed { error, .. } => return Err(error),
             KeyFetch::RateLimited { retry_after, .. } => return Err(self.refetch_limited(None, retry_after)),
@@ -393,47 +377,28 @@ impl OidcModule {
         nonce: Option<&str>,
     ) -> Result<IdTokenClaims, AuthError> {
         let now = SystemTime::now();
-        let cached = self
-            .keys
-            .read()
-            .ok()
-            .and_then(|k| k.as_ref().map(|(v, at)| (v.clone(), *at)));
-        let tried = match &cached {
-            Some((validator, at)) if at.elapsed() < self.metadata_refresh => Some(validator),
-            _ => None,
-        };
-        let first = tried.map_or(&self.keyless, |v| v.as_ref());
-        let kid = match first.validate(token, nonce, now) {
-            Ok(valid) => return Ok(IdTokenClaims::new(valid)),
-            Err(TokenError::UnknownKey(kid)) => kid,
-            Err(err) => return Err(self.token_error(err)),
-        };
-        let untried = |v: &Arc<Validator>| tried.is_none_or(|t| !Arc::ptr_eq(t, v));
-        let retry = |validator: &Validator, otherwise: AuthError| match validator.validate(token, nonce, now)
-        {
-            Ok(valid) => Ok(IdTokenClaims::new(valid)),
-            Err(TokenError::UnknownKey(_)) => Err(otherwise),
-            Err(err) => Err(self.token_error(err)),
-        };
-        match self.fetch_keys(false).await {
-            KeyFetch::Fetched(validator) => match validator.validate(token, nonce, now) {
-                Ok(valid) => Ok(IdTokenClaims::new(valid)),
-                Err(err) => Err(self.token_error(err)),
-            },
-            KeyFetch::RateLimited {
-                cached: Some(validator),
-                retry_after,
-            } if untried(&validator) => retry(&validator, self.refetch_limited(kid.as_deref(), retry_after)),
-            KeyFetch::RateLimited { retry_after, .. } => {
-                debug!(target: AUDIT_TARGET, module = %self.id, "no cached key matches and the JWKS refetch is rate limited");
-                Err(self.refetch_limited(kid.as_deref(), retry_after))
-            }
-            KeyFetch::Failed {
-                cached: Some(validator),
-                error,
-            } if untried(&validator) => retry(&validator, error),
-            KeyFetch::Failed { error, .. } => Err(error),
-        }
+        // The `kid` of an unknown key, for the rate-limited answer.
+        let unknown = std::sync::Mutex::new(None::<String>);
+        self.keys
+            .verify(
+                &self.keyless,
+                |validator: &Validator| match validator.validate(token, nonce, now) {
+                    Ok(valid) => Check::Done(Ok(IdTokenClaims::new(valid))),
+                    Err(TokenError::UnknownKey(kid)) => {
+                        if let Ok(mut slot) = unknown.lock() {
+                            slot.clone_from(&kid);
+                        }
+                        Check::UnknownKey(AuthError::rejected(self.id.clone(), TokenError::UnknownKey(kid)))
+                    }
+                    Err(err) => Check::Done(Err(self.token_error(err))),
+                },
+                || self.load_keys(),
+                |retry_after| {
+                    let kid = unknown.lock().ok().and_then(|k| k.clone());
+                    self.refetch_limited(kid.as_deref(), retry_after)
+                },
+            )
+            .await
     }
 
     fn token_error(&self, err: TokenError) -> AuthError {
@@ -574,72 +539,20 @@ impl OidcModule {
         }
     }
 
-    /// Fetches the JWKS, at most once per `jwks_min_refetch` (unless `force`);
-    /// concurrent callers wait for one fetch.
-    async fn fetch_keys(&self, force: bool) -> KeyFetch {
-        let before = self.keys.read().ok().and_then(|k| k.clone());
-        let mut attempt = self.jwks_attempt.lock().await;
-        let current = self.keys.read().ok().and_then(|k| k.clone());
-        // Another task fetched while this one waited.
-        if let Some((now, _)) = &current
-            && before.as_ref().is_none_or(|(then, _)| !Arc::ptr_eq(now, then))
-        {
-            return KeyFetch::Fetched(now.clone());
-        }
-        let cached = current.map(|(k, _)| k);
-        if let (Some(last), false) = (*attempt, force)
-            && last.elapsed() < self.jwks_min_refetch
-        {
-            debug!(target: AUDIT_TARGET, module = %self.id, "JWKS refetch rate limited");
-            return KeyFetch::RateLimited {
-                cached,
-                retry_after: self.jwks_min_refetch.saturating_sub(last.elapsed()),
-            };
-        }
-        *attempt = Some(Instant::now());
-        let fetched = async {
-            let metadata = self.metadata().await?;
-            let (status, body) = self
-                .http
-                .get_bytes(Purpose::Jwks, &metadata.jwks_uri, "application/json")
-                .await?;
-            if !status.is_success() {
-                return Err(self.http.unavailable(HttpError::Status {
-                    what: Purpose::Jwks.what(),
-                    status: status.as_u16(),
-                }));
-            }
-            crate::jose::parse_jwks(&body).map_err(|_| {
-                self.http.unavailable(HttpError::Malformed {
-                    what: Purpose::Jwks.what(),
-                    status: status.as_u16(),
-                })
-            })
-        }
-        .await;
-        match fetched {
-            Ok(keys) => {
-                debug!(target: AUDIT_TARGET, module = %self.id, keys = keys.keys().len(), "JWKS fetched");
-                let keys = Arc::new(Validator::new(
-                    keys,
-                    &self.algorithms,
-                    self.issuer.clone(),
-                    &self.client.id,
-                    self.clock_skew,
-                    self.allow_unsigned,
-                ));
-                if let Ok(mut slot) = self.keys.write() {
-                    *slot = Some((keys.clone(), Instant::now()));
-                }
-                KeyFetch::Fetched(keys)
-            }
-            Err(error) => {
-                if cached.is_some() {
-                    warn!(target: AUDIT_TARGET, module = %self.id, reason = %error, "JWKS refresh failed; using the cached keys");
-                }
-                KeyFetch::Failed { cached, error }
-            }
-        }
+    /// Fetches the JWKS (through [`KeyCache::fetch`], which rate-limits and
+    /// single-flights) and builds its verifier.
+    async fn load_keys(&self) -> Result<Validator, AuthError> {
+        let metadata = self.metadata().await?;
+        let keys = self.http.get_jwks(&metadata.jwks_uri).await?;
+        debug!(target: AUDIT_TARGET, module = %self.id, keys = keys.keys().len(), "JWKS fetched");
+        Ok(Validator::new(
+            keys,
+            &self.algorithms,
+            self.issuer.clone(),
+            &self.client.id,
+            self.clock_skew,
+            self.allow_unsigned,
+        ))
     }
 
     async fn start(&self, start: &crate::StartLogin) -> Result<Outcome, AuthError> {
@@ -729,12 +642,11 @@ impl OidcModule {
             .validate_id_token(id_token, Some(&flow.nonce))
             .await?
             .into_map();
+        let access_token = tokens.get("access_token").and_then(Value::as_str);
+        id_token::check_at_hash(id_token, &claims, access_token).map_err(|e| self.token_error(e))?;
         if self.userinfo {
-            let access_token = tokens
-                .get("access_token")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            self.merge_userinfo(&metadata, access_token, &mut claims).await?;
+            self.merge_userinfo(&metadata, access_token.unwrap_or_default(), &mut claims)
+                .await?;
         }
         let mut identity = self.identity(&claims)?;
         identity.return_to = flow.return_to;

@@ -181,23 +181,6 @@ impl ModuleSettingsType for OidcSettings {
     }
 }
 
-/// An algorithm by its JWS name; `none` and the HMAC algorithms are refused.
-impl<'de> Deserialize<'de> for Algorithm {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        Algorithm::from_name(&name).ok_or_else(|| {
-            serde::de::Error::custom(if name == "none" {
-                "`none` is not an algorithm; see insecure_allow_unsigned_id_tokens".to_owned()
-            } else {
-                format!(
-                    "unsupported algorithm {name:?} (supported: {})",
-                    Algorithm::NAMES.join(", ")
-                )
-            })
-        })
-    }
-}
-
 fn default_scopes() -> Vec<String> {
     super::DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect()
 }
