@@ -54,8 +54,8 @@ mod error;
 pub mod flow;
 mod identity;
 pub mod iso8601;
-#[cfg(feature = "oidc")]
-#[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+#[cfg(feature = "jose")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
 pub mod jose;
 pub mod manual;
 pub mod modules;

@@ -10,18 +10,26 @@
 //! * [`RingJwsAlgorithm`], [`RingKeyType`], [`NoJwe`]: the algorithm, key type and (no)
 //!   JWE types openidconnect's generic types are instantiated with.
 //! * [`parse_jwks`]: a JWKS document, at most [`MAX_KEYS`] keys and [`MAX_JWKS_BYTES`].
+//! * [`RingJwk::from_public_key_pem`] / [`RingJwk::from_spki_der`]: a key from a PEM or
+//!   DER SubjectPublicKeyInfo (RSA 2048..=8192 bits, P-256, P-384, Ed25519).
+//! * [`jws`]: the generic compact-JWS verifier ([`jws::verify`]) over these keys, for
+//!   signed proxy headers and key-login assertions.
 //!
 //! The OIDC module verifies ID tokens with openidconnect's `IdTokenVerifier` over these
-//! types; signed proxy headers and key-login assertions are to be built on them too.
+//! types; everything else verifies with [`jws`], the same keys and the same ring calls.
 //! Every input is untrusted: nothing here panics.
 
 mod jwks;
+pub mod jws;
 mod ring_jwk;
 
 use std::fmt;
 
 pub use jwks::{Jwks, JwksError, MAX_JWKS_BYTES, MAX_KEYS, candidates, parse_jwks};
-pub use ring_jwk::{JwkError, NoJwe, RSA_MAX_BITS, RSA_MIN_BITS, RingJwk, RingJwsAlgorithm, RingKeyType};
+pub use jws::{Jws, JwsError, JwsHeader, VerifiedJws};
+pub use ring_jwk::{
+    JwkError, MAX_PUBLIC_KEY_BYTES, NoJwe, RSA_MAX_BITS, RSA_MIN_BITS, RingJwk, RingJwsAlgorithm, RingKeyType,
+};
 
 /// A JWS signature algorithm a signed token may be verified with (an allow-list entry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

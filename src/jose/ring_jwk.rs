@@ -274,7 +274,21 @@ pub enum JwkError {
     /// The RSA modulus is outside 2048..=8192 bits.
     #[error("RSA modulus outside 2048..=8192 bits")]
     RsaSize,
+    /// Not a PEM `PUBLIC KEY` block or DER SubjectPublicKeyInfo (or longer than
+    /// [`MAX_PUBLIC_KEY_BYTES`]).
+    #[error("not a PEM or DER SubjectPublicKeyInfo public key")]
+    NotPublicKey,
 }
+
+/// Longest PEM or DER public key [`RingJwk::from_public_key_pem`] and
+/// [`RingJwk::from_spki_der`] read (an 8192-bit RSA key is about 1.5 KB of PEM).
+pub const MAX_PUBLIC_KEY_BYTES: usize = 8 * 1024;
+
+const OID_RSA: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const OID_EC: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_P256: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_P384: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const OID_ED25519: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.101.112");
 
 /// The JWK members looked at; anything else (x5c, key_ops, ...) is ignored.
 #[derive(Deserialize)]
@@ -313,6 +327,66 @@ fn strip_zeros(v: Vec<u8>) -> Box<[u8]> {
     v[zeros..].into()
 }
 
+/// RSA modulus and exponent (big-endian), size-checked for ring.
+fn rsa_material(n: Vec<u8>, e: Vec<u8>) -> Result<(RingKeyType, Material), JwkError> {
+    let n = strip_zeros(n);
+    let e = strip_zeros(e);
+    let bits = match n.first() {
+        Some(&top) => (n.len() - 1) * 8 + (8 - top.leading_zeros() as usize),
+        None => 0,
+    };
+    if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
+        return Err(JwkError::RsaSize);
+    }
+    // ring accepts odd exponents 3 ..= 2^33 - 1.
+    let e_value = e.iter().fold(0u64, |acc, b| acc << 8 | u64::from(*b));
+    if e.is_empty() || e.len() > 5 || e_value < 3 || e_value % 2 == 0 || e_value >= 1 << 33 {
+        return Err(JwkError::Bad("e"));
+    }
+    Ok((RingKeyType::Rsa, Material::Rsa(RsaPublicKeyComponents { n, e })))
+}
+
+/// An EC point from its coordinates (`len` bytes each: 32 for P-256, 48 for P-384).
+fn ec_material(len: usize, x: &[u8], y: &[u8]) -> Result<(RingKeyType, Material), JwkError> {
+    if x.len() != len {
+        return Err(JwkError::Bad("x"));
+    }
+    if y.len() != len {
+        return Err(JwkError::Bad("y"));
+    }
+    let mut point = Vec::with_capacity(1 + 2 * len);
+    point.push(4);
+    point.extend_from_slice(x);
+    point.extend_from_slice(y);
+    ec_point_material(point)
+}
+
+/// An uncompressed SEC1 point (0x04 || x || y) on P-256 or P-384.
+fn ec_point_material(point: Vec<u8>) -> Result<(RingKeyType, Material), JwkError> {
+    let point: Box<[u8]> = point.into();
+    match (point.first(), point.len()) {
+        (Some(4), 65) => Ok((
+            RingKeyType::P256,
+            Material::P256(UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)),
+        )),
+        (Some(4), 97) => Ok((
+            RingKeyType::P384,
+            Material::P384(UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, point)),
+        )),
+        _ => Err(JwkError::Bad("x")),
+    }
+}
+
+fn ed25519_material(x: Vec<u8>) -> Result<(RingKeyType, Material), JwkError> {
+    if x.len() != 32 {
+        return Err(JwkError::Bad("x"));
+    }
+    Ok((
+        RingKeyType::Ed25519,
+        Material::Ed25519(UnparsedPublicKey::new(&signature::ED25519, x.into())),
+    ))
+}
+
 impl RawJwk {
     fn into_key(self) -> Result<RingJwk, JwkError> {
         let key_use = match self.key_use.as_deref() {
@@ -321,60 +395,10 @@ impl RawJwk {
             Some(_) => return Err(JwkError::NotForSigning),
         };
         let (key_type, material) = match (self.kty.as_str(), self.crv.as_deref()) {
-            ("RSA", _) => {
-                let n = strip_zeros(b64(&self.n, "n", RSA_MAX_BITS / 8 + 1)?);
-                let e = strip_zeros(b64(&self.e, "e", 8)?);
-                let bits = match n.first() {
-                    Some(&top) => (n.len() - 1) * 8 + (8 - top.leading_zeros() as usize),
-                    None => 0,
-                };
-                if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
-                    return Err(JwkError::RsaSize);
-                }
-                // ring accepts odd exponents 3 ..= 2^33 - 1.
-                let e_value = e.iter().fold(0u64, |acc, b| acc << 8 | u64::from(*b));
-                if e.is_empty() || e.len() > 5 || e_value < 3 || e_value % 2 == 0 || e_value >= 1 << 33 {
-                    return Err(JwkError::Bad("e"));
-                }
-                (RingKeyType::Rsa, Material::Rsa(RsaPublicKeyComponents { n, e }))
-            }
-            ("EC", Some(crv @ ("P-256" | "P-384"))) => {
-                let len = if crv == "P-256" { 32 } else { 48 };
-                let x = b64(&self.x, "x", len)?;
-                let y = b64(&self.y, "y", len)?;
-                if x.len() != len {
-                    return Err(JwkError::Bad("x"));
-                }
-                if y.len() != len {
-                    return Err(JwkError::Bad("y"));
-                }
-                let mut point = Vec::with_capacity(1 + 2 * len);
-                point.push(4);
-                point.extend_from_slice(&x);
-                point.extend_from_slice(&y);
-                let point: Box<[u8]> = point.into();
-                if len == 32 {
-                    (
-                        RingKeyType::P256,
-                        Material::P256(UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)),
-                    )
-                } else {
-                    (
-                        RingKeyType::P384,
-                        Material::P384(UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, point)),
-                    )
-                }
-            }
-            ("OKP", Some("Ed25519")) => {
-                let x = b64(&self.x, "x", 32)?;
-                if x.len() != 32 {
-                    return Err(JwkError::Bad("x"));
-                }
-                (
-                    RingKeyType::Ed25519,
-                    Material::Ed25519(UnparsedPublicKey::new(&signature::ED25519, x.into())),
-                )
-            }
+            ("RSA", _) => rsa_material(b64(&self.n, "n", RSA_MAX_BITS / 8 + 1)?, b64(&self.e, "e", 8)?)?,
+            ("EC", Some("P-256")) => ec_material(32, &b64(&self.x, "x", 32)?, &b64(&self.y, "y", 32)?)?,
+            ("EC", Some("P-384")) => ec_material(48, &b64(&self.x, "x", 48)?, &b64(&self.y, "y", 48)?)?,
+            ("OKP", Some("Ed25519")) => ed25519_material(b64(&self.x, "x", 32)?)?,
             // Symmetric keys ("oct") are never taken from a JWKS: no HMAC with a public key.
             _ => return Err(JwkError::Unsupported),
         };
@@ -399,6 +423,99 @@ impl RingJwk {
         RawJwk::deserialize(value)
             .map_err(|_| JwkError::Bad("kty"))?
             .into_key()
+    }
+
+    /// Reads a PEM `-----BEGIN PUBLIC KEY-----` block (SubjectPublicKeyInfo, as
+    /// `openssl pkey -pubout` writes it): RSA of 2048..=8192 bits, EC P-256 or P-384, or
+    /// Ed25519. The key gets `kid` (if any), no `use` and no `alg` constraint: the
+    /// algorithm is limited by the key type (RS*/PS* for RSA, ES256 for P-256, ...).
+    pub fn from_public_key_pem(pem: &str, kid: Option<&str>) -> Result<RingJwk, JwkError> {
+        if pem.len() > MAX_PUBLIC_KEY_BYTES {
+            return Err(JwkError::NotPublicKey);
+        }
+        let (label, der) =
+            spki::der::pem::decode_vec(pem.trim().as_bytes()).map_err(|_| JwkError::NotPublicKey)?;
+        if label != "PUBLIC KEY" {
+            return Err(JwkError::NotPublicKey);
+        }
+        RingJwk::from_spki_der(&der, kid)
+    }
+
+    /// Reads a DER SubjectPublicKeyInfo; see [`from_public_key_pem`](Self::from_public_key_pem).
+    pub fn from_spki_der(der: &[u8], kid: Option<&str>) -> Result<RingJwk, JwkError> {
+        use spki::der::Decode;
+        if der.len() > MAX_PUBLIC_KEY_BYTES {
+            return Err(JwkError::NotPublicKey);
+        }
+        if kid.is_some_and(|k| k.len() > 256) {
+            return Err(JwkError::Bad("kid"));
+        }
+        let info = spki::SubjectPublicKeyInfoRef::from_der(der).map_err(|_| JwkError::NotPublicKey)?;
+        let key = info.subject_public_key.as_bytes().ok_or(JwkError::NotPublicKey)?;
+        let params = info.algorithm.parameters;
+        let (key_type, material) = match info.algorithm.oid {
+            OID_RSA => {
+                if params.is_some_and(|p| !p.is_null()) {
+                    return Err(JwkError::NotPublicKey);
+                }
+                let rsa = pkcs1::RsaPublicKey::from_der(key).map_err(|_| JwkError::NotPublicKey)?;
+                rsa_material(
+                    rsa.modulus.as_bytes().to_vec(),
+                    rsa.public_exponent.as_bytes().to_vec(),
+                )?
+            }
+            OID_EC => {
+                let curve = params
+                    .and_then(|p| p.decode_as::<spki::ObjectIdentifier>().ok())
+                    .ok_or(JwkError::NotPublicKey)?;
+                let len = match curve {
+                    OID_P256 => 65,
+                    OID_P384 => 97,
+                    _ => return Err(JwkError::Unsupported),
+                };
+                if key.len() != len {
+                    // Compressed points are not supported.
+                    return Err(JwkError::Bad("x"));
+                }
+                ec_point_material(key.to_vec())?
+            }
+            OID_ED25519 if params.is_none() => ed25519_material(key.to_vec())?,
+            _ => return Err(JwkError::Unsupported),
+        };
+        Ok(RingJwk(Arc::new(Inner {
+            kid: kid.map(|k| JsonWebKeyId::new(k.to_owned())),
+            key_use: None,
+            alg: None,
+            key_type,
+            material,
+        })))
+    }
+
+    /// The key's RFC 7638 thumbprint: base64url SHA-256 of its canonical JWK members. A
+    /// stable identifier for a registered key (the same for its PEM and JWK forms).
+    pub fn thumbprint(&self) -> String {
+        let enc = |b: &[u8]| Base64UrlUnpadded::encode_string(b);
+        let canonical = match &self.0.material {
+            Material::Rsa(c) => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, enc(&c.e), enc(&c.n)),
+            Material::P256(k) | Material::P384(k) => {
+                let point = k.as_ref();
+                let len = (point.len() - 1) / 2;
+                let crv = if len == 32 { "P-256" } else { "P-384" };
+                format!(
+                    r#"{{"crv":"{crv}","kty":"EC","x":"{}","y":"{}"}}"#,
+                    enc(&point[1..1 + len]),
+                    enc(&point[1 + len..])
+                )
+            }
+            Material::Ed25519(k) => format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, enc(k.as_ref())),
+            Material::Symmetric => String::new(),
+        };
+        enc(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref())
+    }
+
+    /// The key type (one per curve).
+    pub fn kind(&self) -> RingKeyType {
+        self.0.key_type
     }
 
     fn public_bytes(&self) -> (&[u8], &[u8]) {
