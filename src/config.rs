@@ -177,6 +177,8 @@ enum ModuleType {
     Cas(Box<crate::modules::CasSettings>),
     #[cfg(feature = "saml")]
     Saml(Box<crate::modules::SamlSettings>),
+    #[cfg(feature = "key-login")]
+    KeyLogin(Box<crate::modules::KeyLoginSettings>),
 }
 
 /// Where accounts and throttle counters live: the `[store]` section.
@@ -552,6 +554,12 @@ impl Config {
                     crate::modules::SamlModule::new(id.clone(), (**s).clone())
                         .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?,
                 ),
+                #[cfg(feature = "key-login")]
+                ModuleType::KeyLogin(s) => Arc::new(
+                    crate::modules::KeyLoginModule::new(id.clone(), stores.users.clone(), (**s).clone())
+                        .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?
+                        .login_names(names),
+                ),
             };
             builder = builder.shared_module(built, settings(id, &module.common)?);
         }
@@ -600,6 +608,18 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
             <crate::modules::SamlSettings as crate::settings::ModuleSettingsType>::from_table(specific)
                 .map_err(|e| e.rekey(|k| format!("{key}.{k}")))?,
         )),
+        #[cfg(feature = "key-login")]
+        "key_login" => ModuleType::KeyLogin(Box::new(
+            <crate::modules::KeyLoginSettings as crate::settings::ModuleSettingsType>::from_table(specific)
+                .map_err(|e| e.rekey(|k| format!("{key}.{k}")))?,
+        )),
+        #[cfg(not(feature = "key-login"))]
+        "key_login" => {
+            return Err(ConfigError::invalid(
+                format!("{key}.type"),
+                "module type `key_login` needs the crate feature `key-login`",
+            ));
+        }
         feature if ["ldap", "oidc", "oauth2", "saml", "cas"].contains(&feature) => {
             return Err(ConfigError::invalid(
                 format!("{key}.type"),
@@ -610,7 +630,7 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
             return Err(ConfigError::invalid(
                 format!("{key}.type"),
                 format!(
-                    "unknown module type `{other}` (known: local, header, ldap, oidc, oauth2, saml, cas)"
+                    "unknown module type `{other}` (known: local, header, ldap, oidc, oauth2, saml, cas, key_login)"
                 ),
             ));
         }

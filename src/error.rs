@@ -242,6 +242,10 @@ pub enum ModuleError {
     #[cfg(feature = "ldap")]
     #[error(transparent)]
     Ldap(#[from] crate::modules::ldap::LdapError),
+    /// A key-login assertion was refused.
+    #[cfg(feature = "key-login")]
+    #[error(transparent)]
+    KeyLogin(#[from] crate::modules::key_login::KeyLoginError),
     /// A proxy header was missing or malformed.
     #[error(transparent)]
     Header(#[from] crate::modules::header::HeaderError),
