@@ -87,3 +87,16 @@ fn ldap_settings_are_documented() {
         assert_eq!(rows, 1, "docs/modules/ldap.md: {rows} rows for `{key}`");
     }
 }
+
+#[cfg(feature = "key-login")]
+#[test]
+fn key_login_settings_are_documented() {
+    let keys = authchain::modules::KeyLoginSettings::keys();
+    assert!(
+        keys.contains(&"audience") && keys.contains(&"max_lifetime"),
+        "{keys:?}"
+    );
+    assert!(!keys.contains(&"replay"), "{keys:?}");
+    let missing = undocumented::<authchain::modules::KeyLoginSettings>("docs/modules/key_login.md");
+    assert_eq!(missing, Vec::<&str>::new());
+}

@@ -593,15 +593,13 @@ mod keys {
             MAX_KEYS_PER_ACCOUNT
         );
         // Revoked keys are kept up to MAX_REVOKED_KEYS_KEPT, the oldest dropped first.
-        let mut n = 100u8;
-        for _ in 0..MAX_REVOKED_KEYS_KEPT + 3 {
+        for n in (100u8..).take(MAX_REVOKED_KEYS_KEPT + 3) {
             let victim = added.remove(0);
             store
                 .revoke_public_key(&alice.id, &victim.id, SystemTime::now())
                 .await
                 .unwrap();
             added.push(store.add_public_key(&alice.id, key(n)).await.unwrap());
-            n += 1;
         }
         let listed = store.public_keys(&alice.id).await.unwrap();
         assert_eq!(
