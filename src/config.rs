@@ -557,7 +557,7 @@ impl Config {
                 #[cfg(feature = "key-login")]
                 ModuleType::KeyLogin(s) => Arc::new(
                     crate::modules::KeyLoginModule::new(id.clone(), stores.users.clone(), (**s).clone())
-                        .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?
+                        .map_err(|e| e.under(&format!("modules.{id}")))?
                         .login_names(names),
                 ),
             };
@@ -611,7 +611,7 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
         #[cfg(feature = "key-login")]
         "key_login" => ModuleType::KeyLogin(Box::new(
             <crate::modules::KeyLoginSettings as crate::settings::ModuleSettingsType>::from_table(specific)
-                .map_err(|e| e.rekey(|k| format!("{key}.{k}")))?,
+                .map_err(|e| e.under(&key))?,
         )),
         #[cfg(not(feature = "key-login"))]
         "key_login" => {

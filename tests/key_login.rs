@@ -562,3 +562,29 @@ fn the_cli_refuses_keys_key_login_cannot_use() {
         .unwrap();
     assert!(!out.status.success(), "no such key");
 }
+
+#[test]
+fn bad_settings_name_their_key() {
+    for (table, key) in [
+        ("", "modules.keys.audience"),
+        (
+            "audience = \"a\"\nmax_lifetime = \"PT10M\"",
+            "modules.keys.max_lifetime",
+        ),
+        (
+            "audience = \"a\"\nmax_lifetime = \"PT0S\"",
+            "modules.keys.max_lifetime",
+        ),
+        (
+            "audience = \"a\"\nclock_skew = \"PT1H\"",
+            "modules.keys.clock_skew",
+        ),
+        ("audience = \"a\"\nreplay = 1", "modules.keys.replay"),
+    ] {
+        let text = format!("chain = [\"keys\"]\n[modules.keys]\ntype = \"key_login\"\n{table}\n");
+        match Config::from_toml(&text) {
+            Err(authchain::ConfigError::Invalid { key: got, .. }) => assert_eq!(got, key, "{table}"),
+            other => panic!("{table}: {other:?}"),
+        }
+    }
+}
