@@ -14,8 +14,10 @@ use sha2::{Digest, Sha256};
 use crate::{AccountId, StoreError};
 
 /// The most unrevoked keys an account may hold; one more is
-/// [`StoreError::TooManyKeys`].
-pub const MAX_KEYS_PER_ACCOUNT: usize = 10;
+/// [`StoreError::TooManyKeys`]. Equal to the JWS verifier's candidate bound
+/// (`jose::jws::MAX_CANDIDATES`), so an assertion without `kid` is tried against
+/// every key of the account.
+pub const MAX_KEYS_PER_ACCOUNT: usize = 8;
 /// The most revoked keys a store keeps per account (for `key list`): adding a key
 /// drops the oldest revoked ones beyond this.
 pub const MAX_REVOKED_KEYS_KEPT: usize = 10;
