@@ -182,6 +182,8 @@ enum ModuleType {
     Saml(Box<crate::modules::SamlSettings>),
     #[cfg(feature = "signed-header")]
     SignedHeader(Box<crate::modules::SignedHeaderSettings>),
+    #[cfg(feature = "key-login")]
+    KeyLogin(Box<crate::modules::KeyLoginSettings>),
 }
 
 /// Where accounts and throttle counters live: the `[store]` section.
@@ -582,6 +584,12 @@ impl Config {
                     crate::modules::SignedHeaderModule::new(id.clone(), (**s).clone())
                         .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?,
                 ),
+                #[cfg(feature = "key-login")]
+                ModuleType::KeyLogin(s) => Arc::new(
+                    crate::modules::KeyLoginModule::new(id.clone(), stores.users.clone(), (**s).clone())
+                        .map_err(|e| e.under(&format!("modules.{id}")))?
+                        .login_names(names),
+                ),
             };
             builder = builder.shared_module(built, settings(id, &module.common)?);
         }
@@ -644,6 +652,18 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
                 "module type `signed_header` needs the crate feature `signed-header`",
             ));
         }
+        #[cfg(feature = "key-login")]
+        "key_login" => ModuleType::KeyLogin(Box::new(
+            <crate::modules::KeyLoginSettings as crate::settings::ModuleSettingsType>::from_table(specific)
+                .map_err(|e| e.under(&key))?,
+        )),
+        #[cfg(not(feature = "key-login"))]
+        "key_login" => {
+            return Err(ConfigError::invalid(
+                format!("{key}.type"),
+                "module type `key_login` needs the crate feature `key-login`",
+            ));
+        }
         feature if ["ldap", "oidc", "oauth2", "saml", "cas"].contains(&feature) => {
             return Err(ConfigError::invalid(
                 format!("{key}.type"),
@@ -654,7 +674,7 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
             return Err(ConfigError::invalid(
                 format!("{key}.type"),
                 format!(
-                    "unknown module type `{other}` (known: local, header, signed_header, ldap, oidc, oauth2, saml, cas)"
+                    "unknown module type `{other}` (known: local, header, signed_header, ldap, oidc, oauth2, saml, cas, key_login)"
                 ),
             ));
         }

@@ -247,6 +247,10 @@ pub enum ModuleError {
     #[cfg(feature = "ldap")]
     #[error(transparent)]
     Ldap(#[from] crate::modules::ldap::LdapError),
+    /// A key-login assertion was refused.
+    #[cfg(feature = "key-login")]
+    #[error(transparent)]
+    KeyLogin(#[from] crate::modules::key_login::KeyLoginError),
     /// A proxy header was missing or malformed.
     #[error(transparent)]
     Header(#[from] crate::modules::header::HeaderError),
@@ -405,6 +409,35 @@ pub enum StoreError {
     /// [`HashLimits`](crate::account::HashLimits) allow; nothing was written.
     #[error("password hash refused: {0}")]
     HashCost(crate::account::CostLimitExceeded),
+    /// The account holds as many unrevoked public keys as it may.
+    #[error("the account already has {max} unrevoked keys")]
+    TooManyKeys {
+        /// The bound ([`MAX_KEYS_PER_ACCOUNT`](crate::account::MAX_KEYS_PER_ACCOUNT)).
+        max: usize,
+    },
+    /// A value is longer than the store accepts (checked before anything is written).
+    #[error("{field} longer than {max} bytes")]
+    TooLong {
+        /// `key` or `label`.
+        field: &'static str,
+        /// The limit, in bytes.
+        max: usize,
+    },
+    /// A value the store refuses (checked before anything is written).
+    #[error("{field} {reason}")]
+    InvalidValue {
+        /// `key` or `label`.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// No such public key on this account.
+    #[error("no such key on this account")]
+    NoSuchKey,
+    /// The store does not implement this part of [`UserStore`](crate::account::UserStore)
+    /// (a host store written before it existed).
+    #[error("the store does not support {0}")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {

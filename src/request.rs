@@ -50,6 +50,12 @@ impl AuthRequest {
         self
     }
 
+    /// Sets a signed login assertion ([`Credentials::Assertion`]).
+    pub fn with_assertion(mut self, token: impl Into<SecretString>) -> Self {
+        self.credentials = Credentials::Assertion { token: token.into() };
+        self
+    }
+
     /// Sets the credentials.
     pub fn with_credentials(mut self, credentials: Credentials) -> Self {
         self.credentials = credentials;
@@ -105,6 +111,12 @@ pub enum Credentials {
     },
     /// Nothing but the request itself (headers): ambient authentication.
     None,
+    /// A signed login assertion (a compact JWS) for key-based login (the
+    /// `key_login` module, feature `key-login`); never printed.
+    Assertion {
+        /// The compact JWS, as the client sent it.
+        token: SecretString,
+    },
 }
 
 /// Longest accepted `login_hint`, in bytes.

@@ -111,6 +111,7 @@ fn needed_features(table: &toml::Table) -> Vec<(&'static str, bool)> {
                 Some("oauth2") => need("oauth2", cfg!(feature = "oauth2")),
                 Some("cas") => need("cas", cfg!(feature = "cas")),
                 Some("saml") => need("saml", cfg!(feature = "saml")),
+                Some("key_login") => need("key-login", cfg!(feature = "key-login")),
                 _ => {}
             }
         }

@@ -100,3 +100,16 @@ fn signed_header_settings_are_documented() {
     let missing = undocumented::<authchain::modules::SignedHeaderSettings>("docs/modules/signed_header.md");
     assert_eq!(missing, Vec::<&str>::new());
 }
+
+#[cfg(feature = "key-login")]
+#[test]
+fn key_login_settings_are_documented() {
+    let keys = authchain::modules::KeyLoginSettings::keys();
+    assert!(
+        keys.contains(&"audience") && keys.contains(&"max_lifetime"),
+        "{keys:?}"
+    );
+    assert!(!keys.contains(&"replay"), "{keys:?}");
+    let missing = undocumented::<authchain::modules::KeyLoginSettings>("docs/modules/key_login.md");
+    assert_eq!(missing, Vec::<&str>::new());
+}

@@ -448,3 +448,176 @@ async fn sqlite_attempts_are_bounded_per_key() {
     let store = SqliteStore::open(path).await.unwrap().with_attempt_bounds(100, 3);
     attempts_are_bounded_per_key(Arc::new(store)).await;
 }
+
+// ---- Public keys (key-based login) ----
+
+mod keys {
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use authchain::StoreError;
+    use authchain::account::{
+        KeyFamily, KeyId, MAX_KEY_LABEL_BYTES, MAX_KEYS_PER_ACCOUNT, MAX_PUBLIC_KEY_BYTES,
+        MAX_REVOKED_KEYS_KEPT, NewAccount, NewPublicKey,
+    };
+
+    use crate::common::TestStore;
+
+    fn key(n: u8) -> NewPublicKey {
+        NewPublicKey::new(KeyFamily::P256, vec![0x30, 0x59, n])
+    }
+
+    async fn keys_are_added_listed_and_revoked<S: TestStore>(store: Arc<S>) {
+        let alice = store.create_account(NewAccount::new("alice")).await.unwrap();
+        let bob = store.create_account(NewAccount::new("bob")).await.unwrap();
+        assert_eq!(store.public_keys(&alice.id).await.unwrap(), vec![]);
+        let first = store
+            .add_public_key(&alice.id, key(1).label("laptop"))
+            .await
+            .unwrap();
+        assert_eq!(first.account, alice.id);
+        assert_eq!(first.family, KeyFamily::P256);
+        assert_eq!(first.label.as_deref(), Some("laptop"));
+        assert!(!first.is_revoked());
+        assert!(first.fingerprint().starts_with("SHA256:"));
+        let second = store
+            .add_public_key(&alice.id, NewPublicKey::new(KeyFamily::Ed25519, vec![7; 44]))
+            .await
+            .unwrap();
+        assert_ne!(first.id, second.id);
+        let listed = store.public_keys(&alice.id).await.unwrap();
+        assert_eq!(
+            listed,
+            vec![first.clone(), second.clone()],
+            "every field, oldest first"
+        );
+        // The same bytes twice on one account: a conflict; on another account: fine.
+        assert!(matches!(
+            store.add_public_key(&alice.id, key(1)).await,
+            Err(StoreError::Conflict(_))
+        ));
+        store.add_public_key(&bob.id, key(1)).await.unwrap();
+        // Revocation: only the owner's key, idempotent, the first time stays.
+        let at = SystemTime::now() - Duration::from_secs(60);
+        assert_eq!(
+            store.revoke_public_key(&bob.id, &first.id, at).await,
+            Err(StoreError::NoSuchKey),
+            "another account's key"
+        );
+        for unknown in ["", "0", "k999", "999", "01", "1; --"] {
+            assert_eq!(
+                store
+                    .revoke_public_key(&alice.id, &KeyId(unknown.into()), at)
+                    .await,
+                Err(StoreError::NoSuchKey),
+                "{unknown:?}"
+            );
+        }
+        let revoked = store.revoke_public_key(&alice.id, &first.id, at).await.unwrap();
+        assert_eq!(revoked.revoked_at, Some(at));
+        let again = store
+            .revoke_public_key(&alice.id, &first.id, SystemTime::now())
+            .await
+            .unwrap();
+        assert_eq!(again.revoked_at, Some(at));
+        let listed = store.public_keys(&alice.id).await.unwrap();
+        assert_eq!(listed[0].revoked_at, Some(at));
+        assert_eq!(listed[1], second);
+        // A revoked key cannot come back while its row is kept.
+        assert!(matches!(
+            store.add_public_key(&alice.id, key(1)).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(store.public_keys(&bob.id).await.unwrap().len(), 1);
+    }
+
+    async fn key_writes_are_bounded_and_change_nothing_on_error<S: TestStore>(store: Arc<S>) {
+        let alice = store.create_account(NewAccount::new("alice")).await.unwrap();
+        let unknown = authchain::AccountId("999999".into());
+        assert_eq!(
+            store.add_public_key(&unknown, key(1)).await,
+            Err(StoreError::NotFound)
+        );
+        assert_eq!(store.public_keys(&unknown).await, Err(StoreError::NotFound));
+        assert_eq!(
+            store
+                .revoke_public_key(&unknown, &KeyId("1".into()), SystemTime::now())
+                .await,
+            Err(StoreError::NotFound)
+        );
+        let too_big = NewPublicKey::new(KeyFamily::Rsa, vec![0; MAX_PUBLIC_KEY_BYTES + 1]);
+        assert_eq!(
+            store.add_public_key(&alice.id, too_big).await,
+            Err(StoreError::TooLong {
+                field: "key",
+                max: MAX_PUBLIC_KEY_BYTES
+            })
+        );
+        assert!(matches!(
+            store
+                .add_public_key(&alice.id, NewPublicKey::new(KeyFamily::Rsa, Vec::new()))
+                .await,
+            Err(StoreError::InvalidValue { field: "key", .. })
+        ));
+        assert_eq!(
+            store
+                .add_public_key(&alice.id, key(1).label("x".repeat(MAX_KEY_LABEL_BYTES + 1)))
+                .await,
+            Err(StoreError::TooLong {
+                field: "label",
+                max: MAX_KEY_LABEL_BYTES
+            })
+        );
+        assert!(matches!(
+            store.add_public_key(&alice.id, key(1).label("a\nb")).await,
+            Err(StoreError::InvalidValue { field: "label", .. })
+        ));
+        assert_eq!(
+            store.public_keys(&alice.id).await.unwrap(),
+            vec![],
+            "nothing written"
+        );
+        // At most MAX_KEYS_PER_ACCOUNT unrevoked keys.
+        let mut added = Vec::new();
+        for n in 0..MAX_KEYS_PER_ACCOUNT as u8 {
+            added.push(store.add_public_key(&alice.id, key(n)).await.unwrap());
+        }
+        assert_eq!(
+            store.add_public_key(&alice.id, key(200)).await,
+            Err(StoreError::TooManyKeys {
+                max: MAX_KEYS_PER_ACCOUNT
+            })
+        );
+        assert_eq!(
+            store.public_keys(&alice.id).await.unwrap().len(),
+            MAX_KEYS_PER_ACCOUNT
+        );
+        // Revoked keys are kept up to MAX_REVOKED_KEYS_KEPT, the oldest dropped first.
+        for n in (100u8..).take(MAX_REVOKED_KEYS_KEPT + 3) {
+            let victim = added.remove(0);
+            store
+                .revoke_public_key(&alice.id, &victim.id, SystemTime::now())
+                .await
+                .unwrap();
+            added.push(store.add_public_key(&alice.id, key(n)).await.unwrap());
+        }
+        let listed = store.public_keys(&alice.id).await.unwrap();
+        assert_eq!(
+            listed.iter().filter(|k| !k.is_revoked()).count(),
+            MAX_KEYS_PER_ACCOUNT
+        );
+        assert_eq!(
+            listed.iter().filter(|k| k.is_revoked()).count(),
+            MAX_REVOKED_KEYS_KEPT
+        );
+        assert!(
+            !listed.iter().any(|k| k.spki == key(0).spki),
+            "the oldest revoked key was dropped"
+        );
+    }
+
+    crate::store_tests!(
+        keys_are_added_listed_and_revoked,
+        key_writes_are_bounded_and_change_nothing_on_error,
+    );
+}

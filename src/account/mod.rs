@@ -1,6 +1,7 @@
 //! Accounts: the host's user store, login names, passwords, role mapping and
 //! login throttling.
 
+mod keys;
 mod login;
 mod password;
 mod roles;
@@ -9,6 +10,10 @@ pub(crate) mod sqlite;
 mod store;
 mod throttle;
 
+pub use keys::{
+    KeyFamily, KeyId, MAX_KEY_LABEL_BYTES, MAX_KEYS_PER_ACCOUNT, MAX_PUBLIC_KEY_BYTES, MAX_REVOKED_KEYS_KEPT,
+    NewPublicKey, PublicKey, fingerprint,
+};
 pub use login::{LoginAttribute, LoginNames};
 pub use password::{
     CostLimitExceeded, HashCheckError, HashLimits, HashScheme, MAX_HASH_LEN, PasswordError, PasswordPolicy,

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use super::HashLimits;
+use super::keys::{KeyId, MAX_KEYS_PER_ACCOUNT, MAX_REVOKED_KEYS_KEPT, NewPublicKey, PublicKey};
 use crate::{AccountId, StoreError};
 
 /// A local account.
@@ -213,6 +214,43 @@ pub trait UserStore: Send + Sync {
     async fn set_disabled(&self, id: &AccountId, disabled: bool) -> Result<(), StoreError>;
     /// Grants (`true`) or revokes (`false`) a locally managed role.
     async fn set_local_role(&self, id: &AccountId, role: &str, granted: bool) -> Result<(), StoreError>;
+
+    /// Registers a public key for key-based login. Checks first and writes
+    /// nothing on error: [`NewPublicKey::check`]'s bounds, [`StoreError::NotFound`]
+    /// for an unknown account, [`StoreError::TooManyKeys`] when the account holds
+    /// [`MAX_KEYS_PER_ACCOUNT`] unrevoked keys, [`StoreError::Conflict`] when the
+    /// same key bytes are already registered (or were, and were revoked) to this
+    /// account. Drops the account's oldest revoked keys beyond
+    /// [`MAX_REVOKED_KEYS_KEPT`].
+    ///
+    /// The default refuses with [`StoreError::Unsupported`] (a store written before
+    /// key login existed).
+    async fn add_public_key(&self, account: &AccountId, key: NewPublicKey) -> Result<PublicKey, StoreError> {
+        let _ = (account, key);
+        Err(StoreError::Unsupported("public keys"))
+    }
+
+    /// The account's keys, revoked ones included, oldest first (at most
+    /// [`MAX_KEYS_PER_ACCOUNT`] + [`MAX_REVOKED_KEYS_KEPT`]).
+    /// [`StoreError::NotFound`] for an unknown account.
+    async fn public_keys(&self, account: &AccountId) -> Result<Vec<PublicKey>, StoreError> {
+        let _ = account;
+        Err(StoreError::Unsupported("public keys"))
+    }
+
+    /// Revokes one of the account's keys at `at` and returns it. Revoking a
+    /// revoked key changes nothing (its first revocation time stays).
+    /// [`StoreError::NoSuchKey`] when the account has no such key (another
+    /// account's key included), [`StoreError::NotFound`] for an unknown account.
+    async fn revoke_public_key(
+        &self,
+        account: &AccountId,
+        key: &KeyId,
+        at: SystemTime,
+    ) -> Result<PublicKey, StoreError> {
+        let _ = (account, key, at);
+        Err(StoreError::Unsupported("public keys"))
+    }
 }
 
 /// A [`UserStore`] in memory, for tests, demos and small deployments.
@@ -234,6 +272,9 @@ struct Inner {
     /// provider → subject → account, so lookups borrow instead of allocating.
     by_link: HashMap<String, HashMap<String, AccountId>>,
     next_id: u64,
+    /// account → its keys, oldest first.
+    keys: HashMap<AccountId, Vec<PublicKey>>,
+    next_key_id: u64,
 }
 
 impl Inner {
@@ -435,5 +476,71 @@ impl UserStore for MemoryUserStore {
             account.roles.remove(role);
         }
         Ok(())
+    }
+
+    async fn add_public_key(&self, account: &AccountId, key: NewPublicKey) -> Result<PublicKey, StoreError> {
+        key.check()?;
+        let mut inner = self.write();
+        if !inner.accounts.contains_key(account) {
+            return Err(StoreError::NotFound);
+        }
+        let held = inner.keys.get(account).map(Vec::as_slice).unwrap_or_default();
+        if held.iter().filter(|k| !k.is_revoked()).count() >= MAX_KEYS_PER_ACCOUNT {
+            return Err(StoreError::TooManyKeys {
+                max: MAX_KEYS_PER_ACCOUNT,
+            });
+        }
+        if held.iter().any(|k| k.spki == key.spki) {
+            return Err(StoreError::Conflict(
+                "this key is already registered to the account".into(),
+            ));
+        }
+        inner.next_key_id += 1;
+        let stored = PublicKey {
+            id: KeyId(format!("k{}", inner.next_key_id)),
+            account: account.clone(),
+            family: key.family,
+            spki: key.spki,
+            label: key.label,
+            created_at: SystemTime::now(),
+            revoked_at: None,
+        };
+        let keys = inner.keys.entry(account.clone()).or_default();
+        keys.push(stored.clone());
+        let revoked = keys.iter().filter(|k| k.is_revoked()).count();
+        let mut drop = revoked.saturating_sub(MAX_REVOKED_KEYS_KEPT);
+        keys.retain(|k| {
+            let gone = drop > 0 && k.is_revoked();
+            drop -= usize::from(gone);
+            !gone
+        });
+        Ok(stored)
+    }
+
+    async fn public_keys(&self, account: &AccountId) -> Result<Vec<PublicKey>, StoreError> {
+        let inner = self.read();
+        if !inner.accounts.contains_key(account) {
+            return Err(StoreError::NotFound);
+        }
+        Ok(inner.keys.get(account).cloned().unwrap_or_default())
+    }
+
+    async fn revoke_public_key(
+        &self,
+        account: &AccountId,
+        key: &KeyId,
+        at: SystemTime,
+    ) -> Result<PublicKey, StoreError> {
+        let mut inner = self.write();
+        if !inner.accounts.contains_key(account) {
+            return Err(StoreError::NotFound);
+        }
+        let stored = inner
+            .keys
+            .get_mut(account)
+            .and_then(|keys| keys.iter_mut().find(|k| k.id == *key))
+            .ok_or(StoreError::NoSuchKey)?;
+        stored.revoked_at.get_or_insert(at);
+        Ok(stored.clone())
     }
 }

@@ -15,8 +15,8 @@
 //! * [`sync`] (features `sync` and `sqlite`): mirroring LDAP users and groups into
 //!   the store, `authchain sync`.
 //! * [`modules`]: the settings of [`ldap`](modules::ldap),
-//!   [`oidc` and `oauth2`](modules::oidc), [`saml`](modules::saml) and
-//!   [`cas`](modules::cas).
+//!   [`oidc` and `oauth2`](modules::oidc), [`saml`](modules::saml),
+//!   [`cas`](modules::cas) and [`key_login`](modules::key_login).
 //!
 //! The pages link to each other; links to the feature-gated pages resolve when
 //! those features are on (docs.rs builds with every feature).
@@ -67,4 +67,6 @@ pub mod modules {
 
     #[doc = include_str!("../../docs/modules/signed_header.md")]
     pub mod signed_header {}
+    #[doc = include_str!("../../docs/modules/key_login.md")]
+    pub mod key_login {}
 }

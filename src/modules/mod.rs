@@ -7,6 +7,9 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "cas")))]
 pub mod cas;
 pub mod header;
+#[cfg(feature = "key-login")]
+#[cfg_attr(docsrs, doc(cfg(feature = "key-login")))]
+pub mod key_login;
 #[cfg(feature = "ldap")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ldap")))]
 pub mod ldap;
@@ -30,6 +33,9 @@ mod xml;
 #[cfg_attr(docsrs, doc(cfg(feature = "cas")))]
 pub use cas::{CasModule, CasSettings};
 pub use header::{HeaderModule, HeaderSettings};
+#[cfg(feature = "key-login")]
+#[cfg_attr(docsrs, doc(cfg(feature = "key-login")))]
+pub use key_login::{KeyLoginModule, KeyLoginSettings};
 #[cfg(feature = "ldap")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ldap")))]
 pub use ldap::{LdapModule, LdapSettings};

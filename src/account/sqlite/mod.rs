@@ -21,6 +21,7 @@
 
 #[cfg(feature = "sync")]
 mod directory;
+mod keys;
 pub(crate) mod ops;
 
 use std::collections::BTreeSet;
@@ -35,8 +36,8 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::{
-    Account, AttemptStore, DEFAULT_MAX_CONNECTIONS, FailureCount, HashLimits, LoginUpdate,
-    MAX_FAILURES_PER_KEY, NewAccount, Synchronous, UserStore,
+    Account, AttemptStore, DEFAULT_MAX_CONNECTIONS, FailureCount, HashLimits, KeyId, LoginUpdate,
+    MAX_FAILURES_PER_KEY, NewAccount, NewPublicKey, PublicKey, Synchronous, UserStore,
 };
 use crate::error::OtherError;
 use crate::{AccountId, StoreError};
@@ -390,6 +391,34 @@ impl UserStore for SqliteStore {
         let mut tx = self.write().await?;
         ops::set_local_role(&mut tx, id, role, granted).await?;
         tx.commit().await.map_err(backend)
+    }
+
+    async fn add_public_key(&self, account: &AccountId, key: NewPublicKey) -> Result<PublicKey, StoreError> {
+        key.check()?;
+        let mut tx = self.write().await?;
+        let stored = keys::add_public_key(&mut tx, account, &key).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(stored)
+    }
+
+    async fn public_keys(&self, account: &AccountId) -> Result<Vec<PublicKey>, StoreError> {
+        // One snapshot: the existence check and the rows.
+        let mut tx = self.pool().begin().await.map_err(backend)?;
+        let keys = keys::public_keys(&mut tx, account).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(keys)
+    }
+
+    async fn revoke_public_key(
+        &self,
+        account: &AccountId,
+        key: &KeyId,
+        at: SystemTime,
+    ) -> Result<PublicKey, StoreError> {
+        let mut tx = self.write().await?;
+        let revoked = keys::revoke_public_key(&mut tx, account, key, at).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(revoked)
     }
 }
 
