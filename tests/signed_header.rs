@@ -31,7 +31,14 @@ struct Keys {
 }
 
 impl Keys {
-    fn make() -> Keys {
+    /// The keys of this test binary, made once: tests run in parallel, and two
+    /// making the same files at once would sign with a key the JWKS does not hold.
+    fn make() -> &'static Keys {
+        static KEYS: std::sync::OnceLock<Keys> = std::sync::OnceLock::new();
+        KEYS.get_or_init(Keys::generate)
+    }
+
+    fn generate() -> Keys {
         let dir =
             PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("signed-header-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
