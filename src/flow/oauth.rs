@@ -215,6 +215,29 @@ fn check_extra_params(key: &str, params: &BTreeMap<String, String>) -> Result<()
     Ok(())
 }
 
+/// The field groups an OAuth2 / OIDC module's settings embed, read from its flat
+/// table: the module's own fields (`S`), the client, the flow and HTTP settings.
+pub(crate) fn take_oauth_groups<S: serde::de::DeserializeOwned>(
+    mut table: toml::Table,
+) -> Result<(S, OAuthClientSettings, super::FlowSettings, super::HttpSettings), ConfigError> {
+    let client = crate::settings::take_group(&mut table)?;
+    let flow = crate::settings::take_group(&mut table)?;
+    let http = crate::settings::take_group(&mut table)?;
+    Ok((crate::settings::take_rest(table)?, client, flow, http))
+}
+
+/// Every key of such a table (see [`take_oauth_groups`]).
+pub(crate) fn oauth_keys<S: serde::de::DeserializeOwned>() -> Vec<&'static str> {
+    use crate::settings::field_names;
+    [
+        field_names::<S>(),
+        field_names::<OAuthClientSettings>(),
+        field_names::<super::FlowSettings>(),
+        field_names::<super::HttpSettings>(),
+    ]
+    .concat()
+}
+
 /// Builds `endpoint?response_type=code&...` (keeping any query the endpoint has):
 /// the module's `params`, the login's hints (`login_hint`, `prompt`, `domain_hint`,
 /// already checked by the chain), then the configured `extra` parameters.

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::ConfigError;
 use crate::flow::{FlowSettings, HttpSettings, OAuthClientSettings};
-use crate::settings::{self, ModuleSettingsType, ProviderUrl};
+use crate::settings::{ModuleSettingsType, ProviderUrl};
 
 /// The settings of one OAuth2 module. In TOML the field groups (`client`, `flow`,
 /// `http`) are flat, beside the module's own keys:
@@ -113,25 +113,18 @@ impl OAuth2Settings {
 }
 
 impl ModuleSettingsType for OAuth2Settings {
-    fn from_table(mut table: toml::Table) -> Result<Self, ConfigError> {
-        let client = settings::take_group(&mut table)?;
-        let flow = settings::take_group(&mut table)?;
-        let http = settings::take_group(&mut table)?;
-        let mut own: OAuth2Settings = settings::take_rest(table)?;
-        own.client = client;
-        own.flow = flow;
-        own.http = http;
-        Ok(own)
+    fn from_table(table: toml::Table) -> Result<Self, ConfigError> {
+        let (own, client, flow, http) = crate::flow::oauth::take_oauth_groups::<OAuth2Settings>(table)?;
+        Ok(OAuth2Settings {
+            client,
+            flow,
+            http,
+            ..own
+        })
     }
 
     fn keys() -> Vec<&'static str> {
-        [
-            settings::field_names::<Self>(),
-            settings::field_names::<OAuthClientSettings>(),
-            settings::field_names::<FlowSettings>(),
-            settings::field_names::<HttpSettings>(),
-        ]
-        .concat()
+        crate::flow::oauth::oauth_keys::<Self>()
     }
 }
 

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::{Algorithm, DEFAULT_CLOCK_SKEW, DEFAULT_JWKS_MIN_REFETCH, DEFAULT_METADATA_REFRESH};
 use crate::ConfigError;
 use crate::flow::{FlowSettings, HttpSettings, OAuthClientSettings};
-use crate::settings::{self, ModuleSettingsType, ProviderUrl};
+use crate::settings::{ModuleSettingsType, ProviderUrl};
 
 /// The settings of one OpenID Connect module. In TOML the field groups (`client`,
 /// `flow`, `http`) are flat, beside the module's own keys:
@@ -159,25 +159,18 @@ impl OidcSettings {
 }
 
 impl ModuleSettingsType for OidcSettings {
-    fn from_table(mut table: toml::Table) -> Result<Self, ConfigError> {
-        let client = settings::take_group(&mut table)?;
-        let flow = settings::take_group(&mut table)?;
-        let http = settings::take_group(&mut table)?;
-        let mut own: OidcSettings = settings::take_rest(table)?;
-        own.client = client;
-        own.flow = flow;
-        own.http = http;
-        Ok(own)
+    fn from_table(table: toml::Table) -> Result<Self, ConfigError> {
+        let (own, client, flow, http) = crate::flow::oauth::take_oauth_groups::<OidcSettings>(table)?;
+        Ok(OidcSettings {
+            client,
+            flow,
+            http,
+            ..own
+        })
     }
 
     fn keys() -> Vec<&'static str> {
-        [
-            settings::field_names::<Self>(),
-            settings::field_names::<OAuthClientSettings>(),
-            settings::field_names::<FlowSettings>(),
-            settings::field_names::<HttpSettings>(),
-        ]
-        .concat()
+        crate::flow::oauth::oauth_keys::<Self>()
     }
 }
 
