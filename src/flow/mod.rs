@@ -235,6 +235,7 @@ impl Flows {
             expires_at: SystemTime::now() + self.ttl,
             cookie_digest: digest(&cookie.value),
             extra,
+            client: None,
         };
         self.store
             .insert(flow.clone())

@@ -37,6 +37,9 @@ pub struct PendingFlow {
     pub cookie_digest: [u8; 32],
     /// Module-specific data (a SAML request id, a CAS service URL, a tenant).
     pub extra: Option<String>,
+    /// The address of the client that started the login, when known: stores bound
+    /// the pending logins of one client.
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl fmt::Debug for PendingFlow {
@@ -267,6 +270,7 @@ mod tests {
             module: "m".into(),
             expires_at: SystemTime::now() + ttl,
             cookie_digest: digest("cookie"),
+            client: None,
             extra: None,
         }
     }
