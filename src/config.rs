@@ -50,12 +50,16 @@ use crate::net::{ForwardedHeader, ProxyTrust};
 use crate::settings::ModuleSettingsType;
 use crate::{AuthChain, Authenticator, ChainBuilder, ConfigError};
 
+pub use crate::error::Location;
+
 /// A parsed configuration, ready to build an [`AuthChain`].
 #[derive(Debug, Clone)]
 pub struct Config {
     raw: RawConfig,
     modules: Vec<ModuleConfig>,
     store: Option<StoreConfig>,
+    /// The TOML text, to give later errors the line of their key.
+    text: Arc<str>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -350,7 +354,7 @@ impl Stores {
 }
 
 fn syntax(err: toml::de::Error) -> ConfigError {
-    ConfigError::Syntax(err.to_string().trim_end().to_owned())
+    ConfigError::Syntax(crate::settings::plain_language(err.to_string().trim_end()))
 }
 
 impl Config {
@@ -358,40 +362,73 @@ impl Config {
     /// types, a `chain` entry without a table, or a table not in `chain` are errors.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(syntax)?;
+        let located = |e: ConfigError| e.located(&|key: &str| crate::toml_location::locate(text, key));
+        // Every error in the text is reported, not only the first.
+        let mut errors = Vec::new();
         let mut modules = Vec::with_capacity(raw.chain.len());
         for (i, id) in raw.chain.iter().enumerate() {
             if raw.chain[..i].contains(id) {
-                return Err(ConfigError::invalid(
+                errors.push(ConfigError::invalid(
                     format!("chain[{i}]"),
                     format!("module `{id}` is listed twice"),
                 ));
+                continue;
             }
-            let table = raw.modules.get(id).ok_or_else(|| {
-                ConfigError::invalid(format!("chain[{i}]"), format!("no [modules.{id}] table"))
-            })?;
-            modules.push(parse_module(id, table)?);
+            match raw.modules.get(id) {
+                Some(table) => match parse_module(id, table) {
+                    Ok(module) => modules.push(module),
+                    Err(e) => errors.push(e),
+                },
+                None => errors.push(ConfigError::invalid(
+                    format!("chain[{i}]"),
+                    format!("no [modules.{id}] table"),
+                )),
+            }
         }
-        if let Some(unused) = raw.modules.keys().find(|id| !raw.chain.contains(id)) {
-            return Err(ConfigError::invalid(
+        for unused in raw.modules.keys().filter(|id| !raw.chain.contains(id)) {
+            errors.push(ConfigError::invalid(
                 format!("modules.{unused}"),
                 "module is configured but not listed in `chain`",
             ));
         }
         for (i, cidr) in raw.trusted_proxies.iter().enumerate() {
-            parse_cidr(&format!("trusted_proxies[{i}]"), cidr)?;
+            if let Err(e) = parse_cidr(&format!("trusted_proxies[{i}]"), cidr) {
+                errors.push(e);
+            }
         }
-        let store = raw.store.as_ref().map(StoreConfig::parse).transpose()?;
-        let config = Config { raw, modules, store };
-        config.check_sync()?;
+        let store = match raw.store.as_ref().map(StoreConfig::parse).transpose() {
+            Ok(store) => store,
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        if let Some(error) = ConfigError::collect(errors) {
+            return Err(located(error));
+        }
+        let config = Config {
+            raw,
+            modules,
+            store,
+            text: Arc::from(text),
+        };
+        config.check_sync().map_err(located)?;
         Ok(config)
+    }
+
+    /// `error` with the line of its key in this configuration's text.
+    fn located(&self, error: ConfigError) -> ConfigError {
+        error.located(&|key: &str| crate::toml_location::locate(&self.text, key))
     }
 
     /// Reads and parses a TOML file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            key: None,
             path: path.display().to_string(),
             source,
+            location: None,
         })?;
         Config::from_toml(&text)
     }
@@ -506,12 +543,16 @@ impl Config {
 
     /// Builds the chain.
     pub fn build(&self, stores: Stores) -> Result<AuthChain, ConfigError> {
-        self.chain_builder(stores)?.build()
+        self.chain_builder(stores)?.build().map_err(|e| self.located(e))
     }
 
     /// A builder holding every configured module, for hosts that add their own
     /// modules (appended after the configured ones) before building.
     pub fn chain_builder(&self, stores: Stores) -> Result<ChainBuilder, ConfigError> {
+        self.configured_builder(stores).map_err(|e| self.located(e))
+    }
+
+    fn configured_builder(&self, stores: Stores) -> Result<ChainBuilder, ConfigError> {
         let raw = &self.raw;
         let names = LoginNames {
             case_insensitive: raw.accounts.case_insensitive,
@@ -692,12 +733,7 @@ fn role_mapping(id: &str, common: &CommonConfig) -> Result<RoleMapping, ConfigEr
         .match_dn(common.role_mapping.match_dn)
         .rules(common.role_mapping.rules.iter().cloned())
         .build()
-        .map_err(|e| match e {
-            ConfigError::Invalid { key, message } => {
-                ConfigError::invalid(format!("modules.{id}.{key}"), message)
-            }
-            other => other,
-        })
+        .map_err(|e| e.under(&format!("modules.{id}")))
 }
 
 fn settings(id: &str, common: &CommonConfig) -> Result<ModuleSettings, ConfigError> {

@@ -447,30 +447,59 @@ impl StoreError {
     }
 }
 
-/// A configuration that cannot be built. Every variant names the offending key.
+/// Where a key stands in the configuration text (both 1-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// The line.
+    pub line: usize,
+    /// The column, in characters.
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}, column {}", self.line, self.column)
+    }
+}
+
+/// ` (line 3, column 1)`, or nothing when the location is unknown.
+fn at(location: &Option<Location>) -> String {
+    location.map(|l| format!(" ({l})")).unwrap_or_default()
+}
+
+/// A configuration that cannot be built. Every variant names the offending key
+/// and, when the configuration came from TOML text, where the key stands in it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The file is not valid TOML or a value has the wrong type; the message
-    /// carries the key and the line.
+    /// The file is not valid TOML; the message carries the line.
     #[error("configuration syntax: {0}")]
     Syntax(String),
-    /// A key holds a value that cannot work.
-    #[error("configuration key `{key}`: {message}")]
+    /// A key holds a value that cannot work (or of the wrong type, or is missing).
+    #[error("configuration key `{key}`{}: {message}", at(.location))]
     Invalid {
-        /// Dotted path of the key, e.g. `modules.proxy.trusted_proxies`.
+        /// Dotted path of the key, e.g. `modules.proxy.trusted_proxies[1]`.
         key: String,
         /// What is wrong with it.
         message: String,
+        /// Where the key (or, for a missing key, its table) stands in the text.
+        location: Option<Location>,
     },
-    /// The configuration file (or a secret file) could not be read.
-    #[error("cannot read `{path}`: {source}")]
+    /// The configuration file, or a file a key names, could not be read.
+    #[error("cannot read `{path}`{}{}: {source}", key.as_deref().map(|k| format!(" (key `{k}`)")).unwrap_or_default(), at(.location))]
     Io {
+        /// The key that names the file (`None` for the configuration file itself).
+        key: Option<String>,
         /// The path that failed.
         path: String,
         /// The underlying error.
         source: std::io::Error,
+        /// Where the key stands in the text.
+        location: Option<Location>,
     },
+    /// More than one error, in the order they were found; each is complete on its own.
+    #[error("{} configuration errors:{}", .0.len(), .0.iter().map(|e| format!("\n  {e}")).collect::<String>())]
+    Several(Vec<ConfigError>),
 }
 
 impl ConfigError {
@@ -478,28 +507,123 @@ impl ConfigError {
         ConfigError::Invalid {
             key: key.into(),
             message: message.into(),
+            location: None,
         }
     }
 
-    /// The offending key, when the error is about one.
+    /// A file named by `key` that could not be read.
+    pub(crate) fn io(key: impl Into<String>, path: &std::path::Path, source: std::io::Error) -> Self {
+        ConfigError::Io {
+            key: Some(key.into()),
+            path: path.display().to_string(),
+            source,
+            location: None,
+        }
+    }
+
+    /// One error, or [`ConfigError::Several`]; `None` for none.
+    pub(crate) fn collect(mut errors: Vec<ConfigError>) -> Option<Self> {
+        match errors.len() {
+            0 => None,
+            1 => errors.pop(),
+            _ => Some(ConfigError::Several(errors)),
+        }
+    }
+
+    /// The offending key, when the error is about one (the first error's, for
+    /// [`ConfigError::Several`]).
     pub fn key(&self) -> Option<&str> {
         match self {
             ConfigError::Invalid { key, .. } => Some(key),
-            _ => None,
+            ConfigError::Io { key, .. } => key.as_deref(),
+            ConfigError::Several(errors) => errors.first().and_then(ConfigError::key),
+            ConfigError::Syntax(_) => None,
+        }
+    }
+
+    /// Where the offending key stands in the configuration text, when known.
+    pub fn location(&self) -> Option<Location> {
+        match self {
+            ConfigError::Invalid { location, .. } | ConfigError::Io { location, .. } => *location,
+            ConfigError::Several(errors) => errors.first().and_then(ConfigError::location),
+            ConfigError::Syntax(_) => None,
+        }
+    }
+
+    /// Every single error (one, or the members of [`ConfigError::Several`]).
+    pub fn errors(&self) -> Vec<&ConfigError> {
+        match self {
+            ConfigError::Several(errors) => errors.iter().collect(),
+            other => vec![other],
+        }
+    }
+
+    /// The same error with its location looked up by `locate` (from the key).
+    pub(crate) fn located(self, locate: &impl Fn(&str) -> Option<Location>) -> Self {
+        match self {
+            ConfigError::Invalid {
+                key,
+                message,
+                location,
+            } => ConfigError::Invalid {
+                location: location.or_else(|| locate(&key)),
+                key,
+                message,
+            },
+            ConfigError::Io {
+                key,
+                path,
+                source,
+                location,
+            } => ConfigError::Io {
+                location: location.or_else(|| key.as_deref().and_then(locate)),
+                key,
+                path,
+                source,
+            },
+            ConfigError::Several(errors) => {
+                ConfigError::Several(errors.into_iter().map(|e| e.located(locate)).collect())
+            }
+            other => other,
         }
     }
 
     /// The same error with its key placed under `prefix` (`modules.corp`).
     pub(crate) fn under(self, prefix: &str) -> Self {
+        self.rekey_with(&|k: &str| {
+            if k.is_empty() {
+                prefix.to_owned()
+            } else {
+                format!("{prefix}.{k}")
+            }
+        })
+    }
+
+    fn rekey_with(self, key: &dyn Fn(&str) -> String) -> Self {
         match self {
-            ConfigError::Invalid { key, message } if key.is_empty() => ConfigError::Invalid {
-                key: prefix.to_owned(),
+            ConfigError::Invalid {
+                key: k,
                 message,
-            },
-            ConfigError::Invalid { key, message } => ConfigError::Invalid {
-                key: format!("{prefix}.{key}"),
+                location,
+            } => ConfigError::Invalid {
+                key: key(&k),
                 message,
+                location,
             },
+            ConfigError::Io {
+                key: Some(k),
+                path,
+                source,
+                location,
+            } => ConfigError::Io {
+                key: Some(key(&k)),
+                path,
+                source,
+                location,
+            },
+            ConfigError::Several(errors) => {
+                ConfigError::Several(errors.into_iter().map(|e| e.rekey_with(key)).collect())
+            }
             other => other,
         }
     }
@@ -513,12 +637,6 @@ impl ConfigError {
         feature = "signed-header"
     ))]
     pub(crate) fn rekey(self, key: impl Fn(&str) -> String) -> Self {
-        match self {
-            ConfigError::Invalid { key: k, message } => ConfigError::Invalid {
-                key: key(&k),
-                message,
-            },
-            other => other,
-        }
+        self.rekey_with(&key)
     }
 }

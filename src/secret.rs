@@ -95,10 +95,8 @@ impl SecretSource {
                 .map(SecretString::from)
                 .map_err(|_| ConfigError::invalid(key, format!("environment variable `{name}` is not set"))),
             SecretSource::File(path) => {
-                let mut text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-                    path: path.display().to_string(),
-                    source,
-                })?;
+                let mut text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::io(key, path, source))?;
                 while text.ends_with('\n') || text.ends_with('\r') {
                     text.pop();
                 }

@@ -57,7 +57,7 @@ fn from_part<T: DeserializeOwned>(part: toml::Table) -> Result<T, ConfigError> {
 pub(crate) fn deserialize<T: DeserializeOwned>(value: toml::Value) -> Result<T, ConfigError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let message = e.into_inner().message().to_owned();
+        let message = plain_language(e.into_inner().message());
         let key = if path == "." {
             missing_field(&message).unwrap_or_default().to_owned()
         } else {
@@ -65,6 +65,32 @@ pub(crate) fn deserialize<T: DeserializeOwned>(value: toml::Value) -> Result<T, 
         };
         ConfigError::invalid(key, message)
     })
+}
+
+/// serde's type names (`expected usize`) in the words of a configuration file.
+pub(crate) fn plain_language(message: &str) -> String {
+    const WORDS: [(&str, &str); 15] = [
+        ("invalid type: ", "wrong type: found "),
+        ("a nonzero usize", "a whole number (1 or more)"),
+        ("a nonzero u32", "a whole number (1 or more)"),
+        ("a nonzero u64", "a whole number (1 or more)"),
+        ("invalid value: ", "value out of range: "),
+        ("expected usize", "expected a whole number (0 or more)"),
+        ("expected u64", "expected a whole number (0 or more)"),
+        ("expected u32", "expected a whole number (0 or more)"),
+        ("expected u16", "expected a whole number (0 to 65535)"),
+        ("expected u8", "expected a whole number (0 to 255)"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+        ("expected a sequence", "expected a list [ ... ]"),
+    ];
+    let mut text = message.to_owned();
+    for (from, to) in WORDS {
+        text = text.replace(from, to);
+    }
+    text
 }
 
 /// `missing field `x`` → `x`.

@@ -251,3 +251,76 @@ fn ldap_errors_name_their_key_under_the_module() {
     let err = error("chain = [\"corp\"]\n[modules.corp]\ntype = \"ldap\"\nuser_search_base = \"dc=x\"\n");
     assert_eq!(err.key(), Some("modules.corp.urls"), "{err}");
 }
+
+/// Errors found after the text parsed (inside a module table, a role-mapping rule,
+/// a file a key names) still carry the key's line and column.
+#[test]
+fn errors_inside_modules_carry_the_line_of_their_key() {
+    let text = "chain = [\"l\"]\n\n[modules.l]\ntype = \"local\"\nenabled = \"yes\"\n";
+    let err = error(text);
+    assert!(
+        matches!(&err, ConfigError::Invalid { key, .. } if key == "modules.l.enabled"),
+        "{err:?}"
+    );
+    assert_eq!(err.location().map(|l| (l.line, l.column)), Some((5, 1)), "{err}");
+    assert!(err.to_string().contains("line 5"), "{err}");
+    // Type errors in the words of a configuration file, not of Rust.
+    assert!(err.to_string().contains("expected true or false"), "{err}");
+    let err = error("chain = [\"l\"]\n[modules.l]\ntype = \"local\"\nmax_password_bytes = \"x\"\n");
+    assert!(err.to_string().contains("expected a whole number"), "{err}");
+    assert!(!err.to_string().contains("usize"), "{err}");
+    let err = error("chain = []\n[throttle]\nmax_attempts = true\n");
+    assert!(
+        !err.to_string().contains("u32") && !err.to_string().contains("usize"),
+        "{err}"
+    );
+
+    let text = "chain = [\"p\"]\n[modules.p]\ntype = \"header\"\n[[modules.p.role_mapping.rules]]\ngroup = \"a\"\nrole = \"r\"\n[[modules.p.role_mapping.rules]]\ngroup = \"b\"\n  role = 1\n";
+    let err = error(text);
+    assert_eq!(err.key(), Some("modules.p.role_mapping.rules[1].role"), "{err}");
+    assert_eq!(err.location().map(|l| (l.line, l.column)), Some((9, 3)), "{err}");
+
+    // A missing key points at its table.
+    let text =
+        "chain = [\"p\"]\n[modules.p]\ntype = \"header\"\n\n[[modules.p.role_mapping.rules]]\nrole = \"x\"\n";
+    let err = error(text);
+    assert_eq!(err.key(), Some("modules.p.role_mapping.rules[0].group"), "{err}");
+    assert_eq!(err.location().map(|l| l.line), Some(5), "{err}");
+}
+
+#[test]
+fn every_error_is_reported_not_only_the_first() {
+    let text = "chain = [\"a\", \"b\", \"a\"]\ntrusted_proxies = [\"nope\"]\n[modules.a]\ntype = \"local\"\nenabled = 3\n[modules.b]\ntype = \"header\"\nprincipal_header = \"a b\"\n[modules.c]\ntype = \"local\"\n";
+    let err = error(text);
+    let ConfigError::Several(errors) = &err else {
+        panic!("expected several errors, got {err:?}");
+    };
+    let keys: Vec<_> = errors.iter().map(|e| e.key().unwrap()).collect();
+    assert_eq!(
+        keys,
+        [
+            "modules.a.enabled",
+            "modules.b.principal_header",
+            "chain[2]",
+            "modules.c",
+            "trusted_proxies[0]"
+        ],
+        "{err}"
+    );
+    assert!(errors.iter().all(|e| e.location().is_some()), "{err}");
+    assert_eq!(err.errors().len(), 5);
+}
+
+/// A secret file that cannot be read names its key, its line and the path.
+#[cfg(feature = "ldap")]
+#[test]
+fn a_missing_secret_file_names_its_key_and_line() {
+    let text = "chain = [\"d\"]\n[modules.d]\ntype = \"ldap\"\nurls = [\"ldap://127.0.0.1:1\"]\nbind_dn = \"cn=svc\"\nbind_password = { file = \"/nonexistent/authchain-secret\" }\nuser_search_base = \"dc=x\"\n";
+    let err = error(text);
+    assert!(
+        matches!(&err, ConfigError::Io { key: Some(key), path, .. }
+            if key == "modules.d.bind_password" && path == "/nonexistent/authchain-secret"),
+        "{err:?}"
+    );
+    assert_eq!(err.location().map(|l| l.line), Some(6), "{err}");
+}

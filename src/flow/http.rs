@@ -182,10 +182,7 @@ impl HttpClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("authchain/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = ca_file {
-            let pem = std::fs::read(path).map_err(|source| ConfigError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
+            let pem = std::fs::read(path).map_err(|source| ConfigError::io(key("ca_file"), path, source))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| ConfigError::invalid(key("ca_file"), format!("not a PEM bundle: {e}")))?;
             for cert in certs {

@@ -47,10 +47,9 @@ fn tls_config(settings: &LdapSettings) -> Result<Arc<rustls::ClientConfig>, Conf
     let mut roots = rustls::RootCertStore::empty();
     let pem = match (&settings.ca_pem, &settings.ca_file) {
         (Some(pem), _) => Some(pem.clone()),
-        (None, Some(path)) => Some(std::fs::read(path).map_err(|source| ConfigError::Io {
-            path: path.display().to_string(),
-            source,
-        })?),
+        (None, Some(path)) => {
+            Some(std::fs::read(path).map_err(|source| ConfigError::io("ca_file", path, source))?)
+        }
         (None, None) => None,
     };
     match pem {

@@ -189,7 +189,7 @@ impl SamlModule {
             }
             (Some((field, source)), None) => {
                 let entity_id = settings.idp_entity_id.as_ref().map(EntityId::as_str);
-                let idp = idp::from_metadata(&source.load()?, entity_id, field)?;
+                let idp = idp::from_metadata(&source.load(field)?, entity_id, field)?;
                 check_url(field, &idp.sso_url)?;
                 idp
             }
@@ -215,9 +215,12 @@ impl SamlModule {
                 ));
             }
         };
-        for pem in &settings.idp_certificate_files {
-            idp.certificates
-                .extend(idp::certificates_from_pem(&pem.load()?, "idp_certificate_files")?);
+        for (i, pem) in settings.idp_certificate_files.iter().enumerate() {
+            let field = format!("idp_certificate_files[{i}]");
+            idp.certificates.extend(idp::certificates_from_pem(
+                &pem.load(&field)?,
+                "idp_certificate_files",
+            )?);
         }
         if idp.certificates.is_empty() {
             // samael accepts unsigned responses when it knows no IdP certificate.
@@ -246,7 +249,7 @@ impl SamlModule {
         let sp_certificate = match (&settings.sp_certificate_file, &signing_key) {
             (Some(pem), Some(pkey)) => {
                 let field = "sp_certificate_file";
-                let cert = idp::certificates_from_pem(&pem.load()?, field)?.remove(0);
+                let cert = idp::certificates_from_pem(&pem.load(field)?, field)?.remove(0);
                 let x509 = openssl::x509::X509::from_der(cert.der_data())
                     .map_err(|_| ConfigError::invalid(field, "not an X.509 certificate"))?;
                 let matches = x509

@@ -275,14 +275,13 @@ pub enum PemSource {
 }
 
 impl PemSource {
-    /// The PEM text (a file is read now).
-    pub(crate) fn load(&self) -> Result<String, ConfigError> {
+    /// The PEM text (a file is read now); `key` names the setting in errors.
+    pub(crate) fn load(&self, key: &str) -> Result<String, ConfigError> {
         match self {
             PemSource::Text(text) => Ok(text.clone()),
-            PemSource::File(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-                path: path.display().to_string(),
-                source,
-            }),
+            PemSource::File(path) => {
+                std::fs::read_to_string(path).map_err(|source| ConfigError::io(key, path, source))
+            }
         }
     }
 }

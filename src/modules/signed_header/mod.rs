@@ -126,10 +126,8 @@ impl SignedHeaderModule {
                 let mut keys = Vec::new();
                 for (i, path) in settings.public_key_files.iter().enumerate() {
                     let key = format!("public_key_files[{i}]");
-                    let pem = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
+                    let pem = std::fs::read_to_string(path)
+                        .map_err(|source| ConfigError::io(&key, path, source))?;
                     keys.push(
                         RingJwk::from_public_key_pem(&pem, None)
                             .map_err(|e| ConfigError::invalid(key, e.to_string()))?,
