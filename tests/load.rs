@@ -221,17 +221,21 @@ fn rss_kib() -> u64 {
         .unwrap()
 }
 
-/// A start at the OAuth2 module that is never finished (its flow expires).
+/// A start at the OAuth2 module that is never finished (its flow expires after
+/// 5 s), from one of 4,096 addresses.
 fn abandoned_start(i: usize) -> AuthRequest {
+    let i = i % 4096;
     AuthRequest::new(SocketAddr::from(([198, 51, (i >> 8) as u8, i as u8], 40000)))
         .with_credentials(Credentials::Start(Default::default()))
         .select("social")
 }
 
-/// A failed password login from one of 65,536 addresses (fills throttle counters).
+/// A failed password login from one of 4,096 addresses for one of 1,000 names
+/// (throttle counters for every one of them, renewed all the time).
 fn failed_login(i: usize) -> AuthRequest {
+    let i = i % 4096;
     AuthRequest::new(SocketAddr::from(([203, 0, (i >> 8) as u8, i as u8], 40000)))
-        .with_password(format!("nobody{}", i % 5000), "wrong")
+        .with_password(format!("nobody{}", i % 1000), "wrong")
 }
 
 /// Steady load for `AUTHCHAIN_SOAK_SECS` (default 600) seconds: the login mix,
