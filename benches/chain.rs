@@ -2,7 +2,11 @@
 //! (memory and SQLite stores), role mapping at scale, and a local-password login
 //! beside the bare argon2 cost.
 //!
-//! `cargo bench --bench chain`. Figures are per login (criterion's median).
+//! `cargo bench --bench chain`. Figures are per login (criterion's median). Before
+//! criterion runs, the header login through the chain (memory store) is also
+//! counted: heap allocations per login (a counting global allocator, here in the
+//! bench only) and instructions per login (this binary run twice under valgrind's
+//! callgrind, doing N logins and none, when valgrind is installed).
 
 use std::sync::Arc;
 
@@ -14,8 +18,58 @@ use authchain::chain::ModuleSettings;
 use authchain::modules::{HeaderModule, LocalModule};
 use authchain::net::ProxyTrust;
 use authchain::{AuthChain, AuthRequest, LoginResult, SecretString};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use http::HeaderMap;
+
+mod counting {
+    //! A global allocator that counts allocations (bench binaries only: the
+    //! library forbids `unsafe`).
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    pub struct Counting;
+
+    static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+    /// Allocations (and reallocations) so far.
+    pub fn allocations() -> u64 {
+        ALLOCATIONS.load(Ordering::Relaxed)
+    }
+
+    // SAFETY: every call is forwarded unchanged to the system allocator.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: the caller's contract is System's.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: as above.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: as above.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: as above.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: counting::Counting = counting::Counting;
+
+/// Set in the environment of the callgrind runs: log in this many times, print
+/// nothing, exit.
+const LOGINS_ONLY: &str = "AUTHCHAIN_BENCH_LOGINS_ONLY";
+/// Logins the counts are taken over.
+const COUNTED_LOGINS: u64 = 20_000;
+/// Logins before counting starts (lazy initialisation, caches).
+const WARM_UP_LOGINS: u64 = 100;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -63,15 +117,79 @@ fn header_login(c: &mut Criterion) {
     for (label, store) in stores {
         let (chain, request) = header_chain(&rt, store);
         group.bench_function(label, |b| {
-            b.to_async(&rt).iter(|| async {
-                match chain.login(&request).await.unwrap() {
-                    LoginResult::Authenticated(p) => assert!(p.has_role("admin")),
-                    other => panic!("{other:?}"),
-                }
-            })
+            b.to_async(&rt).iter(|| one_header_login(&chain, &request))
         });
     }
     group.finish();
+}
+
+/// One header login through the chain (memory store), checked.
+async fn one_header_login(chain: &AuthChain, request: &AuthRequest) {
+    match chain.login(request).await.unwrap() {
+        LoginResult::Authenticated(p) => assert!(p.has_role("admin")),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// `count` header logins after the warm-up, on a fresh memory-store chain.
+fn header_logins(count: u64) {
+    let rt = runtime();
+    let (chain, request) = header_chain(&rt, Arc::new(MemoryUserStore::new()));
+    rt.block_on(async {
+        for _ in 0..WARM_UP_LOGINS + count {
+            one_header_login(&chain, &request).await;
+        }
+    });
+}
+
+/// Instructions per header login: callgrind's total of this binary doing
+/// `COUNTED_LOGINS` logins minus its total doing none. `None` without valgrind.
+fn instructions_per_login() -> Option<f64> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench");
+    std::fs::create_dir_all(&dir).ok()?;
+    let total = |logins: u64| -> Option<u64> {
+        let out = dir.join(format!("callgrind.header_login.{logins}"));
+        let run = std::process::Command::new("valgrind")
+            .arg("--tool=callgrind")
+            .arg(format!("--callgrind-out-file={}", out.display()))
+            .arg(&exe)
+            .env(LOGINS_ONLY, logins.to_string())
+            .output()
+            .ok()?;
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        let collected = stderr.lines().find_map(|l| l.split_once("Collected :"))?.1;
+        collected.trim().parse().ok()
+    };
+    let none = total(0)?;
+    let some = total(COUNTED_LOGINS)?;
+    Some(some.saturating_sub(none) as f64 / COUNTED_LOGINS as f64)
+}
+
+/// Prints allocations, instructions and logins/s of the memory-store header login.
+fn header_login_counts() {
+    let rt = runtime();
+    let (chain, request) = header_chain(&rt, Arc::new(MemoryUserStore::new()));
+    let (allocations, seconds) = rt.block_on(async {
+        for _ in 0..WARM_UP_LOGINS {
+            one_header_login(&chain, &request).await;
+        }
+        let before = counting::allocations();
+        let started = std::time::Instant::now();
+        for _ in 0..COUNTED_LOGINS {
+            one_header_login(&chain, &request).await;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        (counting::allocations() - before, seconds)
+    });
+    let per_login = allocations as f64 / COUNTED_LOGINS as f64;
+    let logins_per_second = COUNTED_LOGINS as f64 / seconds;
+    let instructions =
+        instructions_per_login().map_or_else(|| "(valgrind not installed)".to_owned(), |i| format!("{i:.0}"));
+    println!(
+        "header_login/through_chain_with_role_mapping (memory store): {instructions} instructions/login, \
+         {per_login:.1} allocations/login, {logins_per_second:.0} logins/s ({COUNTED_LOGINS} logins, one pass)"
+    );
 }
 
 fn header_chain(rt: &tokio::runtime::Runtime, store: Arc<dyn UserStore>) -> (AuthChain, AuthRequest) {
@@ -187,4 +305,12 @@ fn local_login(c: &mut Criterion) {
 }
 
 criterion_group!(benches, header_login, role_mapping, local_login);
-criterion_main!(benches);
+fn main() {
+    if let Ok(count) = std::env::var(LOGINS_ONLY) {
+        header_logins(count.parse().expect("a number of logins"));
+        return;
+    }
+    header_login_counts();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
+use http::header::{FORWARDED, HeaderName};
 pub use ipnet::IpNet;
 
 /// The header a trusted proxy uses to pass on the client address.
@@ -120,34 +121,37 @@ impl ProxyTrust {
         if !self.is_trusted(client) {
             return Ok(client);
         }
-        let (name, other, parse): (&'static str, &'static str, NodeParser) = match self.header {
+        // Header names as constants: a lookup by `&str` would parse the name first.
+        const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+        let (name, read, other, parse): (&'static str, HeaderName, HeaderName, NodeParser) = match self.header
+        {
             ForwardedHeader::None => return Ok(client),
-            ForwardedHeader::XForwardedFor => ("X-Forwarded-For", "Forwarded", parse_xff_element),
-            ForwardedHeader::Forwarded => ("Forwarded", "X-Forwarded-For", parse_forwarded_element),
+            ForwardedHeader::XForwardedFor => ("X-Forwarded-For", XFF, FORWARDED, parse_xff_element),
+            ForwardedHeader::Forwarded => ("Forwarded", FORWARDED, XFF, parse_forwarded_element),
         };
-        if !headers.contains_key(name) && headers.contains_key(other) {
-            warn_unread_header(client, name, other);
+        let values = headers.get_all(&read);
+        if values.iter().next().is_none() && headers.contains_key(&other) {
+            warn_unread_header(client, name, other.as_str());
         }
-        // Several header lines form one list, in order (RFC 9110 §5.3).
-        let mut elements = Vec::new();
-        for value in headers.get_all(name) {
+        // Several header lines form one list, in order (RFC 9110 §5.3): read from
+        // the last element of the last line backwards.
+        for value in values.iter().rev() {
             let value = value.to_str().map_err(|_| ForwardedError {
                 header: name,
                 reason: "not visible ASCII".into(),
             })?;
-            elements.extend(value.split(','));
-        }
-        for element in elements.iter().rev() {
-            match parse(element.trim()).map_err(|reason| ForwardedError { header: name, reason })? {
-                Some(ip) => {
-                    client = canonical(ip);
-                    if !self.is_trusted(client) {
-                        return Ok(client);
+            for element in value.rsplit(',') {
+                match parse(element.trim()).map_err(|reason| ForwardedError { header: name, reason })? {
+                    Some(ip) => {
+                        client = canonical(ip);
+                        if !self.is_trusted(client) {
+                            return Ok(client);
+                        }
                     }
+                    // `unknown` or an obfuscated node: nothing further left can be
+                    // attributed, the last trusted hop is the best we know.
+                    None => return Ok(client),
                 }
-                // `unknown` or an obfuscated node: nothing further left can be
-                // attributed, the last trusted hop is the best we know.
-                None => return Ok(client),
             }
         }
         Ok(client)
@@ -246,6 +250,15 @@ fn parse_node(node: &str) -> Result<Option<IpAddr>, String> {
         return Ok(Some(ip));
     }
     Err(format!("{:?} is not an IP address", truncate(node, 64)))
+}
+
+/// The unit per-client bounds count by: an IPv4 address, or the /64 network of
+/// an IPv6 address (what one host is usually given).
+pub(crate) fn client_bucket(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !(u128::MAX >> 64)).into()),
+        v4 => v4,
+    }
 }
 
 pub(crate) fn truncate(text: &str, max: usize) -> &str {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use http::HeaderMap;
 
@@ -141,6 +141,10 @@ pub struct StartLogin {
     pub prompt: Option<Prompt>,
     /// The user's home domain (`domain_hint` of Entra ID): a DNS name.
     pub domain_hint: Option<String>,
+    /// The client's address after trusted proxies: set by the chain (replacing
+    /// any value the host put here), so flow stores can bound each client's
+    /// pending logins.
+    pub client: Option<IpAddr>,
 }
 
 impl StartLogin {
@@ -170,6 +174,13 @@ impl StartLogin {
     /// The `domain_hint`.
     pub fn domain_hint(mut self, hint: impl Into<String>) -> Self {
         self.domain_hint = Some(hint.into());
+        self
+    }
+
+    /// The client's address (a chain sets it itself; this is for calling a
+    /// module or [`Flows`](crate::flow::Flows) directly).
+    pub fn client(mut self, ip: IpAddr) -> Self {
+        self.client = Some(ip);
         self
     }
 

@@ -363,6 +363,55 @@ async fn a_stopped_cas_server_is_unavailable() {
 }
 
 #[tokio::test]
+async fn a_client_flooding_starts_pushes_out_only_its_own_logins() {
+    let server = CasServer::shared();
+    let module = Arc::new(
+        module("cas", server)
+            .with(|s| s.flow.max_flows_per_client = std::num::NonZeroUsize::new(4).unwrap())
+            .build()
+            .unwrap(),
+    );
+    let (chain, _) = chain_of(vec![module.clone()]);
+    // The flooder's first start, then enough more to exceed its cap.
+    let mut flood = common::start_request("cas", None);
+    flood.peer = common::peer("198.51.100.66");
+    let flood_start = |_| async {
+        match chain.login(&flood).await {
+            Ok(LoginResult::Redirect(redirect)) => redirect,
+            other => panic!("expected a redirect, got {other:?}"),
+        }
+    };
+    let first = flood_start(0).await;
+    let mut last = first.clone();
+    for i in 1..100 {
+        last = flood_start(i).await;
+    }
+    // Another client's login, started after the flood, goes through.
+    let (params, cookie) = ticket_for(&chain, "cas", "alice").await;
+    let alice = principal(chain.login(&callback_request(params, Some(&cookie))).await);
+    assert_eq!(alice.login, "alice");
+    // The chain passed the flooder's address to the store: its first flow is
+    // gone (nobody takes the callback), its last one is still there (the module
+    // takes it and asks the CAS server about the ticket, which refuses it).
+    let callback = |redirect: &Redirect| {
+        let service = query(&redirect.location)["service"].clone();
+        let mut params = BTreeMap::new();
+        params.insert("ticket".to_owned(), "ST-0-never-issued".to_owned());
+        params.insert("flow".to_owned(), query(&service)["flow"].clone());
+        callback_request(params, redirect.flow_cookie_value())
+    };
+    let err = chain.login(&callback(&first)).await.unwrap_err();
+    assert!(matches!(err, AuthError::Unauthenticated { .. }), "{err:?}");
+    assert!(matches!(
+        chain.login(&callback(&last)).await,
+        Err(AuthError::Rejected {
+            cause: ModuleError::Cas(_),
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
 async fn forged_foreign_and_expired_flows_are_rejected() {
     let server = CasServer::shared();
     let module = Arc::new(

@@ -449,6 +449,48 @@ async fn sqlite_attempts_are_bounded_per_key() {
     attempts_are_bounded_per_key(Arc::new(store)).await;
 }
 
+#[tokio::test]
+async fn a_flood_of_flow_starts_from_one_address_leaves_other_clients_logins_working() {
+    use authchain::StartLogin;
+    use authchain::flow::{DEFAULT_MAX_FLOWS_PER_CLIENT, FlowError, Flows, MemoryFlowStore};
+    let store = Arc::new(MemoryFlowStore::default());
+    let flows = Flows::new(store.clone());
+    let flooder = StartLogin::new().client("198.51.100.66".parse().unwrap());
+    let mut first = None;
+    let mut last = None;
+    // Twice the store's 100,000-flow bound, from one address.
+    for _ in 0..200_000 {
+        let started = flows.start("oidc", &flooder).await.unwrap();
+        first.get_or_insert_with(|| started.clone());
+        last = Some(started);
+    }
+    assert_eq!(store.len(), DEFAULT_MAX_FLOWS_PER_CLIENT);
+    let user = flows
+        .start("oidc", &StartLogin::new().client("192.0.2.7".parse().unwrap()))
+        .await
+        .unwrap();
+    let taken = flows
+        .take("oidc", &user.flow.state, Some(&user.cookie.value))
+        .await
+        .unwrap();
+    assert_eq!(taken.state, user.flow.state);
+    // The flooder's own oldest went; its newest still finishes.
+    let first = first.unwrap();
+    assert_eq!(
+        flows
+            .take("oidc", &first.flow.state, Some(&first.cookie.value))
+            .await,
+        Err(FlowError::Unknown)
+    );
+    let last = last.unwrap();
+    assert!(
+        flows
+            .take("oidc", &last.flow.state, Some(&last.cookie.value))
+            .await
+            .is_ok()
+    );
+}
+
 // ---- Public keys (key-based login) ----
 
 mod keys {

@@ -158,6 +158,77 @@ async fn memory_attempt_store_is_bounded() {
 }
 
 #[tokio::test]
+async fn a_flood_of_failures_from_distinct_addresses_leaves_users_and_throttling_working() {
+    let (chain, _) = chain(policy(3, 100)).await;
+    // Twice the store's 100,000-key bound: each failure writes two keys.
+    for i in 0..200_000u32 {
+        let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+        // An empty password fails before any hashing: the flood costs the store, not argon2.
+        let flood =
+            AuthRequest::new(std::net::SocketAddr::new(ip.into(), 40000)).with_password("mallory", "");
+        assert_eq!(
+            chain.login(&flood).await.unwrap_err(),
+            AuthError::InvalidCredentials
+        );
+    }
+    principal(chain.login(&from("192.0.2.7", "root", "break-glass")).await);
+    for _ in 0..3 {
+        assert_eq!(
+            chain
+                .login(&from("203.0.113.5", "root", "guess"))
+                .await
+                .unwrap_err(),
+            AuthError::InvalidCredentials
+        );
+    }
+    assert!(matches!(
+        chain.login(&from("203.0.113.5", "root", "break-glass")).await,
+        Err(AuthError::Throttled { .. })
+    ));
+    // The user elsewhere is still not locked out.
+    principal(chain.login(&from("192.0.2.7", "root", "break-glass")).await);
+}
+
+#[tokio::test]
+async fn memory_attempt_store_evicts_the_stalest_window_first() {
+    use authchain::account::AttemptStore;
+    let store = MemoryAttemptStore::with_bounds(3, 10);
+    let t0 = std::time::SystemTime::now();
+    let window = Duration::from_secs(60);
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    for (key, s) in [("a", 0), ("b", 1), ("c", 2), ("a", 3), ("d", 4)] {
+        store.record_failure(key, at(s), window).await.unwrap();
+    }
+    let count = |key: &'static str| {
+        let store = &store;
+        async move { store.failures_since(key, t0).await.unwrap().count }
+    };
+    // `b` had the oldest last failure; `a` failed again after it, so it stays.
+    assert_eq!(
+        (
+            count("a").await,
+            count("b").await,
+            count("c").await,
+            count("d").await
+        ),
+        (2, 0, 1, 1)
+    );
+    // At 63 s the window of `c` (last failure at 2 s) has ended: it goes, the live
+    // ones stay.
+    store.record_failure("e", at(63), window).await.unwrap();
+    assert_eq!(
+        (
+            count("a").await,
+            count("c").await,
+            count("d").await,
+            count("e").await
+        ),
+        (2, 0, 1, 1)
+    );
+    assert_eq!(store.len(), 3);
+}
+
+#[tokio::test]
 async fn zero_limits_do_not_build() {
     let store = store_with_admin().await;
     let err = AuthChain::builder(store.clone())

@@ -169,7 +169,22 @@ impl RoleMapping {
 
     /// The roles for a user in `groups`.
     pub fn map<S: AsRef<str>>(&self, groups: &[S]) -> BTreeSet<String> {
-        let mut granted = vec![false; self.roles.len()];
+        self.names(&self.granted(groups)).map(str::to_owned).collect()
+    }
+
+    /// The role names of `granted`, in order.
+    pub(crate) fn names<'a>(&'a self, granted: &'a Granted) -> impl Iterator<Item = &'a str> + Clone + 'a {
+        self.roles
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| granted.contains(*i))
+            .map(|(_, role)| role.as_str())
+    }
+
+    /// The roles for a user in `groups`, as a set of indices into the mapping's
+    /// role names (no role name copied: the chain copies only what it keeps).
+    pub(crate) fn granted<S: AsRef<str>>(&self, groups: &[S]) -> Granted {
+        let mut granted = Granted::new(self.roles.len());
         let mut any = false;
         let mut folded = String::new();
         for group in groups {
@@ -188,23 +203,17 @@ impl RoleMapping {
         }
         if !any {
             for &i in &self.defaults {
-                granted[i] = true;
+                granted.insert(i);
             }
         }
-        // `roles` is sorted, so this collects in order.
         granted
-            .iter()
-            .zip(&self.roles)
-            .filter(|(yes, _)| **yes)
-            .map(|(_, role)| role.clone())
-            .collect()
     }
 
-    fn grant(&self, group: &str, folded: &mut String, granted: &mut [bool]) -> bool {
+    fn grant(&self, group: &str, folded: &mut String, granted: &mut Granted) -> bool {
         match self.by_group.get(self.fold(group, folded)) {
             Some(roles) => {
                 for &i in roles {
-                    granted[i] = true;
+                    granted.insert(i);
                 }
                 true
             }
@@ -215,7 +224,15 @@ impl RoleMapping {
     /// The comparison form of a group name, lower-cased into `buffer` (reused
     /// across a user's groups) when names are case-insensitive.
     fn fold<'a>(&self, text: &'a str, buffer: &'a mut String) -> &'a str {
-        if !self.case_insensitive || !text.chars().any(char::is_uppercase) {
+        if !self.case_insensitive {
+            return text;
+        }
+        let upper = if text.is_ascii() {
+            text.bytes().any(|b| b.is_ascii_uppercase())
+        } else {
+            text.chars().any(char::is_uppercase)
+        };
+        if !upper {
             return text;
         }
         buffer.clear();
@@ -226,5 +243,37 @@ impl RoleMapping {
             buffer.extend(text.chars().flat_map(char::to_lowercase));
         }
         buffer
+    }
+}
+
+/// A set of role indices of one [`RoleMapping`]: inline bits for up to 128 roles
+/// (no allocation), words on the heap beyond.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Granted {
+    Inline(u128),
+    Words(Vec<u64>),
+}
+
+impl Granted {
+    fn new(roles: usize) -> Self {
+        if roles <= 128 {
+            Granted::Inline(0)
+        } else {
+            Granted::Words(vec![0; roles.div_ceil(64)])
+        }
+    }
+
+    fn insert(&mut self, i: usize) {
+        match self {
+            Granted::Inline(bits) => *bits |= 1 << i,
+            Granted::Words(words) => words[i / 64] |= 1 << (i % 64),
+        }
+    }
+
+    fn contains(&self, i: usize) -> bool {
+        match self {
+            Granted::Inline(bits) => i < 128 && bits & (1 << i) != 0,
+            Granted::Words(words) => words.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0),
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -198,12 +198,29 @@ pub trait UserStore: Send + Sync {
     -> Result<Option<Account>, StoreError>;
     /// The account linked to `(provider, subject)`.
     async fn find_by_link(&self, provider: &str, subject: &str) -> Result<Option<Account>, StoreError>;
+    /// [`find_by_link`](UserStore::find_by_link) as a shared account: what the chain
+    /// calls on every external login. A store that keeps accounts in memory answers
+    /// its own `Arc` without copying the account; the default wraps
+    /// `find_by_link`'s answer.
+    async fn find_by_link_shared(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<Arc<Account>>, StoreError> {
+        Ok(self.find_by_link(provider, subject).await?.map(Arc::new))
+    }
     /// Creates an account (and its link), or [`StoreError::Conflict`] if the login
     /// name (compared case-insensitively) or the link is taken.
     async fn create_account(&self, account: NewAccount) -> Result<Account, StoreError>;
     /// Records a successful login: last-login time, a new link, mapped roles. All
     /// or nothing.
     async fn record_login(&self, update: LoginUpdate) -> Result<(), StoreError>;
+    /// Records a successful login that links nothing and leaves mapped roles as
+    /// they are (the common repeat login): the default is
+    /// [`record_login`](UserStore::record_login) with [`LoginUpdate::new`].
+    async fn record_last_login(&self, account: &AccountId, at: SystemTime) -> Result<(), StoreError> {
+        self.record_login(LoginUpdate::new(account.clone(), at)).await
+    }
     /// Replaces the password hash (after a legacy-hash upgrade or a password change).
     ///
     /// Stores should refuse a hash over their [`HashLimits`] with
@@ -264,23 +281,28 @@ pub struct MemoryUserStore {
     hash_limits: HashLimits,
 }
 
+/// A hash map with a fast hasher, seeded per process.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct Inner {
-    accounts: HashMap<AccountId, Account>,
-    by_login: HashMap<String, Vec<AccountId>>,
-    by_email: HashMap<String, Vec<AccountId>>,
+    /// Shared with readers: a login reads its account without copying it, and a
+    /// write copies an account only while a reader still holds it.
+    accounts: Map<AccountId, Arc<Account>>,
+    by_login: Map<String, Vec<AccountId>>,
+    by_email: Map<String, Vec<AccountId>>,
     /// provider → subject → account, so lookups borrow instead of allocating.
-    by_link: HashMap<String, HashMap<String, AccountId>>,
+    by_link: Map<String, Map<String, AccountId>>,
     next_id: u64,
     /// account → its keys, oldest first.
-    keys: HashMap<AccountId, Vec<PublicKey>>,
+    keys: Map<AccountId, Vec<PublicKey>>,
     next_key_id: u64,
 }
 
 impl Inner {
     fn find(
         &self,
-        index: &HashMap<String, Vec<AccountId>>,
+        index: &Map<String, Vec<AccountId>>,
         value: &str,
         case_insensitive: bool,
         field: fn(&Account) -> Option<&str>,
@@ -294,7 +316,7 @@ impl Inner {
             .filter(|a| case_insensitive || field(a) == Some(value));
         match (found.next(), found.next()) {
             (None, _) => Ok(None),
-            (Some(account), None) => Ok(Some(account.clone())),
+            (Some(account), None) => Ok(Some(Account::clone(account))),
             (Some(_), Some(_)) => Err(StoreError::Ambiguous),
         }
     }
@@ -311,7 +333,10 @@ impl Inner {
     }
 
     fn get_mut(&mut self, id: &AccountId) -> Result<&mut Account, StoreError> {
-        self.accounts.get_mut(id).ok_or(StoreError::NotFound)
+        self.accounts
+            .get_mut(id)
+            .map(Arc::make_mut)
+            .ok_or(StoreError::NotFound)
     }
 }
 
@@ -353,7 +378,7 @@ impl MemoryUserStore {
 #[async_trait]
 impl UserStore for MemoryUserStore {
     async fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
-        Ok(self.read().accounts.get(id).cloned())
+        Ok(self.read().accounts.get(id).map(|a| Account::clone(a)))
     }
 
     async fn find_by_login(
@@ -375,6 +400,17 @@ impl UserStore for MemoryUserStore {
     }
 
     async fn find_by_link(&self, provider: &str, subject: &str) -> Result<Option<Account>, StoreError> {
+        Ok(self
+            .find_by_link_shared(provider, subject)
+            .await?
+            .map(Arc::unwrap_or_clone))
+    }
+
+    async fn find_by_link_shared(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<Arc<Account>>, StoreError> {
         let inner = self.read();
         let id = inner
             .by_link
@@ -426,7 +462,7 @@ impl UserStore for MemoryUserStore {
         if let Some(link) = new.link {
             inner.insert_link(link, id.clone());
         }
-        inner.accounts.insert(id, account.clone());
+        inner.accounts.insert(id, Arc::new(account.clone()));
         Ok(account)
     }
 
@@ -453,6 +489,11 @@ impl UserStore for MemoryUserStore {
             account.mapped_roles.insert(provider, roles);
         }
         account.last_login = Some(update.at);
+        Ok(())
+    }
+
+    async fn record_last_login(&self, account: &AccountId, at: SystemTime) -> Result<(), StoreError> {
+        self.write().get_mut(account)?.last_login = Some(at);
         Ok(())
     }
 

@@ -1,12 +1,13 @@
 //! Login throttling: failures counted per (login name, client address) and per
 //! client address, in a sliding window.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use hashlink::LinkedHashMap;
 
 use crate::{AuthError, StoreError};
 
@@ -35,13 +36,18 @@ pub trait AttemptStore: Send + Sync {
 /// The most failures [`MemoryAttemptStore::new`] keeps per key.
 pub const MAX_FAILURES_PER_KEY: usize = 10_000;
 
-/// An [`AttemptStore`] in memory, bounded: at most `max_keys` keys (the stalest
-/// are dropped first) and at most `max_per_key` timestamps per key.
+/// An [`AttemptStore`] in memory, bounded: at most `max_keys` keys and at most
+/// `max_per_key` timestamps per key. Keys are kept in the order of their last
+/// failure, so windows that ended and, at the bound, the stalest window are
+/// dropped from the front: O(1) amortised per failure, however full the store.
 pub struct MemoryAttemptStore {
-    inner: Mutex<HashMap<String, VecDeque<SystemTime>>>,
+    inner: Mutex<Windows>,
     max_keys: usize,
     max_per_key: usize,
 }
+
+/// Each key's failure times (oldest first), keys ordered by their last failure.
+type Windows = LinkedHashMap<String, VecDeque<SystemTime>>;
 
 impl Default for MemoryAttemptStore {
     fn default() -> Self {
@@ -59,13 +65,13 @@ impl MemoryAttemptStore {
     /// Explicit bounds.
     pub fn with_bounds(max_keys: usize, max_per_key: usize) -> Self {
         MemoryAttemptStore {
-            inner: Mutex::new(HashMap::new()),
+            inner: Mutex::new(LinkedHashMap::new()),
             max_keys: max_keys.max(1),
             max_per_key: max_per_key.max(1),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<SystemTime>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Windows> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -87,33 +93,37 @@ impl AttemptStore for MemoryAttemptStore {
         let Some(times) = map.get(key) else {
             return Ok(FailureCount::default());
         };
-        let mut recent = times.iter().filter(|t| **t >= since);
-        let oldest = recent.next().copied();
-        let count = oldest.map_or(0, |_| 1 + recent.count() as u32);
-        Ok(FailureCount { count, oldest })
+        // Times are recorded in order: the window starts at the first one >= since.
+        let first = times.partition_point(|t| *t < since);
+        Ok(FailureCount {
+            count: u32::try_from(times.len() - first).unwrap_or(u32::MAX),
+            oldest: times.get(first).copied(),
+        })
     }
 
     async fn record_failure(&self, key: &str, at: SystemTime, window: Duration) -> Result<(), StoreError> {
         let cutoff = at.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
         let mut map = self.lock();
-        if !map.contains_key(key) && map.len() >= self.max_keys {
-            map.retain(|_, times| times.back().is_some_and(|t| *t >= cutoff));
+        // Keys whose last failure left the window sit at the front.
+        while map
+            .front()
+            .is_some_and(|(_, times)| times.back().is_none_or(|t| *t < cutoff))
+        {
+            map.pop_front();
+        }
+        if map.to_back(key).is_none() {
             if map.len() >= self.max_keys {
-                // Still full of live keys: drop the one whose last failure is oldest.
-                if let Some(stalest) = map
-                    .iter()
-                    .min_by_key(|(_, t)| t.back().copied())
-                    .map(|(k, _)| k.clone())
-                {
-                    map.remove(&stalest);
-                }
+                // Full of live keys: the stalest window goes first.
+                map.pop_front();
             }
+            map.insert(key.to_owned(), VecDeque::new());
         }
-        let times = map.entry(key.to_owned()).or_default();
-        while times.front().is_some_and(|t| *t < cutoff) || times.len() >= self.max_per_key {
-            times.pop_front();
+        if let Some(times) = map.get_mut(key) {
+            while times.front().is_some_and(|t| *t < cutoff) || times.len() >= self.max_per_key {
+                times.pop_front();
+            }
+            times.push_back(at);
         }
-        times.push_back(at);
         Ok(())
     }
 
@@ -165,10 +175,21 @@ pub(crate) struct Throttle {
 /// cannot make the store hold megabytes per attempt.
 const MAX_KEY_LOGIN: usize = 256;
 
+/// The two counter keys of one login attempt: (login name, address) and address.
+/// Made once per attempt, for the gate and the bookkeeping after it.
+pub(crate) struct ThrottleKeys {
+    pair: String,
+    per_ip: String,
+}
+
 impl Throttle {
-    fn keys(login: &str, ip: IpAddr) -> (String, String) {
+    /// The counter keys of `login` from `ip`.
+    pub(crate) fn keys(login: &str, ip: IpAddr) -> ThrottleKeys {
         let login = crate::net::truncate(login, MAX_KEY_LOGIN);
-        (format!("login\u{1f}{login}\u{1f}{ip}"), format!("ip\u{1f}{ip}"))
+        ThrottleKeys {
+            pair: format!("login\u{1f}{login}\u{1f}{ip}"),
+            per_ip: format!("ip\u{1f}{ip}"),
+        }
     }
 
     fn unavailable(err: StoreError) -> AuthError {
@@ -176,14 +197,13 @@ impl Throttle {
     }
 
     /// `Err(Throttled)` when either counter is at its limit.
-    pub(crate) async fn check(&self, login: &str, ip: IpAddr, now: SystemTime) -> Result<(), AuthError> {
-        let (pair, per_ip) = Self::keys(login, ip);
+    pub(crate) async fn check(&self, keys: &ThrottleKeys, now: SystemTime) -> Result<(), AuthError> {
         let since = now
             .checked_sub(self.policy.window)
             .unwrap_or(SystemTime::UNIX_EPOCH);
         for (key, limit) in [
-            (&pair, self.policy.max_attempts),
-            (&per_ip, self.policy.max_attempts_per_ip),
+            (&keys.pair, self.policy.max_attempts),
+            (&keys.per_ip, self.policy.max_attempts_per_ip),
         ] {
             let failures = self
                 .store
@@ -205,9 +225,8 @@ impl Throttle {
         Ok(())
     }
 
-    pub(crate) async fn failure(&self, login: &str, ip: IpAddr, now: SystemTime) -> Result<(), AuthError> {
-        let (pair, per_ip) = Self::keys(login, ip);
-        for key in [&pair, &per_ip] {
+    pub(crate) async fn failure(&self, keys: &ThrottleKeys, now: SystemTime) -> Result<(), AuthError> {
+        for key in [&keys.pair, &keys.per_ip] {
             self.store
                 .record_failure(key, now, self.policy.window)
                 .await
@@ -216,8 +235,7 @@ impl Throttle {
         Ok(())
     }
 
-    pub(crate) async fn success(&self, login: &str, ip: IpAddr) -> Result<(), AuthError> {
-        let (pair, _) = Self::keys(login, ip);
-        self.store.clear(&pair).await.map_err(Self::unavailable)
+    pub(crate) async fn success(&self, keys: &ThrottleKeys) -> Result<(), AuthError> {
+        self.store.clear(&keys.pair).await.map_err(Self::unavailable)
     }
 }

@@ -97,7 +97,7 @@ impl AccessRules {
     /// The group and email rules.
     pub(crate) fn check_identity(&self, identity: &Identity) -> Result<(), AccessRule> {
         if let Some(groups) = &self.allowed_groups
-            && groups.map(&identity.groups).is_empty()
+            && groups.names(&groups.granted(&identity.groups)).next().is_none()
         {
             return Err(AccessRule::AllowedGroups);
         }
@@ -115,7 +115,7 @@ impl AccessRules {
     }
 
     /// Whether `roles` satisfy `required_roles`.
-    pub(crate) fn roles_pass<'a>(&self, mut roles: impl Iterator<Item = &'a String>) -> bool {
+    pub(crate) fn roles_pass<'a>(&self, mut roles: impl Iterator<Item = &'a str>) -> bool {
         self.required_roles.is_empty() || roles.any(|r| self.required_roles.contains(r))
     }
 }

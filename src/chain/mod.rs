@@ -147,11 +147,15 @@ impl AuthChain {
             .inspect_err(|e| audit_refusal(&self.id, None, None, e))?;
         let now = SystemTime::now();
         let throttle = match (&self.throttle, request.login()) {
-            (Some(throttle), Some(login)) => Some((throttle, self.names.normalize(login))),
+            (Some(throttle), Some(login)) => {
+                let login = self.names.normalize(login);
+                let keys = Throttle::keys(&login, client_ip);
+                Some((throttle, login, keys))
+            }
             _ => None,
         };
-        if let Some((throttle, login)) = &throttle
-            && let Err(err) = throttle.check(login, client_ip, now).await
+        if let Some((throttle, login, keys)) = &throttle
+            && let Err(err) = throttle.check(keys, now).await
         {
             warn!(target: AUDIT_TARGET, chain = %self.id, login = ?login, client_ip = %client_ip,
                 outcome = err.kind(), "login refused before any module ran");
@@ -160,14 +164,14 @@ impl AuthChain {
 
         let result = self.login_unthrottled(request, client_ip, now).await;
 
-        if let Some((throttle, login)) = &throttle {
+        if let Some((throttle, _, keys)) = &throttle {
             // The gate above fails closed; bookkeeping after the answer does not
             // change the answer, it is only logged when the store fails.
             let bookkeeping = match &result {
-                Ok(Some(LoginResult::Authenticated(_))) => throttle.success(login, client_ip).await,
+                Ok(Some(LoginResult::Authenticated(_))) => throttle.success(keys).await,
                 Ok(Some(LoginResult::Redirect(_))) => Ok(()),
-                Ok(None) => throttle.failure(login, client_ip, now).await,
-                Err(err) if counts_as_failure(err) => throttle.failure(login, client_ip, now).await,
+                Ok(None) => throttle.failure(keys, now).await,
+                Err(err) if counts_as_failure(err) => throttle.failure(keys, now).await,
                 Err(_) => Ok(()),
             };
             if let Err(err) = bookkeeping {
@@ -183,7 +187,7 @@ impl AuthChain {
         client_ip: IpAddr,
         now: SystemTime,
     ) -> Result<Option<LoginResult>, AuthError> {
-        let answer = self.run_modules(request).await;
+        let answer = self.run_modules(request, client_ip).await;
         let outcome = answer
             .outcome
             .inspect_err(|e| audit_refusal(&self.id, request.login(), Some(client_ip), e))?;
@@ -210,7 +214,7 @@ impl AuthChain {
     }
 
     /// Runs the modules the request may reach and applies their policies.
-    async fn run_modules(&self, request: &AuthRequest) -> ModulesAnswer {
+    async fn run_modules(&self, request: &AuthRequest, client_ip: IpAddr) -> ModulesAnswer {
         if let Credentials::Start(start) = &request.credentials {
             let checked = match &request.module {
                 None => Err(RequestError::StartNeedsModule),
@@ -224,7 +228,7 @@ impl AuthChain {
             }
         }
         if let Some(selected) = &request.module {
-            return self.run_selected(request, selected).await;
+            return self.run_selected(request, selected, client_ip).await;
         }
         let mut rejection: Option<AuthError> = None;
         let mut outage: Option<AuthError> = None;
@@ -282,16 +286,20 @@ impl AuthChain {
         ModulesAnswer { outcome, entry: None }
     }
 
-    async fn run_selected(&self, request: &AuthRequest, selected: &str) -> ModulesAnswer {
+    async fn run_selected(&self, request: &AuthRequest, selected: &str, client_ip: IpAddr) -> ModulesAnswer {
         let direct = self
             .entries
             .iter()
             .position(|e| e.settings.enabled && e.id() == selected);
         let (index, inner_request) = match direct {
             Some(i) => {
-                // The selection is consumed here; the module sees a plain request.
+                // The selection is consumed here; the module sees a plain request,
+                // and a login it starts is the client's (for per-client bounds).
                 let mut inner = request.clone();
                 inner.module = None;
+                if let Credentials::Start(start) = &mut inner.credentials {
+                    start.client = Some(client_ip);
+                }
                 (i, Some(inner))
             }
             None => match self

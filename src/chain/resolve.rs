@@ -3,7 +3,9 @@
 //! every check has passed, in one store call (a just-created account is new, so
 //! no check can refuse it).
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tracing::{info, warn};
@@ -30,13 +32,15 @@ pub(super) async fn principal(
         .check_identity(&identity)
         .map_err(|rule| denied(entry, &identity, rule))?;
     let mapping = &entry.settings.roles;
-    let mapped = (!mapping.is_empty()).then(|| mapping.map(&identity.groups));
-    let roles_by_mapping = entry.access.roles_pass(mapped.iter().flatten());
+    // Role indices, not names: names are copied only into what the login keeps.
+    let granted = (!mapping.is_empty()).then(|| mapping.granted(&identity.groups));
+    let mapped = granted.as_ref().map(|granted| mapping.names(granted));
+    let roles_by_mapping = entry.access.roles_pass(mapped.clone().into_iter().flatten());
     if !roles_by_mapping
         && identity.account.is_none()
         && entry.settings.provisioning == Provisioning::Create
         && store
-            .find_by_link(&identity.provider, &identity.subject)
+            .find_by_link_shared(&identity.provider, &identity.subject)
             .await
             .map_err(AuthError::store)?
             .is_none()
@@ -57,7 +61,7 @@ pub(super) async fn principal(
                         entry.id()
                     ))
                 })?;
-            (account, None)
+            (Arc::new(account), None)
         }
         None => find_or_provision(chain, entry, &identity).await?,
     };
@@ -72,40 +76,63 @@ pub(super) async fn principal(
         }
     }
 
-    let mapped_roles = mapped.map(|roles| (identity.provider.clone(), roles));
-    if !roles_by_mapping {
-        // Roles the account holds (granted by hand, or mapped by other providers).
-        let held = account
-            .mapped_roles
-            .iter()
-            .filter(|(provider, _)| mapped_roles.is_none() || **provider != identity.provider)
-            .flat_map(|(_, roles)| roles.iter())
-            .chain(account.roles.iter());
-        if !entry.access.roles_pass(held) {
-            return Err(denied(entry, &identity, AccessRule::RequiredRoles));
+    // Roles the account holds (granted by hand, or mapped by other providers;
+    // this provider's too when the module maps none).
+    let held = account
+        .mapped_roles
+        .iter()
+        .filter(|(provider, _)| mapped.is_none() || **provider != identity.provider)
+        .flat_map(|(_, roles)| roles.iter())
+        .chain(account.roles.iter())
+        .map(String::as_str);
+    if !roles_by_mapping && !entry.access.roles_pass(held.clone()) {
+        return Err(denied(entry, &identity, AccessRule::RequiredRoles));
+    }
+    let mut roles = BTreeSet::new();
+    let mut keep = |role: &str| {
+        if !roles.contains(role) {
+            roles.insert(role.to_owned());
         }
-    }
-    let mut update = LoginUpdate::new(account.id.clone(), now);
-    update.link = new_link;
-    update.mapped_roles = mapped_roles.clone();
-    store.record_login(update).await.map_err(AuthError::store)?;
+    };
+    held.for_each(&mut keep);
+    mapped.clone().into_iter().flatten().for_each(&mut keep);
+    // A repeat login mapping the roles the account holds writes only its time.
+    let mapped_roles = mapped
+        .filter(|names| {
+            account
+                .mapped_roles
+                .get(&identity.provider)
+                .is_none_or(|stored| !stored.iter().map(String::as_str).eq(names.clone()))
+        })
+        .map(|names| (identity.provider.clone(), names.map(str::to_owned).collect()));
+    let account_id = account.id.clone();
+    let login = account.login.clone();
+    let email = account.email.clone();
+    let display_name = account.display_name.clone();
+    // Released before the write, so the store need not copy a shared account.
+    drop(account);
+    let written = match (new_link, mapped_roles) {
+        (None, None) => store.record_last_login(&account_id, now).await,
+        (link, mapped_roles) => {
+            let mut update = LoginUpdate::new(account_id.clone(), now);
+            update.link = link;
+            update.mapped_roles = mapped_roles;
+            store.record_login(update).await
+        }
+    };
+    written.map_err(AuthError::store)?;
 
-    let identity_return_to = identity.return_to.clone();
-    let mut account = account;
-    if let Some((provider, roles)) = mapped_roles {
-        account.mapped_roles.insert(provider, roles);
-    }
     Ok(Principal {
-        roles: account.effective_roles(),
-        account_id: account.id,
-        login: account.login,
-        email: account.email,
-        display_name: account.display_name,
+        roles,
+        account_id,
+        login,
+        email,
+        display_name,
+        return_to: identity.return_to.clone(),
         identity,
         module: entry.id().to_owned(),
         client_ip,
         authenticated_at: now,
-        return_to: identity_return_to,
     })
 }
 
@@ -140,10 +167,10 @@ async fn find_or_provision(
     chain: &AuthChain,
     entry: &Entry,
     identity: &Identity,
-) -> Result<(Account, Option<ExternalLink>), AuthError> {
+) -> Result<(Arc<Account>, Option<ExternalLink>), AuthError> {
     let store = chain.store.as_ref();
     if let Some(account) = store
-        .find_by_link(&identity.provider, &identity.subject)
+        .find_by_link_shared(&identity.provider, &identity.subject)
         .await
         .map_err(AuthError::store)?
     {
@@ -178,7 +205,7 @@ async fn find_or_provision(
                 Some(account) if account.links.iter().any(|l| l.provider == link.provider) => Err(refuse(
                     "the local account with this login name is linked to another identity of this provider",
                 )),
-                Some(account) => Ok((account, Some(link))),
+                Some(account) => Ok((Arc::new(account), Some(link))),
             }
         }
         Provisioning::Create => {
@@ -192,13 +219,13 @@ async fn find_or_provision(
             match store.create_account(new).await {
                 Ok(account) => {
                     tracing::info!(target: AUDIT_TARGET, module = entry.id(), account = %account.id, login = ?account.login, "account created on first login");
-                    Ok((account, None))
+                    Ok((Arc::new(account), None))
                 }
                 Err(crate::StoreError::Conflict(_)) => {
                     // A concurrent first login of the same subject may have created
                     // the account just now: that one is ours.
                     match store
-                        .find_by_link(&identity.provider, &identity.subject)
+                        .find_by_link_shared(&identity.provider, &identity.subject)
                         .await
                         .map_err(AuthError::store)?
                     {

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use base64ct::{Base64UrlUnpadded, Encoding};
 use sha2::{Digest, Sha256};
 
-use crate::AuthError;
+use crate::{AuthError, StartLogin};
 
 mod cookie;
 #[cfg(any(
@@ -50,7 +50,10 @@ pub use oauth::{OAuthClientSettings, OAuthError};
 pub use replay::{MemoryReplayCache, ReplayCache, ReplayError};
 pub use return_to::{ReturnToError, ReturnToPolicy};
 pub use settings::FlowSettings;
-pub use store::{DEFAULT_MAX_FLOWS, FlowError, FlowStore, MemoryFlowStore, PendingFlow, pkce_challenge};
+pub use store::{
+    DEFAULT_MAX_FLOWS, DEFAULT_MAX_FLOWS_PER_CLIENT, FlowError, FlowStore, MemoryFlowStore, PendingFlow,
+    pkce_challenge,
+};
 
 /// How an OAuth2 / OIDC client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -203,39 +206,41 @@ impl Flows {
         self
     }
 
-    /// Starts a flow for `module`. A return-to URL outside the policy is an
-    /// [`AuthError::InvalidRequest`].
-    pub async fn start(&self, module: &str, return_to: Option<&str>) -> Result<StartedFlow, AuthError> {
-        self.start_with(module, return_to, None).await
+    /// Starts a flow for `module`, for the client and return-to URL of `start`.
+    /// A return-to URL outside the policy is an [`AuthError::InvalidRequest`].
+    pub async fn start(&self, module: &str, start: &StartLogin) -> Result<StartedFlow, AuthError> {
+        self.start_with(module, start, None).await
     }
 
     /// Starts a flow carrying module-specific data.
     pub async fn start_with(
         &self,
         module: &str,
-        return_to: Option<&str>,
+        start: &StartLogin,
         extra: Option<String>,
     ) -> Result<StartedFlow, AuthError> {
+        let return_to = start.return_to.as_deref();
         if let Some(url) = return_to {
             self.return_to.check(url).map_err(AuthError::invalid_request)?;
         }
-        let random = |module: &str| random_token(module);
+        // The four secrets from one call for randomness.
+        let [cookie_value, state, nonce, pkce_verifier] = random_tokens(module)?;
         let cookie = FlowCookie {
             name: flow_cookie_name(module),
-            value: random(module)?,
+            value: cookie_value,
             attributes: self.cookie.clone(),
             max_age: self.ttl,
         };
         let flow = PendingFlow {
-            state: random(module)?,
-            nonce: random(module)?,
-            pkce_verifier: random(module)?,
+            state,
+            nonce,
+            pkce_verifier,
             return_to: return_to.map(str::to_owned),
             module: module.to_owned(),
             expires_at: SystemTime::now() + self.ttl,
             cookie_digest: digest(&cookie.value),
             extra,
-            client: None,
+            client: start.client,
         };
         self.store
             .insert(flow.clone())
@@ -294,8 +299,17 @@ pub(crate) fn digest(cookie: &str) -> [u8; 32] {
 }
 
 /// 256 random bits, base64url without padding (43 characters).
+#[cfg(feature = "saml")]
 pub(crate) fn random_token(module: &str) -> Result<String, AuthError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|_| AuthError::unavailable(module, FlowError::NoRandomness))?;
-    Ok(Base64UrlUnpadded::encode_string(&bytes))
+    let [token] = random_tokens(module)?;
+    Ok(token)
+}
+
+/// `N` tokens of 256 random bits each (as [`random_token`]), from one call for
+/// randomness.
+fn random_tokens<const N: usize>(module: &str) -> Result<[String; N], AuthError> {
+    let mut bytes = [[0u8; 32]; N];
+    getrandom::fill(bytes.as_flattened_mut())
+        .map_err(|_| AuthError::unavailable(module, FlowError::NoRandomness))?;
+    Ok(bytes.map(|token| Base64UrlUnpadded::encode_string(&token)))
 }

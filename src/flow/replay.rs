@@ -6,9 +6,10 @@
 //! suffices: when it is full of live entries it refuses new ones rather than
 //! forget one early (forgetting would let that message be replayed).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -47,11 +48,31 @@ impl fmt::Debug for dyn ReplayCache {
     }
 }
 
-/// An in-memory [`ReplayCache`], bounded in size; expired ids are purged when the
-/// bound is reached.
+/// An in-memory [`ReplayCache`], bounded in size. Ids are also kept in order of
+/// expiry, so expired ones are dropped as they expire (O(log n) per id) and a
+/// cache full of live ids refuses in O(1), never scanning.
 pub struct MemoryReplayCache {
-    entries: Mutex<HashMap<String, SystemTime>>,
+    entries: Mutex<Entries>,
     max: usize,
+}
+
+#[derive(Default)]
+struct Entries {
+    until: HashMap<Arc<str>, SystemTime>,
+    /// Every id of `until`, soonest expiry first.
+    by_expiry: BinaryHeap<Reverse<(SystemTime, Arc<str>)>>,
+}
+
+impl Entries {
+    fn purge_expired(&mut self, now: SystemTime) {
+        while let Some(Reverse((until, _))) = self.by_expiry.peek()
+            && *until <= now
+        {
+            if let Some(Reverse((_, id))) = self.by_expiry.pop() {
+                self.until.remove(&id);
+            }
+        }
+    }
 }
 
 impl fmt::Debug for MemoryReplayCache {
@@ -73,14 +94,14 @@ impl MemoryReplayCache {
     /// A cache holding at most `max` live ids.
     pub fn new(max: usize) -> Self {
         MemoryReplayCache {
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
             max: max.max(1),
         }
     }
 
     /// How many ids are held (live, and expired ones not purged yet).
     pub fn len(&self) -> usize {
-        self.entries.lock().map(|e| e.len()).unwrap_or(0)
+        self.entries.lock().map(|e| e.until.len()).unwrap_or(0)
     }
 
     /// Whether the cache holds nothing.
@@ -99,24 +120,21 @@ impl MemoryReplayCache {
             .entries
             .lock()
             .map_err(|_| ReplayError::Backend(crate::error::OtherError::msg("replay cache lock poisoned")))?;
-        if let Some(until) = entries.get(id) {
-            if *until > now {
-                return Ok(false);
-            }
-            entries.remove(id);
+        entries.purge_expired(now);
+        if entries.until.contains_key(id) {
+            return Ok(false);
         }
         if expires_at <= now {
             // Already past its validity: nothing to remember, and the caller refuses
             // such a message anyway.
             return Ok(true);
         }
-        if entries.len() >= self.max {
-            entries.retain(|_, until| *until > now);
-            if entries.len() >= self.max {
-                return Err(ReplayError::Full);
-            }
+        if entries.until.len() >= self.max {
+            return Err(ReplayError::Full);
         }
-        entries.insert(id.to_owned(), expires_at);
+        let id: Arc<str> = Arc::from(id);
+        entries.until.insert(id.clone(), expires_at);
+        entries.by_expiry.push(Reverse((expires_at, id)));
         Ok(true)
     }
 }

@@ -1,9 +1,13 @@
 //! The flow settings every redirect module's settings embed.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{CookieAttributes, DEFAULT_FLOW_TTL, FlowStore, Flows, MemoryFlowStore, ReturnToPolicy};
+use super::{
+    CookieAttributes, DEFAULT_FLOW_TTL, DEFAULT_MAX_FLOWS_PER_CLIENT, FlowStore, Flows, MemoryFlowStore,
+    ReturnToPolicy,
+};
 use crate::ConfigError;
 
 /// The settings of pending redirect logins, one field group shared by the OIDC,
@@ -23,6 +27,11 @@ pub struct FlowSettings {
     /// `return_to_allowed`: absolute return-to URL prefixes accepted besides
     /// relative paths (`https://app.example.org/`).
     pub return_to_allowed: Vec<String>,
+    /// `max_flows_per_client`: pending logins one client address (an IPv6 /64)
+    /// may hold in the module's memory flow store; its oldest goes when it
+    /// starts one more (default [`DEFAULT_MAX_FLOWS_PER_CLIENT`]). An injected
+    /// `store` applies its own bounds.
+    pub max_flows_per_client: NonZeroUsize,
 }
 
 impl Default for FlowSettings {
@@ -31,6 +40,8 @@ impl Default for FlowSettings {
             store: None,
             ttl: DEFAULT_FLOW_TTL,
             return_to_allowed: Vec::new(),
+            max_flows_per_client: NonZeroUsize::new(DEFAULT_MAX_FLOWS_PER_CLIENT)
+                .unwrap_or(NonZeroUsize::MIN),
         }
     }
 }
@@ -44,7 +55,10 @@ impl FlowSettings {
         }
         let return_to = ReturnToPolicy::with_allowed(self.return_to_allowed)
             .map_err(|e| ConfigError::invalid("return_to_allowed", e.to_string()))?;
-        let store = self.store.unwrap_or_else(|| Arc::new(MemoryFlowStore::default()));
+        let max_per_client = self.max_flows_per_client;
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(MemoryFlowStore::default().max_per_client(max_per_client)));
         Ok(Flows::new(store)
             .ttl(self.ttl)
             .return_to(return_to)

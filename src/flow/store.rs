@@ -1,13 +1,15 @@
 //! Where pending redirect logins live: the [`FlowStore`] trait and the bounded
 //! in-memory [`MemoryFlowStore`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use base64ct::{Base64UrlUnpadded, Encoding};
+use hashlink::LinkedHashMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -16,6 +18,9 @@ use crate::error::OtherError;
 
 /// Default bound on the pending logins a [`MemoryFlowStore`] holds.
 pub const DEFAULT_MAX_FLOWS: usize = 100_000;
+/// Default bound on the pending logins of one client address in a
+/// [`MemoryFlowStore`] (`max_flows_per_client`).
+pub const DEFAULT_MAX_FLOWS_PER_CLIENT: usize = 32;
 
 /// One pending redirect login.
 #[derive(Clone, PartialEq, Eq)]
@@ -86,7 +91,8 @@ pub enum FlowError {
     /// The flow is older than its lifetime.
     #[error("the login took too long and expired")]
     Expired,
-    /// The store holds as many pending logins as it may.
+    /// The store holds as many pending logins as it may (a store that refuses
+    /// rather than evicts; [`MemoryFlowStore`] evicts the oldest).
     #[error("too many pending logins")]
     Full,
     /// The storage backend failed.
@@ -137,34 +143,95 @@ impl fmt::Debug for dyn FlowStore {
     }
 }
 
-enum Slot {
-    Pending(Box<PendingFlow>),
-    /// Consumed; remembered until the flow would have expired, to name replays.
-    Used {
-        expires_at: SystemTime,
-    },
+/// An in-memory [`FlowStore`], bounded in size and per client, O(1) amortised
+/// per start and per callback however full it is.
+///
+/// Flows are kept in the order they started. Expired ones are dropped from the
+/// front as new ones arrive; at the bound the oldest consumed entry goes first
+/// (kept only to name replays), then the oldest pending login. A client address
+/// (IPv4, or the /64 of an IPv6 address) holds at most `max_per_client` pending
+/// logins (default [`DEFAULT_MAX_FLOWS_PER_CLIENT`]): its own oldest goes when it
+/// starts one more, so no single client can push out everybody else's logins.
+pub struct MemoryFlowStore {
+    slots: Mutex<Slots>,
+    max: usize,
+    max_per_client: usize,
 }
 
-impl Slot {
-    fn expires_at(&self) -> SystemTime {
-        match self {
-            Slot::Pending(flow) => flow.expires_at,
-            Slot::Used { expires_at } => *expires_at,
+#[derive(Default)]
+struct Slots {
+    /// Pending flows by state, oldest first.
+    pending: LinkedHashMap<String, Box<PendingFlow>>,
+    /// Consumed flows' states until they would have expired, oldest first.
+    used: LinkedHashMap<String, SystemTime>,
+    /// Each client's pending states, oldest first (at most `max_per_client`).
+    by_client: HashMap<IpAddr, VecDeque<String>>,
+}
+
+impl Slots {
+    fn len(&self) -> usize {
+        self.pending.len() + self.used.len()
+    }
+
+    /// Forgets a pending flow in its client's list.
+    fn unlist(&mut self, flow: &PendingFlow) {
+        let Some(client) = flow.client.map(crate::net::client_bucket) else {
+            return;
+        };
+        if let Some(states) = self.by_client.get_mut(&client) {
+            states.retain(|s| *s != flow.state);
+            if states.is_empty() {
+                self.by_client.remove(&client);
+            }
         }
     }
-}
 
-/// An in-memory [`FlowStore`], bounded in size; expired entries are purged as new
-/// ones arrive.
-pub struct MemoryFlowStore {
-    slots: Mutex<HashMap<String, Slot>>,
-    max: usize,
+    fn remove_pending(&mut self, state: &str) -> Option<Box<PendingFlow>> {
+        let flow = self.pending.remove(state)?;
+        self.unlist(&flow);
+        Some(flow)
+    }
+
+    /// Drops expired entries from the fronts (flows of one store share a lifetime,
+    /// so the front expires first; a later-expiring front only delays the purge).
+    fn purge_expired(&mut self, now: SystemTime) {
+        while self
+            .used
+            .front()
+            .is_some_and(|(_, expires_at)| *expires_at <= now)
+        {
+            self.used.pop_front();
+        }
+        while self
+            .pending
+            .front()
+            .is_some_and(|(_, flow)| flow.expires_at <= now)
+        {
+            if let Some((_, flow)) = self.pending.pop_front() {
+                self.unlist(&flow);
+            }
+        }
+    }
+
+    /// Makes room for one entry under `max`.
+    fn evict_for_one(&mut self, max: usize) {
+        while self.len() >= max {
+            if self.used.pop_front().is_some() {
+                continue;
+            }
+            match self.pending.pop_front() {
+                Some((_, flow)) => self.unlist(&flow),
+                None => break,
+            }
+        }
+    }
 }
 
 impl fmt::Debug for MemoryFlowStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryFlowStore")
             .field("max", &self.max)
+            .field("max_per_client", &self.max_per_client)
             .finish_non_exhaustive()
     }
 }
@@ -176,12 +243,20 @@ impl Default for MemoryFlowStore {
 }
 
 impl MemoryFlowStore {
-    /// A store holding at most `max` flows (pending and recently used).
+    /// A store holding at most `max` flows (pending and recently used), at most
+    /// [`DEFAULT_MAX_FLOWS_PER_CLIENT`] pending per client.
     pub fn new(max: usize) -> Self {
         MemoryFlowStore {
-            slots: Mutex::new(HashMap::new()),
+            slots: Mutex::new(Slots::default()),
             max: max.max(1),
+            max_per_client: DEFAULT_MAX_FLOWS_PER_CLIENT,
         }
+    }
+
+    /// The same store holding at most `max` pending flows per client address.
+    pub fn max_per_client(mut self, max: std::num::NonZeroUsize) -> Self {
+        self.max_per_client = max.get();
+        self
     }
 
     /// How many flows (pending and recently used) are held.
@@ -194,7 +269,7 @@ impl MemoryFlowStore {
         self.len() == 0
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Slot>>, FlowError> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Slots>, FlowError> {
         self.slots
             .lock()
             .map_err(|_| FlowError::Backend(OtherError::msg("flow store lock poisoned")))
@@ -206,17 +281,22 @@ impl FlowStore for MemoryFlowStore {
     async fn insert(&self, flow: PendingFlow) -> Result<(), FlowError> {
         let now = SystemTime::now();
         let mut slots = self.lock()?;
-        if slots.len() >= self.max {
-            slots.retain(|_, slot| slot.expires_at() > now);
-            if slots.len() >= self.max {
-                // Forget consumed entries before refusing new logins.
-                slots.retain(|_, slot| matches!(slot, Slot::Pending(_)));
-            }
-            if slots.len() >= self.max {
-                return Err(FlowError::Full);
+        slots.purge_expired(now);
+        // A state is 256 random bits; a repeat replaces what it named, as a map would.
+        slots.remove_pending(&flow.state);
+        slots.used.remove(&flow.state);
+        if let Some(client) = flow.client.map(crate::net::client_bucket) {
+            let states = slots.by_client.entry(client).or_default();
+            let oldest = (states.len() >= self.max_per_client)
+                .then(|| states.pop_front())
+                .flatten();
+            states.push_back(flow.state.clone());
+            if let Some(oldest) = oldest {
+                slots.pending.remove(&oldest);
             }
         }
-        slots.insert(flow.state.clone(), Slot::Pending(Box::new(flow)));
+        slots.evict_for_one(self.max);
+        slots.pending.insert(flow.state.clone(), Box::new(flow));
         Ok(())
     }
 
@@ -228,29 +308,26 @@ impl FlowStore for MemoryFlowStore {
         now: SystemTime,
     ) -> Result<PendingFlow, FlowError> {
         let mut slots = self.lock()?;
-        let Some(slot) = slots.get_mut(state) else {
+        if slots.used.contains_key(state) {
+            return Err(FlowError::Replayed);
+        }
+        let Some(flow) = slots.pending.get(state) else {
             return Err(FlowError::Unknown);
-        };
-        let flow = match slot {
-            Slot::Used { .. } => return Err(FlowError::Replayed),
-            Slot::Pending(flow) => flow,
         };
         if flow.module != module {
             return Err(FlowError::OtherModule);
         }
-        let expires_at = flow.expires_at;
-        if expires_at <= now {
-            slots.remove(state);
+        if flow.expires_at <= now {
+            slots.remove_pending(state);
             return Err(FlowError::Expired);
         }
         let matches = cookie_digest.is_some_and(|digest| bool::from(digest.ct_eq(&flow.cookie_digest)));
         if !matches {
             return Err(FlowError::CookieMismatch);
         }
-        match std::mem::replace(slot, Slot::Used { expires_at }) {
-            Slot::Pending(flow) => Ok(*flow),
-            Slot::Used { .. } => Err(FlowError::Replayed),
-        }
+        let flow = slots.remove_pending(state).ok_or(FlowError::Unknown)?;
+        slots.used.insert(flow.state.clone(), flow.expires_at);
+        Ok(*flow)
     }
 }
 
@@ -280,25 +357,57 @@ mod tests {
         let store = MemoryFlowStore::new(2);
         store.insert(flow("a", DEFAULT_FLOW_TTL)).await.unwrap();
         store.insert(flow("b", Duration::ZERO)).await.unwrap();
-        // Full: the expired flow is purged to make room, then the store refuses.
+        // Full: the expired flow is purged to make room.
         store.insert(flow("c", DEFAULT_FLOW_TTL)).await.unwrap();
-        assert_eq!(
-            store.insert(flow("d", DEFAULT_FLOW_TTL)).await,
-            Err(FlowError::Full)
-        );
+        assert_eq!(store.len(), 2);
+        // Full of live flows: the oldest goes, the new start is taken.
+        store.insert(flow("d", DEFAULT_FLOW_TTL)).await.unwrap();
+        assert_eq!(store.len(), 2);
         let now = SystemTime::now();
         let cookie = Some(digest("cookie"));
+        assert_eq!(store.take("m", "a", cookie, now).await, Err(FlowError::Unknown));
         assert_eq!(
-            store.take("other", "a", cookie, now).await,
+            store.take("other", "c", cookie, now).await,
             Err(FlowError::OtherModule)
         );
         assert_eq!(
-            store.take("m", "a", Some(digest("x")), now).await,
+            store.take("m", "c", Some(digest("x")), now).await,
             Err(FlowError::CookieMismatch)
         );
-        assert!(store.take("m", "a", cookie, now).await.is_ok());
-        assert_eq!(store.take("m", "a", cookie, now).await, Err(FlowError::Replayed));
+        assert!(store.take("m", "c", cookie, now).await.is_ok());
+        assert_eq!(store.take("m", "c", cookie, now).await, Err(FlowError::Replayed));
         assert_eq!(store.take("m", "zz", cookie, now).await, Err(FlowError::Unknown));
+        // The consumed entry goes before any pending one.
+        store.insert(flow("e", DEFAULT_FLOW_TTL)).await.unwrap();
+        assert!(store.take("m", "d", cookie, now).await.is_ok());
+        assert_eq!(store.take("m", "c", cookie, now).await, Err(FlowError::Unknown));
+    }
+
+    #[tokio::test]
+    async fn one_client_holds_at_most_its_cap_of_pending_flows() {
+        let store = MemoryFlowStore::new(100).max_per_client(std::num::NonZeroUsize::new(2).unwrap());
+        let from = |state: &str, ip: &str| PendingFlow {
+            client: Some(ip.parse().unwrap()),
+            ..flow(state, DEFAULT_FLOW_TTL)
+        };
+        // One IPv6 /64 is one client.
+        for (state, ip) in [("a", "2001:db8::1"), ("b", "2001:db8::2"), ("c", "2001:db8::3")] {
+            store.insert(from(state, ip)).await.unwrap();
+        }
+        store.insert(from("x", "2001:db8:1::1")).await.unwrap();
+        store.insert(from("y", "192.0.2.1")).await.unwrap();
+        assert_eq!(store.len(), 4);
+        let now = SystemTime::now();
+        let cookie = Some(digest("cookie"));
+        assert_eq!(store.take("m", "a", cookie, now).await, Err(FlowError::Unknown));
+        for state in ["b", "c", "x", "y"] {
+            assert!(store.take("m", state, cookie, now).await.is_ok(), "{state}");
+        }
+        // A finished flow no longer counts against its client.
+        for state in ["d", "e"] {
+            store.insert(from(state, "2001:db8::9")).await.unwrap();
+        }
+        assert!(store.take("m", "d", cookie, now).await.is_ok());
     }
 
     #[test]

@@ -209,8 +209,7 @@ impl CasModule {
     }
 
     async fn start(&self, start: &crate::StartLogin) -> Result<Outcome, AuthError> {
-        let return_to = start.return_to.as_deref();
-        let started = self.flows.start(&self.id, return_to).await?;
+        let started = self.flows.start(&self.id, start).await?;
         let mut location = self.login_url.clone();
         location
             .query_pairs_mut()

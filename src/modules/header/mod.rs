@@ -246,7 +246,7 @@ impl HeaderModule {
             let value = text(name, value.as_bytes(), usize::MAX)?;
             for group in value
                 .split(self.settings.group_separator.as_str())
-                .map(str::trim)
+                .map(trim)
                 .filter(|g| !g.is_empty())
             {
                 if group.len() > MAX_GROUP_BYTES {
@@ -286,10 +286,16 @@ fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h [u
 /// A header value as UTF-8 text without control characters, trimmed, bounded.
 fn text<'v>(name: &HeaderName, value: &'v [u8], max: usize) -> Result<&'v str, AuthError> {
     let value = std::str::from_utf8(value).map_err(|_| bad(name, HeaderProblem::NotUtf8))?;
-    if value.chars().any(char::is_control) {
+    // ASCII (nearly every value) is checked byte by byte, the rest by character.
+    let control = if value.is_ascii() {
+        value.bytes().any(|b| b.is_ascii_control())
+    } else {
+        value.chars().any(char::is_control)
+    };
+    if control {
         return Err(bad(name, HeaderProblem::ControlCharacter));
     }
-    let value = value.trim();
+    let value = trim(value);
     if value.is_empty() {
         return Err(bad(name, HeaderProblem::Empty));
     }
@@ -297,6 +303,16 @@ fn text<'v>(name: &HeaderName, value: &'v [u8], max: usize) -> Result<&'v str, A
         return Err(bad(name, HeaderProblem::TooLong(max)));
     }
     Ok(value)
+}
+
+/// `str::trim`, byte-wise on ASCII text without control characters (where the
+/// two agree: the only ASCII white space `trim_ascii` keeps is a control character).
+fn trim(text: &str) -> &str {
+    if text.is_ascii() {
+        text.trim_ascii()
+    } else {
+        text.trim()
+    }
 }
 
 /// [`text`] holding exactly one value: no list separator.

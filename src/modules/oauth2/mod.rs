@@ -104,8 +104,7 @@ impl OAuth2Module {
     }
 
     async fn start(&self, start: &crate::StartLogin) -> Result<Outcome, AuthError> {
-        let return_to = start.return_to.as_deref();
-        let started = self.flows.start(&self.id, return_to).await?;
+        let started = self.flows.start(&self.id, start).await?;
         let flow = &started.flow;
         let challenge = flow.pkce_challenge();
         let mut params = vec![

@@ -556,9 +556,8 @@ impl OidcModule {
     }
 
     async fn start(&self, start: &crate::StartLogin) -> Result<Outcome, AuthError> {
-        let return_to = start.return_to.as_deref();
         let metadata = self.metadata().await?;
-        let started = self.flows.start(&self.id, return_to).await?;
+        let started = self.flows.start(&self.id, start).await?;
         let flow = &started.flow;
         let challenge = flow.pkce_challenge();
         let location = oauth::authorization_url(

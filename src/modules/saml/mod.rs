@@ -532,12 +532,11 @@ impl SamlModule {
     }
 
     async fn start(&self, start: &crate::StartLogin) -> Result<Outcome, AuthError> {
-        let return_to = start.return_to.as_deref();
         // `_` keeps the id an NCName whatever the random text begins with.
         let request_id = format!("_{}", random_token(&self.id)?);
         let started = self
             .flows
-            .start_with(&self.id, return_to, Some(request_id.clone()))
+            .start_with(&self.id, start, Some(request_id.clone()))
             .await?;
         let location = self.authn_request_url(&request_id, &started.flow.state, start.prompt)?;
         Ok(Outcome::Redirect(Redirect {
