@@ -175,8 +175,15 @@ impl SqliteStore {
         let _opening = lock_file(lock_path.into())
             .await
             .map_err(|e| cannot(format!("cannot lock: {e}")))?;
+        // Every connection is opened now and kept: a connection opened under load
+        // runs its set-up pragmas before its busy timeout protects it, and met
+        // "database is locked" (tests/load.rs found it: ~1 login in 5,000).
+        let connections = settings.max_connections.max(1);
         let pool = SqlitePoolOptions::new()
-            .max_connections(settings.max_connections.max(1))
+            .max_connections(connections)
+            .min_connections(connections)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(options)
             .await
             .map_err(|e| cannot(ops::describe(&e)))?;
