@@ -4,7 +4,11 @@
 mod keys;
 mod login;
 mod password;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 mod roles;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 mod store;
@@ -18,6 +22,11 @@ pub use login::{LoginAttribute, LoginNames};
 pub use password::{
     CostLimitExceeded, HashCheckError, HashLimits, HashScheme, MAX_HASH_LEN, PasswordError, PasswordPolicy,
     Verification,
+};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::{
+    DEFAULT_MAX_PENDING_FLOWS_PER_CLIENT, DEFAULT_PG_MAX_CONNECTIONS, MAX_PG_FAILURE_ROWS, PgOptions, PgStore,
 };
 pub use roles::{RoleMapping, RoleMappingBuilder, RoleRule};
 #[cfg(feature = "sqlite")]
