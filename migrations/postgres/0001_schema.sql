@@ -5,6 +5,7 @@
 -- exactly, as in the SQLite store.
 
 -- `id` is the `AccountId` (its decimal text); a sequence never hands an id out twice.
+-- Indexed names are at most 1000 bytes (MAX_PG_NAME_BYTES, checked by the store).
 CREATE TABLE accounts (
     id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     login         TEXT    NOT NULL,
@@ -51,10 +52,11 @@ CREATE TABLE account_mapped_roles (
         REFERENCES account_role_sources (account_id, provider) ON DELETE CASCADE
 );
 
--- Throttle counters: one row per failure.
+-- Throttle counters: one row per failure. `key` holds the key's UTF-8 bytes (a
+-- login name typed by anyone may hold a NUL, which `text` cannot).
 CREATE TABLE login_failures (
     id  BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    key TEXT   NOT NULL,
+    key BYTEA  NOT NULL,
     at  BIGINT NOT NULL
 );
 CREATE INDEX login_failures_key_at ON login_failures (key, at);

@@ -25,10 +25,10 @@ pub use password::{
 };
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use postgres::{
-    DEFAULT_MAX_PENDING_FLOWS_PER_CLIENT, DEFAULT_PG_MAX_CONNECTIONS, MAX_PG_FAILURE_ROWS, PgOptions, PgStore,
-};
+pub use postgres::{DEFAULT_PG_MAX_CONNECTIONS, MAX_PG_FAILURE_ROWS, MAX_PG_NAME_BYTES, PgOptions, PgStore};
 pub use roles::{RoleMapping, RoleMappingBuilder, RoleRule};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql::DEFAULT_MAX_PENDING_FLOWS_PER_CLIENT;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{MAX_FAILURE_ROWS, SqliteOptions, SqliteStore};

@@ -1,6 +1,7 @@
 //! What the SQL stores (SQLite, PostgreSQL) share: how ids, names and times are
 //! written to columns.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::error::ErrorKind;
@@ -48,7 +49,6 @@ pub(crate) fn from_nanos(nanos: i64) -> SystemTime {
     }
 }
 
-
 /// A backend error as a [`StoreError`]. SQLite's messages name constraints and
 /// columns, never bound values, so no password hash can end up in one; the
 /// PostgreSQL store reports only the message (its `detail`, which can quote a
@@ -72,3 +72,67 @@ pub(crate) fn describe(err: &sqlx::Error) -> String {
     }
 }
 
+/// Why a flow row was not taken, in the memory store's order: `found` is the
+/// row's `(module, used, expires_at)`. On [`FlowError::Expired`] the caller
+/// deletes the row.
+pub(crate) fn refusal(found: Option<(String, bool, i64)>, module: &str, now: i64) -> crate::flow::FlowError {
+    use crate::flow::FlowError;
+    match found {
+        None => FlowError::Unknown,
+        Some((_, true, _)) => FlowError::Replayed,
+        Some((owner, _, _)) if owner != module => FlowError::OtherModule,
+        Some((_, _, expires_at)) if expires_at <= now => FlowError::Expired,
+        Some(_) => FlowError::CookieMismatch,
+    }
+}
+
+/// The key a replay id is stored under: its SHA-256, so ids of any length take
+/// one fixed-size row (and no index refuses a long one).
+pub(crate) fn replay_key(id: &str) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(id.as_bytes()).to_vec()
+}
+
+/// The flow a take's `RETURNING nonce, pkce_verifier, return_to, extra, client,
+/// expires_at` row describes.
+pub(crate) fn taken_flow<R>(
+    row: &R,
+    state: &str,
+    module: &str,
+    cookie_digest: [u8; 32],
+) -> Result<crate::flow::PendingFlow, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let client: Option<String> = row.try_get(4)?;
+    let expires_at: i64 = row.try_get(5)?;
+    Ok(crate::flow::PendingFlow {
+        state: state.to_owned(),
+        nonce: row.try_get(0)?,
+        pkce_verifier: row.try_get(1)?,
+        return_to: row.try_get(2)?,
+        module: module.to_owned(),
+        expires_at: from_nanos(expires_at),
+        cookie_digest,
+        extra: row.try_get(3)?,
+        client: client.and_then(|c| c.parse().ok()),
+    })
+}
+
+/// The most pending redirect logins one client address may hold in an SQL
+/// store by default.
+pub const DEFAULT_MAX_PENDING_FLOWS_PER_CLIENT: u32 = 1_000;
+
+/// Every this many writes of one kind (failures, flows, replay ids), the SQL
+/// stores delete the expired rows of that kind.
+pub(crate) const PURGE_EVERY: u32 = 256;
+
+/// Whether this write is one that also purges expired rows.
+pub(crate) fn purge_due(counter: &AtomicU32) -> bool {
+    counter
+        .fetch_add(1, Ordering::Relaxed)
+        .is_multiple_of(PURGE_EVERY)
+}

@@ -96,7 +96,10 @@ pub(crate) async fn add_public_key(
 }
 
 /// The account's keys, oldest first.
-pub(crate) async fn public_keys(conn: &mut PgConnection, account: &AccountId) -> Result<Vec<PublicKey>, StoreError> {
+pub(crate) async fn public_keys(
+    conn: &mut PgConnection,
+    account: &AccountId,
+) -> Result<Vec<PublicKey>, StoreError> {
     let account_id = existing(conn, account).await?;
     let rows = sqlx::query(&format!("{SELECT} WHERE account_id = $1 ORDER BY id LIMIT $2"))
         .bind(account_id)

@@ -24,14 +24,17 @@ mod ops;
 mod state;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::sql::{backend, describe, from_nanos, to_nanos, to_nanos_saturating};
+use super::sql::{
+    DEFAULT_MAX_PENDING_FLOWS_PER_CLIENT, backend, describe, from_nanos, purge_due, to_nanos,
+    to_nanos_saturating,
+};
 use super::{
     Account, AttemptStore, FailureCount, HashLimits, KeyId, LoginUpdate, MAX_FAILURES_PER_KEY, NewAccount,
     NewPublicKey, PublicKey, UserStore,
@@ -44,13 +47,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 
 /// Connections of a PostgreSQL store's pool by default.
 pub const DEFAULT_PG_MAX_CONNECTIONS: u32 = 10;
-/// The most pending redirect logins one client address may hold by default.
-pub const DEFAULT_MAX_PENDING_FLOWS_PER_CLIENT: u32 = 1_000;
 /// The most failures a [`PgStore`] keeps in all (oldest dropped first).
 pub const MAX_PG_FAILURE_ROWS: u64 = 1_000_000;
-/// Every this many writes of one kind (failures, flows, replay ids), the expired
-/// rows of that kind are deleted.
-const PURGE_EVERY: u32 = 256;
+pub use ops::MAX_PG_NAME_BYTES;
 
 /// How [`PgStore::connect`] connects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,11 +138,6 @@ impl Counters {
             replays: AtomicU32::new(0),
         }
     }
-}
-
-/// Whether this write is one that also purges expired rows.
-fn purge_due(counter: &AtomicU32) -> bool {
-    counter.fetch_add(1, Ordering::Relaxed).is_multiple_of(PURGE_EVERY)
 }
 
 impl PgStore {
@@ -265,11 +259,19 @@ impl UserStore for PgStore {
         ops::load_account(&mut *self.conn().await?, id).await
     }
 
-    async fn find_by_login(&self, login: &str, case_insensitive: bool) -> Result<Option<Account>, StoreError> {
+    async fn find_by_login(
+        &self,
+        login: &str,
+        case_insensitive: bool,
+    ) -> Result<Option<Account>, StoreError> {
         ops::find_by_login(&mut *self.conn().await?, login, case_insensitive).await
     }
 
-    async fn find_by_email(&self, email: &str, case_insensitive: bool) -> Result<Option<Account>, StoreError> {
+    async fn find_by_email(
+        &self,
+        email: &str,
+        case_insensitive: bool,
+    ) -> Result<Option<Account>, StoreError> {
         ops::find_by_email(&mut *self.conn().await?, email, case_insensitive).await
     }
 
@@ -295,6 +297,7 @@ impl UserStore for PgStore {
 
     async fn set_password_hash(&self, id: &AccountId, hash: &str) -> Result<(), StoreError> {
         self.hash_limits.check_stored(hash)?;
+        ops::check_text("password_hash", hash)?;
         let sql = "UPDATE accounts SET password_hash = $2 WHERE id = $1";
         ops::set_column(&mut *self.conn().await?, id, sql, hash).await
     }
@@ -342,7 +345,7 @@ impl AttemptStore for PgStore {
     async fn failures_since(&self, key: &str, since: SystemTime) -> Result<FailureCount, StoreError> {
         let (count, oldest): (i64, Option<i64>) =
             sqlx::query_as("SELECT count(*), min(at) FROM login_failures WHERE key = $1 AND at >= $2")
-                .bind(key)
+                .bind(key.as_bytes())
                 .bind(to_nanos_saturating(since))
                 .fetch_one(&self.pool)
                 .await
@@ -362,13 +365,13 @@ impl AttemptStore for PgStore {
         // oldest rows beyond the bound go.
         let mut tx = self.write().await?;
         sqlx::query("DELETE FROM login_failures WHERE key = $1 AND at < $2")
-            .bind(key)
+            .bind(key.as_bytes())
             .bind(cutoff)
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
         sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
-            .bind(key)
+            .bind(key.as_bytes())
             .bind(at_nanos)
             .execute(&mut *tx)
             .await
@@ -377,7 +380,7 @@ impl AttemptStore for PgStore {
             "DELETE FROM login_failures WHERE id IN \
              (SELECT id FROM login_failures WHERE key = $1 ORDER BY at DESC, id DESC OFFSET $2)",
         )
-        .bind(key)
+        .bind(key.as_bytes())
         .bind(i64::try_from(bounds.max_failures_per_key).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await
@@ -402,7 +405,7 @@ impl AttemptStore for PgStore {
 
     async fn clear(&self, key: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM login_failures WHERE key = $1")
-            .bind(key)
+            .bind(key.as_bytes())
             .execute(&self.pool)
             .await
             .map_err(backend)?;

@@ -16,6 +16,44 @@ use crate::account::sql::{account_id, backend, fold, from_nanos, row_id, to_nano
 use crate::account::{Account, ExternalLink, LoginUpdate, NewAccount};
 use crate::{AccountId, StoreError};
 
+/// The longest login name, email address, role, provider id or subject the
+/// PostgreSQL store holds, in bytes: they are indexed, and an index entry of
+/// PostgreSQL must stay under about 2.7 kB.
+pub const MAX_PG_NAME_BYTES: usize = 1_000;
+
+/// PostgreSQL `text` holds no NUL character, and indexed names are bounded:
+/// such a value is refused before anything is written.
+pub(crate) fn check_name(field: &'static str, value: &str) -> Result<(), StoreError> {
+    if value.len() > MAX_PG_NAME_BYTES {
+        return Err(StoreError::InvalidValue {
+            field,
+            reason: "longer than MAX_PG_NAME_BYTES",
+        });
+    }
+    check_text(field, value)
+}
+
+/// [`check_name`] for unindexed text: only the NUL character is refused.
+pub(crate) fn check_text(field: &'static str, value: &str) -> Result<(), StoreError> {
+    if value.contains('\0') {
+        return Err(StoreError::InvalidValue {
+            field,
+            reason: "contains a NUL character",
+        });
+    }
+    Ok(())
+}
+
+/// Whether a looked-up value could be stored at all (if not, nothing matches it).
+fn storable(values: &[&str]) -> bool {
+    values.iter().all(|v| check_name("lookup", v).is_ok())
+}
+
+fn check_link(link: &ExternalLink) -> Result<(), StoreError> {
+    check_name("provider", &link.provider)?;
+    check_name("subject", &link.subject)
+}
+
 /// Whole accounts (links, roles and mapped roles as parallel arrays) for the ids
 /// a `WHERE` clause on `accounts a` selects, in one statement: one snapshot.
 macro_rules! load_sql {
@@ -74,7 +112,10 @@ fn at_most_one(rows: Vec<PgRow>) -> Result<Option<Account>, StoreError> {
 }
 
 /// The account with this id.
-pub(crate) async fn load_account(conn: &mut PgConnection, id: &AccountId) -> Result<Option<Account>, StoreError> {
+pub(crate) async fn load_account(
+    conn: &mut PgConnection,
+    id: &AccountId,
+) -> Result<Option<Account>, StoreError> {
     let Some(id) = row_id(id) else {
         return Ok(None);
     };
@@ -92,6 +133,9 @@ pub(crate) async fn find_by_link(
     provider: &str,
     subject: &str,
 ) -> Result<Option<Account>, StoreError> {
+    if !storable(&[provider, subject]) {
+        return Ok(None);
+    }
     let rows = sqlx::query(load_sql!(
         "a.id = (SELECT account_id FROM account_links WHERE provider = $1 AND subject = $2)"
     ))
@@ -109,6 +153,9 @@ pub(crate) async fn find_by_login(
     login: &str,
     case_insensitive: bool,
 ) -> Result<Option<Account>, StoreError> {
+    if !storable(&[login]) {
+        return Ok(None);
+    }
     let rows = sqlx::query(load_sql!("a.login_key = $1 AND ($2 OR a.login = $3)"))
         .bind(fold(login))
         .bind(case_insensitive)
@@ -125,6 +172,9 @@ pub(crate) async fn find_by_email(
     email: &str,
     case_insensitive: bool,
 ) -> Result<Option<Account>, StoreError> {
+    if !storable(&[email]) {
+        return Ok(None);
+    }
     let rows = sqlx::query(load_sql!(
         "a.email_key = $1 AND ($2 OR a.email = $3) ORDER BY a.id LIMIT 2"
     ))
@@ -173,6 +223,18 @@ fn one_row(result: sqlx::postgres::PgQueryResult) -> Result<(), StoreError> {
 /// [`StoreError::Conflict`] (unique indexes), so two replicas never create two
 /// accounts for one subject.
 pub(crate) async fn insert_account(conn: &mut PgConnection, new: &NewAccount) -> Result<Account, StoreError> {
+    check_name("login", &new.login)?;
+    if let Some(email) = &new.email {
+        check_name("email", email)?;
+    }
+    check_text("display_name", new.display_name.as_deref().unwrap_or_default())?;
+    check_text("password_hash", new.password_hash.as_deref().unwrap_or_default())?;
+    for role in &new.roles {
+        check_name("role", role)?;
+    }
+    if let Some(link) = &new.link {
+        check_link(link)?;
+    }
     if let Some(link) = &new.link
         && link_owner(conn, link).await?.is_some()
     {
@@ -235,6 +297,15 @@ pub(crate) async fn insert_account(conn: &mut PgConnection, new: &NewAccount) ->
 /// `UserStore::record_login`: the link (unless another account holds it), the
 /// last-login time and the provider's mapped roles.
 pub(crate) async fn record_login(conn: &mut PgConnection, update: &LoginUpdate) -> Result<(), StoreError> {
+    if let Some(link) = &update.link {
+        check_link(link)?;
+    }
+    if let Some((provider, roles)) = &update.mapped_roles {
+        check_name("provider", provider)?;
+        for role in roles {
+            check_name("role", role)?;
+        }
+    }
     let id = existing(conn, &update.account).await?;
     let at = to_nanos(update.at)?;
     if let Some(link) = &update.link {
@@ -346,6 +417,7 @@ pub(crate) async fn set_local_role(
     role: &str,
     granted: bool,
 ) -> Result<(), StoreError> {
+    check_name("role", role)?;
     let id = existing(conn, id).await?;
     let sql = if granted {
         "INSERT INTO account_roles (account_id, role) VALUES ($1, $2) ON CONFLICT (account_id, role) DO NOTHING"

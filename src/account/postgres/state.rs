@@ -1,15 +1,15 @@
 //! The state replicas share besides accounts: pending redirect logins
 //! ([`FlowStore`]) and ids accepted once ([`ReplayCache`]).
 
-use std::net::IpAddr;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
-use super::{PgStore, purge_due};
+use super::PgStore;
 use crate::StoreError;
-use crate::account::sql::{from_nanos, to_nanos, to_nanos_saturating};
+use crate::account::sql::purge_due;
+use crate::account::sql::{refusal, replay_key, taken_flow, to_nanos, to_nanos_saturating};
 use crate::error::OtherError;
 use crate::flow::{FlowError, FlowStore, PendingFlow, ReplayCache, ReplayError};
 
@@ -23,13 +23,6 @@ fn flow_store_error(err: StoreError) -> FlowError {
 
 fn replay_backend(err: sqlx::Error) -> ReplayError {
     ReplayError::Backend(OtherError::new(err))
-}
-
-/// The key a replay id is stored under: its SHA-256, so ids of any length take
-/// one fixed-size row (and the index never refuses a long one).
-pub(crate) fn replay_key(id: &str) -> Vec<u8> {
-    use sha2::Digest;
-    sha2::Sha256::digest(id.as_bytes()).to_vec()
 }
 
 pub(super) async fn purge_flows(pool: &PgPool, now: SystemTime) -> Result<u64, StoreError> {
@@ -95,6 +88,10 @@ impl FlowStore for PgStore {
         now: SystemTime,
     ) -> Result<PendingFlow, FlowError> {
         let now_nanos = to_nanos_saturating(now);
+        if state.contains('\0') {
+            // `text` cannot hold it, so no flow has this state.
+            return Err(FlowError::Unknown);
+        }
         if let Some(digest) = cookie_digest {
             // The one-time take: of replicas racing for one state, one UPDATE wins.
             let taken = sqlx::query(
@@ -110,19 +107,7 @@ impl FlowStore for PgStore {
             .await
             .map_err(flow_backend)?;
             if let Some(row) = taken {
-                let client: Option<String> = row.try_get(4).map_err(flow_backend)?;
-                let expires_at: i64 = row.try_get(5).map_err(flow_backend)?;
-                return Ok(PendingFlow {
-                    state: state.to_owned(),
-                    nonce: row.try_get(0).map_err(flow_backend)?,
-                    pkce_verifier: row.try_get(1).map_err(flow_backend)?,
-                    return_to: row.try_get(2).map_err(flow_backend)?,
-                    module: module.to_owned(),
-                    expires_at: from_nanos(expires_at),
-                    cookie_digest: digest,
-                    extra: row.try_get(3).map_err(flow_backend)?,
-                    client: client.and_then(|c| c.parse::<IpAddr>().ok()),
-                });
+                return taken_flow(&row, state, module, digest).map_err(flow_backend);
             }
         }
         // Not taken: say why, in the memory store's order.
@@ -132,20 +117,15 @@ impl FlowStore for PgStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(flow_backend)?;
-        match found {
-            None => Err(FlowError::Unknown),
-            Some((_, true, _)) => Err(FlowError::Replayed),
-            Some((owner, _, _)) if owner != module => Err(FlowError::OtherModule),
-            Some((_, _, expires_at)) if expires_at <= now_nanos => {
-                sqlx::query("DELETE FROM pending_flows WHERE state = $1 AND NOT used")
-                    .bind(state)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(flow_backend)?;
-                Err(FlowError::Expired)
-            }
-            Some(_) => Err(FlowError::CookieMismatch),
+        let refused = refusal(found, module, now_nanos);
+        if refused == FlowError::Expired {
+            sqlx::query("DELETE FROM pending_flows WHERE state = $1 AND NOT used")
+                .bind(state)
+                .execute(&self.pool)
+                .await
+                .map_err(flow_backend)?;
         }
+        Err(refused)
     }
 }
 
