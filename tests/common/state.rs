@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[path = "peer.rs"]
-mod peer;
+pub mod peer;
 
 pub use peer::Peer;
 

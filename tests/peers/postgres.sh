@@ -44,21 +44,25 @@ bin_dir() {
   echo "$d"
 }
 
-# as_db_user CMD...: runs CMD as the postgres user when we are root (exec'd in
-# place, so $! of a backgrounded call is the server's own PID).
-as_db_user() {
+# AS_DB_USER: the command prefix that runs a program as the postgres user when we
+# are root (setpriv execs it in place, so $! of a backgrounded call is the
+# server's own PID).
+AS_DB_USER=()
+if [ "$(id -u)" = 0 ]; then
+  AS_DB_USER=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+fi
+
+check_db_user() {
   if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || die "no postgres user (apt-get install postgresql creates it)"
-    setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"
-  else
-    "$@"
   fi
 }
 
 run_server() {
   local dir=$1 port=$2 bin
   bin=$(bin_dir)
-  as_db_user "$bin/postgres" -D "$dir/data" -c listen_addresses=127.0.0.1 -p "$port" \
+  check_db_user
+  "${AS_DB_USER[@]}" "$bin/postgres" -D "$dir/data" -c listen_addresses=127.0.0.1 -p "$port" \
     -c unix_socket_directories= -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
     -c max_connections=200 -c shared_buffers=32MB \
     >>"$dir/postgres.log" 2>&1 </dev/null &
@@ -93,7 +97,8 @@ start() {
   dir=$(cd "$dir" && pwd)
   echo "$PASSWORD" >"$dir/pwfile"
   if [ "$(id -u)" = 0 ]; then chown postgres: "$dir" "$dir/pwfile"; fi
-  as_db_user "$bin/initdb" -D "$dir/data" -U "$USER_NAME" --pwfile="$dir/pwfile" \
+  check_db_user
+  "${AS_DB_USER[@]}" "$bin/initdb" -D "$dir/data" -U "$USER_NAME" --pwfile="$dir/pwfile" \
     --auth=scram-sha-256 -E UTF8 --locale=C.UTF-8 --no-sync >"$dir/initdb.log" 2>&1 \
     || die "initdb failed: $(tail -20 "$dir/initdb.log")"
   echo "$port" >"$dir/port"
