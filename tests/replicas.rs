@@ -9,7 +9,8 @@
 //! throttle limit together; concurrent first logins of one subject on both create
 //! one account; Redis stopped → redirect logins `Unavailable` at once while
 //! password logins go on (throttle open) and everything recovers when Redis is
-//! back; PostgreSQL restarted → the replicas reconnect without a restart.
+//! back; a hung (SIGSTOPped) Redis is bounded by the client's timeouts;
+//! PostgreSQL restarted → the replicas reconnect without a restart.
 //!
 //! `harness = false`: `main` runs the checks in order (they share the servers and
 //! the two replicas) and prints `N passed, M failed`.
@@ -236,6 +237,23 @@ async fn redis_down_fails_redirects_at_once_and_recovers(w: &mut World) {
     assert!(answer["location"].is_string(), "{answer}");
 }
 
+async fn a_hung_redis_is_bounded_by_timeouts(w: &mut World) {
+    // SIGSTOP: the server holds its port and accepts connections, answers nothing.
+    w.redis.command("freeze");
+    let answer = w.one.ask(json!({ "op": "start" }));
+    w.redis.command("thaw");
+    assert_eq!(error_of(&answer), "Unavailable", "{answer}");
+    let mut answer = Value::Null;
+    for _ in 0..50 {
+        answer = w.one.ask(json!({ "op": "start" }));
+        if answer["location"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(answer["location"].is_string(), "no recovery: {answer}");
+}
+
 async fn postgres_restart_is_survived_without_restarting_the_replicas(w: &mut World) {
     w.postgres.command("stop");
     let right = json!({ "op": "password", "login": "root", "password": "break-glass", "ip": "192.0.2.79" });
@@ -354,6 +372,7 @@ fn main() {
             failed_logins_on_both_reach_the_throttle_limit_together,
             concurrent_first_logins_create_one_account,
             redis_down_fails_redirects_at_once_and_recovers,
+            a_hung_redis_is_bounded_by_timeouts,
             postgres_restart_is_survived_without_restarting_the_replicas
         );
         drop(world);
