@@ -269,14 +269,32 @@ fn state_and_postgres_mistakes_name_their_key() {
             "chain = []\n[store]\ntype = \"sqlite\"\npath = \"x.db\"\nurl = \"postgres://h/db\"\n",
             "store.url",
         ),
-        ("chain = []\n[store]\ntype = \"memory\"\nurl = \"postgres://h/db\"\n", "store.url"),
+        (
+            "chain = []\n[store]\ntype = \"memory\"\nurl = \"postgres://h/db\"\n",
+            "store.url",
+        ),
         ("chain = []\n[state]\ntype = \"etcd\"\n", "state.type"),
         ("chain = []\n[state]\ntype = \"redis\"\n", "state.url"),
-        ("chain = []\n[state]\ntype = \"redis\"\nurl = \"redis://h\"\npath = \"x\"\n", "state.path"),
-        ("chain = []\n[state]\ntype = \"memory\"\nurl = \"redis://h\"\n", "state.url"),
-        ("chain = []\n[state]\ntype = \"postgres\"\nmax_connections = 4\n", "state.max_connections"),
-        ("chain = []\n[state]\ntype = \"sqlite\"\nprefix = \"x:\"\n", "state.prefix"),
-        ("chain = []\n[state]\ntype = \"sqlite\"\npath = \"\"\n", "state.path"),
+        (
+            "chain = []\n[state]\ntype = \"redis\"\nurl = \"redis://h\"\npath = \"x\"\n",
+            "state.path",
+        ),
+        (
+            "chain = []\n[state]\ntype = \"memory\"\nurl = \"redis://h\"\n",
+            "state.url",
+        ),
+        (
+            "chain = []\n[state]\ntype = \"postgres\"\nmax_connections = 4\n",
+            "state.max_connections",
+        ),
+        (
+            "chain = []\n[state]\ntype = \"sqlite\"\nprefix = \"x:\"\n",
+            "state.prefix",
+        ),
+        (
+            "chain = []\n[state]\ntype = \"sqlite\"\npath = \"\"\n",
+            "state.path",
+        ),
     ];
     for (text, key) in cases {
         let err = error(text);
@@ -292,19 +310,29 @@ fn state_and_postgres_mistakes_name_their_key() {
 async fn store_and_state_urls_are_secrets_resolved_when_opened() {
     // Unset variables are reported when the stores are opened, naming the key,
     // and the URL (a password in it) is never echoed.
-    let text = "chain = []\n[store]\ntype = \"postgres\"\nurl = { env = \"AUTHCHAIN_TEST_NO_SUCH_DB_URL\" }\n";
+    let text =
+        "chain = []\n[store]\ntype = \"postgres\"\nurl = { env = \"AUTHCHAIN_TEST_NO_SUCH_DB_URL\" }\n";
     let config = Config::from_toml(text).expect("parses");
     let err = config.open_stores().await.err().expect("no such variable");
     assert_eq!(err.key(), Some("store.url"), "{err}");
     let text = "chain = []\n[state]\ntype = \"redis\"\nurl = \"redis://user:hunter2-secret@127.0.0.1:1/\"\n";
     let config = Config::from_toml(text).expect("parses");
     assert!(!format!("{config:?}").contains("hunter2"), "{config:?}");
-    let err = config.open_stores().await.err().expect("nothing listens on port 1");
+    let err = config
+        .open_stores()
+        .await
+        .err()
+        .expect("nothing listens on port 1");
     assert_eq!(err.key(), Some("state.url"), "{err}");
     assert!(!err.to_string().contains("hunter2"), "{err}");
     // `[state] type = "postgres"` without a url needs a postgres [store].
     let text = "chain = []\n[state]\ntype = \"postgres\"\n";
-    let err = Config::from_toml(text).unwrap().open_stores().await.err().expect("no [store]");
+    let err = Config::from_toml(text)
+        .unwrap()
+        .open_stores()
+        .await
+        .err()
+        .expect("no [store]");
     assert_eq!(err.key(), Some("state.url"), "{err}");
 }
 
@@ -333,7 +361,9 @@ redirect_uri = "https://app.example.org/callback"
         path = path.display()
     );
     let config = Config::from_toml(&text).expect("parses");
-    let chain = config.build(config.open_stores().await.expect("opens")).expect("builds");
+    let chain = config
+        .build(config.open_stores().await.expect("opens"))
+        .expect("builds");
     let start = AuthRequest::new("192.0.2.1:1000".parse().unwrap())
         .with_credentials(Credentials::Start(None.into()))
         .select("oauth");

@@ -811,6 +811,34 @@ mod replay {
         concurrent_checks_accept_once(crate::common::state::redis_state().await).await;
     }
 
+    /// Two connections (two replicas) to one server: an id accepted through one is
+    /// a replay through the other.
+    #[cfg(all(feature = "postgres", feature = "redis"))]
+    #[tokio::test]
+    async fn ids_accepted_by_one_replica_are_replays_at_another() {
+        use authchain::account::{PgOptions, PgStore};
+        use authchain::state::{RedisOptions, RedisState};
+        let later = SystemTime::now() + Duration::from_secs(600);
+        let url = crate::common::state::fresh_pg_url().await;
+        let one = PgStore::connect(&url, PgOptions::default()).await.unwrap();
+        let two = PgStore::connect(&url, PgOptions::default()).await.unwrap();
+        assert!(one.check_and_remember("idp\nassertion-1", later).await.unwrap());
+        assert!(!two.check_and_remember("idp\nassertion-1", later).await.unwrap());
+        let redis_url = crate::common::state::redis().var("REDIS_URL");
+        let prefix = crate::common::state::fresh_redis_prefix();
+        let one = RedisState::connect(&redis_url, RedisOptions::default().prefix(prefix.clone()))
+            .await
+            .unwrap();
+        let two = RedisState::connect(&redis_url, RedisOptions::default().prefix(prefix))
+            .await
+            .unwrap();
+        assert!(one.check_and_remember("idp\nassertion-1", later).await.unwrap());
+        assert!(!two.check_and_remember("idp\nassertion-1", later).await.unwrap());
+        // Another prefix is another service: its own ids.
+        let other = crate::common::state::redis_state().await;
+        assert!(other.check_and_remember("idp\nassertion-1", later).await.unwrap());
+    }
+
     #[cfg(feature = "postgres")]
     #[tokio::test]
     async fn postgres_ids_are_one_time() {
