@@ -19,6 +19,7 @@
 mod browser;
 mod common;
 #[path = "oidc/provider.rs"]
+#[allow(dead_code)] // Shared with tests/oidc.rs, which uses all of it.
 mod provider;
 use common::state::peer;
 

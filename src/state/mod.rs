@@ -53,7 +53,7 @@ pub enum ThrottleOnOutage {
 }
 
 /// The three state stores a chain uses. [`SharedState::memory`] for one process;
-/// the `[state]` section (through [`Config::open_stores`](crate::Config::open_stores))
+/// the `[state]` section (through [`Config::open_stores`](crate::config::Config::open_stores))
 /// or the host's own stores for several.
 #[derive(Clone)]
 pub struct SharedState {

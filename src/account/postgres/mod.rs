@@ -143,7 +143,7 @@ impl Counters {
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host/db`) and
     /// brings its schema up to date. The URL holds a password: read it from a
-    /// secret (see [`Secret`](crate::Secret)); errors never quote it.
+    /// secret (see [`SecretSource`](crate::SecretSource)); errors never quote it.
     pub async fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
         let connect: PgConnectOptions = url
             .parse()
