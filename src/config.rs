@@ -58,6 +58,7 @@ pub struct Config {
     raw: RawConfig,
     modules: Vec<ModuleConfig>,
     store: Option<StoreConfig>,
+    state: Option<crate::state::StateConfig>,
     /// The TOML text, to give later errors the line of their key.
     text: Arc<str>,
 }
@@ -78,6 +79,7 @@ struct RawConfig {
     #[serde(default)]
     modules: BTreeMap<String, toml::Table>,
     store: Option<RawStore>,
+    state: Option<crate::state::RawState>,
     #[cfg(feature = "sync")]
     sync: Option<crate::sync::SyncConfig>,
     #[cfg(not(feature = "sync"))]
@@ -92,6 +94,7 @@ struct RawStore {
     path: Option<PathBuf>,
     synchronous: Option<String>,
     max_connections: Option<u32>,
+    url: Option<crate::SecretSource>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -208,6 +211,16 @@ pub enum StoreConfig {
         /// Connections in the pool (default [`DEFAULT_MAX_CONNECTIONS`]).
         max_connections: u32,
     },
+    /// `type = "postgres"` (feature `postgres`): accounts and throttle counters
+    /// (and, with `[state] type = "postgres"`, the rest of the shared state) in the
+    /// PostgreSQL database at `url`, a secret (`{ env = "..." }`, `{ file = "..." }`).
+    Postgres {
+        /// `postgres://user:password@host:port/database`.
+        url: crate::SecretSource,
+        /// Connections in the pool (default
+        /// [`DEFAULT_PG_MAX_CONNECTIONS`](crate::account::DEFAULT_PG_MAX_CONNECTIONS), 10).
+        max_connections: u32,
+    },
 }
 
 impl StoreConfig {
@@ -226,13 +239,23 @@ impl StoreConfig {
                 ("store.path", raw.path.is_some()),
                 ("store.synchronous", raw.synchronous.is_some()),
                 ("store.max_connections", raw.max_connections.is_some()),
+                ("store.url", raw.url.is_some()),
             ];
             if let Some((key, _)) = sqlite_only.iter().find(|(_, given)| *given) {
                 return Err(ConfigError::invalid(
                     *key,
-                    "only a `type = \"sqlite\"` store has this setting",
+                    "a `type = \"memory\"` store has no such setting",
                 ));
             }
+        }
+        if raw.kind == "postgres" {
+            return StoreConfig::parse_postgres(raw);
+        }
+        if raw.kind == "sqlite" && raw.url.is_some() {
+            return Err(ConfigError::invalid(
+                "store.url",
+                "a `type = \"sqlite\"` store has a `path`, no `url`",
+            ));
         }
         match (raw.kind.as_str(), &raw.path) {
             ("memory", _) => Ok(StoreConfig::Memory),
@@ -273,31 +296,88 @@ impl StoreConfig {
             }
             (other, _) => Err(ConfigError::invalid(
                 "store.type",
-                format!("unknown store type `{other}` (known: memory, sqlite)"),
+                format!("unknown store type `{other}` (known: memory, sqlite, postgres)"),
             )),
         }
+    }
+
+    fn parse_postgres(raw: &RawStore) -> Result<StoreConfig, ConfigError> {
+        if !cfg!(feature = "postgres") {
+            return Err(ConfigError::invalid(
+                "store.type",
+                "store type `postgres` needs the crate feature `postgres`",
+            ));
+        }
+        for (key, given) in [
+            ("store.path", raw.path.is_some()),
+            ("store.synchronous", raw.synchronous.is_some()),
+        ] {
+            if given {
+                return Err(ConfigError::invalid(
+                    key,
+                    "a `type = \"postgres\"` store has a `url`, no file settings",
+                ));
+            }
+        }
+        let url = raw.url.clone().ok_or_else(|| {
+            ConfigError::invalid(
+                "store.url",
+                "a `type = \"postgres\"` store needs the database `url`",
+            )
+        })?;
+        let max_connections = raw.max_connections.unwrap_or(10);
+        if !(1..=1000).contains(&max_connections) {
+            return Err(ConfigError::invalid(
+                "store.max_connections",
+                format!("{max_connections} is outside 1..=1000"),
+            ));
+        }
+        Ok(StoreConfig::Postgres { url, max_connections })
     }
 
     /// Opens the store (for SQLite: the file, brought up to date with the crate's
     /// schema). Failures name the key `store.path`.
     pub async fn open(&self) -> Result<Stores, ConfigError> {
-        self.open_limited(crate::account::HashLimits::default()).await
+        Ok(self.open_limited(crate::account::HashLimits::default()).await?.0)
     }
 
-    async fn open_limited(&self, limits: crate::account::HashLimits) -> Result<Stores, ConfigError> {
+    async fn open_limited(
+        &self,
+        limits: crate::account::HashLimits,
+    ) -> Result<(Stores, crate::state::OpenedStore), ConfigError> {
+        use crate::state::OpenedStore;
         match self {
-            StoreConfig::Memory => Ok(Stores::new(Arc::new(
-                MemoryUserStore::new().with_hash_limits(limits),
-            ))),
+            StoreConfig::Memory => Ok((
+                Stores::new(Arc::new(MemoryUserStore::new().with_hash_limits(limits))),
+                OpenedStore::Other,
+            )),
             #[cfg(feature = "sqlite")]
             StoreConfig::Sqlite { .. } => {
                 let store = self.open_sqlite().await?.with_hash_limits(limits);
-                Ok(Stores::new(Arc::new(store.clone())).attempts(Arc::new(store)))
+                let stores = Stores::new(Arc::new(store.clone())).attempts(Arc::new(store.clone()));
+                Ok((stores, OpenedStore::Sqlite(store)))
             }
             #[cfg(not(feature = "sqlite"))]
             StoreConfig::Sqlite { .. } => Err(ConfigError::invalid(
                 "store.type",
                 "store type `sqlite` needs the crate feature `sqlite`",
+            )),
+            #[cfg(feature = "postgres")]
+            StoreConfig::Postgres { url, max_connections } => {
+                let url = url.resolve("store.url")?;
+                let options = crate::account::PgOptions::default()
+                    .max_connections(*max_connections)
+                    .hash_limits(limits);
+                let store = crate::account::PgStore::connect(url.expose(), options)
+                    .await
+                    .map_err(|e| ConfigError::invalid("store.url", e.to_string()))?;
+                let stores = Stores::new(Arc::new(store.clone())).attempts(Arc::new(store.clone()));
+                Ok((stores, OpenedStore::Postgres(store)))
+            }
+            #[cfg(not(feature = "postgres"))]
+            StoreConfig::Postgres { .. } => Err(ConfigError::invalid(
+                "store.type",
+                "store type `postgres` needs the crate feature `postgres`",
             )),
         }
     }
@@ -330,15 +410,34 @@ impl StoreConfig {
 pub struct Stores {
     users: Arc<dyn UserStore>,
     attempts: Option<Arc<dyn AttemptStore>>,
+    state: Option<crate::state::SharedState>,
 }
 
 impl Stores {
-    /// The host's user store; throttle counters in memory.
+    /// The host's user store; throttle counters in memory, each redirect module
+    /// its own in-memory flow store.
     pub fn new(users: Arc<dyn UserStore>) -> Self {
         Stores {
             users,
             attempts: None,
+            state: None,
         }
+    }
+
+    /// Keeps pending logins, the replay cache and throttle counters in `state`
+    /// (shared between instances): every OIDC, OAuth2, SAML and CAS module that
+    /// was not given a flow store of its own uses `state.flows`, every SAML and
+    /// key-login module without a replay cache `state.replay`, and the throttle
+    /// `state.attempts`.
+    pub fn state(mut self, state: crate::state::SharedState) -> Self {
+        self.attempts = Some(state.attempts.clone());
+        self.state = Some(state);
+        self
+    }
+
+    /// The shared state, when one was given.
+    pub fn shared_state(&self) -> Option<&crate::state::SharedState> {
+        self.state.as_ref()
     }
 
     /// Keeps throttle counters in `attempts` (shared between instances).
@@ -403,6 +502,13 @@ impl Config {
                 None
             }
         };
+        let state = match raw.state.as_ref().map(crate::state::StateConfig::parse).transpose() {
+            Ok(state) => state,
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
         if let Some(error) = ConfigError::collect(errors) {
             return Err(located(error));
         }
@@ -410,6 +516,7 @@ impl Config {
             raw,
             modules,
             store,
+            state,
             text: Arc::from(text),
         };
         config.check_sync().map_err(located)?;
@@ -523,12 +630,25 @@ impl Config {
     ///
     /// The user store checks written password hashes against
     /// `[passwords.max_cost]`.
+    ///
+    /// With a `[state]` section, pending logins, the replay cache and throttle
+    /// counters go where it says (see [`Stores::state`]).
     pub async fn open_stores(&self) -> Result<Stores, ConfigError> {
-        self.store
+        let (stores, opened) = self
+            .store
             .clone()
             .unwrap_or_default()
             .open_limited(self.raw.passwords.max_cost)
-            .await
+            .await?;
+        match &self.state {
+            Some(state) => Ok(stores.state(state.open(&opened).await?)),
+            None => Ok(stores),
+        }
+    }
+
+    /// The `[state]` section, when the file has one.
+    pub fn state(&self) -> Option<&crate::state::StateConfig> {
+        self.state.as_ref()
     }
 
     /// The `[passwords]` section's policy: argon2id parameters for new hashes and
@@ -579,6 +699,8 @@ impl Config {
                 .unwrap_or_else(|| Arc::new(MemoryAttemptStore::new()));
             builder = builder.throttle(policy, attempts);
         }
+        #[allow(unused_variables)] // Without redirect or key-login modules.
+        let shared = Inject(stores.state.as_ref());
         for module in &self.modules {
             let id = &module.id;
             let built: Arc<dyn Authenticator> = match &module.kind {
@@ -601,22 +723,22 @@ impl Config {
                 ),
                 #[cfg(feature = "oidc")]
                 ModuleType::Oidc(s) => Arc::new(
-                    crate::modules::OidcModule::new(id.clone(), (**s).clone())
+                    crate::modules::OidcModule::new(id.clone(), shared.flows((**s).clone()))
                         .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?,
                 ),
                 #[cfg(feature = "oauth2")]
                 ModuleType::OAuth2(s) => Arc::new(
-                    crate::modules::OAuth2Module::new(id.clone(), (**s).clone())
+                    crate::modules::OAuth2Module::new(id.clone(), shared.flows((**s).clone()))
                         .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?,
                 ),
                 #[cfg(feature = "cas")]
                 ModuleType::Cas(s) => Arc::new(
-                    crate::modules::CasModule::new(id.clone(), (**s).clone())
+                    crate::modules::CasModule::new(id.clone(), shared.flows((**s).clone()))
                         .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?,
                 ),
                 #[cfg(feature = "saml")]
                 ModuleType::Saml(s) => Arc::new(
-                    crate::modules::SamlModule::new(id.clone(), (**s).clone())
+                    crate::modules::SamlModule::new(id.clone(), shared.saml((**s).clone()))
                         .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?,
                 ),
                 // Without its own `trusted_proxies` it believes the chain's.
@@ -627,9 +749,13 @@ impl Config {
                 ),
                 #[cfg(feature = "key-login")]
                 ModuleType::KeyLogin(s) => Arc::new(
-                    crate::modules::KeyLoginModule::new(id.clone(), stores.users.clone(), (**s).clone())
-                        .map_err(|e| e.under(&format!("modules.{id}")))?
-                        .login_names(names),
+                    crate::modules::KeyLoginModule::new(
+                        id.clone(),
+                        stores.users.clone(),
+                        shared.key_login((**s).clone()),
+                    )
+                    .map_err(|e| e.under(&format!("modules.{id}")))?
+                    .login_names(names),
                 ),
             };
             builder = builder.shared_module(built, settings(id, &module.common)?);
@@ -637,6 +763,55 @@ impl Config {
         Ok(builder)
     }
 }
+
+/// Puts the shared state into module settings that have no store of their own.
+#[derive(Clone, Copy)]
+struct Inject<'a>(Option<&'a crate::state::SharedState>);
+
+#[allow(dead_code)] // Which methods are used depends on the module features.
+impl Inject<'_> {
+    fn flows<S: HasFlow>(self, mut settings: S) -> S {
+        if let Some(state) = self.0 {
+            settings.flow().store.get_or_insert_with(|| state.flows.clone());
+        }
+        settings
+    }
+
+    #[cfg(feature = "saml")]
+    fn saml(self, settings: crate::modules::SamlSettings) -> crate::modules::SamlSettings {
+        let mut settings = self.flows(settings);
+        if let Some(state) = self.0 {
+            settings.replay.get_or_insert_with(|| state.replay.clone());
+        }
+        settings
+    }
+
+    #[cfg(feature = "key-login")]
+    fn key_login(self, mut settings: crate::modules::KeyLoginSettings) -> crate::modules::KeyLoginSettings {
+        if let Some(state) = self.0 {
+            settings.replay.get_or_insert_with(|| state.replay.clone());
+        }
+        settings
+    }
+}
+
+/// Settings of a redirect module, which embed [`FlowSettings`](crate::flow::FlowSettings).
+trait HasFlow {
+    fn flow(&mut self) -> &mut crate::flow::FlowSettings;
+}
+
+macro_rules! has_flow {
+    ($($feature:literal => $settings:ident),*) => {$(
+        #[cfg(feature = $feature)]
+        impl HasFlow for crate::modules::$settings {
+            fn flow(&mut self) -> &mut crate::flow::FlowSettings {
+                &mut self.flow
+            }
+        }
+    )*};
+}
+
+has_flow!("oidc" => OidcSettings, "oauth2" => OAuth2Settings, "cas" => CasSettings, "saml" => SamlSettings);
 
 fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigError> {
     let key = format!("modules.{id}");

@@ -67,6 +67,7 @@ pub mod net;
 mod request;
 mod secret;
 pub mod settings;
+pub mod state;
 #[cfg(feature = "sync")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sync")))]
 pub mod sync;

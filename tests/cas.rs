@@ -8,8 +8,7 @@
 #[path = "common/browser.rs"]
 mod browser;
 mod common;
-#[path = "common/peer.rs"]
-mod peer;
+use common::state::peer;
 #[path = "cas/server.rs"]
 mod server;
 

@@ -324,3 +324,139 @@ fn a_missing_secret_file_names_its_key_and_line() {
     );
     assert_eq!(err.location().map(|l| l.line), Some(6), "{err}");
 }
+
+#[cfg(all(feature = "postgres", feature = "redis"))]
+#[test]
+fn state_and_postgres_mistakes_name_their_key() {
+    let cases = [
+        ("chain = []\n[store]\ntype = \"postgres\"\n", "store.url"),
+        (
+            "chain = []\n[store]\ntype = \"postgres\"\nurl = \"postgres://h/db\"\npath = \"x.db\"\n",
+            "store.path",
+        ),
+        (
+            "chain = []\n[store]\ntype = \"postgres\"\nurl = \"postgres://h/db\"\nmax_connections = 0\n",
+            "store.max_connections",
+        ),
+        (
+            "chain = []\n[store]\ntype = \"sqlite\"\npath = \"x.db\"\nurl = \"postgres://h/db\"\n",
+            "store.url",
+        ),
+        (
+            "chain = []\n[store]\ntype = \"memory\"\nurl = \"postgres://h/db\"\n",
+            "store.url",
+        ),
+        ("chain = []\n[state]\ntype = \"etcd\"\n", "state.type"),
+        ("chain = []\n[state]\ntype = \"redis\"\n", "state.url"),
+        (
+            "chain = []\n[state]\ntype = \"redis\"\nurl = \"redis://h\"\npath = \"x\"\n",
+            "state.path",
+        ),
+        (
+            "chain = []\n[state]\ntype = \"memory\"\nurl = \"redis://h\"\n",
+            "state.url",
+        ),
+        (
+            "chain = []\n[state]\ntype = \"postgres\"\nmax_connections = 4\n",
+            "state.max_connections",
+        ),
+        (
+            "chain = []\n[state]\ntype = \"sqlite\"\nprefix = \"x:\"\n",
+            "state.prefix",
+        ),
+        (
+            "chain = []\n[state]\ntype = \"sqlite\"\npath = \"\"\n",
+            "state.path",
+        ),
+    ];
+    for (text, key) in cases {
+        let err = error(text);
+        assert_eq!(err.key(), Some(key), "{text}\n→ {err}");
+    }
+    // A bad enum value names the key too.
+    let err = error("chain = []\n[state]\ntype = \"memory\"\nthrottle_on_outage = \"sometimes\"\n");
+    assert!(err.to_string().contains("throttle_on_outage"), "{err}");
+}
+
+#[cfg(all(feature = "postgres", feature = "redis"))]
+#[tokio::test]
+async fn store_and_state_urls_are_secrets_resolved_when_opened() {
+    // Unset variables are reported when the stores are opened, naming the key,
+    // and the URL (a password in it) is never echoed.
+    let text =
+        "chain = []\n[store]\ntype = \"postgres\"\nurl = { env = \"AUTHCHAIN_TEST_NO_SUCH_DB_URL\" }\n";
+    let config = Config::from_toml(text).expect("parses");
+    let err = config.open_stores().await.err().expect("no such variable");
+    assert_eq!(err.key(), Some("store.url"), "{err}");
+    let text = "chain = []\n[state]\ntype = \"redis\"\nurl = \"redis://user:hunter2-secret@127.0.0.1:1/\"\n";
+    let config = Config::from_toml(text).expect("parses");
+    assert!(!format!("{config:?}").contains("hunter2"), "{config:?}");
+    let err = config
+        .open_stores()
+        .await
+        .err()
+        .expect("nothing listens on port 1");
+    assert_eq!(err.key(), Some("state.url"), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    // `[state] type = "postgres"` without a url needs a postgres [store].
+    let text = "chain = []\n[state]\ntype = \"postgres\"\n";
+    let err = Config::from_toml(text)
+        .unwrap()
+        .open_stores()
+        .await
+        .err()
+        .expect("no [store]");
+    assert_eq!(err.key(), Some("state.url"), "{err}");
+}
+
+#[cfg(feature = "oauth2")]
+#[tokio::test]
+async fn a_sqlite_state_is_where_every_redirect_module_keeps_its_flows() {
+    use authchain::account::SqliteStore;
+    use authchain::flow::FlowStore;
+    use authchain::{AuthRequest, Credentials, LoginResult};
+    let path = common::fresh_db_path("config::sqlite_state");
+    let text = format!(
+        r#"
+chain = ["oauth"]
+[state]
+type = "sqlite"
+path = "{path}"
+[modules.oauth]
+type = "oauth2"
+client_id = "app"
+client_secret = "secret"
+authorization_endpoint = "https://idp.example.org/authorize"
+token_endpoint = "https://idp.example.org/token"
+userinfo_endpoint = "https://idp.example.org/userinfo"
+redirect_uri = "https://app.example.org/callback"
+"#,
+        path = path.display()
+    );
+    let config = Config::from_toml(&text).expect("parses");
+    let chain = config
+        .build(config.open_stores().await.expect("opens"))
+        .expect("builds");
+    let start = AuthRequest::new("192.0.2.1:1000".parse().unwrap())
+        .with_credentials(Credentials::Start(None.into()))
+        .select("oauth");
+    let Ok(LoginResult::Redirect(redirect)) = chain.login(&start).await else {
+        panic!("a redirect");
+    };
+    let state = url::Url::parse(&redirect.location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("a state parameter");
+    // Another process opening the file finds the pending login there.
+    let other = SqliteStore::open(&path).await.unwrap();
+    let cookie = redirect.flow_cookie_value().expect("a flow cookie");
+    use sha2::Digest;
+    let digest: [u8; 32] = sha2::Sha256::digest(cookie.as_bytes()).into();
+    let flow = other
+        .take("oauth", &state, Some(digest), std::time::SystemTime::now())
+        .await
+        .expect("the flow is in the shared file");
+    assert_eq!(flow.module, "oauth");
+}

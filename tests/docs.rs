@@ -126,6 +126,19 @@ fn needed_features(table: &toml::Table) -> Vec<(&'static str, bool)> {
     if store_type == Some("sqlite") {
         need("sqlite", cfg!(feature = "sqlite"));
     }
+    if store_type == Some("postgres") {
+        need("postgres", cfg!(feature = "postgres"));
+    }
+    let state_type = table
+        .get("state")
+        .and_then(|s| s.get("type"))
+        .and_then(toml::Value::as_str);
+    match state_type {
+        Some("sqlite") => need("sqlite", cfg!(feature = "sqlite")),
+        Some("postgres") => need("postgres", cfg!(feature = "postgres")),
+        Some("redis") => need("redis", cfg!(feature = "redis")),
+        _ => {}
+    }
     needed
 }
 

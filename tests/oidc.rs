@@ -9,8 +9,7 @@ mod browser;
 mod common;
 #[path = "oidc/issuer.rs"]
 mod issuer;
-#[path = "common/peer.rs"]
-mod peer;
+use common::state::peer;
 #[path = "oidc/provider.rs"]
 mod provider;
 

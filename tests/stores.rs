@@ -1,5 +1,7 @@
-//! The `UserStore` and `AttemptStore` contract, run against every store: the
-//! in-memory ones and SQLite (one fresh database file per test).
+//! The `UserStore`, `AttemptStore`, `FlowStore` and `ReplayCache` contract, run
+//! against every store: the in-memory ones, SQLite (one fresh database file per
+//! test), and with the features `postgres` / `redis` a real PostgreSQL (one fresh
+//! database per test) and a real Redis (one key prefix per test).
 
 mod common;
 
@@ -315,7 +317,25 @@ async fn hostile_input_is_stored_and_matched_literally<S: TestStore>(store: Arc<
         "🦀 ünïcødé",
         long.as_str(),
     ];
+    let mut refused = 0;
     for name in names {
+        if S::refuses(name) {
+            let err = store
+                .create_account(NewAccount::new(name).linked_to("p", "s"))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::InvalidValue { .. }), "{err:?}");
+            let err = store
+                .create_account(NewAccount::new("fine").linked_to(name, name))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::InvalidValue { .. }), "{err:?}");
+            assert_eq!(store.find_by_login(name, true).await.unwrap(), None);
+            assert_eq!(store.find_by_link(name, name).await.unwrap(), None);
+            assert_eq!(store.find_by_email(name, true).await.unwrap(), None);
+            refused += 1;
+            continue;
+        }
         let account = store
             .create_account(
                 NewAccount::new(name)
@@ -344,7 +364,7 @@ async fn hostile_input_is_stored_and_matched_literally<S: TestStore>(store: Arc<
         update.mapped_roles = Some((name.into(), set(&[name])));
         store.record_login(update).await.unwrap();
     }
-    assert_eq!(store.count().await, names.len() as u64);
+    assert_eq!(store.count().await, (names.len() - refused) as u64);
     // No wildcard or prefix matching.
     assert_eq!(store.find_by_login("abc", true).await.unwrap(), None);
     assert_eq!(store.find_by_login("a", true).await.unwrap(), None);
@@ -489,6 +509,389 @@ async fn a_flood_of_flow_starts_from_one_address_leaves_other_clients_logins_wor
             .await
             .is_ok()
     );
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_attempts_count_within_the_window_and_clear() {
+    attempts_count_within_the_window_and_clear(common::state::pg_store().await).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_attempts_are_bounded_per_key() {
+    let store = common::state::pg_store().await;
+    let store = (*store).clone().with_attempt_bounds(100, 3);
+    attempts_are_bounded_per_key(Arc::new(store)).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_attempts_count_within_the_window_and_clear() {
+    attempts_count_within_the_window_and_clear(common::state::redis_state().await).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_attempts_are_bounded_per_key() {
+    let options = authchain::state::RedisOptions::default().max_failures_per_key(3);
+    attempts_are_bounded_per_key(common::state::redis_state_with(options).await).await;
+}
+
+#[tokio::test]
+async fn sqlite_shares_flows_and_replay_ids_between_stores_on_one_file() {
+    use authchain::flow::{FlowStore, ReplayCache};
+    let path = common::fresh_db_path("stores::sqlite_state");
+    let one = SqliteStore::open(&path).await.unwrap();
+    let two = SqliteStore::open(&path).await.unwrap();
+    let started = flows::flow("shared", "sso", Duration::from_secs(600)).await;
+    one.insert(started.clone()).await.unwrap();
+    let digest = Some(started.cookie_digest);
+    assert_eq!(
+        two.take("sso", "shared", digest, SystemTime::now()).await,
+        Ok(started)
+    );
+    assert_eq!(
+        one.take("sso", "shared", digest, SystemTime::now()).await,
+        Err(authchain::flow::FlowError::Replayed)
+    );
+    let later = SystemTime::now() + Duration::from_secs(600);
+    assert!(one.check_and_remember("assertion", later).await.unwrap());
+    assert!(!two.check_and_remember("assertion", later).await.unwrap());
+}
+
+// ---- FlowStore ----
+
+mod flows {
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use authchain::flow::{FlowError, FlowStore, Flows, MemoryFlowStore, PendingFlow};
+
+    fn digest(cookie: &str) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(cookie.as_bytes()).into()
+    }
+
+    /// A flow as a module starts it (random nonce and verifier), under `state`,
+    /// bound to the cookie `"cookie"`, with every optional field set.
+    pub async fn flow(state: &str, module: &str, ttl: Duration) -> PendingFlow {
+        let minter = Flows::new(Arc::new(MemoryFlowStore::default()));
+        let mut flow = minter.start_with(module, None, None).await.unwrap().flow;
+        flow.state = state.into();
+        flow.expires_at = SystemTime::now() + ttl;
+        flow.cookie_digest = digest("cookie");
+        flow.return_to = Some("/after?x=1".into());
+        flow.extra = Some("request id\nwith\u{1f}odd bytes".into());
+        flow.client = Some("2001:db8::7".parse().unwrap());
+        flow
+    }
+
+    /// Every field round-trips; a take is one-time, refuses other modules and
+    /// other browsers without consuming, and names replays and expiry.
+    pub async fn one_time_take(store: Arc<dyn FlowStore>) {
+        let ttl = Duration::from_secs(600);
+        let started = flow("state-a", "sso", ttl).await;
+        store.insert(started.clone()).await.unwrap();
+        let now = SystemTime::now();
+        let cookie = Some(digest("cookie"));
+        assert_eq!(
+            store.take("other", "state-a", cookie, now).await,
+            Err(FlowError::OtherModule)
+        );
+        assert_eq!(
+            store.take("sso", "state-a", Some(digest("thief")), now).await,
+            Err(FlowError::CookieMismatch)
+        );
+        assert_eq!(
+            store.take("sso", "state-a", None, now).await,
+            Err(FlowError::CookieMismatch)
+        );
+        let taken = store.take("sso", "state-a", cookie, now).await.unwrap();
+        assert_eq!(taken, started, "every field, expiry to the nanosecond");
+        assert_eq!(
+            store.take("sso", "state-a", cookie, now).await,
+            Err(FlowError::Replayed)
+        );
+        assert_eq!(
+            store.take("sso", "never-started", cookie, now).await,
+            Err(FlowError::Unknown)
+        );
+        let mut anonymous = flow("state-b", "sso", Duration::from_secs(1)).await;
+        anonymous.client = None;
+        anonymous.return_to = None;
+        anonymous.extra = None;
+        store.insert(anonymous.clone()).await.unwrap();
+        let late = SystemTime::now() + Duration::from_secs(5);
+        assert_eq!(
+            store.take("sso", "state-b", cookie, late).await,
+            Err(FlowError::Expired)
+        );
+    }
+
+    /// Many takes of one state at once: exactly one succeeds.
+    pub async fn concurrent_takes_succeed_once(store: Arc<dyn FlowStore>) {
+        store
+            .insert(flow("contested", "sso", Duration::from_secs(600)).await)
+            .await
+            .unwrap();
+        let now = SystemTime::now();
+        let takes = (0..16).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.take("sso", "contested", Some(digest("cookie")), now).await })
+        });
+        let mut won = 0;
+        for take in takes {
+            match take.await.unwrap() {
+                Ok(_) => won += 1,
+                Err(err) => assert_eq!(err, FlowError::Replayed),
+            }
+        }
+        assert_eq!(won, 1);
+    }
+
+    #[tokio::test]
+    async fn memory_one_time_take() {
+        one_time_take(Arc::new(MemoryFlowStore::default())).await;
+    }
+
+    #[tokio::test]
+    async fn memory_concurrent_takes_succeed_once() {
+        concurrent_takes_succeed_once(Arc::new(MemoryFlowStore::default())).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_one_time_take() {
+        one_time_take(crate::common::sqlite_store("stores::flows::sqlite_one_time").await).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_concurrent_takes_succeed_once() {
+        concurrent_takes_succeed_once(crate::common::sqlite_store("stores::flows::sqlite_concurrent").await)
+            .await;
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn redis_one_time_take() {
+        one_time_take(crate::common::state::redis_state().await).await;
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn redis_concurrent_takes_succeed_once() {
+        concurrent_takes_succeed_once(crate::common::state::redis_state().await).await;
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn redis_bounds_the_logins_one_client_starts_and_keys_expire() {
+        let mut options = authchain::state::RedisOptions::default();
+        options.max_flows_per_client = 2;
+        let store = crate::common::state::redis_state_with(options).await;
+        let ttl = Duration::from_secs(600);
+        store.insert(flow("r1", "sso", ttl).await).await.unwrap();
+        store.insert(flow("r2", "sso", ttl).await).await.unwrap();
+        assert_eq!(
+            store.insert(flow("r3", "sso", ttl).await).await,
+            Err(FlowError::Full)
+        );
+        let mut other_client = flow("r4", "sso", ttl).await;
+        other_client.client = Some("192.0.2.99".parse().unwrap());
+        store.insert(other_client).await.unwrap();
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn postgres_one_time_take() {
+        one_time_take(crate::common::state::pg_store().await).await;
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn postgres_concurrent_takes_succeed_once() {
+        concurrent_takes_succeed_once(crate::common::state::pg_store().await).await;
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn postgres_bounds_the_pending_logins_of_one_client() {
+        use authchain::account::{PgOptions, PgStore};
+        let url = crate::common::state::fresh_pg_url().await;
+        let mut options = PgOptions::default();
+        options.max_pending_flows_per_client = 2;
+        let store = PgStore::connect(&url, options).await.unwrap();
+        let ttl = Duration::from_secs(600);
+        store.insert(flow("c1", "sso", ttl).await).await.unwrap();
+        store.insert(flow("c2", "sso", ttl).await).await.unwrap();
+        assert_eq!(
+            store.insert(flow("c3", "sso", ttl).await).await,
+            Err(FlowError::Full)
+        );
+        let mut other_client = flow("c4", "sso", ttl).await;
+        other_client.client = Some("192.0.2.99".parse().unwrap());
+        store.insert(other_client).await.unwrap();
+        // A finished login frees its place.
+        store
+            .take("sso", "c1", Some(digest("cookie")), SystemTime::now())
+            .await
+            .unwrap();
+        store.insert(flow("c5", "sso", ttl).await).await.unwrap();
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn postgres_purges_expired_flows_replay_ids_and_failures() {
+        use authchain::account::AttemptStore;
+        use authchain::flow::ReplayCache;
+        let store = crate::common::state::pg_store().await;
+        store
+            .insert(flow("short", "sso", Duration::ZERO).await)
+            .await
+            .unwrap();
+        store
+            .insert(flow("long", "sso", Duration::from_secs(600)).await)
+            .await
+            .unwrap();
+        let past = SystemTime::now() - Duration::from_secs(1);
+        assert!(store.check_and_remember("gone", past).await.unwrap());
+        assert!(
+            store
+                .check_and_remember("kept", SystemTime::now() + Duration::from_secs(600))
+                .await
+                .unwrap()
+        );
+        let window = Duration::from_secs(60);
+        store
+            .record_failure("old", SystemTime::now() - Duration::from_secs(120), window)
+            .await
+            .unwrap();
+        store
+            .record_failure("new", SystemTime::now(), window)
+            .await
+            .unwrap();
+        assert_eq!(store.purge_expired(window).await.unwrap(), 3);
+        assert_eq!(store.purge_expired(window).await.unwrap(), 0);
+        assert!(
+            store
+                .take("sso", "long", Some(digest("cookie")), SystemTime::now())
+                .await
+                .is_ok()
+        );
+    }
+}
+
+// ---- ReplayCache ----
+
+mod replay {
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use authchain::flow::{MemoryReplayCache, ReplayCache};
+
+    /// An id is accepted once until it expires; ids are exact and of any length.
+    pub async fn ids_are_one_time(cache: Arc<dyn ReplayCache>) {
+        let later = SystemTime::now() + Duration::from_secs(600);
+        assert!(cache.check_and_remember("issuer\nid-1", later).await.unwrap());
+        assert!(!cache.check_and_remember("issuer\nid-1", later).await.unwrap());
+        assert!(cache.check_and_remember("issuer\nID-1", later).await.unwrap());
+        let long = "x".repeat(100_000);
+        assert!(cache.check_and_remember(&long, later).await.unwrap());
+        assert!(!cache.check_and_remember(&long, later).await.unwrap());
+        // Once expired, an id is forgotten (its message is refused by time anyway).
+        let soon = SystemTime::now() + Duration::from_millis(300);
+        assert!(cache.check_and_remember("brief", soon).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(cache.check_and_remember("brief", later).await.unwrap());
+        assert!(!cache.check_and_remember("brief", later).await.unwrap());
+    }
+
+    /// Many checks of one id at once: exactly one is first.
+    pub async fn concurrent_checks_accept_once(cache: Arc<dyn ReplayCache>) {
+        let later = SystemTime::now() + Duration::from_secs(600);
+        let checks = (0..16).map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.check_and_remember("contested", later).await })
+        });
+        let mut first = 0;
+        for check in checks {
+            first += usize::from(check.await.unwrap().unwrap());
+        }
+        assert_eq!(first, 1);
+    }
+
+    #[tokio::test]
+    async fn memory_ids_are_one_time() {
+        ids_are_one_time(Arc::new(MemoryReplayCache::default())).await;
+    }
+
+    #[tokio::test]
+    async fn memory_concurrent_checks_accept_once() {
+        concurrent_checks_accept_once(Arc::new(MemoryReplayCache::default())).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_ids_are_one_time() {
+        ids_are_one_time(crate::common::sqlite_store("stores::replay::sqlite_one_time").await).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_concurrent_checks_accept_once() {
+        concurrent_checks_accept_once(crate::common::sqlite_store("stores::replay::sqlite_concurrent").await)
+            .await;
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn redis_ids_are_one_time() {
+        ids_are_one_time(crate::common::state::redis_state().await).await;
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn redis_concurrent_checks_accept_once() {
+        concurrent_checks_accept_once(crate::common::state::redis_state().await).await;
+    }
+
+    /// Two connections (two replicas) to one server: an id accepted through one is
+    /// a replay through the other.
+    #[cfg(all(feature = "postgres", feature = "redis"))]
+    #[tokio::test]
+    async fn ids_accepted_by_one_replica_are_replays_at_another() {
+        use authchain::account::{PgOptions, PgStore};
+        use authchain::state::{RedisOptions, RedisState};
+        let later = SystemTime::now() + Duration::from_secs(600);
+        let url = crate::common::state::fresh_pg_url().await;
+        let one = PgStore::connect(&url, PgOptions::default()).await.unwrap();
+        let two = PgStore::connect(&url, PgOptions::default()).await.unwrap();
+        assert!(one.check_and_remember("idp\nassertion-1", later).await.unwrap());
+        assert!(!two.check_and_remember("idp\nassertion-1", later).await.unwrap());
+        let redis_url = crate::common::state::redis().var("REDIS_URL");
+        let prefix = crate::common::state::fresh_redis_prefix();
+        let one = RedisState::connect(&redis_url, RedisOptions::default().prefix(prefix.clone()))
+            .await
+            .unwrap();
+        let two = RedisState::connect(&redis_url, RedisOptions::default().prefix(prefix))
+            .await
+            .unwrap();
+        assert!(one.check_and_remember("idp\nassertion-1", later).await.unwrap());
+        assert!(!two.check_and_remember("idp\nassertion-1", later).await.unwrap());
+        // Another prefix is another service: its own ids.
+        let other = crate::common::state::redis_state().await;
+        assert!(other.check_and_remember("idp\nassertion-1", later).await.unwrap());
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn postgres_ids_are_one_time() {
+        ids_are_one_time(crate::common::state::pg_store().await).await;
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn postgres_concurrent_checks_accept_once() {
+        concurrent_checks_accept_once(crate::common::state::pg_store().await).await;
+    }
 }
 
 // ---- Public keys (key-based login) ----

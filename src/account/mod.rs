@@ -4,7 +4,11 @@
 mod keys;
 mod login;
 mod password;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 mod roles;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 mod store;
@@ -19,7 +23,12 @@ pub use password::{
     CostLimitExceeded, HashCheckError, HashLimits, HashScheme, MAX_HASH_LEN, PasswordError, PasswordPolicy,
     Verification,
 };
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::{DEFAULT_PG_MAX_CONNECTIONS, MAX_PG_FAILURE_ROWS, MAX_PG_NAME_BYTES, PgOptions, PgStore};
 pub use roles::{RoleMapping, RoleMappingBuilder, RoleRule};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql::DEFAULT_MAX_PENDING_FLOWS_PER_CLIENT;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{MAX_FAILURE_ROWS, SqliteOptions, SqliteStore};

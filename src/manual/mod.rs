@@ -12,6 +12,8 @@
 //!   defences.
 //! * [`stores`] (feature `sqlite`): in memory or SQLite: semantics, schema,
 //!   durability, bounds.
+//! * [`deployment`]: several replicas behind a load balancer, with PostgreSQL
+//!   (accounts) and Redis (pending logins, replay cache, throttle counters).
 //! * [`sync`] (features `sync` and `sqlite`): mirroring LDAP users and groups into
 //!   the store, `authchain sync`.
 //! * [`modules`]: the settings of [`ldap`](modules::ldap),
@@ -41,6 +43,9 @@ pub mod security {}
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 #[doc = include_str!("../../docs/stores.md")]
 pub mod stores {}
+
+#[doc = include_str!("../../docs/deployment.md")]
+pub mod deployment {}
 
 #[cfg(all(feature = "sync", feature = "sqlite"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "sync", feature = "sqlite"))))]

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod state;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -124,6 +126,12 @@ pub fn principal(result: Result<LoginResult, AuthError>) -> Principal {
 pub trait TestStore: UserStore + 'static {
     /// Number of accounts.
     async fn count(&self) -> u64;
+
+    /// Whether the store refuses this name (with `StoreError::InvalidValue`)
+    /// instead of storing it: PostgreSQL holds no NUL and bounds indexed names.
+    fn refuses(_name: &str) -> bool {
+        false
+    }
 }
 
 #[async_trait]
@@ -137,6 +145,18 @@ impl TestStore for MemoryUserStore {
 impl TestStore for SqliteStore {
     async fn count(&self) -> u64 {
         self.account_count().await.expect("count accounts")
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[async_trait]
+impl TestStore for authchain::account::PgStore {
+    async fn count(&self) -> u64 {
+        self.account_count().await.expect("count accounts")
+    }
+
+    fn refuses(name: &str) -> bool {
+        name.contains('\0') || name.len() > authchain::account::MAX_PG_NAME_BYTES
     }
 }
 
@@ -162,8 +182,9 @@ pub async fn sqlite_store(name: &str) -> Arc<SqliteStore> {
 }
 
 /// Runs each listed `async fn name(store: Arc<impl TestStore>)` once against a
-/// `MemoryUserStore` (module `memory`) and once against a fresh `SqliteStore` file
-/// (module `sqlite`).
+/// `MemoryUserStore` (module `memory`), once against a fresh `SqliteStore` file
+/// (module `sqlite`) and, with the feature `postgres`, once against a fresh
+/// database on the binary's PostgreSQL server (module `postgres`).
 #[macro_export]
 macro_rules! store_tests {
     ($($name:ident),* $(,)?) => {
@@ -181,6 +202,15 @@ macro_rules! store_tests {
                 async fn $name() {
                     let name = concat!(module_path!(), "::", stringify!($name));
                     super::$name($crate::common::sqlite_store(name).await).await
+                }
+            )*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::state::pg_store().await).await
                 }
             )*
         }

@@ -1,5 +1,7 @@
 //! The SQLite store (feature `sqlite`): accounts ([`UserStore`]), throttle counters
-//! ([`AttemptStore`]) and directory-sync cookies in one embedded database file.
+//! ([`AttemptStore`]), pending redirect logins ([`FlowStore`](crate::flow::FlowStore)),
+//! the replay cache ([`ReplayCache`](crate::flow::ReplayCache)) and directory-sync
+//! cookies in one embedded database file.
 //!
 //! ```
 //! use authchain::account::{NewAccount, SqliteStore, UserStore};
@@ -23,6 +25,7 @@
 mod directory;
 mod keys;
 pub(crate) mod ops;
+mod state;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -116,6 +119,9 @@ struct AttemptBounds {
     max_rows: u64,
     max_per_key: u64,
     recorded: AtomicU32,
+    /// Flows and replay ids written (every few hundred, expired ones are purged).
+    flows: AtomicU32,
+    replays: AtomicU32,
 }
 
 /// Next to the database file, `<file>.open-lock`: held while a store opens it.
@@ -231,6 +237,8 @@ impl SqliteStore {
                 max_rows: MAX_FAILURE_ROWS,
                 max_per_key: MAX_FAILURES_PER_KEY as u64,
                 recorded: AtomicU32::new(0),
+                flows: AtomicU32::new(0),
+                replays: AtomicU32::new(0),
             }),
             hash_limits: HashLimits::default(),
         })
@@ -252,6 +260,8 @@ impl SqliteStore {
             max_rows: max_rows.max(1),
             max_per_key: max_per_key.max(1),
             recorded: AtomicU32::new(0),
+            flows: AtomicU32::new(0),
+            replays: AtomicU32::new(0),
         });
         self
     }
