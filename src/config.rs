@@ -52,6 +52,10 @@ use crate::{AuthChain, Authenticator, ChainBuilder, ConfigError};
 
 pub use crate::error::Location;
 
+mod check;
+mod env;
+pub use env::ENV_PREFIX;
+
 /// A parsed configuration, ready to build an [`AuthChain`].
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -650,9 +654,36 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
             specific.insert(k.clone(), v.clone());
         }
     }
-    let common: CommonConfig =
-        crate::settings::deserialize(toml::Value::Table(common)).map_err(|e| e.under(&key))?;
-    let kind = match common.kind.as_str() {
+    // The common keys and the type's own keys are checked both, so that an error
+    // in each is reported.
+    let common: Result<CommonConfig, ConfigError> =
+        crate::settings::deserialize(toml::Value::Table(common)).map_err(|e| e.under(&key));
+    let (common, kind_name) = match common {
+        Ok(common) => {
+            let kind = common.kind.clone();
+            (Ok(common), kind)
+        }
+        Err(error) => match table.get("type").and_then(toml::Value::as_str) {
+            Some(kind) => (Err(error), kind.to_owned()),
+            None => return Err(error),
+        },
+    };
+    let kind = module_type(&key, &kind_name, specific);
+    match (common, kind) {
+        (Ok(common), Ok(kind)) => Ok(ModuleConfig {
+            id: id.to_owned(),
+            common,
+            kind,
+        }),
+        (Err(error), Ok(_)) | (Ok(_), Err(error)) => Err(error),
+        (Err(common), Err(kind)) => Err(ConfigError::Several(vec![common, kind])),
+    }
+}
+
+/// The type-specific settings of the module table `key`.
+fn module_type(key: &str, kind: &str, specific: toml::Table) -> Result<ModuleType, ConfigError> {
+    let key = key.to_owned();
+    Ok(match kind {
         "local" => ModuleType::Local(LocalSettings::from_table(specific).map_err(|e| e.under(&key))?),
         "header" => ModuleType::Header(HeaderSettings::from_table(specific).map_err(|e| e.under(&key))?),
         #[cfg(feature = "ldap")]
@@ -719,11 +750,6 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
                 ),
             ));
         }
-    };
-    Ok(ModuleConfig {
-        id: id.to_owned(),
-        common,
-        kind,
     })
 }
 

@@ -62,6 +62,7 @@ pub mod iso8601;
 #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
 pub mod jose;
 pub mod manual;
+pub mod metrics;
 pub mod modules;
 pub mod net;
 mod request;

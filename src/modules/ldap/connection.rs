@@ -325,7 +325,7 @@ impl Inner {
             0 => return Err(AuthError::InvalidCredentials),
             1 => entries.remove(0),
             _ => {
-                error!(target: AUDIT_TARGET, module = %self.id, login = ?login, filter = %filter,
+                error!(target: AUDIT_TARGET, module = %self.id, login = %crate::audit::text(login), filter = %filter,
                     "user search matched several entries: fix user_search_filter (login refused)");
                 // Answered like a wrong password: a client must not learn which
                 // logins exist, nor that this one is shared.
@@ -374,7 +374,7 @@ impl Inner {
         let entry = match entries.len() {
             1 => entries.remove(0),
             n => {
-                error!(target: AUDIT_TARGET, module = %self.id, login = ?login, entries = n,
+                error!(target: AUDIT_TARGET, module = %self.id, login = %crate::audit::text(login), entries = n,
                     "bind succeeded but the user's entry was not found exactly once: check user_search_base / user_search_filter");
                 conn.release();
                 return Err(self.rejected(if n == 0 {
