@@ -62,7 +62,10 @@ pub fn millis(duration: Duration) -> u64 {
 
 /// The module a login's answer came from: the one that answered, else the one
 /// the request selected, else `none`.
-pub(crate) fn answering_module<'a>(request: &'a AuthRequest, result: &'a Result<LoginResult, AuthError>) -> &'a str {
+pub(crate) fn answering_module<'a>(
+    request: &'a AuthRequest,
+    result: &'a Result<LoginResult, AuthError>,
+) -> &'a str {
     match result {
         Ok(LoginResult::Authenticated(principal)) => &principal.module,
         Err(AuthError::Rejected { module, .. } | AuthError::Unavailable { module, .. }) => module,

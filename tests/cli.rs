@@ -213,3 +213,466 @@ fn hash_password_uses_the_configured_parameters_and_limits() {
     assert!(out.stdout.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs the binary with `stdin` as its standard input (not a terminal: secrets
+/// are read as lines) and `env` added to its environment.
+fn run_with(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let mut child = authchain()
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn run(args: &[&str], stdin: &str) -> std::process::Output {
+    run_with(args, stdin, &[])
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)))
+}
+
+#[test]
+fn check_config_writes_nothing_and_reports_every_error_with_its_line() {
+    let dir = temp("check-all");
+    let db = dir.join("not-created").join("authchain.db");
+    let config = dir.join("authchain.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "chain = [\"local\"]\n[store]\ntype = \"sqlite\"\npath = \"{}\"\n[modules.local]\ntype = \"local\"\nmax_password_bytes = \"many\"\n[[modules.local.role_mapping.rules]]\ngroup = 5\nrole = \"admin\"\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let path = config.to_str().unwrap();
+    let out = run(&["check-config", "--config", path], "");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("modules.local.max_password_bytes` (line 7"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("modules.local.role_mapping.rules[0].group"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("expected a whole number"),
+        "plain words: {stderr}"
+    );
+    assert!(!stderr.contains("usize"), "{stderr}");
+    assert!(stderr.contains("2 configuration errors"), "{stderr}");
+
+    let out = run(&["check-config", "--json", "--config", path], "");
+    assert_eq!(out.status.code(), Some(1));
+    let report = json(&out);
+    assert_eq!(report["ok"], false);
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{report}");
+    assert!(errors.iter().all(|e| e["line"].as_u64().is_some()), "{report}");
+
+    // A good configuration over the same store path: ok, and still nothing written.
+    std::fs::write(
+        &config,
+        format!(
+            "chain = [\"local\"]\n[store]\ntype = \"sqlite\"\npath = \"{}\"\n[modules.local]\ntype = \"local\"\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let out = run(&["check-config", "--config", path], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("store sqlite"));
+    assert!(
+        !db.parent().unwrap().exists(),
+        "check-config created the store's directory"
+    );
+}
+
+#[test]
+fn check_config_refuses_configurations_that_can_never_authenticate() {
+    let dir = temp("check-dead");
+    let config = dir.join("authchain.toml");
+    let path = config.to_str().unwrap();
+    let check = |toml: &str| {
+        std::fs::write(&config, toml).unwrap();
+        run(&["check-config", "--json", "--config", path], "")
+    };
+    let keys = |out: &std::process::Output| -> Vec<String> {
+        json(out)["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["key"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    // A header module trusting nobody: neither its own list nor the chain's.
+    let out = check(
+        "chain = [\"proxy\", \"local\"]\n[modules.proxy]\ntype = \"header\"\n[modules.local]\ntype = \"local\"\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(keys(&out), ["modules.proxy"]);
+    let out = check("chain = [\"proxy\"]\n[modules.proxy]\ntype = \"header\"\ntrusted_proxies = []\n");
+    assert_eq!(keys(&out), ["modules.proxy.trusted_proxies"]);
+    // Trusting the chain's proxies is fine.
+    let out =
+        check("chain = [\"proxy\"]\ntrusted_proxies = [\"10.0.0.1\"]\n[modules.proxy]\ntype = \"header\"\n");
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    // Every module disabled or hidden.
+    let out = check(
+        "chain = [\"a\", \"b\"]\n[modules.a]\ntype = \"local\"\nenabled = false\n[modules.b]\ntype = \"local\"\nhidden = true\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(keys(&out), ["chain"]);
+    let out = check("chain = []\n");
+    assert_eq!(keys(&out), ["chain"]);
+}
+
+#[test]
+fn check_config_applies_environment_overrides() {
+    let dir = temp("check-env");
+    let config = dir.join("authchain.toml");
+    std::fs::write(
+        &config,
+        "chain = [\"corp-local\"]\n[modules.corp-local]\ntype = \"local\"\n",
+    )
+    .unwrap();
+    let path = config.to_str().unwrap();
+    let out = run_with(
+        &["check-config", "--config", path],
+        "",
+        &[("AUTHCHAIN__MODULES__CORP_LOCAL__MAX_PASSWORD_BYTES", "0")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("modules.corp-local.max_password_bytes"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run_with(
+        &["check-config", "--config", path],
+        "",
+        &[("AUTHCHAIN__MODULES__CORP_LOCAL__ENABLED", "false")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the override disabled the only module"
+    );
+}
+
+#[test]
+fn user_commands_manage_accounts_of_the_configured_store() {
+    let dir = temp("users");
+    let db = dir.join("authchain.db");
+    let config = dir.join("authchain.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "chain = [\"local\"]\n[store]\ntype = \"sqlite\"\npath = \"{}\"\n[passwords]\nargon2_m_cost_kib = 64\nargon2_t_cost = 1\n[modules.local]\ntype = \"local\"\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        out
+    };
+    ok(run(
+        &[
+            "user",
+            "add",
+            "--config",
+            cfg,
+            "--login",
+            "alice",
+            "--email",
+            "alice@example.org",
+            "--role",
+            "editor",
+            "--password",
+        ],
+        "first password\n",
+    ));
+    ok(run(&["user", "add", "--config", cfg, "--login", "bob"], ""));
+    let refused = run(&["user", "add", "--config", cfg, "--login", "ALICE"], "");
+    assert_eq!(refused.status.code(), Some(1), "the login name is taken");
+
+    let list = json(&ok(run(&["user", "list", "--json", "--config", cfg], "")));
+    let logins: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["login"].as_str().unwrap())
+        .collect();
+    assert_eq!(logins, ["alice", "bob"]);
+    assert_eq!(list[0]["has_password"], true);
+    assert!(list[0].get("password_hash").is_none(), "hashes are never printed");
+    assert!(
+        !text(&run(&["user", "show", "--config", cfg, "--login", "alice"], "").stdout).contains("$argon2")
+    );
+
+    // The stored hash follows the [passwords] policy.
+    let hash = tokio_run(async {
+        let store = SqliteStore::open(&db).await.unwrap();
+        let alice = store.find_by_login("alice", false).await.unwrap().unwrap();
+        store.close().await;
+        alice.password_hash.unwrap()
+    });
+    assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{hash}");
+
+    let try_login = |password: &str| {
+        run(
+            &[
+                "try-login",
+                "--json",
+                "--config",
+                cfg,
+                "--module",
+                "local",
+                "--login",
+                "alice",
+            ],
+            &format!("{password}\n"),
+        )
+    };
+    let out = ok(try_login("first password"));
+    assert_eq!(json(&out)["roles"], serde_json::json!(["editor"]));
+
+    ok(run(&["user", "disable", "--config", cfg, "--login", "alice"], ""));
+    let out = try_login("first password");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["error"], "account_disabled");
+    ok(run(&["user", "enable", "--config", cfg, "--login", "alice"], ""));
+
+    ok(run(
+        &["user", "set-password", "--config", cfg, "--login", "alice"],
+        "second password\n",
+    ));
+    assert_eq!(json(&try_login("first password"))["error"], "invalid_credentials");
+    ok(try_login("second password"));
+
+    ok(run(
+        &[
+            "user", "grant", "--config", cfg, "--login", "alice", "--role", "admin",
+        ],
+        "",
+    ));
+    ok(run(
+        &[
+            "user", "revoke", "--config", cfg, "--login", "alice", "--role", "editor",
+        ],
+        "",
+    ));
+    let alice = json(&ok(run(
+        &["user", "show", "--json", "--config", cfg, "--login", "alice"],
+        "",
+    )));
+    assert_eq!(alice["roles"], serde_json::json!(["admin"]));
+    assert_eq!(
+        json(&ok(try_login("second password")))["roles"],
+        serde_json::json!(["admin"])
+    );
+
+    let missing = run(&["user", "disable", "--config", cfg, "--login", "nobody"], "");
+    assert_eq!(missing.status.code(), Some(1));
+    let empty = run(&["user", "set-password", "--config", cfg, "--login", "alice"], "");
+    assert_eq!(empty.status.code(), Some(1), "no password given");
+    ok(try_login("second password"));
+    let usage = run(&["user", "grant", "--config", cfg, "--login", "alice"], "");
+    assert_eq!(usage.status.code(), Some(2), "--role is missing");
+}
+
+fn tokio_run<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+/// `try-login` through a real slapd: groups and mapped roles; `user unlink`
+/// removes the link and the roles mapped through it.
+#[test]
+fn try_login_through_ldap_then_unlink() {
+    let slapd = slapd::Slapd::shared();
+    let dir = temp("try-ldap");
+    let db = dir.join("authchain.db");
+    let config = dir.join("authchain.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+chain = ["corp-ldap"]
+[store]
+type = "sqlite"
+path = "{db}"
+[modules.corp-ldap]
+type = "ldap"
+provisioning = "create"
+urls = ["{url}"]
+bind_dn = "{bind_dn}"
+bind_password = {{ env = "TEST_LDAP_PASSWORD" }}
+user_search_base = "{people}"
+[[modules.corp-ldap.role_mapping.rules]]
+group = "admins"
+role = "admin"
+"#,
+            db = db.display(),
+            url = slapd.ldap_url,
+            bind_dn = slapd.service_dn,
+            people = slapd::PEOPLE,
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let env = [("TEST_LDAP_PASSWORD", slapd.service_password.as_str())];
+    let out = run_with(
+        &[
+            "try-login",
+            "--config",
+            cfg,
+            "--module",
+            "corp-ldap",
+            "--login",
+            "alice",
+        ],
+        "alice-password\n",
+        &env,
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("authenticated: alice"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("groups:") && l.contains("admins")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("roles:") && l.contains("admin")),
+        "{stdout}"
+    );
+    assert!(
+        !text(&out.stderr).contains("alice-password"),
+        "the password is never printed"
+    );
+
+    let out = run_with(
+        &[
+            "try-login",
+            "--json",
+            "--config",
+            cfg,
+            "--module",
+            "corp-ldap",
+            "--login",
+            "alice",
+        ],
+        "wrong\n",
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["error"], "invalid_credentials");
+
+    let show = |env: &[(&str, &str)]| {
+        json(&run_with(
+            &["user", "show", "--json", "--config", cfg, "--login", "alice"],
+            "",
+            env,
+        ))
+    };
+    let alice = show(&env);
+    assert_eq!(alice["links"][0]["provider"], "corp-ldap");
+    assert_eq!(alice["effective_roles"], serde_json::json!(["admin"]));
+    let out = run_with(
+        &[
+            "user",
+            "unlink",
+            "--config",
+            cfg,
+            "--login",
+            "alice",
+            "--provider",
+            "corp-ldap",
+        ],
+        "",
+        &env,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let alice = show(&env);
+    assert_eq!(alice["links"], serde_json::json!([]));
+    assert_eq!(alice["effective_roles"], serde_json::json!([]));
+    let again = run_with(
+        &[
+            "user",
+            "unlink",
+            "--config",
+            cfg,
+            "--login",
+            "alice",
+            "--provider",
+            "corp-ldap",
+        ],
+        "",
+        &env,
+    );
+    assert_eq!(again.status.code(), Some(1), "no link left");
+}
+
+#[test]
+fn sp_metadata_prints_the_saml_modules_metadata() {
+    let dir = temp("sp-metadata");
+    let config = dir.join("authchain.toml");
+    let idp = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/fixtures/saml/idp-metadata.xml"
+    );
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+chain = ["corp-saml", "local"]
+[modules.corp-saml]
+type = "saml"
+sp_entity_id = "https://app.example.org/saml"
+acs_url = "https://app.example.org/saml/acs"
+idp_metadata_file = "{idp}"
+[modules.local]
+type = "local"
+"#
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let out = run(&["sp-metadata", "--config", cfg, "--module", "corp-saml"], "");
+    let xml = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(xml.contains("entityID=\"https://app.example.org/saml\""), "{xml}");
+    assert!(
+        xml.contains("Location=\"https://app.example.org/saml/acs\""),
+        "{xml}"
+    );
+    let out = run(&["sp-metadata", "--config", cfg, "--module", "local"], "");
+    assert_eq!(out.status.code(), Some(1), "not a SAML module");
+    let out = run(&["sp-metadata", "--config", cfg], "");
+    assert_eq!(out.status.code(), Some(2), "--module is missing");
+}

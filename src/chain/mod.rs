@@ -142,7 +142,13 @@ impl AuthChain {
             })
         });
         // One event and one set of metrics per login, with its duration.
-        crate::audit::login_finished(&self.id, request, self.client_ip(request).ok(), &result, started.elapsed());
+        crate::audit::login_finished(
+            &self.id,
+            request,
+            self.client_ip(request).ok(),
+            &result,
+            started.elapsed(),
+        );
         result
     }
 

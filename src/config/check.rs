@@ -32,7 +32,12 @@ impl Config {
             }
         }
         let usable = self.modules.iter().any(|m| m.common.enabled && !m.common.hidden);
-        if !self.modules.is_empty() && !usable {
+        if self.modules.is_empty() {
+            found.push(ConfigError::invalid(
+                "chain",
+                "the chain lists no module: nobody can sign in",
+            ));
+        } else if !usable {
             found.push(ConfigError::invalid(
                 "chain",
                 "every module is disabled or hidden: nobody can sign in",
@@ -45,6 +50,9 @@ impl Config {
 impl Config {
     /// The `type` of the module with this id in `chain` (`"ldap"`, `"saml"`...).
     pub fn module_type(&self, id: &str) -> Option<&str> {
-        self.modules.iter().find(|m| m.id == id).map(|m| m.common.kind.as_str())
+        self.modules
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.common.kind.as_str())
     }
 }

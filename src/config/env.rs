@@ -27,7 +27,8 @@ impl Config {
             source,
             location: None,
         })?;
-        let vars = std::env::vars_os().filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
+        let vars = std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
         Config::from_toml_with_overrides(&text, vars)
     }
 

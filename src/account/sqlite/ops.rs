@@ -618,7 +618,11 @@ pub(crate) async fn list_accounts(
 }
 
 /// `UserStore::unlink`: the account's links to `provider` and the roles mapped from it.
-pub(crate) async fn unlink(conn: &mut SqliteConnection, id: &AccountId, provider: &str) -> Result<usize, StoreError> {
+pub(crate) async fn unlink(
+    conn: &mut SqliteConnection,
+    id: &AccountId,
+    provider: &str,
+) -> Result<usize, StoreError> {
     let id = row_id(id).ok_or(StoreError::NotFound)?;
     let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = ?1")
         .bind(id)

@@ -13,7 +13,11 @@ pub struct Options {
 impl Options {
     /// Parses `args`: each of `valued` takes the next argument, each of `flags`
     /// stands alone; anything else is a usage error.
-    pub fn parse(args: &[String], valued: &[&'static str], flags: &[&'static str]) -> Result<Options, String> {
+    pub fn parse(
+        args: &[String],
+        valued: &[&'static str],
+        flags: &[&'static str],
+    ) -> Result<Options, String> {
         let mut options = Options {
             values: BTreeMap::new(),
             flags: Vec::new(),

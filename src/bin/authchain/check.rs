@@ -10,7 +10,7 @@ use authchain::config::{Config, StoreConfig, Stores};
 /// Every error with its line and key path, one a line; `Err` (a non-zero exit)
 /// when there is any, or when the configuration can never authenticate anybody.
 pub fn check_config(path: &Path, json: bool) -> Result<(), String> {
-    let (config, errors) = match Config::from_file(path) {
+    let (config, errors) = match Config::from_file_with_env(path) {
         Ok(config) => {
             // Built over memory stores: the configured store is not opened, so no
             // database file is created or migrated.
@@ -42,7 +42,12 @@ pub fn check_config(path: &Path, json: bool) -> Result<(), String> {
     } else {
         for error in &errors {
             let line = error.line.map(|l| format!("{l}:{}: ", error.column.unwrap_or(1)));
-            eprintln!("{}:{}{}", path.display(), line.unwrap_or_else(|| " ".into()), error.message);
+            eprintln!(
+                "{}:{}{}",
+                path.display(),
+                line.unwrap_or_else(|| " ".into()),
+                error.message
+            );
         }
     }
     match errors.len() {

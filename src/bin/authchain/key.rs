@@ -17,7 +17,6 @@ pub enum KeyAction {
     Revoke { key: String },
 }
 
-
 /// A PEM public key file as DER, checked (size before reading, then parsed).
 fn read_public_key(file: &std::path::Path) -> Result<(KeyFamily, Vec<u8>), String> {
     let cannot = |e: std::io::Error| format!("cannot read {}: {e}", file.display());
@@ -47,9 +46,8 @@ fn read_public_key(file: &std::path::Path) -> Result<(KeyFamily, Vec<u8>), Strin
     Ok((family, der))
 }
 
-
 pub async fn key(path: PathBuf, login: String, action: KeyAction) -> Result<(), String> {
-    let config = Config::from_file(&path).map_err(|e| e.to_string())?;
+    let config = Config::from_file_with_env(&path).map_err(|e| e.to_string())?;
     let stores = config.open_stores().await.map_err(|e| e.to_string())?;
     let store = stores.users().clone();
     let account = crate::user::find(store.as_ref(), &login).await?;

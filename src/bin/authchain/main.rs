@@ -118,7 +118,10 @@ fn run(args: &[String]) -> Result<(), Failure> {
             password::hash_password(options.value("--config").map(std::path::Path::new)).map_err(failed)
         }
         "try-login" => {
-            let options = parse(&["--config", "--module", "--login", "--header", "--peer"], &["--json"])?;
+            let options = parse(
+                &["--config", "--module", "--login", "--header", "--peer"],
+                &["--json"],
+            )?;
             let config = options.config(command).map_err(usage)?;
             options.required("--module", command).map_err(usage)?;
             try_login::try_login(&config, &options).map_err(failed)
@@ -136,7 +139,15 @@ fn run(args: &[String]) -> Result<(), Failure> {
                 ));
             };
             const ACTIONS: [&str; 9] = [
-                "list", "show", "add", "disable", "enable", "set-password", "grant", "revoke", "unlink",
+                "list",
+                "show",
+                "add",
+                "disable",
+                "enable",
+                "set-password",
+                "grant",
+                "revoke",
+                "unlink",
             ];
             if !ACTIONS.contains(&action.as_str()) {
                 return Err(usage(format!("unknown user command `{action}`")));
@@ -144,8 +155,14 @@ fn run(args: &[String]) -> Result<(), Failure> {
             let (valued, flags) = user::options(action);
             let options = Options::parse(rest, valued, flags).map_err(usage)?;
             options.config(&format!("user {action}")).map_err(usage)?;
-            if action != "list" {
-                options.required("--login", &format!("user {action}")).map_err(usage)?;
+            let needed: &[&str] = match action.as_str() {
+                "list" => &[],
+                "grant" | "revoke" => &["--login", "--role"],
+                "unlink" => &["--login", "--provider"],
+                _ => &["--login"],
+            };
+            for name in needed {
+                options.required(name, &format!("user {action}")).map_err(usage)?;
             }
             user::run(action, &options).map_err(failed)
         }
@@ -159,10 +176,11 @@ fn run(args: &[String]) -> Result<(), Failure> {
             let options = parse(&["--config", "--progress-every"], &["--once"])?;
             let config = options.config(command).map_err(usage)?;
             let every = match options.value("--progress-every") {
-                Some(text) => Some(Duration::from_secs(
-                    text.parse()
-                        .map_err(|_| usage("--progress-every needs a whole number of seconds".into()))?,
-                )),
+                Some(text) => {
+                    Some(Duration::from_secs(text.parse().map_err(|_| {
+                        usage("--progress-every needs a whole number of seconds".into())
+                    })?))
+                }
                 None => None,
             };
             runtime()

@@ -57,7 +57,7 @@ pub fn hash(policy: &PasswordPolicy, password: &str) -> Result<String, String> {
 /// `hash-password [--config FILE]`: the `[passwords]` policy of FILE, else OWASP's.
 pub fn hash_password(config: Option<&Path>) -> Result<(), String> {
     let policy = match config {
-        Some(path) => Config::from_file(path)
+        Some(path) => Config::from_file_with_env(path)
             .and_then(|config| config.password_policy())
             .map_err(|e| e.to_string())?,
         None => PasswordPolicy::owasp(),

@@ -8,7 +8,7 @@ use authchain::config::{Config, Stores};
 use authchain::modules::SamlModule;
 
 pub fn sp_metadata(path: &Path, module: &str) -> Result<(), String> {
-    let config = Config::from_file(path).map_err(|e| e.to_string())?;
+    let config = Config::from_file_with_env(path).map_err(|e| e.to_string())?;
     match config.module_type(module) {
         Some("saml") => {}
         Some(other) => return Err(format!("module `{module}` is of type \"{other}\", not \"saml\"")),

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 pub async fn sync(path: PathBuf, once: bool, every: Option<Duration>) -> Result<(), String> {
-    let config = Config::from_file(&path).map_err(|e| e.to_string())?;
+    let config = Config::from_file_with_env(&path).map_err(|e| e.to_string())?;
     let Some(store @ StoreConfig::Sqlite { .. }) = config.store() else {
         return Err(format!(
             "{}: directory sync writes into a `[store] type = \"sqlite\"` store",
@@ -28,7 +28,10 @@ pub async fn sync(path: PathBuf, once: bool, every: Option<Duration>) -> Result<
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{}: no [sync] table", path.display()))?;
     let mut status = synchronizer.status();
-    let progress = tokio::spawn(show_progress(synchronizer.status(), every.unwrap_or(LOG_INTERVAL)));
+    let progress = tokio::spawn(show_progress(
+        synchronizer.status(),
+        every.unwrap_or(LOG_INTERVAL),
+    ));
     let shutdown = async move {
         if once {
             let _ = status

@@ -17,7 +17,7 @@ const MAX_CALLBACK_BYTES: usize = 64 * 1024;
 
 pub fn try_login(path: &Path, options: &Options) -> Result<(), String> {
     let module = options.required("--module", "try-login")?;
-    let config = Config::from_file(path).map_err(|e| e.to_string())?;
+    let config = Config::from_file_with_env(path).map_err(|e| e.to_string())?;
     let kind = config
         .module_type(module)
         .ok_or_else(|| format!("{}: no module `{module}` in `chain`", path.display()))?
@@ -31,7 +31,9 @@ pub fn try_login(path: &Path, options: &Options) -> Result<(), String> {
     crate::runtime()?.block_on(async {
         let stores = config.open_stores().await.map_err(|e| e.to_string())?;
         let chain = config.build(stores).map_err(|e| e.to_string())?;
-        let base = AuthRequest::new(peer).with_headers(headers(options.all("--header"))?).select(module);
+        let base = AuthRequest::new(peer)
+            .with_headers(headers(options.all("--header"))?)
+            .select(module);
         let result = match kind.as_str() {
             "local" | "ldap" => {
                 let login = match options.value("--login") {
@@ -61,7 +63,9 @@ async fn redirect_login(
     chain: &AuthChain,
     base: AuthRequest,
 ) -> Result<Result<LoginResult, authchain::AuthError>, String> {
-    let start = base.clone().with_credentials(Credentials::Start(StartLogin::new()));
+    let start = base
+        .clone()
+        .with_credentials(Credentials::Start(StartLogin::new()));
     let redirect = match chain.login(&start).await {
         Ok(LoginResult::Redirect(redirect)) => redirect,
         other => return Ok(other),
@@ -87,7 +91,9 @@ fn callback_params(pasted: &str) -> Result<BTreeMap<String, String>, String> {
     } else {
         pasted.to_owned()
     };
-    let params: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let params: BTreeMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
     if params.is_empty() {
         return Err("the callback carries no parameters".into());
     }
@@ -102,7 +108,8 @@ fn headers(given: &[String]) -> Result<HeaderMap, String> {
             .split_once(':')
             .ok_or_else(|| format!("--header {text:?}: expected `Name: value`"))?;
         let name = HeaderName::try_from(name.trim()).map_err(|_| format!("--header {text:?}: bad name"))?;
-        let value = HeaderValue::try_from(value.trim()).map_err(|_| format!("--header {text:?}: bad value"))?;
+        let value =
+            HeaderValue::try_from(value.trim()).map_err(|_| format!("--header {text:?}: bad value"))?;
         map.append(name, value);
     }
     Ok(map)
@@ -114,7 +121,10 @@ fn report(result: Result<LoginResult, authchain::AuthError>, json: bool) -> Resu
             print_principal(&principal, json);
             Ok(())
         }
-        Ok(LoginResult::Redirect(redirect)) => Err(format!("the login asked for another redirect: {}", redirect.location)),
+        Ok(LoginResult::Redirect(redirect)) => Err(format!(
+            "the login asked for another redirect: {}",
+            redirect.location
+        )),
         Ok(_) => Err("the chain answered something this command does not know".into()),
         Err(error) => {
             if json {
@@ -153,5 +163,8 @@ fn print_principal(principal: &Principal, json: bool) {
     println!("subject:       {}", principal.identity.subject);
     println!("email:         {}", principal.email.as_deref().unwrap_or("-"));
     println!("groups:        {}", groups.join(","));
-    println!("roles:         {}", principal.roles.iter().cloned().collect::<Vec<_>>().join(","));
+    println!(
+        "roles:         {}",
+        principal.roles.iter().cloned().collect::<Vec<_>>().join(",")
+    );
 }

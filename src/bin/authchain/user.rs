@@ -14,7 +14,7 @@ use crate::password;
 pub fn run(action: &str, options: &Options) -> Result<(), String> {
     let command = format!("user {action}");
     let config_path = options.config(&command)?;
-    let config = Config::from_file(&config_path).map_err(|e| e.to_string())?;
+    let config = Config::from_file_with_env(&config_path).map_err(|e| e.to_string())?;
     crate::runtime()?.block_on(async {
         let stores = config.open_stores().await.map_err(|e| e.to_string())?;
         let store = stores.users().clone();
@@ -34,14 +34,20 @@ pub fn run(action: &str, options: &Options) -> Result<(), String> {
                 return Ok(());
             }
             "disable" | "enable" => {
-                store.set_disabled(id, action == "disable").await.map_err(|e| e.to_string())?;
+                store
+                    .set_disabled(id, action == "disable")
+                    .await
+                    .map_err(|e| e.to_string())?;
                 format!("{} {action}d", account.login)
             }
             "set-password" => {
                 let policy = config.password_policy().map_err(|e| e.to_string())?;
                 let secret = password::read_secret(&format!("new password for {}: ", account.login))?;
                 let hash = password::hash(&policy, &secret)?;
-                store.set_password_hash(id, &hash).await.map_err(|e| e.to_string())?;
+                store
+                    .set_password_hash(id, &hash)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 format!("{}: password set", account.login)
             }
             "grant" | "revoke" => {
@@ -73,7 +79,10 @@ pub fn options(action: &str) -> (&'static [&'static str], &'static [&'static str
     match action {
         "list" => (&["--config"], &["--json"]),
         "show" => (&["--config", "--login"], &["--json"]),
-        "add" => (&["--config", "--login", "--email", "--name", "--role"], &["--password", "--disabled"]),
+        "add" => (
+            &["--config", "--login", "--email", "--name", "--role"],
+            &["--password", "--disabled"],
+        ),
         "grant" | "revoke" => (&["--config", "--login", "--role"], &[]),
         "unlink" => (&["--config", "--login", "--provider"], &[]),
         _ => (&["--config", "--login"], &[]),
@@ -82,7 +91,11 @@ pub fn options(action: &str) -> (&'static [&'static str], &'static [&'static str
 
 /// The account `login` names: the exact name first, then case-insensitively.
 pub async fn find(store: &dyn UserStore, login: &str) -> Result<Account, String> {
-    if let Some(account) = store.find_by_login(login, false).await.map_err(|e| e.to_string())? {
+    if let Some(account) = store
+        .find_by_login(login, false)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         return Ok(account);
     }
     store
@@ -128,8 +141,16 @@ async fn list(store: &dyn UserStore, json: bool) -> Result<(), String> {
                 listed.push(account_json(&account));
             } else {
                 let state = if account.disabled { "disabled" } else { "active" };
-                let roles = account.effective_roles().into_iter().collect::<Vec<_>>().join(",");
-                println!("{}\t{}\t{state}\t{roles}", account.login, account.email.as_deref().unwrap_or("-"));
+                let roles = account
+                    .effective_roles()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(",");
+                println!(
+                    "{}\t{}\t{state}\t{roles}",
+                    account.login,
+                    account.email.as_deref().unwrap_or("-")
+                );
             }
         }
         if !full {
@@ -153,7 +174,14 @@ fn print_account(account: &Account, json: bool) {
     println!("email:        {}", account.email.as_deref().unwrap_or("-"));
     println!("name:         {}", account.display_name.as_deref().unwrap_or("-"));
     println!("disabled:     {}", account.disabled);
-    println!("password:     {}", if account.password_hash.is_some() { "set" } else { "none" });
+    println!(
+        "password:     {}",
+        if account.password_hash.is_some() {
+            "set"
+        } else {
+            "none"
+        }
+    );
     println!("local roles:  {}", join(&account.roles));
     for (provider, roles) in &account.mapped_roles {
         println!("roles from {provider}: {}", join(roles));
@@ -164,7 +192,10 @@ fn print_account(account: &Account, json: bool) {
     println!("created:      {}", seconds(account.created_at));
     println!(
         "last login:   {}",
-        account.last_login.map(seconds).map_or("never".into(), |s| s.to_string())
+        account
+            .last_login
+            .map(seconds)
+            .map_or("never".into(), |s| s.to_string())
     );
 }
 
@@ -188,5 +219,7 @@ fn account_json(account: &Account) -> serde_json::Value {
 
 /// Seconds since the Unix epoch.
 pub fn seconds(at: SystemTime) -> u64 {
-    at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
