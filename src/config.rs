@@ -54,6 +54,7 @@ pub use crate::error::Location;
 
 mod check;
 mod env;
+mod shared;
 pub use env::ENV_PREFIX;
 
 /// A parsed configuration, ready to build an [`AuthChain`].
@@ -331,9 +332,13 @@ impl StoreConfig {
 }
 
 /// The stores a configured chain uses.
+#[derive(Clone)]
 pub struct Stores {
     users: Arc<dyn UserStore>,
     attempts: Option<Arc<dyn AttemptStore>>,
+    /// Pending redirect logins and one-time values, shared by every module (and
+    /// kept across reloads); `None`: each module keeps its own in memory.
+    shared: shared::SharedState,
 }
 
 impl Stores {
@@ -342,6 +347,7 @@ impl Stores {
         Stores {
             users,
             attempts: None,
+            shared: shared::SharedState::default(),
         }
     }
 
@@ -585,7 +591,7 @@ impl Config {
         }
         for module in &self.modules {
             let id = &module.id;
-            let built: Arc<dyn Authenticator> = match &module.kind {
+            let built: Arc<dyn Authenticator> = match &stores.shared.inject(&module.kind) {
                 ModuleType::Local(cfg) => Arc::new(
                     LocalModule::builder(id.clone(), stores.users.clone())
                         .passwords(passwords.clone())

@@ -65,6 +65,7 @@ pub mod manual;
 pub mod metrics;
 pub mod modules;
 pub mod net;
+pub mod reload;
 mod request;
 mod secret;
 pub mod settings;
