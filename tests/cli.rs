@@ -676,3 +676,126 @@ type = "local"
     let out = run(&["sp-metadata", "--config", cfg], "");
     assert_eq!(out.status.code(), Some(2), "--module is missing");
 }
+
+/// The lines a child writes on stderr, as they come.
+fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().unwrap();
+    let (lines, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    receiver
+}
+
+/// Reads lines until one contains `wanted` (the lines before it returned too).
+fn wait_for(lines: &std::sync::mpsc::Receiver<String>, wanted: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        // A bound on a hung process, not a timing assertion.
+        match lines.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(line) => {
+                let done = line.contains(wanted);
+                seen.push(line);
+                if done {
+                    return seen;
+                }
+            }
+            Err(e) => panic!("no line with {wanted:?} ({e}); saw {seen:#?}"),
+        }
+    }
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A running `sync` re-reads its configuration on SIGHUP: a broken one is refused
+/// and the sync goes on; a good one restarts it. The progress is plain lines
+/// when stderr is not a terminal.
+#[test]
+fn sync_reloads_its_configuration_on_sighup() {
+    let slapd = slapd::Slapd::shared();
+    let dir = temp("sync-hup");
+    let db = dir.join("authchain.db");
+    let config = dir.join("authchain.toml");
+    let write = |role: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+chain = ["corp-ldap"]
+[store]
+type = "sqlite"
+path = "{db}"
+[modules.corp-ldap]
+type = "ldap"
+urls = ["{url}"]
+bind_dn = "{bind_dn}"
+bind_password = {{ env = "TEST_LDAP_PASSWORD" }}
+user_search_base = "{people}"
+[[modules.corp-ldap.role_mapping.rules]]
+group = "admins"
+role = "{role}"
+[sync]
+module = "corp-ldap"
+user_base = "{people}"
+group_base = "{groups}"
+"#,
+                db = db.display(),
+                url = slapd.ldap_url,
+                bind_dn = slapd.service_dn,
+                people = slapd::PEOPLE,
+                groups = slapd::GROUPS,
+            ),
+        )
+        .unwrap()
+    };
+    write("admin");
+    let mut child = authchain()
+        .args(["sync", "--progress-every", "1", "--config"])
+        .arg(&config)
+        .env("TEST_LDAP_PASSWORD", &slapd.service_password)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut child);
+    let first = wait_for(&lines, "refresh done (full)");
+
+    std::fs::write(&config, "chain = [\"corp-ldap\"]\n[sync]\nmodule = \"nope\"\n").unwrap();
+    signal(&child, "HUP");
+    wait_for(&lines, "reload refused");
+    assert!(child.try_wait().unwrap().is_none(), "the sync goes on");
+
+    write("superuser");
+    signal(&child, "HUP");
+    wait_for(&lines, "configuration reloaded");
+    let second = wait_for(&lines, "refresh done");
+    signal(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        stdout.matches("sync stopped:").count(),
+        2,
+        "one summary per run: {stdout}"
+    );
+    for line in first.iter().chain(&second) {
+        assert!(!line.contains('\r'), "a log gets whole lines: {line:?}");
+    }
+    assert!(
+        first.last().unwrap().contains("changes in"),
+        "the summary has the count and rate: {first:?}"
+    );
+}

@@ -15,37 +15,116 @@ use tokio::sync::watch;
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 pub async fn sync(path: PathBuf, once: bool, every: Option<Duration>) -> Result<(), String> {
-    let config = Config::from_file_with_env(&path).map_err(|e| e.to_string())?;
-    let Some(store @ StoreConfig::Sqlite { .. }) = config.store() else {
-        return Err(format!(
+    // Installed first: a SIGHUP that comes early must not end the process.
+    let mut hangups = Hangups::new()?;
+    let mut config = Config::from_file_with_env(&path).map_err(|e| e.to_string())?;
+    let store = sqlite_store(&path, &config)?.clone();
+    let target = Arc::new(store.open_sqlite().await.map_err(|e| e.to_string())?);
+    loop {
+        let synchronizer = synchronizer(&path, &config, target.clone())?;
+        let mut status = synchronizer.status();
+        let progress = tokio::spawn(show_progress(
+            synchronizer.status(),
+            every.unwrap_or(LOG_INTERVAL),
+        ));
+        let mut reloaded = None;
+        let shutdown = async {
+            if once {
+                let _ = status
+                    .wait_for(|s| matches!(s.phase, SyncPhase::Live | SyncPhase::Waiting))
+                    .await;
+                return;
+            }
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                config = next_config(&path, &store, target.clone(), &mut hangups) => reloaded = Some(config),
+            }
+        };
+        let report = synchronizer.run(shutdown).await.map_err(|e| e.to_string())?;
+        // The synchroniser is gone: its status channel closes and the progress task ends.
+        let _ = progress.await;
+        println!("sync stopped: {report}");
+        match reloaded {
+            Some(next) => {
+                eprintln!("configuration reloaded: sync restarts");
+                config = next;
+            }
+            None => return Ok(()),
+        }
+    }
+}
+
+/// The `[store]` of `config`, which must be SQLite.
+fn sqlite_store<'a>(path: &std::path::Path, config: &'a Config) -> Result<&'a StoreConfig, String> {
+    match config.store() {
+        Some(store @ StoreConfig::Sqlite { .. }) => Ok(store),
+        _ => Err(format!(
             "{}: directory sync writes into a `[store] type = \"sqlite\"` store",
             path.display()
-        ));
-    };
-    let target = Arc::new(store.open_sqlite().await.map_err(|e| e.to_string())?);
-    let synchronizer = config
+        )),
+    }
+}
+
+fn synchronizer(
+    path: &std::path::Path,
+    config: &Config,
+    target: Arc<authchain::account::SqliteStore>,
+) -> Result<authchain::sync::Synchronizer, String> {
+    config
         .synchronizer(target)
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("{}: no [sync] table", path.display()))?;
-    let mut status = synchronizer.status();
-    let progress = tokio::spawn(show_progress(
-        synchronizer.status(),
-        every.unwrap_or(LOG_INTERVAL),
-    ));
-    let shutdown = async move {
-        if once {
-            let _ = status
-                .wait_for(|s| matches!(s.phase, SyncPhase::Live | SyncPhase::Waiting))
-                .await;
-        } else {
-            let _ = tokio::signal::ctrl_c().await;
+        .ok_or_else(|| format!("{}: no [sync] table", path.display()))
+}
+
+/// The configuration of the next SIGHUP that reads and builds; one that does
+/// not is refused with its errors, and the running sync goes on.
+async fn next_config(
+    path: &std::path::Path,
+    store: &StoreConfig,
+    target: Arc<authchain::account::SqliteStore>,
+    hangups: &mut Hangups,
+) -> Config {
+    loop {
+        hangups.recv().await;
+        let checked = Config::from_file_with_env(path)
+            .map_err(|e| e.to_string())
+            .and_then(|config| {
+                if sqlite_store(path, &config)? != store {
+                    return Err("changing the [store] section takes a restart".into());
+                }
+                synchronizer(path, &config, target.clone())?;
+                Ok(config)
+            });
+        match checked {
+            Ok(config) => return config,
+            Err(why) => eprintln!("reload refused, the running configuration stays: {why}"),
         }
-    };
-    let report = synchronizer.run(shutdown).await.map_err(|e| e.to_string())?;
-    // The synchroniser is gone: its status channel closes and the progress task ends.
-    let _ = progress.await;
-    println!("sync stopped: {report}");
-    Ok(())
+    }
+}
+
+/// SIGHUP, where there is one.
+struct Hangups(#[cfg(unix)] tokio::signal::unix::Signal);
+
+impl Hangups {
+    fn new() -> Result<Hangups, String> {
+        #[cfg(unix)]
+        {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .map(Hangups)
+                .map_err(|e| format!("cannot listen for SIGHUP: {e}"))
+        }
+        #[cfg(not(unix))]
+        Ok(Hangups())
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            self.0.recv().await;
+        }
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await
+    }
 }
 
 /// Where progress goes: a redrawn bar on a terminal, plain lines otherwise.
