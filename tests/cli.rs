@@ -1,6 +1,12 @@
 //! The `authchain` command line, run as a user would: a real slapd, a real SQLite
 //! file.
 
+#[path = "common/browser.rs"]
+mod browser;
+// Only the login helpers are used here.
+#[allow(dead_code)]
+#[path = "cas/server.rs"]
+mod cas_server;
 #[path = "common/peer.rs"]
 mod peer;
 #[path = "ldap/slapd.rs"]
@@ -798,4 +804,74 @@ group_base = "{groups}"
         first.last().unwrap().contains("changes in"),
         "the summary has the count and rate: {first:?}"
     );
+}
+
+/// Runs `try-login --json` of the redirect module `campus`: `paste` gets the URL
+/// it prints and answers the callback to paste. Answers the exit status, the JSON
+/// result and the pasted callback.
+fn try_redirect_login(
+    config: &std::path::Path,
+    paste: impl FnOnce(&str) -> String,
+) -> (std::process::ExitStatus, serde_json::Value, String) {
+    use std::io::BufRead;
+    let mut child = authchain()
+        .args(["try-login", "--json", "--module", "campus", "--config"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut url = String::new();
+    stdout.read_line(&mut url).unwrap();
+    let callback = paste(url.trim());
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{callback}").unwrap();
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let result =
+        serde_json::from_str(rest.trim()).unwrap_or_else(|e| panic!("{e}: {rest}\n{}", text(&out.stderr)));
+    (out.status, result, callback)
+}
+
+/// `try-login` of a redirect module against a real CAS server: it prints the URL
+/// to open, the test signs in there as a browser would, and pastes the URL the
+/// browser lands on.
+#[test]
+fn try_login_through_cas_reads_the_pasted_callback() {
+    let cas = cas_server::CasServer::shared();
+    let dir = temp("try-cas");
+    let config = dir.join("authchain.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "chain = [\"campus\"]\n[modules.campus]\ntype = \"cas\"\nprovisioning = \"create\"\nserver_url = \"{}\"\nservice_url = \"{}\"\n",
+            cas.url,
+            cas_server::SERVICE
+        ),
+    )
+    .unwrap();
+    let (status, principal, landed) = try_redirect_login(&config, |url| {
+        assert!(url.starts_with(&cas.url), "the CAS login URL: {url:?}");
+        tokio_run(cas_server::login(
+            &mut browser::Browser::new(),
+            url,
+            "alice",
+            "alice-password",
+        ))
+    });
+    assert!(landed.contains("ticket="), "{landed}");
+    assert!(status.success(), "{principal}");
+    assert_eq!(principal["login"], "alice");
+    assert_eq!(principal["module"], "campus");
+
+    // The same callback pasted into another login (its ticket used, its flow
+    // another browser's) is the typed refusal.
+    let (status, refusal, _) = try_redirect_login(&config, |_| landed.clone());
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(refusal["ok"], false, "{refusal}");
+    assert_eq!(refusal["error"], "rejected", "{refusal}");
 }
