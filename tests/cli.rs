@@ -868,10 +868,10 @@ fn try_login_through_cas_reads_the_pasted_callback() {
     assert_eq!(principal["login"], "alice");
     assert_eq!(principal["module"], "campus");
 
-    // The same callback pasted into another login (its ticket used, its flow
-    // another browser's) is the typed refusal.
+    // The same callback pasted into another login (its flow another browser's:
+    // the module does not recognise it) is the typed refusal.
     let (status, refusal, _) = try_redirect_login(&config, |_| landed.clone());
     assert_eq!(status.code(), Some(1));
     assert_eq!(refusal["ok"], false, "{refusal}");
-    assert_eq!(refusal["error"], "rejected", "{refusal}");
+    assert_eq!(refusal["error"], "unauthenticated", "{refusal}");
 }
