@@ -18,8 +18,14 @@
 //! let first = Config::from_toml("chain = [\"local\"]\n[modules.local]\ntype = \"local\"\n")?;
 //! let chain = ReloadableChain::new(&first, Stores::new(users))?;
 //!
-//! let broken = Config::from_toml("chain = [\"local\"]\n[modules.local]\ntype = \"local\"\nmax_password_bytes = 0\n")?;
-//! assert!(chain.reload(&broken).is_err()); // the first chain keeps serving
+//! let serving = chain.current();
+//! // An unreadable (or broken) configuration is refused: the first chain serves on.
+//! assert!(chain.reload_file("/nonexistent/authchain.toml").is_err());
+//! assert!(Arc::ptr_eq(&serving, &chain.current()));
+//!
+//! let second = Config::from_toml("chain = [\"local\", \"staff\"]\n[modules.local]\ntype = \"local\"\n[modules.staff]\ntype = \"local\"\n")?;
+//! chain.reload(&second)?;
+//! assert_eq!(chain.current().visible_modules().len(), 2);
 //! # Ok(()) }
 //! ```
 
