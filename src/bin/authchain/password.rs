@@ -15,7 +15,7 @@ pub fn read_secret(prompt: &str) -> Result<String, String> {
     let secret = if std::io::stdin().is_terminal() {
         rpassword::prompt_password(prompt).map_err(|e| format!("cannot read the password: {e}"))?
     } else {
-        read_line()?.ok_or("no password on standard input")?
+        read_line(MAX_SECRET_BYTES)?.ok_or("no password on standard input")?
     };
     if secret.is_empty() {
         return Err("empty password".into());
@@ -26,13 +26,13 @@ pub fn read_secret(prompt: &str) -> Result<String, String> {
     Ok(secret)
 }
 
-/// One line of standard input without its line ending (`None` at end of input),
-/// at most [`MAX_SECRET_BYTES`] plus the ending (so a huge line is never held whole).
-pub fn read_line() -> Result<Option<String>, String> {
+/// One line of standard input without its line ending (`None` at end of input);
+/// a line longer than `max_bytes` is refused, and never read whole.
+pub fn read_line(max_bytes: usize) -> Result<Option<String>, String> {
     let mut line = Vec::new();
     let read = std::io::stdin()
         .lock()
-        .take(MAX_SECRET_BYTES as u64 * 4 + 2)
+        .take(max_bytes as u64 + 2)
         .read_until(b'\n', &mut line)
         .map_err(|e| format!("cannot read standard input: {e}"))?;
     if read == 0 {
@@ -40,7 +40,11 @@ pub fn read_line() -> Result<Option<String>, String> {
     }
     let text = String::from_utf8(line).map_err(|_| "standard input is not UTF-8".to_owned())?;
     let text = text.strip_suffix('\n').unwrap_or(&text);
-    Ok(Some(text.strip_suffix('\r').unwrap_or(text).to_owned()))
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    if text.len() > max_bytes {
+        return Err(format!("the input line is longer than {max_bytes} bytes"));
+    }
+    Ok(Some(text.to_owned()))
 }
 
 /// The hash of `password` by `policy`, checked against the policy's own limits

@@ -12,8 +12,10 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::args::Options;
 use crate::password;
 
-/// The longest pasted callback (URL or form body).
-const MAX_CALLBACK_BYTES: usize = 64 * 1024;
+/// The longest pasted callback (URL or form body: a SAML response is large).
+const MAX_CALLBACK_BYTES: usize = 1024 * 1024;
+/// The longest login name typed at the prompt.
+const MAX_LOGIN_BYTES: usize = 1024;
 
 pub fn try_login(path: &Path, options: &Options) -> Result<(), String> {
     let module = options.required("--module", "try-login")?;
@@ -40,7 +42,7 @@ pub fn try_login(path: &Path, options: &Options) -> Result<(), String> {
                     Some(login) => login.to_owned(),
                     None => {
                         eprint!("login: ");
-                        password::read_line()?.ok_or("no login name on standard input")?
+                        password::read_line(MAX_LOGIN_BYTES)?.ok_or("no login name on standard input")?
                     }
                 };
                 let secret = password::read_secret(&format!("password for {login}: "))?;
@@ -72,10 +74,7 @@ async fn redirect_login(
     };
     eprintln!("Open this URL in a browser, sign in, then paste the URL the browser lands on:");
     println!("{}", redirect.location);
-    let pasted = password::read_line()?.ok_or("no callback on standard input")?;
-    if pasted.len() > MAX_CALLBACK_BYTES {
-        return Err(format!("the callback is longer than {MAX_CALLBACK_BYTES} bytes"));
-    }
+    let pasted = password::read_line(MAX_CALLBACK_BYTES)?.ok_or("no callback on standard input")?;
     let mut callback = base.with_credentials(Credentials::Callback {
         params: callback_params(pasted.trim())?,
     });
