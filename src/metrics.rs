@@ -27,6 +27,12 @@ pub const REPLAY_REFUSALS: &str = "authchain_replay_refusals_total";
 /// `authchain_provider_requests_total` (counter; `module`, `purpose`, `result`):
 /// discovery and JWKS fetches, token, userinfo and ticket-validation calls.
 pub const PROVIDER_REQUESTS: &str = "authchain_provider_requests_total";
+/// `authchain_ldap_connections_total` (counter; `module`, `result`): connections opened.
+pub const LDAP_CONNECTIONS: &str = "authchain_ldap_connections_total";
+/// `authchain_ldap_operations_total` (counter; `module`, `operation`, `result`).
+pub const LDAP_OPERATIONS: &str = "authchain_ldap_operations_total";
+/// `authchain_ldap_operation_duration_seconds` (histogram; `module`, `operation`).
+pub const LDAP_OPERATION_DURATION: &str = "authchain_ldap_operation_duration_seconds";
 /// `authchain_provider_request_duration_seconds` (histogram; `module`, `purpose`).
 pub const PROVIDER_REQUEST_DURATION: &str = "authchain_provider_request_duration_seconds";
 
@@ -85,6 +91,33 @@ pub(crate) fn replay_refused(module: &str) {
     ::metrics::counter!(REPLAY_REFUSALS, "module" => module.to_owned()).increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = module;
+}
+
+/// One LDAP operation (`connect`, `service bind`, `user bind`, `search`) of
+/// `module`, `ok` when the server answered in time (whatever its result code).
+#[allow(dead_code)] // used by the LDAP module
+pub(crate) fn ldap_operation(module: &str, operation: &'static str, ok: bool, took: Duration) {
+    #[cfg(feature = "metrics")]
+    {
+        let module = module.to_owned();
+        let result = if ok { "ok" } else { "error" };
+        ::metrics::counter!(LDAP_OPERATIONS, "module" => module.clone(), "operation" => operation, "result" => result)
+            .increment(1);
+        ::metrics::histogram!(LDAP_OPERATION_DURATION, "module" => module, "operation" => operation)
+            .record(took.as_secs_f64());
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (module, operation, ok, took);
+}
+
+/// A connection to an LDAP server of `module` opened (`ok`) or failed.
+#[allow(dead_code)] // used by the LDAP module
+pub(crate) fn ldap_connection(module: &str, ok: bool) {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!(LDAP_CONNECTIONS, "module" => module.to_owned(), "result" => if ok { "ok" } else { "error" })
+        .increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (module, ok);
 }
 
 /// One request to an identity provider (`purpose`: discovery, jwks, token,

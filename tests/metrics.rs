@@ -1,14 +1,33 @@
 //! The metrics of real logins, read back from an installed recorder
 //! (`metrics-util`'s debugging recorder, standing in for a Prometheus exporter).
 
+#[path = "common/peer.rs"]
+mod peer;
+#[path = "ldap/slapd.rs"]
+mod slapd;
+
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use authchain::account::{MemoryUserStore, NewAccount, PasswordPolicy, UserStore};
 use authchain::config::{Config, Stores};
 use authchain::{AuthRequest, Credentials, LoginResult, StartLogin};
 use metrics_util::MetricKind;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+
+/// One test at a time: a snapshot takes (and zeroes) every figure.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The recorder of this test binary (one per process), installed by the first test.
+fn recorder() -> &'static Snapshotter {
+    static SNAPSHOTTER: OnceLock<Snapshotter> = OnceLock::new();
+    SNAPSHOTTER.get_or_init(|| {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        recorder.install().expect("the only recorder of this test binary");
+        snapshotter
+    })
+}
 
 /// (kind, name, sorted labels) → value.
 type Snapshot = BTreeMap<(String, String, Vec<(String, String)>), DebugValue>;
@@ -54,9 +73,10 @@ fn counter(snapshot: &Snapshot, name: &str, pairs: &[(&str, &str)]) -> u64 {
 
 #[tokio::test(flavor = "current_thread")]
 async fn logins_throttling_and_flows_are_counted() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    recorder.install().expect("the only recorder of this test binary");
+    let _serial = SERIAL.lock().await;
+    let snapshotter = recorder();
+    // What an earlier test left.
+    snapshotter.snapshot();
 
     let idp = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -138,7 +158,7 @@ idp_metadata_file = "{idp}"
     let refused = chain.login(&callback).await.unwrap_err();
     assert_eq!(refused.kind(), "rejected");
 
-    let seen = snapshot(&snapshotter);
+    let seen = snapshot(snapshotter);
     let logins = "authchain_logins_total";
     assert_eq!(
         counter(
@@ -206,5 +226,85 @@ idp_metadata_file = "{idp}"
                 "{labels:?}"
             );
         }
+    }
+}
+
+/// LDAP logins against a real slapd: connections and round trips by operation.
+#[tokio::test(flavor = "current_thread")]
+async fn ldap_connections_and_round_trips_are_counted() {
+    let _serial = SERIAL.lock().await;
+    let snapshotter = recorder();
+    // What an earlier test left.
+    snapshotter.snapshot();
+    let slapd = slapd::Slapd::shared();
+    let config = Config::from_toml(&format!(
+        r#"
+chain = ["corp-ldap"]
+[modules.corp-ldap]
+type = "ldap"
+provisioning = "create"
+urls = ["{url}"]
+bind_dn = "{bind_dn}"
+bind_password = "{password}"
+user_search_base = "{people}"
+"#,
+        url = slapd.ldap_url,
+        bind_dn = slapd.service_dn,
+        password = slapd.service_password,
+        people = slapd::PEOPLE,
+    ))
+    .expect("config");
+    let chain = config
+        .build(Stores::new(Arc::new(MemoryUserStore::new()) as Arc<dyn UserStore>))
+        .expect("chain");
+    let peer = "127.0.0.1:40000".parse().unwrap();
+    let ok = chain
+        .login(&AuthRequest::new(peer).with_password("alice", "alice-password"))
+        .await;
+    assert!(matches!(ok, Ok(LoginResult::Authenticated(_))), "{ok:?}");
+    chain
+        .login(&AuthRequest::new(peer).with_password("alice", "wrong"))
+        .await
+        .unwrap_err();
+
+    let seen = snapshot(snapshotter);
+    let module = ("module", "corp-ldap");
+    assert!(
+        counter(
+            &seen,
+            "authchain_ldap_connections_total",
+            &[module, ("result", "ok")]
+        ) >= 1,
+        "{seen:#?}"
+    );
+    let ops = "authchain_ldap_operations_total";
+    assert!(
+        counter(&seen, ops, &[module, ("operation", "search"), ("result", "ok")]) >= 2,
+        "{seen:#?}"
+    );
+    assert_eq!(
+        counter(
+            &seen,
+            ops,
+            &[module, ("operation", "user bind"), ("result", "ok")]
+        ),
+        2,
+        "{seen:#?}"
+    );
+    assert_eq!(
+        counter(
+            &seen,
+            "authchain_logins_total",
+            &[module, ("outcome", "authenticated")]
+        ),
+        1
+    );
+    match seen.get(&(
+        "histogram".to_owned(),
+        "authchain_ldap_operation_duration_seconds".to_owned(),
+        labels(&[module, ("operation", "user bind")]),
+    )) {
+        Some(DebugValue::Histogram(values)) => assert_eq!(values.len(), 2),
+        other => panic!("user bind round trips: {other:?}"),
     }
 }

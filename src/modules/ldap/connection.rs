@@ -66,7 +66,15 @@ impl Inner {
         operation: LdapOperation,
         op: impl std::future::Future<Output = Result<T, Ldap3Error>>,
     ) -> Result<T, Fail> {
-        match tokio::time::timeout(self.operation_timeout, op).await {
+        let started = std::time::Instant::now();
+        let answered = tokio::time::timeout(self.operation_timeout, op).await;
+        crate::metrics::ldap_operation(
+            &self.id,
+            operation.as_str(),
+            matches!(answered, Ok(Ok(_))),
+            started.elapsed(),
+        );
+        match answered {
             Err(_) => Err(Fail::Down(LdapError::Timeout {
                 operation,
                 after: self.operation_timeout,
