@@ -196,7 +196,7 @@ fn redis_flows(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("start_and_take", |b| {
         b.to_async(&rt).iter(|| async {
-            let started = flows.start("sso", None).await.unwrap();
+            let started = flows.start("sso", &authchain::StartLogin::new()).await.unwrap();
             let taken = flows
                 .take("sso", &started.flow.state, Some(&started.cookie.value))
                 .await

@@ -52,6 +52,11 @@ use crate::{AuthChain, Authenticator, ChainBuilder, ConfigError};
 
 pub use crate::error::Location;
 
+mod check;
+mod env;
+mod shared;
+pub use env::ENV_PREFIX;
+
 /// A parsed configuration, ready to build an [`AuthChain`].
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -407,10 +412,15 @@ impl StoreConfig {
 }
 
 /// The stores a configured chain uses.
+#[derive(Clone)]
 pub struct Stores {
     users: Arc<dyn UserStore>,
     attempts: Option<Arc<dyn AttemptStore>>,
+    /// The `[state]` stores, when given (see [`Stores::state`]).
     state: Option<crate::state::SharedState>,
+    /// Pending redirect logins and one-time values, shared by every module (and
+    /// kept across reloads); `None`: each module keeps its own in memory.
+    shared: shared::SharedState,
 }
 
 impl Stores {
@@ -421,6 +431,7 @@ impl Stores {
             users,
             attempts: None,
             state: None,
+            shared: shared::SharedState::default(),
         }
     }
 
@@ -431,6 +442,8 @@ impl Stores {
     /// `state.attempts`.
     pub fn state(mut self, state: crate::state::SharedState) -> Self {
         self.attempts = Some(state.attempts.clone());
+        self.shared.flows = Some(state.flows.clone());
+        self.shared.replay = Some(state.replay.clone());
         self.state = Some(state);
         self
     }
@@ -502,7 +515,12 @@ impl Config {
                 None
             }
         };
-        let state = match raw.state.as_ref().map(crate::state::StateConfig::parse).transpose() {
+        let state = match raw
+            .state
+            .as_ref()
+            .map(crate::state::StateConfig::parse)
+            .transpose()
+        {
             Ok(state) => state,
             Err(e) => {
                 errors.push(e);
@@ -699,11 +717,9 @@ impl Config {
                 .unwrap_or_else(|| Arc::new(MemoryAttemptStore::new()));
             builder = builder.throttle(policy, attempts);
         }
-        #[allow(unused_variables)] // Without redirect or key-login modules.
-        let shared = Inject(stores.state.as_ref());
         for module in &self.modules {
             let id = &module.id;
-            let built: Arc<dyn Authenticator> = match &module.kind {
+            let built: Arc<dyn Authenticator> = match &stores.shared.inject(&module.kind) {
                 ModuleType::Local(cfg) => Arc::new(
                     LocalModule::builder(id.clone(), stores.users.clone())
                         .passwords(passwords.clone())
@@ -723,22 +739,22 @@ impl Config {
                 ),
                 #[cfg(feature = "oidc")]
                 ModuleType::Oidc(s) => Arc::new(
-                    crate::modules::OidcModule::new(id.clone(), shared.flows((**s).clone()))
+                    crate::modules::OidcModule::new(id.clone(), (**s).clone())
                         .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?,
                 ),
                 #[cfg(feature = "oauth2")]
                 ModuleType::OAuth2(s) => Arc::new(
-                    crate::modules::OAuth2Module::new(id.clone(), shared.flows((**s).clone()))
+                    crate::modules::OAuth2Module::new(id.clone(), (**s).clone())
                         .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?,
                 ),
                 #[cfg(feature = "cas")]
                 ModuleType::Cas(s) => Arc::new(
-                    crate::modules::CasModule::new(id.clone(), shared.flows((**s).clone()))
+                    crate::modules::CasModule::new(id.clone(), (**s).clone())
                         .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?,
                 ),
                 #[cfg(feature = "saml")]
                 ModuleType::Saml(s) => Arc::new(
-                    crate::modules::SamlModule::new(id.clone(), shared.saml((**s).clone()))
+                    crate::modules::SamlModule::new(id.clone(), (**s).clone())
                         .map_err(|e| e.rekey(|k| format!("modules.{id}.{k}")))?,
                 ),
                 // Without its own `trusted_proxies` it believes the chain's.
@@ -749,13 +765,9 @@ impl Config {
                 ),
                 #[cfg(feature = "key-login")]
                 ModuleType::KeyLogin(s) => Arc::new(
-                    crate::modules::KeyLoginModule::new(
-                        id.clone(),
-                        stores.users.clone(),
-                        shared.key_login((**s).clone()),
-                    )
-                    .map_err(|e| e.under(&format!("modules.{id}")))?
-                    .login_names(names),
+                    crate::modules::KeyLoginModule::new(id.clone(), stores.users.clone(), (**s).clone())
+                        .map_err(|e| e.under(&format!("modules.{id}")))?
+                        .login_names(names),
                 ),
             };
             builder = builder.shared_module(built, settings(id, &module.common)?);
@@ -763,55 +775,6 @@ impl Config {
         Ok(builder)
     }
 }
-
-/// Puts the shared state into module settings that have no store of their own.
-#[derive(Clone, Copy)]
-struct Inject<'a>(Option<&'a crate::state::SharedState>);
-
-#[allow(dead_code)] // Which methods are used depends on the module features.
-impl Inject<'_> {
-    fn flows<S: HasFlow>(self, mut settings: S) -> S {
-        if let Some(state) = self.0 {
-            settings.flow().store.get_or_insert_with(|| state.flows.clone());
-        }
-        settings
-    }
-
-    #[cfg(feature = "saml")]
-    fn saml(self, settings: crate::modules::SamlSettings) -> crate::modules::SamlSettings {
-        let mut settings = self.flows(settings);
-        if let Some(state) = self.0 {
-            settings.replay.get_or_insert_with(|| state.replay.clone());
-        }
-        settings
-    }
-
-    #[cfg(feature = "key-login")]
-    fn key_login(self, mut settings: crate::modules::KeyLoginSettings) -> crate::modules::KeyLoginSettings {
-        if let Some(state) = self.0 {
-            settings.replay.get_or_insert_with(|| state.replay.clone());
-        }
-        settings
-    }
-}
-
-/// Settings of a redirect module, which embed [`FlowSettings`](crate::flow::FlowSettings).
-trait HasFlow {
-    fn flow(&mut self) -> &mut crate::flow::FlowSettings;
-}
-
-macro_rules! has_flow {
-    ($($feature:literal => $settings:ident),*) => {$(
-        #[cfg(feature = $feature)]
-        impl HasFlow for crate::modules::$settings {
-            fn flow(&mut self) -> &mut crate::flow::FlowSettings {
-                &mut self.flow
-            }
-        }
-    )*};
-}
-
-has_flow!("oidc" => OidcSettings, "oauth2" => OAuth2Settings, "cas" => CasSettings, "saml" => SamlSettings);
 
 fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigError> {
     let key = format!("modules.{id}");
@@ -825,9 +788,36 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
             specific.insert(k.clone(), v.clone());
         }
     }
-    let common: CommonConfig =
-        crate::settings::deserialize(toml::Value::Table(common)).map_err(|e| e.under(&key))?;
-    let kind = match common.kind.as_str() {
+    // The common keys and the type's own keys are checked both, so that an error
+    // in each is reported.
+    let common: Result<CommonConfig, ConfigError> =
+        crate::settings::deserialize(toml::Value::Table(common)).map_err(|e| e.under(&key));
+    let (common, kind_name) = match common {
+        Ok(common) => {
+            let kind = common.kind.clone();
+            (Ok(common), kind)
+        }
+        Err(error) => match table.get("type").and_then(toml::Value::as_str) {
+            Some(kind) => (Err(error), kind.to_owned()),
+            None => return Err(error),
+        },
+    };
+    let kind = module_type(&key, &kind_name, specific);
+    match (common, kind) {
+        (Ok(common), Ok(kind)) => Ok(ModuleConfig {
+            id: id.to_owned(),
+            common,
+            kind,
+        }),
+        (Err(error), Ok(_)) | (Ok(_), Err(error)) => Err(error),
+        (Err(common), Err(kind)) => Err(ConfigError::Several(vec![common, kind])),
+    }
+}
+
+/// The type-specific settings of the module table `key`.
+fn module_type(key: &str, kind: &str, specific: toml::Table) -> Result<ModuleType, ConfigError> {
+    let key = key.to_owned();
+    Ok(match kind {
         "local" => ModuleType::Local(LocalSettings::from_table(specific).map_err(|e| e.under(&key))?),
         "header" => ModuleType::Header(HeaderSettings::from_table(specific).map_err(|e| e.under(&key))?),
         #[cfg(feature = "ldap")]
@@ -894,11 +884,6 @@ fn parse_module(id: &str, table: &toml::Table) -> Result<ModuleConfig, ConfigErr
                 ),
             ));
         }
-    };
-    Ok(ModuleConfig {
-        id: id.to_owned(),
-        common,
-        kind,
     })
 }
 

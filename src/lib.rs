@@ -62,8 +62,10 @@ pub mod iso8601;
 #[cfg_attr(docsrs, doc(cfg(feature = "jose")))]
 pub mod jose;
 pub mod manual;
+pub mod metrics;
 pub mod modules;
 pub mod net;
+pub mod reload;
 mod request;
 mod secret;
 pub mod settings;

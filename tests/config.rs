@@ -460,3 +460,91 @@ redirect_uri = "https://app.example.org/callback"
         .expect("the flow is in the shared file");
     assert_eq!(flow.module, "oauth");
 }
+
+fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// `AUTHCHAIN__…` variables set any key over the file: nested tables, module ids
+/// with dashes, typed values, new tables; secrets stay references.
+#[tokio::test]
+async fn environment_overrides_win_over_the_file() {
+    let file = "chain = [\"corp-local\"]\n[throttle]\nmax_attempts = 5\nwindow = \"PT15M\"\n[modules.corp-local]\ntype = \"local\"\ndescription = \"From the file\"\n";
+    let config = Config::from_toml_with_overrides(
+        file,
+        vars(&[
+            (
+                "AUTHCHAIN__MODULES__CORP_LOCAL__DESCRIPTION",
+                "From the environment",
+            ),
+            ("AUTHCHAIN__THROTTLE__MAX_ATTEMPTS", "1"),
+            ("AUTHCHAIN__ACCOUNTS__CASE_INSENSITIVE", "true"),
+            ("PATH", "/usr/bin"),
+        ]),
+    )
+    .expect("overridden");
+    let chain = config
+        .build(Stores::new(Arc::new(MemoryUserStore::new())))
+        .unwrap();
+    assert_eq!(chain.visible_modules()[0].description, "From the environment");
+
+    // A wrongly typed value is reported as the file's would be.
+    let err = Config::from_toml_with_overrides(file, vars(&[("AUTHCHAIN__THROTTLE__MAX_ATTEMPTS", "many")]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Syntax(m) if m.contains("max_attempts")),
+        "{err}"
+    );
+    // An unknown key is refused as in the file.
+    let err = Config::from_toml_with_overrides(
+        file,
+        vars(&[("AUTHCHAIN__MODULES__CORP_LOCAL__NO_SUCH_KEY", "1")]),
+    )
+    .unwrap_err();
+    assert!(
+        err.key().is_some_and(|k| k.starts_with("modules.corp-local")),
+        "{err}"
+    );
+    // Below a value that is not a table, nothing can be set.
+    let err =
+        Config::from_toml_with_overrides(file, vars(&[("AUTHCHAIN__THROTTLE__WINDOW__X", "1")])).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Invalid { ref key, .. } if key == "AUTHCHAIN__THROTTLE__WINDOW__X"),
+        "{err}"
+    );
+    let err = Config::from_toml_with_overrides(file, vars(&[("AUTHCHAIN__MODULES____X", "1")])).unwrap_err();
+    assert!(matches!(err, ConfigError::Invalid { .. }), "{err}");
+    // Without an override variable the file is read as it is, lines and all.
+    let err =
+        Config::from_toml_with_overrides("chain = []\nbogus = 1\n", vars(&[("HOME", "/root")])).unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Syntax(m) if m.contains("line 2")),
+        "{err}"
+    );
+}
+
+#[cfg(feature = "ldap")]
+#[test]
+fn a_secret_set_from_the_environment_stays_a_reference() {
+    let file = "chain = [\"corp\"]\n[modules.corp]\ntype = \"ldap\"\nurls = [\"ldap://127.0.0.1:1\"]\nbind_dn = \"cn=svc\"\nbind_password = { env = \"FROM_FILE\" }\nuser_search_base = \"dc=x\"\n";
+    let config = Config::from_toml_with_overrides(
+        file,
+        vars(&[(
+            "AUTHCHAIN__MODULES__CORP__BIND_PASSWORD",
+            "{ env = \"AUTHCHAIN_TEST_LDAP_PASSWORD_UNSET\" }",
+        )]),
+    )
+    .unwrap();
+    // The reference names an unset variable: the build says so, naming the key.
+    let Err(err) = config.build(Stores::new(Arc::new(MemoryUserStore::new()))) else {
+        panic!("the secret's variable is unset");
+    };
+    assert_eq!(err.key(), Some("modules.corp.bind_password"), "{err}");
+    assert!(
+        err.to_string().contains("AUTHCHAIN_TEST_LDAP_PASSWORD_UNSET"),
+        "{err}"
+    );
+}

@@ -863,7 +863,7 @@ async fn built_from_configuration() {
     );
     assert_eq!(
         bad("user_search_base = \"dc=x\"\nca_file = \"/nonexistent/ca.pem\"").as_deref(),
-        None // an I/O error: names the path
+        Some("ca_file") // an I/O error: names the path and the key
     );
     assert_eq!(
         bad("bind_format = \"%s@corp.example\"").as_deref(),

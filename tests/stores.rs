@@ -305,6 +305,58 @@ async fn password_disabled_and_local_roles_are_updated<S: TestStore>(store: Arc<
     assert!(!store.account(&account.id).await.unwrap().unwrap().disabled);
 }
 
+/// Listing pages by login name; unlinking drops the links and mapped roles of one
+/// provider only.
+async fn accounts_are_listed_by_page_and_unlinked_per_provider<S: TestStore>(store: Arc<S>) {
+    for login in ["carol", "alice", "bob"] {
+        store.create_account(NewAccount::new(login)).await.unwrap();
+    }
+    let logins =
+        |page: Vec<authchain::account::Account>| page.into_iter().map(|a| a.login).collect::<Vec<_>>();
+    assert_eq!(
+        logins(store.list_accounts(None, 2).await.unwrap()),
+        ["alice", "bob"]
+    );
+    assert_eq!(
+        logins(store.list_accounts(Some("bob"), 2).await.unwrap()),
+        ["carol"]
+    );
+    assert!(store.list_accounts(Some("carol"), 2).await.unwrap().is_empty());
+    assert_eq!(
+        store.list_accounts(None, usize::MAX).await.unwrap().len(),
+        3,
+        "a huge limit is capped, not an error"
+    );
+
+    let alice = store.find_by_login("alice", false).await.unwrap().unwrap();
+    let mut update = LoginUpdate::new(alice.id.clone(), SystemTime::now());
+    update.link = Some(link("corp", "alice-corp"));
+    update.mapped_roles = Some(("corp".into(), set(&["admin"])));
+    store.record_login(update).await.unwrap();
+    let mut update = LoginUpdate::new(alice.id.clone(), SystemTime::now());
+    update.link = Some(link("other", "alice-other"));
+    update.mapped_roles = Some(("other".into(), set(&["viewer"])));
+    store.record_login(update).await.unwrap();
+
+    assert_eq!(store.unlink(&alice.id, "corp").await.unwrap(), 1);
+    let stored = store.account(&alice.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored
+            .links
+            .iter()
+            .map(|l| l.provider.as_str())
+            .collect::<Vec<_>>(),
+        ["other"]
+    );
+    assert_eq!(stored.effective_roles(), set(&["viewer"]));
+    assert!(store.find_by_link("corp", "alice-corp").await.unwrap().is_none());
+    assert_eq!(store.unlink(&alice.id, "corp").await.unwrap(), 0);
+    assert!(matches!(
+        store.unlink(&AccountId("999999".into()), "corp").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
 async fn hostile_input_is_stored_and_matched_literally<S: TestStore>(store: Arc<S>) {
     let long = "x".repeat(100_000);
     let names = [
@@ -398,6 +450,7 @@ store_tests!(
     a_conflicting_record_login_changes_nothing,
     writes_to_unknown_accounts_are_not_found,
     password_disabled_and_local_roles_are_updated,
+    accounts_are_listed_by_page_and_unlinked_per_provider,
     hostile_input_is_stored_and_matched_literally,
     errors_never_carry_password_hashes,
 );
@@ -577,7 +630,11 @@ mod flows {
     /// bound to the cookie `"cookie"`, with every optional field set.
     pub async fn flow(state: &str, module: &str, ttl: Duration) -> PendingFlow {
         let minter = Flows::new(Arc::new(MemoryFlowStore::default()));
-        let mut flow = minter.start_with(module, None, None).await.unwrap().flow;
+        let mut flow = minter
+            .start_with(module, &authchain::StartLogin::new(), None)
+            .await
+            .unwrap()
+            .flow;
         flow.state = state.into();
         flow.expires_at = SystemTime::now() + ttl;
         flow.cookie_digest = digest("cookie");

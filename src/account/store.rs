@@ -268,7 +268,27 @@ pub trait UserStore: Send + Sync {
         let _ = (account, key, at);
         Err(StoreError::Unsupported("public keys"))
     }
+
+    /// Up to `limit` accounts (at most [`MAX_LISTED_ACCOUNTS`]) ordered by login
+    /// name, those after `after` (a login name) only: one page of an
+    /// administrator's listing. The default refuses with [`StoreError::Unsupported`].
+    async fn list_accounts(&self, after: Option<&str>, limit: usize) -> Result<Vec<Account>, StoreError> {
+        let _ = (after, limit);
+        Err(StoreError::Unsupported("listing accounts"))
+    }
+
+    /// Removes the account's links to `provider` (its mapped roles from that
+    /// provider go with them) and returns how many links went;
+    /// [`StoreError::NotFound`] for an unknown account. The default refuses with
+    /// [`StoreError::Unsupported`].
+    async fn unlink(&self, id: &AccountId, provider: &str) -> Result<usize, StoreError> {
+        let _ = (id, provider);
+        Err(StoreError::Unsupported("unlinking accounts"))
+    }
 }
+
+/// The most accounts one [`UserStore::list_accounts`] call returns.
+pub const MAX_LISTED_ACCOUNTS: usize = 1000;
 
 /// A [`UserStore`] in memory, for tests, demos and small deployments.
 ///
@@ -583,5 +603,34 @@ impl UserStore for MemoryUserStore {
             .ok_or(StoreError::NoSuchKey)?;
         stored.revoked_at.get_or_insert(at);
         Ok(stored.clone())
+    }
+
+    async fn list_accounts(&self, after: Option<&str>, limit: usize) -> Result<Vec<Account>, StoreError> {
+        let inner = self.read();
+        let mut page: Vec<&Account> = inner
+            .accounts
+            .values()
+            .map(|a| &**a)
+            .filter(|a| after.is_none_or(|after| a.login.as_str() > after))
+            .collect();
+        page.sort_by(|a, b| a.login.cmp(&b.login));
+        Ok(page
+            .into_iter()
+            .take(limit.min(MAX_LISTED_ACCOUNTS))
+            .cloned()
+            .collect())
+    }
+
+    async fn unlink(&self, id: &AccountId, provider: &str) -> Result<usize, StoreError> {
+        let mut inner = self.write();
+        let account = inner.get_mut(id)?;
+        let before = account.links.len();
+        account.links.retain(|link| link.provider != provider);
+        account.mapped_roles.remove(provider);
+        let removed = before - account.links.len();
+        if let Some(subjects) = inner.by_link.get_mut(provider) {
+            subjects.retain(|_, linked| linked != id);
+        }
+        Ok(removed)
     }
 }

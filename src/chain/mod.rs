@@ -133,11 +133,23 @@ impl AuthChain {
     /// Runs the chain: throttle gate, modules in order, account resolution, role
     /// mapping, account checks, audit.
     pub async fn login(&self, request: &AuthRequest) -> Result<LoginResult, AuthError> {
-        self.login_or_abstain(request).await?.ok_or_else(|| {
-            let err = nobody_recognised(request, "no module recognised the request".into());
-            audit_refusal(&self.id, request.login(), self.client_ip(request).ok(), &err);
-            err
-        })
+        let started = std::time::Instant::now();
+        let result = self.login_or_abstain(request).await.and_then(|answer| {
+            answer.ok_or_else(|| {
+                let err = nobody_recognised(request, "no module recognised the request".into());
+                audit_refusal(&self.id, request.login(), self.client_ip(request).ok(), &err);
+                err
+            })
+        });
+        // One event and one set of metrics per login, with its duration.
+        crate::audit::login_finished(
+            &self.id,
+            request,
+            self.client_ip(request).ok(),
+            &result,
+            started.elapsed(),
+        );
+        result
     }
 
     /// `Ok(None)` when no module recognised the request.
@@ -157,8 +169,8 @@ impl AuthChain {
         if let Some((throttle, login, keys)) = &throttle
             && let Err(err) = throttle.check(keys, now).await
         {
-            warn!(target: AUDIT_TARGET, chain = %self.id, login = ?login, client_ip = %client_ip,
-                outcome = err.kind(), "login refused before any module ran");
+            warn!(target: AUDIT_TARGET, chain = %self.id, login = %crate::audit::text(login), client_ip = %client_ip,
+                outcome = %err.kind(), "login refused before any module ran");
             return Err(err);
         }
 
@@ -194,7 +206,7 @@ impl AuthChain {
         let entry = answer.entry.map(|i| &self.entries[i]);
         match (outcome, entry) {
             (Outcome::Redirect(redirect), Some(entry)) => {
-                info!(target: AUDIT_TARGET, chain = %self.id, module = entry.id(), outcome = "redirect", "redirect login started");
+                info!(target: AUDIT_TARGET, chain = %self.id, module = %entry.id(), outcome = %"redirect", "redirect login started");
                 Ok(Some(LoginResult::Redirect(redirect)))
             }
             (Outcome::Authenticated(identity), Some(entry)) => {
@@ -202,8 +214,8 @@ impl AuthChain {
                     .await
                     .inspect_err(|e| audit_refusal(&self.id, request.login(), Some(client_ip), e))?;
                 info!(target: AUDIT_TARGET, chain = %self.id, module = %principal.module,
-                    account = %principal.account_id, login = ?principal.login, client_ip = %client_ip,
-                    roles = ?principal.roles, outcome = "authenticated", "login succeeded");
+                    account = %principal.account_id, login = %crate::audit::text(&principal.login), client_ip = %client_ip,
+                    roles = %crate::audit::list(&principal.roles), outcome = %"authenticated", "login succeeded");
                 Ok(Some(LoginResult::Authenticated(principal)))
             }
             (Outcome::Abstain, _) => Ok(None),
@@ -239,7 +251,7 @@ impl AuthChain {
             }
             match entry.module.authenticate(request).await {
                 Ok(Outcome::Abstain) => {
-                    tracing::debug!(target: AUDIT_TARGET, chain = %self.id, module = entry.id(), outcome = "abstain");
+                    tracing::debug!(target: AUDIT_TARGET, chain = %self.id, module = %entry.id(), outcome = %"abstain");
                 }
                 Ok(outcome) => {
                     return ModulesAnswer {
@@ -260,10 +272,10 @@ impl AuthChain {
                         ErrorClass::Misconfigured => (entry.settings.on_unavailable, &mut misconfigured),
                     };
                     if slot_is_misconfigured(&err) {
-                        error!(target: AUDIT_TARGET, chain = %self.id, module = entry.id(), outcome = err.kind(),
+                        error!(target: AUDIT_TARGET, chain = %self.id, module = %entry.id(), outcome = %err.kind(),
                             reason = %err, policy = ?policy, "module is misconfigured");
                     } else {
-                        warn!(target: AUDIT_TARGET, chain = %self.id, module = entry.id(), outcome = err.kind(),
+                        warn!(target: AUDIT_TARGET, chain = %self.id, module = %entry.id(), outcome = %err.kind(),
                             reason = %err, policy = ?policy, "module did not authenticate");
                     }
                     if policy == OnFailure::Stop {
@@ -329,7 +341,7 @@ impl AuthChain {
                 format!("module `{}` did not recognise the request", entry.id()),
             )),
             Err(err) if slot_is_misconfigured(&err) => {
-                error!(target: AUDIT_TARGET, chain = %self.id, module = entry.id(), outcome = err.kind(),
+                error!(target: AUDIT_TARGET, chain = %self.id, module = %entry.id(), outcome = %err.kind(),
                     reason = %err, "module is misconfigured");
                 Err(err)
             }
@@ -366,8 +378,8 @@ fn counts_as_failure(err: &AuthError) -> bool {
 }
 
 fn audit_refusal(chain: &str, login: Option<&str>, client_ip: Option<IpAddr>, err: &AuthError) {
-    warn!(target: AUDIT_TARGET, chain = %chain, login = ?login, client_ip = ?client_ip,
-        outcome = err.kind(), reason = %err, "login refused");
+    warn!(target: AUDIT_TARGET, chain = %chain, login = login.map(crate::audit::text), client_ip = client_ip.map(tracing::field::display),
+        outcome = %err.kind(), reason = %err, "login refused");
 }
 
 #[async_trait]

@@ -144,8 +144,8 @@ async fn run_policy(policy: &SharedPolicy, entry: &Entry, identity: &mut Identit
     match decision {
         PolicyDecision::Refuse(reason) => Err(denied(entry, identity, AccessRule::Policy(reason))),
         _ => {
-            info!(target: AUDIT_TARGET, module = entry.id(), subject = %identity.subject, login = %identity.login,
-                changed, outcome = "allowed", "login policy decided");
+            info!(target: AUDIT_TARGET, module = %entry.id(), subject = %identity.subject, login = %identity.login,
+                changed, outcome = %"allowed", "login policy decided");
             Ok(())
         }
     }
@@ -153,8 +153,8 @@ async fn run_policy(policy: &SharedPolicy, entry: &Entry, identity: &mut Identit
 
 /// An identity the access rules or a policy refused: audited, never provisioned.
 fn denied(entry: &Entry, identity: &Identity, rule: AccessRule) -> AuthError {
-    warn!(target: AUDIT_TARGET, module = entry.id(), subject = %identity.subject, login = %identity.login,
-        rule = %rule, outcome = "access_denied", "external identity refused by an access rule");
+    warn!(target: AUDIT_TARGET, module = %entry.id(), subject = %identity.subject, login = %identity.login,
+        rule = %rule, outcome = %"access_denied", "external identity refused by an access rule");
     AuthError::AccessDenied {
         module: entry.id().to_owned(),
         rule,
@@ -181,7 +181,7 @@ async fn find_or_provision(
         subject: identity.subject.clone(),
     };
     let refuse = |reason: &str| {
-        warn!(target: AUDIT_TARGET, module = entry.id(), subject = ?identity.subject, login = ?identity.login, reason, "external identity refused");
+        warn!(target: AUDIT_TARGET, module = %entry.id(), subject = %crate::audit::text(&identity.subject), login = %crate::audit::text(&identity.login), reason, "external identity refused");
         AuthError::Forbidden {
             reason: reason.to_owned(),
         }
@@ -218,7 +218,7 @@ async fn find_or_provision(
             new.link = Some(link);
             match store.create_account(new).await {
                 Ok(account) => {
-                    tracing::info!(target: AUDIT_TARGET, module = entry.id(), account = %account.id, login = ?account.login, "account created on first login");
+                    tracing::info!(target: AUDIT_TARGET, module = %entry.id(), account = %account.id, login = %crate::audit::text(&account.login), "account created on first login");
                     Ok((Arc::new(account), None))
                 }
                 Err(crate::StoreError::Conflict(_)) => {

@@ -129,6 +129,17 @@ impl Purpose {
             Purpose::Validation => "ticket validation",
         }
     }
+
+    /// The `purpose` label of the provider request metrics.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Purpose::Discovery => "discovery",
+            Purpose::Jwks => "jwks",
+            Purpose::Token => "token",
+            Purpose::Userinfo => "userinfo",
+            Purpose::Validation => "validation",
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -317,13 +328,26 @@ impl HttpClient {
         Ok(JsonResponse { status, body })
     }
 
-    /// Sends one request; answers the status and the body, at most `max_bytes`.
+    /// Sends one request, counted and timed ([`crate::metrics`]).
     async fn fetch(
         &self,
         purpose: Purpose,
         request: reqwest::RequestBuilder,
     ) -> Result<(http::StatusCode, Vec<u8>), AuthError> {
         self.count(purpose);
+        let started = std::time::Instant::now();
+        let result = self.send(purpose, request).await;
+        let ok = matches!(&result, Ok((status, _)) if status.is_success());
+        crate::metrics::provider_request(&self.module, purpose.label(), ok, started.elapsed());
+        result
+    }
+
+    /// Sends one request; answers the status and the body, at most `max_bytes`.
+    async fn send(
+        &self,
+        purpose: Purpose,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(http::StatusCode, Vec<u8>), AuthError> {
         let what = purpose.what();
         let mut response = request.send().await.map_err(|e| {
             // reqwest errors name the URL, never headers or bodies.

@@ -246,6 +246,7 @@ impl Flows {
             .insert(flow.clone())
             .await
             .map_err(|e| e.into_auth_error(module))?;
+        crate::metrics::flow(module, crate::metrics::FlowEvent::Started);
         Ok(StartedFlow { flow, cookie })
     }
 
@@ -259,9 +260,16 @@ impl Flows {
         if state.is_empty() || state.len() > MAX_STATE_BYTES {
             return Err(FlowError::Unknown);
         }
-        self.store
+        let taken = self
+            .store
             .take(module, state, cookie.map(digest), SystemTime::now())
-            .await
+            .await;
+        match &taken {
+            Ok(_) => crate::metrics::flow(module, crate::metrics::FlowEvent::Completed),
+            Err(FlowError::Expired) => crate::metrics::flow(module, crate::metrics::FlowEvent::Expired),
+            Err(_) => {}
+        }
+        taken
     }
 }
 

@@ -16,6 +16,10 @@
 //!   (accounts) and Redis (pending logins, replay cache, throttle counters).
 //! * [`sync`] (features `sync` and `sqlite`): mirroring LDAP users and groups into
 //!   the store, `authchain sync`.
+//! * [`cli`]: the `authchain` command line: `check-config`, `user`, `try-login`,
+//!   `sp-metadata`, `hash-password`, `key`, `sync`.
+//! * [`metrics`] (feature `metrics`): the counters, histograms and gauges, their
+//!   names and labels.
 //! * [`modules`]: the settings of [`ldap`](modules::ldap),
 //!   [`oidc` and `oauth2`](modules::oidc), [`saml`](modules::saml),
 //!   [`cas`](modules::cas) and [`key_login`](modules::key_login).
@@ -38,6 +42,12 @@ pub mod configuration {}
 
 #[doc = include_str!("../../docs/security.md")]
 pub mod security {}
+
+#[doc = include_str!("../../docs/cli.md")]
+pub mod cli {}
+
+#[doc = include_str!("../../docs/metrics.md")]
+pub mod metrics {}
 
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]

@@ -437,6 +437,18 @@ impl UserStore for SqliteStore {
         tx.commit().await.map_err(backend)?;
         Ok(revoked)
     }
+
+    async fn list_accounts(&self, after: Option<&str>, limit: usize) -> Result<Vec<Account>, StoreError> {
+        let mut conn = self.pool().acquire().await.map_err(backend)?;
+        ops::list_accounts(&mut conn, after, limit).await
+    }
+
+    async fn unlink(&self, id: &AccountId, provider: &str) -> Result<usize, StoreError> {
+        let mut tx = self.write().await?;
+        let removed = ops::unlink(&mut tx, id, provider).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(removed)
+    }
 }
 
 #[async_trait]

@@ -538,6 +538,58 @@ pub(crate) async fn delete_account(conn: &mut SqliteConnection, id: &AccountId) 
     )
 }
 
+/// `UserStore::list_accounts`: one page by login name.
+pub(crate) async fn list_accounts(
+    conn: &mut SqliteConnection,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Account>, StoreError> {
+    let limit = limit.min(crate::account::MAX_LISTED_ACCOUNTS);
+    let rows = sqlx::query(load_sql!(
+        "SELECT id FROM accounts WHERE ?1 IS NULL OR login > ?1 ORDER BY login LIMIT ?2"
+    ))
+    .bind(after)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    let mut page: Vec<Account> = assemble(rows)?.into_values().collect();
+    page.sort_by(|a, b| a.login.cmp(&b.login));
+    Ok(page)
+}
+
+/// `UserStore::unlink`: the account's links to `provider` and the roles mapped from it.
+pub(crate) async fn unlink(
+    conn: &mut SqliteConnection,
+    id: &AccountId,
+    provider: &str,
+) -> Result<usize, StoreError> {
+    let id = row_id(id).ok_or(StoreError::NotFound)?;
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = ?1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
+    if exists.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    let removed = sqlx::query("DELETE FROM account_links WHERE account_id = ?1 AND provider = ?2")
+        .bind(id)
+        .bind(provider)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+    // Mapped roles go with their source row (ON DELETE CASCADE).
+    sqlx::query("DELETE FROM account_role_sources WHERE account_id = ?1 AND provider = ?2")
+        .bind(id)
+        .bind(provider)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+}
+
 /// Number of accounts.
 pub(crate) async fn count_accounts(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts")

@@ -258,7 +258,7 @@ impl Authenticator for KeyLoginModule {
         let account = match self.names.find(self.store.as_ref(), &login).await {
             Ok(account) => account,
             Err(StoreError::Ambiguous) => {
-                warn!(target: AUDIT_TARGET, module = %self.id, login = ?login, "login name matches several accounts");
+                warn!(target: AUDIT_TARGET, module = %self.id, login = %crate::audit::text(&login), "login name matches several accounts");
                 None
             }
             Err(err) => return Err(AuthError::store(err)),
@@ -304,6 +304,7 @@ impl Authenticator for KeyLoginModule {
             Ok(true) => {}
             Ok(false) => {
                 warn!(target: AUDIT_TARGET, module = %self.id, account = %account.id, "key-login assertion replayed");
+                crate::metrics::replay_refused(&self.id);
                 return Err(AuthError::rejected(self.id.clone(), ReplayError::Replayed));
             }
             Err(err @ ReplayError::Replayed) => return Err(AuthError::rejected(self.id.clone(), err)),

@@ -66,7 +66,15 @@ impl Inner {
         operation: LdapOperation,
         op: impl std::future::Future<Output = Result<T, Ldap3Error>>,
     ) -> Result<T, Fail> {
-        match tokio::time::timeout(self.operation_timeout, op).await {
+        let started = std::time::Instant::now();
+        let answered = tokio::time::timeout(self.operation_timeout, op).await;
+        crate::metrics::ldap_operation(
+            &self.id,
+            operation.as_str(),
+            matches!(answered, Ok(Ok(_))),
+            started.elapsed(),
+        );
+        match answered {
             Err(_) => Err(Fail::Down(LdapError::Timeout {
                 operation,
                 after: self.operation_timeout,
@@ -325,7 +333,7 @@ impl Inner {
             0 => return Err(AuthError::InvalidCredentials),
             1 => entries.remove(0),
             _ => {
-                error!(target: AUDIT_TARGET, module = %self.id, login = ?login, filter = %filter,
+                error!(target: AUDIT_TARGET, module = %self.id, login = %crate::audit::text(login), filter = %filter,
                     "user search matched several entries: fix user_search_filter (login refused)");
                 // Answered like a wrong password: a client must not learn which
                 // logins exist, nor that this one is shared.
@@ -374,7 +382,7 @@ impl Inner {
         let entry = match entries.len() {
             1 => entries.remove(0),
             n => {
-                error!(target: AUDIT_TARGET, module = %self.id, login = ?login, entries = n,
+                error!(target: AUDIT_TARGET, module = %self.id, login = %crate::audit::text(login), entries = n,
                     "bind succeeded but the user's entry was not found exactly once: check user_search_base / user_search_filter");
                 conn.release();
                 return Err(self.rejected(if n == 0 {

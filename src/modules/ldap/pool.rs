@@ -87,6 +87,7 @@ impl Connector {
         let settings = self.settings.clone();
         let opened =
             tokio::time::timeout(self.connect_timeout, LdapConnAsync::with_settings(settings, url)).await;
+        crate::metrics::ldap_connection(&self.module, matches!(opened, Ok(Ok(_))));
         match opened {
             Err(_) => Err(LdapError::Timeout {
                 operation: LdapOperation::Connect,

@@ -166,7 +166,7 @@ impl Authenticator for LocalModule {
         let account = match self.names.find(self.store.as_ref(), login).await {
             Ok(account) => account,
             Err(crate::StoreError::Ambiguous) => {
-                warn!(target: AUDIT_TARGET, module = %self.id, login = ?login, "login name matches several accounts");
+                warn!(target: AUDIT_TARGET, module = %self.id, login = %crate::audit::text(login), "login name matches several accounts");
                 None
             }
             Err(err) => return Err(AuthError::store(err)),

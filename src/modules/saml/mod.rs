@@ -617,6 +617,7 @@ impl SamlModule {
             Ok(true) => {}
             Ok(false) => {
                 warn!(target: AUDIT_TARGET, module = %self.id, "SAML assertion replayed");
+                crate::metrics::replay_refused(&self.id);
                 return Err(AuthError::rejected(self.id.clone(), ReplayError::Replayed));
             }
             Err(err) => return Err(AuthError::unavailable(self.id.clone(), err)),

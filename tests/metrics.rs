@@ -1,0 +1,310 @@
+//! The metrics of real logins, read back from an installed recorder
+//! (`metrics-util`'s debugging recorder, standing in for a Prometheus exporter).
+
+#[path = "common/peer.rs"]
+mod peer;
+#[path = "ldap/slapd.rs"]
+mod slapd;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use authchain::account::{MemoryUserStore, NewAccount, PasswordPolicy, UserStore};
+use authchain::config::{Config, Stores};
+use authchain::{AuthRequest, Credentials, LoginResult, StartLogin};
+use metrics_util::MetricKind;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+
+/// One test at a time: a snapshot takes (and zeroes) every figure.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The recorder of this test binary (one per process), installed by the first test.
+fn recorder() -> &'static Snapshotter {
+    static SNAPSHOTTER: OnceLock<Snapshotter> = OnceLock::new();
+    SNAPSHOTTER.get_or_init(|| {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        recorder.install().expect("the only recorder of this test binary");
+        snapshotter
+    })
+}
+
+/// (kind, name, sorted labels) → value.
+type Snapshot = BTreeMap<(String, String, Vec<(String, String)>), DebugValue>;
+
+fn snapshot(snapshotter: &metrics_util::debugging::Snapshotter) -> Snapshot {
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let kind = match key.kind() {
+                MetricKind::Counter => "counter",
+                MetricKind::Gauge => "gauge",
+                MetricKind::Histogram => "histogram",
+            };
+            let mut labels: Vec<(String, String)> = key
+                .key()
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect();
+            labels.sort();
+            ((kind.to_owned(), key.key().name().to_owned(), labels), value)
+        })
+        .collect()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut labels: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    labels.sort();
+    labels
+}
+
+fn counter(snapshot: &Snapshot, name: &str, pairs: &[(&str, &str)]) -> u64 {
+    match snapshot.get(&("counter".to_owned(), name.to_owned(), labels(pairs))) {
+        Some(DebugValue::Counter(n)) => *n,
+        None => 0,
+        Some(other) => panic!("{name} is not a counter: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn logins_throttling_and_flows_are_counted() {
+    let _serial = SERIAL.lock().await;
+    let snapshotter = recorder();
+    // What an earlier test left.
+    snapshotter.snapshot();
+
+    let idp = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/fixtures/saml/idp-metadata.xml"
+    );
+    let config = Config::from_toml(&format!(
+        r#"
+chain = ["local", "corp-saml"]
+[throttle]
+max_attempts = 2
+window = "PT15M"
+[modules.local]
+type = "local"
+[[modules.local.role_mapping.rules]]
+group = "x"
+role = "y"
+[modules.corp-saml]
+type = "saml"
+sp_entity_id = "https://app.example.org/saml"
+acs_url = "https://app.example.org/saml/acs"
+idp_metadata_file = "{idp}"
+"#
+    ))
+    .expect("config");
+    let store = Arc::new(MemoryUserStore::new());
+    let hash = PasswordPolicy::owasp().hash("right").unwrap();
+    store
+        .create_account(NewAccount::new("alice").password_hash(hash))
+        .await
+        .unwrap();
+    store
+        .create_account(NewAccount::new("bob").password_hash(PasswordPolicy::owasp().hash("right").unwrap()))
+        .await
+        .unwrap();
+    let chain = config
+        .build(Stores::new(store.clone() as Arc<dyn UserStore>))
+        .expect("chain");
+    let peer = "127.0.0.1:40000".parse().unwrap();
+    let password = |login: &str, password: &str| {
+        AuthRequest::new(peer)
+            .with_password(login, password)
+            .select("local")
+    };
+
+    for _ in 0..2 {
+        assert!(matches!(
+            chain.login(&password("alice", "right")).await,
+            Ok(LoginResult::Authenticated(_))
+        ));
+    }
+    // bob: two wrong passwords, then the throttle refuses even the right one.
+    for _ in 0..2 {
+        chain.login(&password("bob", "wrong")).await.unwrap_err();
+    }
+    let throttled = chain.login(&password("bob", "right")).await.unwrap_err();
+    assert_eq!(throttled.kind(), "throttled");
+
+    // A SAML login started: one pending flow; its callback with a bogus response
+    // consumes the flow and is refused.
+    let start = AuthRequest::new(peer)
+        .with_credentials(Credentials::Start(StartLogin::new()))
+        .select("corp-saml");
+    let Ok(LoginResult::Redirect(redirect)) = chain.login(&start).await else {
+        panic!("a redirect");
+    };
+    let relay_state = url::Url::parse(&redirect.location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "RelayState")
+        .map(|(_, v)| v.into_owned())
+        .expect("RelayState");
+    let mut params = BTreeMap::new();
+    params.insert("SAMLResponse".to_owned(), "bm90IFNBTUw=".to_owned());
+    params.insert("RelayState".to_owned(), relay_state);
+    let mut callback = AuthRequest::new(peer)
+        .with_credentials(Credentials::Callback { params })
+        .select("corp-saml");
+    callback.flow_cookie = redirect.flow_cookie_value().map(str::to_owned);
+    let refused = chain.login(&callback).await.unwrap_err();
+    assert_eq!(refused.kind(), "rejected");
+
+    let seen = snapshot(snapshotter);
+    let logins = "authchain_logins_total";
+    assert_eq!(
+        counter(
+            &seen,
+            logins,
+            &[("module", "local"), ("outcome", "authenticated")]
+        ),
+        2,
+        "{seen:#?}"
+    );
+    assert_eq!(
+        counter(
+            &seen,
+            logins,
+            &[("module", "local"), ("outcome", "invalid_credentials")]
+        ),
+        2
+    );
+    assert_eq!(
+        counter(&seen, logins, &[("module", "local"), ("outcome", "throttled")]),
+        1
+    );
+    assert_eq!(
+        counter(&seen, logins, &[("module", "corp-saml"), ("outcome", "redirect")]),
+        1
+    );
+    assert_eq!(
+        counter(&seen, logins, &[("module", "corp-saml"), ("outcome", "rejected")]),
+        1
+    );
+    assert_eq!(counter(&seen, "authchain_throttled_total", &[]), 1);
+    assert_eq!(
+        counter(&seen, "authchain_flows_started_total", &[("module", "corp-saml")]),
+        1
+    );
+    assert_eq!(
+        counter(
+            &seen,
+            "authchain_flows_completed_total",
+            &[("module", "corp-saml")]
+        ),
+        1
+    );
+    match seen.get(&(
+        "gauge".to_owned(),
+        "authchain_flows_pending".to_owned(),
+        labels(&[("module", "corp-saml")]),
+    )) {
+        Some(DebugValue::Gauge(pending)) => assert_eq!(pending.0, 0.0),
+        other => panic!("pending flows: {other:?}"),
+    }
+    match seen.get(&(
+        "histogram".to_owned(),
+        "authchain_login_duration_seconds".to_owned(),
+        labels(&[("module", "local")]),
+    )) {
+        Some(DebugValue::Histogram(values)) => assert_eq!(values.len(), 5),
+        other => panic!("login latency: {other:?}"),
+    }
+    // No label carries a login name or an address.
+    for (_, _, labels) in seen.keys() {
+        for (_, value) in labels {
+            assert!(
+                !["alice", "bob", "127.0.0.1"].contains(&value.as_str()),
+                "{labels:?}"
+            );
+        }
+    }
+}
+
+/// LDAP logins against a real slapd: connections and round trips by operation.
+#[tokio::test(flavor = "current_thread")]
+async fn ldap_connections_and_round_trips_are_counted() {
+    let _serial = SERIAL.lock().await;
+    let snapshotter = recorder();
+    // What an earlier test left.
+    snapshotter.snapshot();
+    let slapd = slapd::Slapd::shared();
+    let config = Config::from_toml(&format!(
+        r#"
+chain = ["corp-ldap"]
+[modules.corp-ldap]
+type = "ldap"
+provisioning = "create"
+urls = ["{url}"]
+bind_dn = "{bind_dn}"
+bind_password = "{password}"
+user_search_base = "{people}"
+"#,
+        url = slapd.ldap_url,
+        bind_dn = slapd.service_dn,
+        password = slapd.service_password,
+        people = slapd::PEOPLE,
+    ))
+    .expect("config");
+    let chain = config
+        .build(Stores::new(Arc::new(MemoryUserStore::new()) as Arc<dyn UserStore>))
+        .expect("chain");
+    let peer = "127.0.0.1:40000".parse().unwrap();
+    let ok = chain
+        .login(&AuthRequest::new(peer).with_password("alice", "alice-password"))
+        .await;
+    assert!(matches!(ok, Ok(LoginResult::Authenticated(_))), "{ok:?}");
+    chain
+        .login(&AuthRequest::new(peer).with_password("alice", "wrong"))
+        .await
+        .unwrap_err();
+
+    let seen = snapshot(snapshotter);
+    let module = ("module", "corp-ldap");
+    assert!(
+        counter(
+            &seen,
+            "authchain_ldap_connections_total",
+            &[module, ("result", "ok")]
+        ) >= 1,
+        "{seen:#?}"
+    );
+    let ops = "authchain_ldap_operations_total";
+    assert!(
+        counter(&seen, ops, &[module, ("operation", "search"), ("result", "ok")]) >= 2,
+        "{seen:#?}"
+    );
+    assert_eq!(
+        counter(
+            &seen,
+            ops,
+            &[module, ("operation", "user bind"), ("result", "ok")]
+        ),
+        2,
+        "{seen:#?}"
+    );
+    assert_eq!(
+        counter(
+            &seen,
+            "authchain_logins_total",
+            &[module, ("outcome", "authenticated")]
+        ),
+        1
+    );
+    match seen.get(&(
+        "histogram".to_owned(),
+        "authchain_ldap_operation_duration_seconds".to_owned(),
+        labels(&[module, ("operation", "user bind")]),
+    )) {
+        Some(DebugValue::Histogram(values)) => assert_eq!(values.len(), 2),
+        other => panic!("user bind round trips: {other:?}"),
+    }
+}
