@@ -7,6 +7,9 @@
 //!   criterion's time is the mean).
 //!
 //! `cargo bench --bench sync --features sync,sqlite`
+//!
+//! With `AUTHCHAIN_BENCH_SYNC_LOADS=N` it only seeds slapd and runs N initial loads
+//! (for `valgrind --tool=callgrind`: where the synchroniser's instructions go).
 
 #[path = "../tests/sync/harness.rs"]
 mod harness;
@@ -206,9 +209,34 @@ fn change_latency(c: &mut Criterion) {
 
 criterion_group!(benches, initial_load, change_latency);
 
+/// N initial loads, nothing else.
+fn loads(n: u32) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let slapd = Slapd::start();
+    seed_bulk(&slapd, USERS);
+    rt.block_on(async {
+        for _ in 0..n {
+            let (store, path) = harness::store().await;
+            let started = Instant::now();
+            let mut running = start(synchronizer(&slapd, &store, scope(), SyncMode::Persist));
+            running.live().await;
+            println!("{:.0} entries/s", ENTRIES as f64 / started.elapsed().as_secs_f64());
+            running.stop().await;
+            store.close().await;
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+        }
+    });
+}
+
 fn main() {
     if let Some(path) = std::env::var_os(WATCH) {
         watch(path.to_str().expect("a UTF-8 path"));
+        return;
+    }
+    if let Ok(n) = std::env::var("AUTHCHAIN_BENCH_SYNC_LOADS") {
+        loads(n.parse().expect("a number of loads"));
         return;
     }
     benches();

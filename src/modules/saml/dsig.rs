@@ -59,6 +59,10 @@ impl IdpKeys {
                 .public_key()
                 .map_err(|_| "the certificate's public key cannot be read".to_owned())?;
             let key = if let Ok(rsa) = public.rsa() {
+                if rsa.size() < 256 {
+                    // ring verifies 2048 to 8192 bits: say so now, not at each login.
+                    return Err("the RSA key has fewer than 2048 bits".to_owned());
+                }
                 IdpKey::Rsa(
                     rsa.public_key_to_der_pkcs1()
                         .map_err(|_| "the RSA key cannot be encoded".to_owned())?,
