@@ -220,7 +220,10 @@ fn loads(n: u32) {
             let started = Instant::now();
             let mut running = start(synchronizer(&slapd, &store, scope(), SyncMode::Persist));
             running.live().await;
-            println!("{:.0} entries/s", ENTRIES as f64 / started.elapsed().as_secs_f64());
+            println!(
+                "{:.0} entries/s",
+                ENTRIES as f64 / started.elapsed().as_secs_f64()
+            );
             running.stop().await;
             store.close().await;
             for suffix in ["", "-wal", "-shm"] {

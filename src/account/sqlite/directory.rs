@@ -42,6 +42,7 @@ pub(crate) fn dn_key(dn: &str) -> String {
                     chars.next();
                 }
             }
+            c if c.is_ascii() => out.push(c.to_ascii_lowercase()),
             c => out.extend(c.to_lowercase()),
         }
     }
@@ -375,14 +376,14 @@ impl<'a> Apply<'a> {
         }
         let fresh = std::mem::take(&mut self.fresh);
         let rows = json_list(fresh.iter().map(|user| {
-            serde_json::json!([
-                user.login,
+            (
+                &user.login,
                 fold(&user.login),
-                user.email,
+                &user.email,
                 user.email.as_deref().map(fold),
-                user.display_name,
-                !user.enabled
-            ])
+                &user.display_name,
+                !user.enabled,
+            )
         }));
         let created: Vec<(i64, String)> = sqlx::query_as(
             "INSERT INTO accounts (login, login_key, email, email_key, display_name, disabled, created_at) \
@@ -401,8 +402,8 @@ impl<'a> Apply<'a> {
         for user in &fresh {
             let id = *ids.get(&fold(&user.login)).ok_or(StoreError::NotFound)?;
             let key = dn_key(&user.dn);
-            links.push(serde_json::json!([user.stable_id, id]));
-            entries.push(serde_json::json!([user.sync_id, user.dn, key, user.login, id]));
+            links.push((&user.stable_id, id));
+            entries.push((&user.sync_id, &user.dn, key.clone(), &user.login, id));
             self.entries.insert(
                 user.sync_id.clone(),
                 Some(Entry {
