@@ -111,6 +111,7 @@ pub struct SqliteStore {
     hash_limits: HashLimits,
     /// Opened with `synchronous = FULL` by [`SqliteStore::open_with`]: directory
     /// sync batches then commit with `NORMAL` (see `directory.rs`).
+    #[cfg_attr(not(feature = "sync"), allow(dead_code))]
     full_sync: bool,
 }
 
