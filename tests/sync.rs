@@ -15,7 +15,7 @@ mod slapd;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use authchain::account::{NewAccount, SqliteStore, UserStore};
+use authchain::account::{NewAccount, SqliteOptions, SqliteStore, UserStore};
 use authchain::modules::ldap::{LdapError, LdapOperation};
 use authchain::sync::{
     DeletePolicy, DirectoryChange, DirectoryGroup, DirectoryTarget, DirectoryUser, EntryKind, SyncBatch,
@@ -747,6 +747,32 @@ async fn one_batch_sees_its_own_earlier_changes() {
     assert!(store.find_by_link(SOURCE, "stable-s2").await.unwrap().is_none());
     assert_eq!(mapped(&anne), set(&["staff"]));
     assert_eq!(mapped(&ann), set(&["staff"]));
+}
+
+#[tokio::test]
+async fn a_sync_batch_hands_its_connection_back_durable() {
+    // One connection, so the one the batch used is the one read below.
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("sync-durable-{}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let store = SqliteStore::open_with(&path, SqliteOptions::default().max_connections(1))
+        .await
+        .unwrap();
+    let report = store
+        .apply(&scope(), &batch(vec![user("s1", "bob")]))
+        .await
+        .unwrap();
+    assert_eq!(report.created, 1);
+    // The batch committed with `NORMAL`; logins after it get the store's `FULL` (2).
+    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(synchronous, 2);
+    assert!(account(&store, "bob").await.is_some());
+    store.close().await;
 }
 
 #[tokio::test]

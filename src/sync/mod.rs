@@ -170,7 +170,17 @@ pub struct Synchronizer {
     min_backoff: Duration,
     max_backoff: Duration,
     status: watch::Sender<SyncStatus>,
+    /// Cookies that came without any change (a search's new-cookie message when
+    /// only the other search's entries changed), not yet stored: they go with the
+    /// next batch, after [`COOKIE_DELAY`] of quiet, or at the end.
+    deferred: std::sync::Mutex<Vec<(EntryKind, Vec<u8>)>>,
 }
+
+/// How long a cookie that came without changes may wait for a batch to go with.
+/// Writing it at once would be a transaction of its own, just ahead of the
+/// change the other search is about to deliver; losing it costs nothing but a
+/// resume from the cookie before it.
+const COOKIE_DELAY: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Synchronizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -201,6 +211,7 @@ impl Synchronizer {
             })
             .0,
             source,
+            deferred: std::sync::Mutex::default(),
         }
     }
 
@@ -273,6 +284,9 @@ impl Synchronizer {
                 () = tokio::time::sleep(wait) => {}
             }
         }
+        if let Err(err) = self.store_deferred_cookies().await {
+            warn!(source = %self.source.id(), error = %err, "directory sync cookie not stored at shutdown");
+        }
         self.status.send_modify(|s| s.phase = SyncPhase::Stopped);
         let report = self.status.borrow().report.clone();
         info!(source = %self.source.id(), %report, "directory sync stopped");
@@ -321,8 +335,23 @@ impl Synchronizer {
     async fn apply(&self, mut received: mpsc::Receiver<SourceEvent>) -> Result<bool, SyncError> {
         let mut refreshing = self.source.kinds();
         let mut refreshed_any = false;
-        while let Some(first) = received.recv().await {
-            let mut batch = SyncBatch::default();
+        loop {
+            let first = if self.deferred_cookies().is_empty() {
+                received.recv().await
+            } else {
+                match tokio::time::timeout(COOKIE_DELAY, received.recv()).await {
+                    Ok(event) => event,
+                    Err(_quiet) => {
+                        self.store_deferred_cookies().await?;
+                        continue;
+                    }
+                }
+            };
+            let Some(first) = first else { break };
+            let mut batch = SyncBatch {
+                cookies: self.deferred_cookies().clone(),
+                ..SyncBatch::default()
+            };
             let mut done = Vec::new();
             let mut next = Some(first);
             while let Some(event) = next.take() {
@@ -338,7 +367,12 @@ impl Synchronizer {
                     next = received.try_recv().ok();
                 }
             }
+            if batch.changes.is_empty() && done.is_empty() {
+                *self.deferred_cookies() = batch.cookies;
+                continue;
+            }
             let report = self.target.apply(&self.scope, &batch).await?;
+            self.deferred_cookies().clear();
             if report.skipped > 0 {
                 for change in &batch.changes {
                     if let DirectoryChange::Skipped { sync_id, dn, reason } = change {
@@ -372,6 +406,29 @@ impl Synchronizer {
                     report = %status.report, "directory refresh done");
             }
         }
+        self.store_deferred_cookies().await?;
         Ok(refreshed_any && refreshing.is_empty())
+    }
+
+    fn deferred_cookies(&self) -> std::sync::MutexGuard<'_, Vec<(EntryKind, Vec<u8>)>> {
+        // Only this task touches the list; a panic elsewhere cannot leave it half-made.
+        self.deferred
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stores the cookies that came without changes, if any (one transaction).
+    async fn store_deferred_cookies(&self) -> Result<(), SyncError> {
+        let cookies = self.deferred_cookies().clone();
+        if cookies.is_empty() {
+            return Ok(());
+        }
+        let batch = SyncBatch {
+            cookies,
+            ..SyncBatch::default()
+        };
+        self.target.apply(&self.scope, &batch).await?;
+        self.deferred_cookies().clear();
+        Ok(())
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
-use sqlx::SqliteConnection;
+use sqlx::{Connection, SqliteConnection};
 
 use super::SqliteStore;
 use super::ops::{self, backend, fold, json_list};
@@ -42,6 +42,7 @@ pub(crate) fn dn_key(dn: &str) -> String {
                     chars.next();
                 }
             }
+            c if c.is_ascii() => out.push(c.to_ascii_lowercase()),
             c => out.extend(c.to_lowercase()),
         }
     }
@@ -77,35 +78,76 @@ impl DirectoryTarget for SqliteStore {
     }
 
     async fn apply(&self, scope: &SyncScope, batch: &SyncBatch) -> Result<SyncReport, StoreError> {
-        let mut tx = self.write().await?;
-        let mut apply = Apply {
-            conn: &mut tx,
+        let mut conn = self.pool().acquire().await.map_err(backend)?;
+        if !self.relaxed_sync_commits() {
+            return apply_batch(&mut conn, "BEGIN IMMEDIATE", scope, batch).await;
+        }
+        // A batch lost in a power cut is fetched again: its cookie goes with it, so
+        // the next start resumes from before it. Its commit need not wait for the
+        // disk (`NORMAL` in WAL mode: still consistent after any crash); the
+        // connection gets the store's `FULL` back before anything else uses it.
+        // The pragma cannot change inside a transaction: it goes with BEGIN.
+        let applied = apply_batch(
+            &mut conn,
+            "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
             scope,
-            report: SyncReport::default(),
-            touched: Touched::default(),
-            entries: HashMap::new(),
-            free_links: HashSet::new(),
-            free_logins: HashSet::new(),
-        };
-        apply.read_ahead(batch).await?;
-        for change in &batch.changes {
-            match change {
-                DirectoryChange::UserUpserted(user) => apply.upsert_user(user).await?,
-                DirectoryChange::UserDeleted { sync_id } => apply.delete_user(sync_id).await?,
-                DirectoryChange::GroupUpserted(group) => apply.upsert_group(group).await?,
-                DirectoryChange::GroupDeleted { sync_id } => apply.delete_group(sync_id).await?,
-                DirectoryChange::RefreshedPresent { kind, present } => apply.retain(*kind, present).await?,
-                DirectoryChange::Skipped { .. } => apply.report.skipped += 1,
-            }
+            batch,
+        )
+        .await;
+        if sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await
+            .is_err()
+        {
+            conn.close_on_drop();
         }
-        apply.map_roles().await?;
-        let report = apply.report;
-        for (kind, cookie) in &batch.cookies {
-            ops::set_sync_cookie(&mut tx, &cookie_key(&scope.source, *kind), Some(cookie)).await?;
-        }
-        tx.commit().await.map_err(backend)?;
-        Ok(report)
+        applied
     }
+}
+
+/// One batch in one transaction, opened with `begin`.
+async fn apply_batch(
+    conn: &mut SqliteConnection,
+    begin: &'static str,
+    scope: &SyncScope,
+    batch: &SyncBatch,
+) -> Result<SyncReport, StoreError> {
+    let mut tx = conn.begin_with(begin).await.map_err(backend)?;
+    let mut apply = Apply {
+        conn: &mut tx,
+        scope,
+        report: SyncReport::default(),
+        touched: Touched::default(),
+        entries: HashMap::new(),
+        free_links: HashSet::new(),
+        free_logins: HashSet::new(),
+        fresh: Vec::new(),
+    };
+    apply.read_ahead(batch).await?;
+    for change in &batch.changes {
+        if let DirectoryChange::UserUpserted(user) = change
+            && apply.queue_fresh(user)
+        {
+            continue;
+        }
+        apply.create_fresh().await?;
+        match change {
+            DirectoryChange::UserUpserted(user) => apply.upsert_user(user).await?,
+            DirectoryChange::UserDeleted { sync_id } => apply.delete_user(sync_id).await?,
+            DirectoryChange::GroupUpserted(group) => apply.upsert_group(group).await?,
+            DirectoryChange::GroupDeleted { sync_id } => apply.delete_group(sync_id).await?,
+            DirectoryChange::RefreshedPresent { kind, present } => apply.retain(*kind, present).await?,
+            DirectoryChange::Skipped { .. } => apply.report.skipped += 1,
+        }
+    }
+    apply.create_fresh().await?;
+    apply.map_roles().await?;
+    let report = apply.report;
+    for (kind, cookie) in &batch.cookies {
+        ops::set_sync_cookie(&mut tx, &cookie_key(&scope.source, *kind), Some(cookie)).await?;
+    }
+    tx.commit().await.map_err(backend)?;
+    Ok(report)
 }
 
 /// One batch being applied. What it reads of the store it reads once for the whole
@@ -122,18 +164,23 @@ struct Apply<'a> {
     /// account holds; a write that takes one removes it.
     free_links: HashSet<String>,
     free_logins: HashSet<String>,
+    /// Users seen for the first time whose stable id and login name are free:
+    /// created together by [`Apply::create_fresh`] (three statements for the
+    /// whole initial load of a batch instead of three per user).
+    fresh: Vec<&'a DirectoryUser>,
 }
 
 /// A stored directory entry.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 struct Entry {
     kind: EntryKind,
+    dn: String,
     dn_key: String,
     name: String,
     account_id: Option<i64>,
 }
 
-impl Apply<'_> {
+impl<'a> Apply<'a> {
     /// Runs a statement whose parameters are the source (`?1`) and then `args`.
     async fn exec(&mut self, sql: &str, args: &[&str]) -> Result<(), StoreError> {
         let mut query = sqlx::query(sql).bind(&self.scope.source);
@@ -209,8 +256,8 @@ impl Apply<'_> {
         if sync_ids.is_empty() {
             return Ok(());
         }
-        let rows: Vec<(String, String, String, String, Option<i64>)> = sqlx::query_as(
-            "SELECT sync_id, kind, dn_key, name, account_id FROM directory_entries
+        let rows: Vec<(String, String, String, String, String, Option<i64>)> = sqlx::query_as(
+            "SELECT sync_id, kind, dn, dn_key, name, account_id FROM directory_entries
              WHERE source = ?1 AND sync_id IN (SELECT value FROM json_each(?2))",
         )
         .bind(&self.scope.source)
@@ -221,9 +268,10 @@ impl Apply<'_> {
         for id in sync_ids {
             self.entries.insert((*id).to_owned(), None);
         }
-        for (sync_id, kind, dn_key, name, account_id) in rows {
+        for (sync_id, kind, dn, dn_key, name, account_id) in rows {
             let entry = Entry {
                 kind: kind_of(&kind),
+                dn,
                 dn_key,
                 name,
                 account_id,
@@ -266,6 +314,19 @@ impl Apply<'_> {
         name: &str,
         account: Option<i64>,
     ) -> Result<(), StoreError> {
+        let entry = Entry {
+            kind,
+            dn: dn.to_owned(),
+            dn_key: dn_key.to_owned(),
+            name: name.to_owned(),
+            account_id: account,
+        };
+        if let Some(Some(stored)) = self.entries.get(sync_id)
+            && *stored == entry
+        {
+            // Most live changes touch the account, not the entry.
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO directory_entries (source, sync_id, kind, dn, dn_key, name, account_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -283,13 +344,93 @@ impl Apply<'_> {
         .execute(&mut *self.conn)
         .await
         .map_err(backend)?;
-        let entry = Entry {
-            kind,
-            dn_key: dn_key.to_owned(),
-            name: name.to_owned(),
-            account_id: account,
-        };
         self.entries.insert(sync_id.to_owned(), Some(entry));
+        Ok(())
+    }
+
+    /// Queues the user for [`create_fresh`](Apply::create_fresh) when nothing
+    /// stored or queued can be theirs: no entry, and a stable id and login name
+    /// that are free. Anything else goes through [`upsert_user`](Apply::upsert_user)
+    /// once the queue is written.
+    fn queue_fresh(&mut self, user: &'a DirectoryUser) -> bool {
+        let login_key = fold(&user.login);
+        let fresh = matches!(self.entries.get(&user.sync_id), Some(None))
+            && self.free_links.contains(&user.stable_id)
+            && self.free_logins.contains(&login_key);
+        if fresh {
+            // Taken now, so a second user with the same id or name in this batch
+            // is not queued too, and the queued one counts as stored from here on.
+            self.free_links.remove(&user.stable_id);
+            self.free_logins.remove(&login_key);
+            self.entries.remove(&user.sync_id);
+            self.fresh.push(user);
+        }
+        fresh
+    }
+
+    /// Creates the queued users: their accounts, links and entries, in three
+    /// statements.
+    async fn create_fresh(&mut self) -> Result<(), StoreError> {
+        if self.fresh.is_empty() {
+            return Ok(());
+        }
+        let fresh = std::mem::take(&mut self.fresh);
+        let rows = json_list(fresh.iter().map(|user| {
+            (
+                &user.login,
+                fold(&user.login),
+                &user.email,
+                user.email.as_deref().map(fold),
+                &user.display_name,
+                !user.enabled,
+            )
+        }));
+        let created: Vec<(i64, String)> = sqlx::query_as(
+            "INSERT INTO accounts (login, login_key, email, email_key, display_name, disabled, created_at) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+               json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), ?2 \
+             FROM json_each(?1) RETURNING id, login_key",
+        )
+        .bind(rows)
+        .bind(ops::to_nanos(std::time::SystemTime::now())?)
+        .fetch_all(&mut *self.conn)
+        .await
+        .map_err(backend)?;
+        let ids: HashMap<String, i64> = created.into_iter().map(|(id, key)| (key, id)).collect();
+        let mut links = Vec::with_capacity(fresh.len());
+        let mut entries = Vec::with_capacity(fresh.len());
+        for user in &fresh {
+            let id = *ids.get(&fold(&user.login)).ok_or(StoreError::NotFound)?;
+            let key = dn_key(&user.dn);
+            links.push((&user.stable_id, id));
+            entries.push((&user.sync_id, &user.dn, key.clone(), &user.login, id));
+            self.entries.insert(
+                user.sync_id.clone(),
+                Some(Entry {
+                    kind: EntryKind::User,
+                    dn: user.dn.clone(),
+                    dn_key: key,
+                    name: user.login.clone(),
+                    account_id: Some(id),
+                }),
+            );
+            self.touched.accounts.insert(id);
+        }
+        self.exec(
+            "INSERT INTO account_links (provider, subject, account_id) \
+             SELECT ?1, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?2)",
+            &[&json_list(links)],
+        )
+        .await?;
+        self.exec(
+            "INSERT INTO directory_entries (source, sync_id, kind, dn, dn_key, name, account_id) \
+             SELECT ?1, json_extract(value, '$[0]'), 'user', json_extract(value, '$[1]'), \
+               json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]') \
+             FROM json_each(?2)",
+            &[&json_list(entries)],
+        )
+        .await?;
+        self.report.created += fresh.len() as u64;
         Ok(())
     }
 
@@ -620,23 +761,16 @@ impl Apply<'_> {
         }
         let ids = json_list(accounts.iter().copied());
         let mut groups: HashMap<i64, Vec<String>> = accounts.iter().map(|id| (*id, Vec::new())).collect();
-        let memberships: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT u.account_id, g.name FROM json_each(?2) AS wanted
+        let mut current: HashMap<i64, BTreeSet<String>> = HashMap::new();
+        // The accounts' groups (0) and the roles mapped now (1), in one statement.
+        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT 0, u.account_id, g.name FROM json_each(?2) AS wanted
              CROSS JOIN directory_entries AS u
                ON u.account_id = wanted.value AND u.source = ?1 AND u.kind = 'user'
              CROSS JOIN directory_members AS m ON m.source = u.source AND m.member_dn_key = u.dn_key
-             CROSS JOIN directory_entries AS g ON g.source = m.source AND g.sync_id = m.group_sync_id",
-        )
-        .bind(&source)
-        .bind(&ids)
-        .fetch_all(&mut *self.conn)
-        .await
-        .map_err(backend)?;
-        for (id, group) in memberships {
-            groups.entry(id).or_default().push(group);
-        }
-        let mapped: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT account_id, role FROM account_mapped_roles
+             CROSS JOIN directory_entries AS g ON g.source = m.source AND g.sync_id = m.group_sync_id
+             UNION ALL
+             SELECT 1, account_id, role FROM account_mapped_roles
              WHERE provider = ?1 AND account_id IN (SELECT value FROM json_each(?2))",
         )
         .bind(&source)
@@ -644,9 +778,12 @@ impl Apply<'_> {
         .fetch_all(&mut *self.conn)
         .await
         .map_err(backend)?;
-        let mut current: HashMap<i64, BTreeSet<String>> = HashMap::new();
-        for (id, role) in mapped {
-            current.entry(id).or_default().insert(role);
+        for (what, id, name) in rows {
+            if what == 0 {
+                groups.entry(id).or_default().push(name);
+            } else {
+                current.entry(id).or_default().insert(name);
+            }
         }
         let mut changed: Vec<(i64, BTreeSet<String>)> = groups
             .into_iter()

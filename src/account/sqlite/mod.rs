@@ -112,6 +112,10 @@ pub struct SqliteStore {
     pool: SqlitePool,
     attempts: Arc<AttemptBounds>,
     hash_limits: HashLimits,
+    /// Opened with `synchronous = FULL` by [`SqliteStore::open_with`]: directory
+    /// sync batches then commit with `NORMAL` (see `directory.rs`).
+    #[cfg_attr(not(feature = "sync"), allow(dead_code))]
+    full_sync: bool,
 }
 
 #[derive(Debug)]
@@ -190,12 +194,17 @@ impl SqliteStore {
             .min_connections(connections)
             .idle_timeout(None)
             .max_lifetime(None)
+            // A file connection does not go stale like a network one: no ping (a
+            // round trip to the connection's thread) before every use.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| cannot(ops::describe(&e)))?;
-        Ok(SqliteStore::from_pool(pool)
+        let mut store = SqliteStore::from_pool(pool)
             .await?
-            .with_hash_limits(settings.hash_limits))
+            .with_hash_limits(settings.hash_limits);
+        store.full_sync = settings.synchronous == Synchronous::Full;
+        Ok(store)
     }
 
     /// A private database in memory (one connection, gone when the store is
@@ -241,6 +250,7 @@ impl SqliteStore {
                 replays: AtomicU32::new(0),
             }),
             hash_limits: HashLimits::default(),
+            full_sync: false,
         })
     }
 
@@ -277,6 +287,13 @@ impl SqliteStore {
     /// is locked" when it upgrades a read lock).
     pub(crate) async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
         self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)
+    }
+
+    /// Whether directory sync batches commit with `synchronous = NORMAL` on a
+    /// store opened with `FULL` (a host's own pool keeps its settings).
+    #[cfg(feature = "sync")]
+    pub(crate) fn relaxed_sync_commits(&self) -> bool {
+        self.full_sync
     }
 
     /// Closes every connection (waiting for running statements).

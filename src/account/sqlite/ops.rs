@@ -403,11 +403,11 @@ pub(crate) async fn overwrite_mapped_roles(
     .execute(&mut *conn)
     .await
     .map_err(backend)?;
-    let pairs = json_list(accounts.iter().flat_map(|(id, roles)| {
-        roles
+    let pairs = json_list(
+        accounts
             .iter()
-            .map(|role| serde_json::Value::from(vec![serde_json::Value::from(*id), role.as_str().into()]))
-    }));
+            .flat_map(|(id, roles)| roles.iter().map(move |role| (*id, role.as_str()))),
+    );
     sqlx::query(
         "INSERT INTO account_mapped_roles (account_id, provider, role) \
          SELECT json_extract(value, '$[0]'), ?1, json_extract(value, '$[1]') FROM json_each(?2)",
@@ -422,8 +422,10 @@ pub(crate) async fn overwrite_mapped_roles(
 
 /// A list as one JSON array parameter, read in SQL with `json_each(?)`: one
 /// statement for a whole batch instead of one per item.
-pub(crate) fn json_list<T: Into<serde_json::Value>>(items: impl IntoIterator<Item = T>) -> String {
-    serde_json::Value::Array(items.into_iter().map(Into::into).collect()).to_string()
+pub(crate) fn json_list<T: serde::Serialize>(items: impl IntoIterator<Item = T>) -> String {
+    // Serialized straight from the items (tuples become arrays), no `Value` tree.
+    let items: Vec<T> = items.into_iter().collect();
+    serde_json::to_string(&items).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// Sets one column of an account: `sql` binds the id as `?1` and `value` as `?2`.

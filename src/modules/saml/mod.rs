@@ -22,6 +22,8 @@
 //! synchronous functions that answer our own types.
 
 mod assertion;
+#[cfg(feature = "saml-rust-dsig")]
+mod dsig;
 mod error;
 mod idp;
 mod metadata;
@@ -134,6 +136,9 @@ struct AcsPolicy {
     require_signed_messages: bool,
     algorithms: Algorithms,
     clock_skew: Duration,
+    /// The IdP's keys, decoded once for every response of this module.
+    #[cfg(feature = "saml-rust-dsig")]
+    keys: dsig::IdpKeys,
 }
 
 impl AcsPolicy {
@@ -151,6 +156,8 @@ impl AcsPolicy {
                 idp_entity_id: &self.idp.entity_id,
                 certificates: &self.idp.certificates,
                 algorithms: &self.algorithms,
+                #[cfg(feature = "saml-rust-dsig")]
+                keys: &self.keys,
                 require_signed_assertions: self.require_signed_assertions,
                 require_signed_messages: self.require_signed_messages,
                 in_response_to,
@@ -364,8 +371,18 @@ impl SamlModule {
             name_id_format: name_id_format.as_deref(),
         })
         .map_err(|e| invalid("sp_entity_id", format!("cannot write the SP metadata: {e}")))?;
+        #[cfg(feature = "saml-rust-dsig")]
+        let keys = dsig::IdpKeys::from_certificates(&idp.certificates).map_err(|why| {
+            let field = match &idp_metadata {
+                Some((field, _)) => field,
+                None => "idp_certificate_files",
+            };
+            invalid(field, why)
+        })?;
         Ok(SamlModule {
             acs: Arc::new(AcsPolicy {
+                #[cfg(feature = "saml-rust-dsig")]
+                keys,
                 sp_entity_id: settings.sp_entity_id.as_str().to_owned(),
                 acs_url: settings.acs_url.as_str().to_owned(),
                 idp,

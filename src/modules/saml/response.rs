@@ -35,7 +35,9 @@ use std::time::{Duration, SystemTime};
 
 use base64ct::{Base64, Encoding};
 use roxmltree::{Document, Node};
-use samael::crypto::{CertificateDer, CryptoProvider, ReduceMode, XmlSec};
+use samael::crypto::CertificateDer;
+#[cfg(not(feature = "saml-rust-dsig"))]
+use samael::crypto::{CryptoProvider, ReduceMode, XmlSec};
 
 use super::assertion::{self, SamlAssertion};
 use super::error::{SamlError, SignedPart, malformed, signature};
@@ -54,6 +56,8 @@ pub(crate) struct Expectations<'a> {
     pub(crate) idp_entity_id: &'a str,
     pub(crate) certificates: &'a [CertificateDer],
     pub(crate) algorithms: &'a Algorithms,
+    #[cfg(feature = "saml-rust-dsig")]
+    pub(crate) keys: &'a super::dsig::IdpKeys,
     pub(crate) require_signed_assertions: bool,
     pub(crate) require_signed_messages: bool,
     /// The flow's request id; `None` for an IdP-initiated response.
@@ -189,6 +193,7 @@ pub(crate) fn verify(xml: &str, want: &Expectations<'_>) -> Result<SamlAssertion
         return Err(signature("no IdP certificate is configured"));
     }
 
+    #[cfg(not(feature = "saml-rust-dsig"))]
     let signed_xml = XmlSec::reduce_xml_to_signed_with_allowed_algorithms(
         xml,
         want.certificates,
@@ -196,6 +201,8 @@ pub(crate) fn verify(xml: &str, want: &Expectations<'_>) -> Result<SamlAssertion
         want.algorithms.samael(),
     )
     .map_err(|e| signature(format!("xmlsec: {e}")))?;
+    #[cfg(feature = "saml-rust-dsig")]
+    let signed_xml = super::dsig::verify(&doc, want.keys)?;
 
     let signed_doc =
         parse(&signed_xml).map_err(|e| signature(format!("the signed content does not parse: {e}")))?;

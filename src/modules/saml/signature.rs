@@ -113,6 +113,7 @@ pub(crate) struct Algorithms {
     digests: Vec<&'static str>,
     /// `None` when SHA-1 is allowed: samael's list cannot express it, our own
     /// check (step 1) is then the only one.
+    #[cfg(not(feature = "saml-rust-dsig"))]
     samael: Option<Vec<AllowedSignatureAlgorithm>>,
 }
 
@@ -123,11 +124,13 @@ impl Algorithms {
         Algorithms {
             signatures: list.iter().map(|a| a.uri()).collect(),
             digests,
+            #[cfg(not(feature = "saml-rust-dsig"))]
             samael: list.iter().map(|a| a.samael()).collect(),
         }
     }
 }
 
+#[cfg(not(feature = "saml-rust-dsig"))]
 impl Algorithms {
     /// samael's allow-list (`None` when SHA-1 is allowed: our check is then the
     /// only one).
