@@ -151,7 +151,10 @@ async fn demo_signs_in_with_a_password_and_through_the_proxy() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(response.headers()["location"], "/auth/login?error=invalid_credentials");
+    assert_eq!(
+        response.headers()["location"],
+        "/auth/login?error=invalid_credentials"
+    );
 
     // The seeded admin.
     let response = browser
