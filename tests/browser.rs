@@ -1,0 +1,411 @@
+#![cfg(feature = "oidc")]
+//! The web integration in a real browser: Debian's Chromium, headless, driven over
+//! WebDriver (chromedriver) on loopback, against the real OpenID provider
+//! (tests/peers/oidc-provider.sh). A missing chromium or chromedriver fails the test.
+//! A failed scenario leaves a screenshot in `target/tmp/browser-screenshots/`.
+
+#[path = "common/peer.rs"]
+mod peer;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use authchain::account::{NewAccount, PasswordPolicy};
+use authchain::axum::{CurrentUser, WebAuth, WebSettings, require_login};
+use authchain::config::{Config, StoreConfig};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use fantoccini::{Client, ClientBuilder, Locator};
+
+type Outcome = Result<(), String>;
+
+/// A chromedriver with one headless Chromium session, ended on drop.
+struct Chrome {
+    driver: Child,
+    client: Option<Client>,
+}
+
+impl Drop for Chrome {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn chrome(name: &str) -> Chrome {
+    let port = free_port();
+    let driver = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver (apt-get install chromium chromium-driver)");
+    let profile =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("chrome-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&profile);
+    let args = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--no-first-run",
+        "--window-size=1024,768",
+    ];
+    let mut args: Vec<String> = args.map(String::from).to_vec();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }),
+    );
+    let mut chrome = Chrome { driver, client: None };
+    let mut last = String::new();
+    for _ in 0..100 {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(client) => {
+                chrome.client = Some(client);
+                return chrome;
+            }
+            Err(err) => last = err.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not start a Chromium session: {last}");
+}
+
+/// Runs a scenario in a fresh browser; on failure saves a screenshot and answers why.
+async fn scenario<F, Fut>(name: &str, f: F) -> Outcome
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = Outcome>,
+{
+    let mut chrome = chrome(name).await;
+    let client = chrome.client.take().expect("client");
+    let result = f(client.clone()).await;
+    if result.is_err() {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots");
+        let _ = std::fs::create_dir_all(&dir);
+        if let Ok(png) = client.screenshot().await {
+            let _ = std::fs::write(dir.join(format!("{name}.png")), png);
+        }
+    }
+    let _ = client.close().await;
+    result.map_err(|e| format!("{name}: {e}"))
+}
+
+fn fail(what: impl std::fmt::Display) -> String {
+    what.to_string()
+}
+
+async fn wait_for(client: &Client, css: &str) -> Result<fantoccini::elements::Element, String> {
+    client
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css(css))
+        .await
+        .map_err(|e| format!("waiting for {css}: {e}"))
+}
+
+async fn text(client: &Client, css: &str) -> Result<String, String> {
+    wait_for(client, css).await?.text().await.map_err(fail)
+}
+
+async fn fill(client: &Client, css: &str, value: &str) -> Outcome {
+    wait_for(client, css).await?.send_keys(value).await.map_err(fail)
+}
+
+fn ensure(condition: bool, what: impl FnOnce() -> String) -> Outcome {
+    if condition { Ok(()) } else { Err(what()) }
+}
+
+/// The local password form on the built-in page.
+async fn password_login(client: &Client, login: &str, password: &str) -> Outcome {
+    fill(client, "#form-local input[name=login]", login).await?;
+    fill(client, "#form-local input[name=password]", password).await?;
+    wait_for(client, "#form-local button")
+        .await?
+        .click()
+        .await
+        .map_err(fail)
+}
+
+struct Site {
+    app: String,
+    proxy: String,
+    evil: String,
+}
+
+async fn serve(listener: tokio::net::TcpListener, app: Router) {
+    tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .await
+            .expect("serve")
+    });
+}
+
+/// The reverse proxy the header module trusts: it connects from 127.0.0.2 and
+/// asserts `carol` (role mapping: `staff` → `staff`), as an SSO gateway would.
+fn reverse_proxy(app: String) -> Router {
+    let http = reqwest::Client::builder()
+        .local_address(Some("127.0.0.2".parse().expect("address")))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    Router::new().fallback(move |request: Request| {
+        let (http, app) = (http.clone(), app.clone());
+        async move {
+            let (parts, body) = request.into_parts();
+            let path = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+            let mut headers = parts.headers.clone();
+            headers.retain_identity_headers();
+            let body = axum::body::to_bytes(body, 1 << 20).await.expect("request body");
+            let upstream = http
+                .request(parts.method.clone(), format!("{app}{path}"))
+                .headers(headers)
+                .header("remote-user", "carol")
+                .header("remote-groups", "staff")
+                .body(body)
+                .send()
+                .await
+                .expect("the app answers");
+            let mut response = Response::builder().status(upstream.status());
+            for (name, value) in upstream.headers() {
+                response = response.header(name, value);
+            }
+            response
+                .body(Body::from(upstream.bytes().await.expect("body")))
+                .expect("response")
+        }
+    })
+}
+
+trait RetainIdentity {
+    fn retain_identity_headers(&mut self);
+}
+
+impl RetainIdentity for http::HeaderMap {
+    /// Drops what the browser said about identity: only the proxy asserts it.
+    fn retain_identity_headers(&mut self) {
+        self.remove("remote-user");
+        self.remove("remote-groups");
+        self.remove(http::header::HOST);
+    }
+}
+
+/// Starts the app (proxy, local and OIDC modules), the reverse proxy, another site's
+/// page that auto-posts the login form, and the OpenID provider.
+async fn site() -> (Site, peer::Peer) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let app = format!("http://{}", listener.local_addr().expect("addr"));
+    let redirect_uri = format!("{app}/auth/callback/oidc");
+    let provider = peer::Peer::start_with_env(
+        "oidc-provider",
+        1,
+        "needs node >= 18 and npm",
+        &[("OIDC_EXTRA_REDIRECT_URIS", &redirect_uri)],
+    );
+    let issuer = provider.var("OIDC_ISSUER");
+    let config = Config::from_toml(&format!(
+        r#"
+chain = ["proxy", "local", "oidc"]
+trusted_proxies = ["127.0.0.2"]
+
+[modules.proxy]
+type = "header"
+description = "Corporate gateway"
+provisioning = "create"
+
+[modules.local]
+type = "local"
+description = "Password"
+
+[modules.oidc]
+type = "oidc"
+description = "OpenID provider"
+issuer = "{issuer}"
+client_id = "authchain-confidential"
+client_secret = "confidential-secret"
+redirect_uri = "{redirect_uri}"
+scopes = ["openid", "profile", "email", "groups"]
+provisioning = "create"
+"#
+    ))
+    .expect("config");
+    let stores = StoreConfig::Memory.open().await.expect("stores");
+    let hash = PasswordPolicy::fast_insecure_for_tests()
+        .hash("alice-pw")
+        .expect("hash");
+    stores
+        .users()
+        .create_account(NewAccount::new("alice").password_hash(hash))
+        .await
+        .expect("alice");
+    let mut settings = WebSettings::default();
+    settings.insecure_http_cookies = true;
+    let web = WebAuth::with_settings(Arc::new(config.build(stores).expect("chain")), settings);
+    let routes = Router::new()
+        .route("/me", get(|user: CurrentUser| async move { Json(user) }))
+        .layer(require_login())
+        .route("/", get(|| async { Redirect::to("/auth/login") }));
+    serve(
+        listener,
+        web.mount(routes, tower_sessions::MemoryStore::default()),
+    )
+    .await;
+
+    let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let proxy = format!("http://{}", proxy_listener.local_addr().expect("addr"));
+    serve(proxy_listener, reverse_proxy(app.clone())).await;
+
+    // `localhost` is another site than `127.0.0.1`.
+    let evil_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let evil = format!(
+        "http://localhost:{}",
+        evil_listener.local_addr().expect("addr").port()
+    );
+    let target = format!("{app}/auth/login");
+    let page = move || {
+        let target = target.clone();
+        async move {
+            Html(format!(
+                "<form id=f method=post action=\"{target}\"><input name=module value=local>\
+                 <input name=login value=alice><input name=password value=alice-pw></form>\
+                 <script>document.getElementById('f').submit()</script>"
+            ))
+            .into_response()
+        }
+    };
+    serve(evil_listener, Router::new().route("/", get(page))).await;
+    (Site { app, proxy, evil }, provider)
+}
+
+#[tokio::test]
+async fn sign_in_and_out_in_chromium() {
+    let (site, _provider) = site().await;
+    let site = &site;
+    let mut failures = Vec::new();
+
+    // The local form, reached from a guarded page: return_to is followed.
+    failures.push(
+        scenario("local-form-and-return-to", |c| async move {
+            c.goto(&format!("{}/me", site.app)).await.map_err(fail)?;
+            password_login(&c, "alice", "alice-pw").await?;
+            let body = text(&c, "body").await?;
+            let url = c.current_url().await.map_err(fail)?;
+            ensure(url.path() == "/me", || format!("landed on {url}"))?;
+            ensure(body.contains("\"login\":\"alice\""), || {
+                format!("/me showed {body}")
+            })
+        })
+        .await,
+    );
+
+    // A wrong password: the readable error on the login page.
+    failures.push(
+        scenario("wrong-password", |c| async move {
+            c.goto(&format!("{}/auth/login", site.app)).await.map_err(fail)?;
+            password_login(&c, "alice", "not-her-password").await?;
+            let error = text(&c, "#error").await?;
+            ensure(error == "Wrong login name or password.", || {
+                format!("error shown: {error:?}")
+            })
+        })
+        .await,
+    );
+
+    // Logout: signed out afterwards.
+    failures.push(
+        scenario("logout", |c| async move {
+            c.goto(&format!("{}/auth/login", site.app)).await.map_err(fail)?;
+            password_login(&c, "alice", "alice-pw").await?;
+            wait_for(&c, "#who").await?;
+            wait_for(&c, "#logout").await?.click().await.map_err(fail)?;
+            wait_for(&c, "#form-local").await?;
+            c.goto(&format!("{}/me", site.app)).await.map_err(fail)?;
+            let url = c.current_url().await.map_err(fail)?;
+            ensure(url.path() == "/auth/login", || {
+                format!("after logout /me went to {url}")
+            })
+        })
+        .await,
+    );
+
+    // Another site auto-posts the login form: refused, nobody signed in.
+    failures.push(
+        scenario("cross-origin-post", |c| async move {
+            c.goto(&site.evil).await.map_err(fail)?;
+            let error = text(&c, "#error").await?;
+            ensure(error.contains("another site"), || {
+                format!("error shown: {error:?}")
+            })?;
+            let who = c.find(Locator::Css("#who")).await;
+            ensure(who.is_err(), || "signed in by a cross-site post".into())
+        })
+        .await,
+    );
+
+    // Through the trusted reverse proxy.
+    failures.push(
+        scenario("trusted-proxy", |c| async move {
+            c.goto(&format!("{}/auth/login/proxy", site.proxy))
+                .await
+                .map_err(fail)?;
+            let who = text(&c, "#who").await?;
+            ensure(who.contains("Signed in as carol via proxy"), || {
+                format!("shown: {who:?}")
+            })
+        })
+        .await,
+    );
+
+    // The OpenID provider's own login page, and back.
+    failures.push(
+        scenario("oidc-provider", |c| async move {
+            c.goto(&format!("{}/auth/login?return_to=%2Fme", site.app))
+                .await
+                .map_err(fail)?;
+            wait_for(&c, "#login-oidc").await?.click().await.map_err(fail)?;
+            fill(&c, "input[name=username]", "bob").await?;
+            fill(&c, "input[name=password]", "bob-password").await?;
+            wait_for(&c, "button").await?.click().await.map_err(fail)?;
+            c.wait()
+                .at_most(Duration::from_secs(15))
+                .for_url(&url::Url::parse(&format!("{}/me", site.app)).map_err(fail)?)
+                .await
+                .map_err(|e| format!("not back at /me: {e}"))?;
+            let body = text(&c, "body").await?;
+            ensure(body.contains("\"module\":\"oidc\""), || {
+                format!("/me showed {body}")
+            })
+        })
+        .await,
+    );
+
+    let failures: Vec<String> = failures.into_iter().filter_map(Result::err).collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+}
