@@ -1,7 +1,7 @@
-#![cfg(feature = "oidc")]
+#![cfg(all(feature = "oidc", feature = "saml", feature = "cas"))]
 //! The web integration in a real browser: Debian's Chromium, headless, driven over
-//! WebDriver (chromedriver) on loopback, against the real OpenID provider
-//! (tests/peers/oidc-provider.sh). A missing chromium or chromedriver fails the test.
+//! WebDriver (chromedriver) on loopback, against the real OpenID provider, SAML IdP
+//! and CAS server (tests/peers/{oidc-provider,saml-idp,cas-server}.sh). A missing chromium or chromedriver fails the test.
 //! A failed scenario leaves a screenshot in `target/tmp/browser-screenshots/`.
 
 #[path = "common/peer.rs"]
@@ -150,6 +150,27 @@ async fn password_login(client: &Client, login: &str, password: &str) -> Outcome
         .map_err(fail)
 }
 
+/// A provider's own login form: username, password, Enter.
+async fn provider_form(client: &Client, user: &str, password: &str) -> Outcome {
+    fill(client, "input[name=username]", user).await?;
+    fill(client, "input[name=password]", &format!("{password}\u{E007}")).await
+}
+
+/// Back at the app's `/me` (the `return_to`), signed in through `module`.
+async fn back_at_me(client: &Client, site: &Site, module: &str) -> Outcome {
+    let me = url::Url::parse(&format!("{}/me", site.app)).map_err(fail)?;
+    client
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_url(&me)
+        .await
+        .map_err(|e| format!("not back at /me: {e}"))?;
+    let body = text(client, "body").await?;
+    ensure(body.contains(&format!("\"module\":\"{module}\"")), || {
+        format!("/me showed {body}")
+    })
+}
+
 struct Site {
     app: String,
     proxy: String,
@@ -165,7 +186,7 @@ async fn serve(listener: tokio::net::TcpListener, app: Router) {
 }
 
 /// The reverse proxy the header module trusts: it connects from 127.0.0.2 and
-/// asserts `carol` (role mapping: `staff` → `staff`), as an SSO gateway would.
+/// asserts `dave`, as an SSO gateway would.
 fn reverse_proxy(app: String) -> Router {
     let http = reqwest::Client::builder()
         .local_address(Some("127.0.0.2".parse().expect("address")))
@@ -187,7 +208,7 @@ fn reverse_proxy(app: String) -> Router {
             let upstream = http
                 .request(parts.method.clone(), format!("{app}{path}"))
                 .headers(headers)
-                .header("remote-user", "carol")
+                .header("remote-user", "dave")
                 .header("remote-groups", "staff")
                 .body(body)
                 .send()
@@ -219,7 +240,7 @@ impl RetainIdentity for http::HeaderMap {
 
 /// Starts the app (proxy, local and OIDC modules), the reverse proxy, another site's
 /// page that auto-posts the login form, and the OpenID provider.
-async fn site() -> (Site, peer::Peer) {
+async fn site() -> (Site, Vec<peer::Peer>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let app = format!("http://{}", listener.local_addr().expect("addr"));
     let redirect_uri = format!("{app}/auth/callback/oidc");
@@ -230,9 +251,16 @@ async fn site() -> (Site, peer::Peer) {
         &[("OIDC_EXTRA_REDIRECT_URIS", &redirect_uri)],
     );
     let issuer = provider.var("OIDC_ISSUER");
+    let idp = peer::Peer::start("saml-idp", 3, "needs python3 with venv, PyPI and xmlsec1");
+    let cas = peer::Peer::start("cas-server", 3, "needs python3 with venv, and PyPI");
+    let (idp_url, idp_metadata, cas_url) = (
+        idp.var("SAML_IDP_URL"),
+        idp.var("SAML_IDP_METADATA"),
+        cas.var("CAS_URL"),
+    );
     let config = Config::from_toml(&format!(
         r#"
-chain = ["proxy", "local", "oidc"]
+chain = ["proxy", "local", "oidc", "saml", "campus"]
 trusted_proxies = ["127.0.0.2"]
 
 [modules.proxy]
@@ -253,16 +281,31 @@ client_secret = "confidential-secret"
 redirect_uri = "{redirect_uri}"
 scopes = ["openid", "profile", "email", "groups"]
 provisioning = "create"
+
+[modules.saml]
+type = "saml"
+description = "SAML IdP"
+sp_entity_id = "{app}/saml"
+acs_url = "{app}/auth/callback/saml"
+idp_metadata_file = "{idp_metadata}"
+provisioning = "create"
+
+[modules.campus]
+type = "cas"
+description = "CAS server"
+server_url = "{cas_url}"
+service_url = "{app}/auth/callback/campus"
+provisioning = "create"
 "#
     ))
     .expect("config");
     let stores = StoreConfig::Memory.open().await.expect("stores");
     let hash = PasswordPolicy::fast_insecure_for_tests()
-        .hash("alice-pw")
+        .hash("lucy-pw")
         .expect("hash");
     stores
         .users()
-        .create_account(NewAccount::new("alice").password_hash(hash))
+        .create_account(NewAccount::new("lucy").password_hash(hash))
         .await
         .expect("alice");
     let mut settings = WebSettings::default();
@@ -277,6 +320,18 @@ provisioning = "create"
         web.mount(routes, tower_sessions::MemoryStore::default()),
     )
     .await;
+    // The IdP learns the SP from the metadata route.
+    let metadata = reqwest::get(format!("{app}/auth/metadata/saml"))
+        .await
+        .expect("metadata");
+    assert_eq!(metadata.headers()["content-type"], "application/samlmetadata+xml");
+    let registered = reqwest::Client::new()
+        .post(format!("{idp_url}/admin/sp"))
+        .body(metadata.text().await.expect("metadata"))
+        .send()
+        .await
+        .expect("register the SP");
+    assert_eq!(registered.status(), 204, "the IdP refused the SP metadata");
 
     let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let proxy = format!("http://{}", proxy_listener.local_addr().expect("addr"));
@@ -294,19 +349,19 @@ provisioning = "create"
         async move {
             Html(format!(
                 "<form id=f method=post action=\"{target}\"><input name=module value=local>\
-                 <input name=login value=alice><input name=password value=alice-pw></form>\
+                 <input name=login value=lucy><input name=password value=alice-pw></form>\
                  <script>document.getElementById('f').submit()</script>"
             ))
             .into_response()
         }
     };
     serve(evil_listener, Router::new().route("/", get(page))).await;
-    (Site { app, proxy, evil }, provider)
+    (Site { app, proxy, evil }, vec![provider, idp, cas])
 }
 
 #[tokio::test]
 async fn sign_in_and_out_in_chromium() {
-    let (site, _provider) = site().await;
+    let (site, _peers) = site().await;
     let site = &site;
     let mut failures = Vec::new();
 
@@ -314,11 +369,11 @@ async fn sign_in_and_out_in_chromium() {
     failures.push(
         scenario("local-form-and-return-to", |c| async move {
             c.goto(&format!("{}/me", site.app)).await.map_err(fail)?;
-            password_login(&c, "alice", "alice-pw").await?;
+            password_login(&c, "lucy", "lucy-pw").await?;
             let body = text(&c, "body").await?;
             let url = c.current_url().await.map_err(fail)?;
             ensure(url.path() == "/me", || format!("landed on {url}"))?;
-            ensure(body.contains("\"login\":\"alice\""), || {
+            ensure(body.contains("\"login\":\"lucy\""), || {
                 format!("/me showed {body}")
             })
         })
@@ -329,7 +384,7 @@ async fn sign_in_and_out_in_chromium() {
     failures.push(
         scenario("wrong-password", |c| async move {
             c.goto(&format!("{}/auth/login", site.app)).await.map_err(fail)?;
-            password_login(&c, "alice", "not-her-password").await?;
+            password_login(&c, "lucy", "not-her-password").await?;
             let error = text(&c, "#error").await?;
             ensure(error == "Wrong login name or password.", || {
                 format!("error shown: {error:?}")
@@ -342,7 +397,7 @@ async fn sign_in_and_out_in_chromium() {
     failures.push(
         scenario("logout", |c| async move {
             c.goto(&format!("{}/auth/login", site.app)).await.map_err(fail)?;
-            password_login(&c, "alice", "alice-pw").await?;
+            password_login(&c, "lucy", "lucy-pw").await?;
             wait_for(&c, "#who").await?;
             wait_for(&c, "#logout").await?.click().await.map_err(fail)?;
             wait_for(&c, "#form-local").await?;
@@ -376,7 +431,7 @@ async fn sign_in_and_out_in_chromium() {
                 .await
                 .map_err(fail)?;
             let who = text(&c, "#who").await?;
-            ensure(who.contains("Signed in as carol via proxy"), || {
+            ensure(who.contains("Signed in as dave via proxy"), || {
                 format!("shown: {who:?}")
             })
         })
@@ -390,18 +445,34 @@ async fn sign_in_and_out_in_chromium() {
                 .await
                 .map_err(fail)?;
             wait_for(&c, "#login-oidc").await?.click().await.map_err(fail)?;
-            fill(&c, "input[name=username]", "bob").await?;
-            fill(&c, "input[name=password]", "bob-password").await?;
-            wait_for(&c, "button").await?.click().await.map_err(fail)?;
-            c.wait()
-                .at_most(Duration::from_secs(15))
-                .for_url(&url::Url::parse(&format!("{}/me", site.app)).map_err(fail)?)
+            provider_form(&c, "alice", "alice-password").await?;
+            back_at_me(&c, site, "oidc").await
+        })
+        .await,
+    );
+
+    // The SAML IdP's login form, its auto-submitted HTTP-POST back to the ACS.
+    failures.push(
+        scenario("saml-idp", |c| async move {
+            c.goto(&format!("{}/auth/login?return_to=%2Fme", site.app))
                 .await
-                .map_err(|e| format!("not back at /me: {e}"))?;
-            let body = text(&c, "body").await?;
-            ensure(body.contains("\"module\":\"oidc\""), || {
-                format!("/me showed {body}")
-            })
+                .map_err(fail)?;
+            wait_for(&c, "#login-saml").await?.click().await.map_err(fail)?;
+            provider_form(&c, "bob", "bob-password").await?;
+            back_at_me(&c, site, "saml").await
+        })
+        .await,
+    );
+
+    // The CAS server's login form, and the ticket back to the service URL.
+    failures.push(
+        scenario("cas-server", |c| async move {
+            c.goto(&format!("{}/auth/login?return_to=%2Fme", site.app))
+                .await
+                .map_err(fail)?;
+            wait_for(&c, "#login-campus").await?.click().await.map_err(fail)?;
+            provider_form(&c, "carol", "carol-password").await?;
+            back_at_me(&c, site, "campus").await
         })
         .await,
     );
