@@ -30,7 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(StoreConfig::sqlite(format!("{dir}/authchain.sqlite3")))
         .open()
         .await?;
-    seed_admin(stores.users().as_ref()).await?;
+    println!("{}", seed_admin(stores.users().as_ref()).await?);
 
     let mut settings = WebSettings::default();
     settings.insecure_http_cookies = true; // plain http, on loopback only
@@ -52,13 +52,11 @@ fn arg(name: &str) -> Option<String> {
     std::env::args().skip_while(|a| a != name).nth(1)
 }
 
-/// Creates `admin` on the first start (or resets its password) and prints the password.
-async fn seed_admin(store: &dyn UserStore) -> Result<(), Box<dyn std::error::Error>> {
+/// Creates `admin` on the first start (or resets its password); says its password.
+async fn seed_admin(store: &dyn UserStore) -> Result<String, Box<dyn std::error::Error>> {
     let existing = store.find_by_login("admin", true).await?;
     if existing.is_some() && !std::env::args().any(|a| a == "--reset-admin-password") {
-        return Ok(println!(
-            "admin exists (--reset-admin-password sets a new password)"
-        ));
+        return Ok("admin exists (--reset-admin-password sets a new password)".into());
     }
     let mut raw = [0u8; 12];
     getrandom::fill(&mut raw)?;
@@ -72,5 +70,5 @@ async fn seed_admin(store: &dyn UserStore) -> Result<(), Box<dyn std::error::Err
                 .await?,
         ),
     }
-    Ok(println!("admin initial password: {password}"))
+    Ok(format!("admin initial password: {password}"))
 }

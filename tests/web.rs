@@ -48,8 +48,10 @@ async fn serve(configure: impl FnOnce(&mut WebSettings)) -> App {
         )
         .await
         .unwrap();
-    let mut throttle = ThrottlePolicy::default();
-    throttle.max_attempts = 3;
+    let throttle = ThrottlePolicy {
+        max_attempts: 3,
+        ..ThrottlePolicy::default()
+    };
     let chain = AuthChain::builder(store.clone())
         .module(
             LocalModule::builder("local", store.clone())

@@ -85,15 +85,18 @@ impl WebAuth {
     }
 }
 
-/// The [`WebAuth`] that [`WebAuth::mount`] put in the extensions.
-pub(crate) fn web_auth(parts: &Parts) -> Result<WebAuth, Response> {
+/// The [`WebAuth`] that [`WebAuth::mount`] put in the extensions, else the 500 that
+/// says it is missing.
+pub(crate) fn web_auth(parts: &Parts) -> Result<WebAuth, Box<Response>> {
     parts.extensions.get::<WebAuth>().cloned().ok_or_else(|| {
         use ::axum::response::IntoResponse;
-        (
-            http::StatusCode::INTERNAL_SERVER_ERROR,
-            "authchain: the route is not inside WebAuth::mount",
+        Box::new(
+            (
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "authchain: the route is not inside WebAuth::mount",
+            )
+                .into_response(),
         )
-            .into_response()
     })
 }
 
@@ -101,7 +104,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let web = web_auth(parts)?;
+        let web = web_auth(parts).map_err(|r| *r)?;
         match web.user_of(parts).await? {
             Some(user) => Ok(user),
             None => Err(web.render(&WebError::NotSignedIn, parts)),
@@ -113,7 +116,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
-        let web = web_auth(parts)?;
+        let web = web_auth(parts).map_err(|r| *r)?;
         web.user_of(parts).await
     }
 }

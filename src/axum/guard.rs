@@ -74,7 +74,7 @@ where
             let (parts, body) = request.into_parts();
             let web = match web_auth(&parts) {
                 Ok(web) => web,
-                Err(response) => return Ok(response),
+                Err(response) => return Ok(*response),
             };
             let user = match web.user_of(&parts).await {
                 Ok(Some(user)) => user,

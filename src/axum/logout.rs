@@ -12,7 +12,7 @@ use super::routes::Context;
 pub(crate) async fn logout(parts: Parts) -> Response {
     let context = match Context::of(parts) {
         Ok(context) => context,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Err(err) = check_same_origin(&context.parts.headers) {
         return context.fail(err);

@@ -36,13 +36,13 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    pub(crate) fn of(parts: Parts) -> Result<Context, Response> {
+    pub(crate) fn of(parts: Parts) -> Result<Context, Box<Response>> {
         let web = web_auth(&parts)?;
         let session = parts
             .extensions
             .get::<Session>()
             .cloned()
-            .ok_or_else(|| web.render(&WebError::Session("no session layer".into()), &parts))?;
+            .ok_or_else(|| Box::new(web.render(&WebError::Session("no session layer".into()), &parts)))?;
         Ok(Context { web, session, parts })
     }
 
@@ -115,7 +115,7 @@ impl Context {
 async fn login_page(parts: Parts) -> Response {
     let context = match Context::of(parts) {
         Ok(context) => context,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let modules = context.web.chain().visible_modules();
     if !is_browser(&context.parts.headers) {
@@ -182,7 +182,7 @@ async fn password_login(request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let context = match Context::of(parts) {
         Ok(context) => context,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Err(err) = check_same_origin(&context.parts.headers) {
         return context.fail(err);
@@ -221,7 +221,7 @@ async fn password_login(request: Request) -> Response {
 async fn module_login(parts: Parts) -> Response {
     let context = match Context::of(parts) {
         Ok(context) => context,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let module = module_id(&context.parts);
     let query = context.query();
@@ -254,7 +254,7 @@ async fn callback(request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let context = match Context::of(parts) {
         Ok(context) => context,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let module = module_id(&context.parts);
     let params = if context.parts.method == http::Method::POST {
@@ -291,7 +291,7 @@ async fn callback(request: Request) -> Response {
 async fn metadata(parts: Parts) -> Response {
     let context = match Context::of(parts) {
         Ok(context) => context,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let module = module_id(&context.parts);
     #[cfg(feature = "saml")]
