@@ -246,9 +246,12 @@ async fn site() -> (Site, Vec<peer::Peer>) {
     let redirect_uri = format!("{app}/auth/callback/oidc");
     let provider = peer::Peer::start_with_env(
         "oidc-provider",
-        1,
+        3,
         "needs node >= 18 and npm",
-        &[("OIDC_EXTRA_REDIRECT_URIS", &redirect_uri)],
+        &[
+            ("OIDC_EXTRA_REDIRECT_URIS", &redirect_uri),
+            ("OIDC_POST_LOGOUT_URIS", &format!("{app}/")),
+        ],
     );
     let issuer = provider.var("OIDC_ISSUER");
     let idp = peer::Peer::start("saml-idp", 3, "needs python3 with venv, PyPI and xmlsec1");
@@ -310,6 +313,7 @@ provisioning = "create"
         .expect("alice");
     let mut settings = WebSettings::default();
     settings.insecure_http_cookies = true;
+    settings.provider_logout_return = Some(format!("{app}/"));
     let web = WebAuth::with_settings(Arc::new(config.build(stores).expect("chain")), settings);
     let routes = Router::new()
         .route("/me", get(|user: CurrentUser| async move { Json(user) }))
@@ -473,6 +477,51 @@ async fn sign_in_and_out_in_chromium() {
             wait_for(&c, "#login-campus").await?.click().await.map_err(fail)?;
             provider_form(&c, "carol", "carol-password").await?;
             back_at_me(&c, site, "campus").await
+        })
+        .await,
+    );
+
+    // Logout goes on to the OpenID provider (RP-initiated logout) and back: the
+    // provider asks for the password again afterwards.
+    failures.push(
+        scenario("oidc-logout", |c| async move {
+            c.goto(&format!("{}/auth/login/oidc", site.app))
+                .await
+                .map_err(fail)?;
+            provider_form(&c, "alice", "alice-password").await?;
+            wait_for(&c, "#logout").await?.click().await.map_err(fail)?;
+            // The provider's confirmation page.
+            wait_for(&c, "button[name=logout]")
+                .await?
+                .click()
+                .await
+                .map_err(fail)?;
+            wait_for(&c, "#form-local").await?;
+            let url = c.current_url().await.map_err(fail)?;
+            ensure(url.as_str().starts_with(&site.app), || {
+                format!("not back at the app: {url}")
+            })?;
+            wait_for(&c, "#login-oidc").await?.click().await.map_err(fail)?;
+            wait_for(&c, "input[name=username]").await.map(drop)
+        })
+        .await,
+    );
+
+    // Logout goes on to the CAS server's /logout?service=: its single sign-on ends.
+    failures.push(
+        scenario("cas-logout", |c| async move {
+            c.goto(&format!("{}/auth/login/campus", site.app))
+                .await
+                .map_err(fail)?;
+            provider_form(&c, "carol", "carol-password").await?;
+            wait_for(&c, "#logout").await?.click().await.map_err(fail)?;
+            c.wait()
+                .at_most(Duration::from_secs(15))
+                .for_url(&url::Url::parse(&format!("{}/auth/login", site.app)).map_err(fail)?)
+                .await
+                .map_err(|e| format!("not back at the login page: {e}"))?;
+            wait_for(&c, "#login-campus").await?.click().await.map_err(fail)?;
+            wait_for(&c, "input[name=username]").await.map(drop)
         })
         .await,
     );

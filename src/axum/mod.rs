@@ -82,6 +82,11 @@ pub struct WebSettings {
     /// Per module: where the browser goes after the local logout (the provider's
     /// logout URL, such as a CAS server's `/logout?service=...`).
     pub logout_redirects: BTreeMap<String, String>,
+    /// Provider logout: when set, the logout of a user signed in through an OIDC
+    /// module (whose provider publishes an `end_session_endpoint`) or a CAS module
+    /// goes on to the provider's logout, which sends the browser back to this
+    /// absolute URL (register it at the provider: OIDC `post_logout_redirect_uris`).
+    pub provider_logout_return: Option<String>,
 }
 
 impl Default for WebSettings {
@@ -97,6 +102,7 @@ impl Default for WebSettings {
             insecure_http_cookies: false,
             return_to: ReturnToPolicy::relative_only(),
             logout_redirects: BTreeMap::new(),
+            provider_logout_return: None,
         }
     }
 }
