@@ -429,3 +429,48 @@ async fn the_host_can_render_errors_itself() {
     assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
     assert_eq!(response.text().await.unwrap(), "invalid_credentials true");
 }
+
+#[tokio::test]
+async fn the_idle_timeout_ends_an_unused_session() {
+    let app = serve(|s| s.idle_timeout = Duration::ZERO).await;
+    let mut browser = Browser::new();
+    app.login(&mut browser, "alice", "alice-pw", "").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        app.get(&mut browser, "/me", "application/json").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn logout_goes_to_the_modules_logout_redirect() {
+    let app = serve(|s| {
+        s.logout_redirects
+            .insert("local".into(), "https://sso.example.org/logout".into());
+    })
+    .await;
+    let mut browser = Browser::new();
+    app.login(&mut browser, "alice", "alice-pw", "").await;
+    let response = browser
+        .send(
+            browser
+                .http()
+                .post(format!("{}/auth/logout", app.base))
+                .header("accept", HTML),
+        )
+        .await;
+    assert_eq!(location(&response), "https://sso.example.org/logout");
+    // Without a session there is no module, so no module redirect; API clients get JSON.
+    let response = browser
+        .send(
+            browser
+                .http()
+                .post(format!("{}/auth/logout", app.base))
+                .header("accept", "application/json"),
+        )
+        .await;
+    assert_eq!(
+        json(response).await,
+        serde_json::json!({"signed_out": true, "redirect": "/"})
+    );
+}
