@@ -1,7 +1,8 @@
 //! The authchain demo: sign-in for a small axum service on 127.0.0.1 with the chain of
 //! `examples/config/demo.toml` (a trusted proxy at 127.0.0.2, local passwords; an `admin`
 //! account is made on the first start and its password printed), accounts in
-//! `<--data-dir>/authchain.sqlite3`. `--config FILE` runs another chain (docs/web.md).
+//! `<--data-dir>/authchain.sqlite3`. `--config FILE` runs another chain;
+//! `bash examples/demo-with-peers.sh` runs it against the test suite's OIDC, SAML and CAS servers.
 //!
 //! ```text
 //! cargo run --example demo -- [--addr 127.0.0.1:3000] [--data-dir .demo-data] [--reset-admin-password]
