@@ -77,7 +77,7 @@ mod toml_location;
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-mod axum_integration;
+pub mod axum;
 
 /// The README's code blocks, compiled as doctests (the guide's are in [`manual`]).
 #[cfg(doctest)]

@@ -8,6 +8,8 @@
 //! * [`architecture`]: the trait, the login pipeline, nested chains, storage,
 //!   errors, audit events, the folder map.
 //! * [`configuration`]: every TOML key, with its type, default and meaning.
+//! * [`web`] (feature `axum`): sign-in routes, sessions, guards, CSRF, error
+//!   pages and logout for axum services.
 //! * [`security`]: deploying the header module behind a proxy, and the other
 //!   defences.
 //! * [`stores`] (feature `sqlite`): in memory or SQLite: semantics, schema,
@@ -39,6 +41,11 @@ pub mod architecture {}
 
 #[doc = include_str!("../../docs/configuration.md")]
 pub mod configuration {}
+
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+#[doc = include_str!("../../docs/web.md")]
+pub mod web {}
 
 #[doc = include_str!("../../docs/security.md")]
 pub mod security {}

@@ -22,6 +22,11 @@ impl Peer {
     /// as free can be taken before the server binds it). Fails the test, saying
     /// `needs` and the script's error, when the server does not start.
     pub fn start(name: &str, attempts: usize, needs: &str) -> Peer {
+        Peer::start_with_env(name, attempts, needs, &[])
+    }
+
+    /// [`Peer::start`] with these environment variables set for the script.
+    pub fn start_with_env(name: &str, attempts: usize, needs: &str, env: &[(&str, &str)]) -> Peer {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/peers/{name}.sh"));
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir =
@@ -36,6 +41,7 @@ impl Peer {
                 .arg(&dir)
                 .arg("--owner-pid")
                 .arg(std::process::id().to_string())
+                .envs(env.iter().copied())
                 .output()
                 .unwrap_or_else(|e| panic!("run {} (needs bash): {e}", script.display()));
             if out.status.success() {

@@ -48,13 +48,13 @@ start() {
   local pid=$!
   echo "$pid" >"$dir/oidc-provider.pid"
   local line=""
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 600); do
     line=$(grep -m1 '^OIDC_PORT=' "$log" || true)
     [ -n "$line" ] && break
     kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; die "the provider exited"; }
     sleep 0.05
   done
-  [ -n "$line" ] || { kill "$pid" 2>/dev/null; cat "$log" >&2; die "the provider did not start in 10 s"; }
+  [ -n "$line" ] || { kill "$pid" 2>/dev/null; cat "$log" >&2; die "the provider did not start in 30 s"; }
   local actual=${line#OIDC_PORT=}
   echo "OIDC_ISSUER=http://127.0.0.1:$actual"
   echo "OIDC_PORT=$actual"

@@ -49,6 +49,7 @@ const MAX_GROUPS: usize = 4096;
 pub struct CasModule {
     id: String,
     login_url: url::Url,
+    logout_url: url::Url,
     validate_url: url::Url,
     service_url: url::Url,
     params: Params,
@@ -151,8 +152,10 @@ impl CasModule {
             service_url.as_str(),
             SameSite::Lax,
         ))?;
+        let logout_url = endpoint(&server, "logout").map_err(|m| invalid("server_url", m))?;
         Ok(CasModule {
             login_url,
+            logout_url,
             validate_url,
             service_url,
             params,
@@ -195,6 +198,16 @@ fn endpoint(server: &url::Url, path: &str) -> Result<url::Url, String> {
 }
 
 impl CasModule {
+    /// The server's logout URL (`<server_url>/logout`, with `service=` when given:
+    /// where the server may send the browser afterwards).
+    pub fn logout_url(&self, service: Option<&str>) -> String {
+        let mut url = self.logout_url.clone();
+        if let Some(service) = service {
+            url.query_pairs_mut().append_pair("service", service);
+        }
+        url.into()
+    }
+
     /// HTTP requests sent to the CAS server so far (`validation` counts them).
     pub fn requests(&self) -> ProviderRequests {
         self.http.requests()

@@ -14,7 +14,7 @@ use crate::settings::{self, ModuleSettingsType, ProviderUrl};
 /// [modules.campus]
 /// type = "cas"
 /// server_url = "https://cas.example.edu/cas"
-/// service_url = "https://app.example.edu/login/campus/callback"
+/// service_url = "https://app.example.edu/auth/callback/campus"
 /// groups_attribute = "memberOf"
 /// ```
 ///

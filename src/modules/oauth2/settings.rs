@@ -20,7 +20,7 @@ use crate::settings::{ModuleSettingsType, ProviderUrl};
 /// client_id = "Iv1.0123456789abcdef"
 /// client_secret = { env = "GITHUB_CLIENT_SECRET" }
 /// token_endpoint_auth_method = "client_secret_post"
-/// redirect_uri = "https://app.example.org/login/github/callback"
+/// redirect_uri = "https://app.example.org/auth/callback/github"
 /// scopes = ["read:user", "user:email"]
 /// ```
 ///

@@ -128,6 +128,8 @@ struct Metadata {
     jwks_uri: String,
     userinfo_endpoint: Option<String>,
     iss_parameter_supported: bool,
+    /// RP-initiated logout (discovery only).
+    end_session_endpoint: Option<String>,
 }
 
 /// Endpoints configured explicitly (they win over discovery).
@@ -293,6 +295,7 @@ impl OidcModule {
                     jwks_uri: j.clone(),
                     userinfo_endpoint: userinfo.clone(),
                     iss_parameter_supported: false,
+                    end_session_endpoint: None,
                 }),
                 Instant::now(),
             )),
@@ -526,6 +529,11 @@ impl OidcModule {
                 .additional_metadata()
                 .authorization_response_iss_parameter_supported
                 .unwrap_or(false),
+            end_session_endpoint: provider
+                .additional_metadata()
+                .end_session_endpoint
+                .clone()
+                .filter(|url| url.starts_with("https://") || url.starts_with("http://")),
         })
     }
 
@@ -553,6 +561,25 @@ impl OidcModule {
             self.clock_skew,
             self.allow_unsigned,
         ))
+    }
+
+    /// The provider's RP-initiated logout URL (OpenID Connect RP-Initiated Logout
+    /// 1.0: its discovered `end_session_endpoint` with `client_id` and, when given,
+    /// `post_logout_redirect_uri`, which must be registered at the provider); `None`
+    /// when the provider publishes no `end_session_endpoint`.
+    pub async fn end_session_url(
+        &self,
+        post_logout_redirect_uri: Option<&str>,
+    ) -> Result<Option<String>, AuthError> {
+        let metadata = self.metadata().await?;
+        let Some(endpoint) = &metadata.end_session_endpoint else {
+            return Ok(None);
+        };
+        let mut params = vec![("client_id", self.client.id.as_str())];
+        if let Some(uri) = post_logout_redirect_uri {
+            params.push(("post_logout_redirect_uri", uri));
+        }
+        oauth::authorization_url(endpoint, &params, &crate::StartLogin::new(), &[]).map(Some)
     }
 
     async fn start(&self, start: &crate::StartLogin) -> Result<Outcome, AuthError> {

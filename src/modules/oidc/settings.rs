@@ -20,7 +20,7 @@ use crate::settings::{ModuleSettingsType, ProviderUrl};
 /// issuer = "https://sso.example.org/realms/corp"
 /// client_id = "intranet"
 /// client_secret = { env = "OIDC_CLIENT_SECRET" }
-/// redirect_uri = "https://intranet.example.org/login/callback"
+/// redirect_uri = "https://intranet.example.org/auth/callback/corp-sso"
 /// groups_claim = "realm_access.roles"
 /// ```
 ///

@@ -19,7 +19,7 @@ use crate::{ConfigError, SecretSource};
 /// [modules.corp-saml]
 /// type = "saml"
 /// sp_entity_id = "https://intranet.example.org/saml"
-/// acs_url = "https://intranet.example.org/saml/acs"
+/// acs_url = "https://intranet.example.org/auth/callback/corp-saml"
 /// idp_metadata_file = "/etc/intranet/idp-metadata.xml"
 /// groups_attribute = "memberOf"
 /// ```

@@ -7,7 +7,8 @@
 // `OIDC_PORT=<port>` when ready. With --owner-pid the server exits when that
 // process is gone.
 //
-// Clients (redirect URI http://127.0.0.1/callback, PKCE S256 required):
+// Clients (redirect URI http://127.0.0.1/callback and those of env
+// OIDC_EXTRA_REDIRECT_URIS, PKCE S256 required):
 //   authchain-confidential / confidential-secret   client_secret_basic
 //   authchain-public                               public (token_endpoint_auth_method none)
 // Users (password in brackets):
@@ -36,6 +37,10 @@ const port = Number(arg('--port') ?? process.env.OIDC_PORT ?? 0);
 const ownerPid = Number(arg('--owner-pid') ?? 0);
 
 export const REDIRECT_URI = 'http://127.0.0.1/callback';
+// More redirect URIs for both clients (the browser tests' app), comma-separated.
+const REDIRECT_URIS = [REDIRECT_URI, ...(process.env.OIDC_EXTRA_REDIRECT_URIS ?? '').split(',').filter(Boolean)];
+// Where RP-initiated logout may send the browser back to (env OIDC_POST_LOGOUT_URIS).
+const POST_LOGOUT_URIS = (process.env.OIDC_POST_LOGOUT_URIS ?? '').split(',').filter(Boolean);
 
 const USERS = {
   alice: { password: 'alice-password', name: 'Alice Liddell', email: 'alice@example.org', groups: ['admins', 'staff'] },
@@ -63,14 +68,16 @@ function makeProvider(issuer) {
         client_id: 'authchain-confidential',
         client_secret: 'confidential-secret',
         token_endpoint_auth_method: 'client_secret_basic',
-        redirect_uris: [REDIRECT_URI],
+        redirect_uris: REDIRECT_URIS,
+        post_logout_redirect_uris: POST_LOGOUT_URIS,
         grant_types: ['authorization_code'],
         response_types: ['code'],
       },
       {
         client_id: 'authchain-public',
         token_endpoint_auth_method: 'none',
-        redirect_uris: [REDIRECT_URI],
+        redirect_uris: REDIRECT_URIS,
+        post_logout_redirect_uris: POST_LOGOUT_URIS,
         grant_types: ['authorization_code'],
         response_types: ['code'],
       },

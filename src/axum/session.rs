@@ -1,0 +1,157 @@
+//! What a signed-in session holds, its timeouts and its revalidation against the
+//! user store.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use super::{WebAuth, WebError};
+use crate::{AccountId, AuthError, Principal};
+
+/// The session key of the signed-in user.
+const USER_KEY: &str = "authchain.user";
+/// Most accounts (and provider session ids) remembered as ended at once; the
+/// oldest entry goes first beyond that.
+const MAX_ENDED: usize = 100_000;
+
+/// The signed-in user as the session stores it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SessionUser {
+    pub(crate) account_id: String,
+    pub(crate) login: String,
+    pub(crate) email: Option<String>,
+    pub(crate) roles: BTreeSet<String>,
+    pub(crate) module: String,
+    /// When the login happened (milliseconds since the epoch).
+    pub(crate) auth_time: u64,
+    /// When the account was last read from the user store (milliseconds).
+    pub(crate) checked_at: u64,
+}
+
+pub(crate) fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Sessions ended from outside the session itself: every session of an account
+/// (an administrator disabled it), checked on each request. Kept in this process:
+/// with several instances, disable the account too (revalidation then ends its
+/// sessions everywhere within `revalidate_every`).
+#[derive(Clone, Default)]
+pub struct SessionEnds {
+    /// Account id → sessions that logged in before this time (ms) are ended.
+    accounts: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+impl SessionEnds {
+    /// Ends every session of `account` that exists now.
+    pub fn end_account(&self, account: &AccountId) {
+        let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        if accounts.len() >= MAX_ENDED
+            && !accounts.contains_key(&account.0)
+            && let Some(oldest) = accounts.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone())
+        {
+            accounts.remove(&oldest);
+        }
+        accounts.insert(account.0.clone(), now_millis());
+    }
+
+    fn ended(&self, user: &SessionUser) -> bool {
+        let accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        accounts
+            .get(&user.account_id)
+            .is_some_and(|before| user.auth_time <= *before)
+    }
+}
+
+fn session_error(err: tower_sessions::session::Error) -> WebError {
+    WebError::Session(err.to_string())
+}
+
+impl WebAuth {
+    /// Starts the session of a fresh login: a new session id (no fixation), then
+    /// the user.
+    pub(crate) async fn start_session(
+        &self,
+        session: &Session,
+        principal: &Principal,
+    ) -> Result<(), WebError> {
+        session.cycle_id().await.map_err(session_error)?;
+        session.clear().await;
+        let now = now_millis();
+        let auth_time = principal
+            .authenticated_at
+            .duration_since(UNIX_EPOCH)
+            .map(millis)
+            .unwrap_or(now);
+        let user = SessionUser {
+            account_id: principal.account_id.0.clone(),
+            login: principal.login.clone(),
+            email: principal.email.clone(),
+            roles: principal.roles.clone(),
+            module: principal.module.clone(),
+            auth_time,
+            checked_at: now,
+        };
+        session.insert(USER_KEY, user).await.map_err(session_error)
+    }
+
+    /// Ends the session: its data goes and the next one gets a new id.
+    pub(crate) async fn end_session(&self, session: &Session) -> Result<Option<SessionUser>, WebError> {
+        let user = session
+            .get::<SessionUser>(USER_KEY)
+            .await
+            .map_err(session_error)?;
+        session.flush().await.map_err(session_error)?;
+        Ok(user)
+    }
+
+    /// The session's user, after the timeouts, the ended-sessions list and (every
+    /// `revalidate_every`) the user store had their say. `Ok(None)`: not signed in.
+    pub(crate) async fn session_user(&self, session: &Session) -> Result<Option<SessionUser>, WebError> {
+        let Some(mut user) = session
+            .get::<SessionUser>(USER_KEY)
+            .await
+            .map_err(session_error)?
+        else {
+            return Ok(None);
+        };
+        let settings = self.settings();
+        let now = now_millis();
+        if now.saturating_sub(user.auth_time) > millis(settings.absolute_timeout)
+            || self.inner.ends.ended(&user)
+        {
+            self.end_session(session).await?;
+            return Ok(None);
+        }
+        if now.saturating_sub(user.checked_at) >= millis(settings.revalidate_every) {
+            let account = self
+                .chain()
+                .store()
+                .account(&AccountId(user.account_id.clone()))
+                .await
+                .map_err(|e| WebError::Auth(AuthError::unavailable("user-store", e)))?;
+            let account = match account {
+                Some(account) if !account.disabled => account,
+                _ => {
+                    self.end_session(session).await?;
+                    return Err(WebError::Auth(AuthError::AccountDisabled));
+                }
+            };
+            user.roles = account.effective_roles();
+            user.email = account.email.clone().or(user.email);
+            user.checked_at = now;
+            session.insert(USER_KEY, &user).await.map_err(session_error)?;
+        }
+        Ok(Some(user))
+    }
+}
