@@ -65,7 +65,18 @@ pub struct Config {
     store: Option<StoreConfig>,
     state: Option<crate::state::StateConfig>,
     /// The TOML text, to give later errors the line of their key.
-    text: Arc<str>,
+    text: SourceText,
+}
+
+/// The configuration's text. Its `Debug` prints only the length: the text may
+/// hold inline secrets.
+#[derive(Clone)]
+struct SourceText(Arc<str>);
+
+impl std::fmt::Debug for SourceText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SourceText({} bytes)", self.0.len())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -535,7 +546,7 @@ impl Config {
             modules,
             store,
             state,
-            text: Arc::from(text),
+            text: SourceText(Arc::from(text)),
         };
         config.check_sync().map_err(located)?;
         Ok(config)
@@ -543,7 +554,7 @@ impl Config {
 
     /// `error` with the line of its key in this configuration's text.
     fn located(&self, error: ConfigError) -> ConfigError {
-        error.located(&|key: &str| crate::toml_location::locate(&self.text, key))
+        error.located(&|key: &str| crate::toml_location::locate(&self.text.0, key))
     }
 
     /// Reads and parses a TOML file.

@@ -313,6 +313,17 @@ impl UserStore for PgStore {
         tx.commit().await.map_err(backend)
     }
 
+    async fn list_accounts(&self, after: Option<&str>, limit: usize) -> Result<Vec<Account>, StoreError> {
+        ops::list_accounts(&mut *self.conn().await?, after, limit).await
+    }
+
+    async fn unlink(&self, id: &AccountId, provider: &str) -> Result<usize, StoreError> {
+        let mut tx = self.write().await?;
+        let removed = ops::unlink(&mut tx, id, provider).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(removed)
+    }
+
     async fn add_public_key(&self, account: &AccountId, key: NewPublicKey) -> Result<PublicKey, StoreError> {
         let mut tx = self.write().await?;
         let stored = keys::add_public_key(&mut tx, account, &key).await?;

@@ -432,3 +432,42 @@ pub(crate) async fn set_local_role(
         .map_err(backend)?;
     Ok(())
 }
+
+/// `UserStore::list_accounts`: a page of accounts by login name (byte order, as
+/// the other stores), after `after`.
+pub(crate) async fn list_accounts(
+    conn: &mut PgConnection,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Account>, StoreError> {
+    let limit = limit.min(crate::account::MAX_LISTED_ACCOUNTS);
+    let rows = sqlx::query(load_sql!(
+        "($1::text IS NULL OR a.login COLLATE \"C\" > $1) ORDER BY a.login COLLATE \"C\" LIMIT $2"
+    ))
+    .bind(after)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend)?;
+    rows.iter().map(account_from_row).collect()
+}
+
+/// `UserStore::unlink`: the account's links to `provider` and the roles mapped
+/// from it (they go with their source row, `ON DELETE CASCADE`).
+pub(crate) async fn unlink(conn: &mut PgConnection, id: &AccountId, provider: &str) -> Result<usize, StoreError> {
+    let id = existing(conn, id).await?;
+    let removed = sqlx::query("DELETE FROM account_links WHERE account_id = $1 AND provider = $2")
+        .bind(id)
+        .bind(provider)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+    sqlx::query("DELETE FROM account_role_sources WHERE account_id = $1 AND provider = $2")
+        .bind(id)
+        .bind(provider)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+}

@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use sqlx::SqlitePool;
+use sqlx::{Connection, SqliteConnection, SqlitePool};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::{
@@ -167,10 +167,12 @@ impl SqliteStore {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| cannot(e.to_string()))?;
         }
+        // No `journal_mode` here: switching to WAL takes a lock SQLite's busy
+        // timeout does not wait for, so only the first connection does it (WAL
+        // then stays in the file) and the pool's connections never run it.
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
             .synchronous(match settings.synchronous {
                 Synchronous::Full => SqliteSynchronous::Full,
                 Synchronous::Normal => SqliteSynchronous::Normal,
@@ -185,9 +187,13 @@ impl SqliteStore {
         let _opening = lock_file(lock_path.into())
             .await
             .map_err(|e| cannot(format!("cannot lock: {e}")))?;
-        // Every connection is opened now and kept: a connection opened under load
-        // runs its set-up pragmas before its busy timeout protects it, and met
-        // "database is locked" (tests/load.rs found it: ~1 login in 5,000).
+        // The switch to WAL, on one connection, before the pool opens any. A pool
+        // connection that ran it while others wrote met "database is locked"
+        // (tests/load.rs found it: ~1 login in 5,000).
+        let first = SqliteConnection::connect_with(&options.clone().journal_mode(SqliteJournalMode::Wal))
+            .await
+            .map_err(|e| cannot(ops::describe(&e)))?;
+        first.close().await.map_err(|e| cannot(ops::describe(&e)))?;
         let connections = settings.max_connections.max(1);
         let pool = SqlitePoolOptions::new()
             .max_connections(connections)
