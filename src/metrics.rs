@@ -62,26 +62,28 @@ pub(crate) enum FlowEvent {
     Expired,
 }
 
-/// A flow of `module` started, completed or expired; the pending gauge follows
-/// (flows this process started, less those it saw taken or expired).
+/// A flow of `module` started, completed or expired (the pending gauge is the
+/// memory flow store's: [`flows_pending`]).
 pub(crate) fn flow(module: &str, event: FlowEvent) {
     #[cfg(feature = "metrics")]
     {
-        let module = module.to_owned();
         let name = match event {
             FlowEvent::Started => FLOWS_STARTED,
             FlowEvent::Completed => FLOWS_COMPLETED,
             FlowEvent::Expired => FLOWS_EXPIRED,
         };
-        ::metrics::counter!(name, "module" => module.clone()).increment(1);
-        let pending = ::metrics::gauge!(FLOWS_PENDING, "module" => module);
-        match event {
-            FlowEvent::Started => pending.increment(1.0),
-            FlowEvent::Completed | FlowEvent::Expired => pending.decrement(1.0),
-        }
+        ::metrics::counter!(name, "module" => module.to_owned()).increment(1);
     }
     #[cfg(not(feature = "metrics"))]
     let _ = (module, event);
+}
+
+/// A memory flow store now holds `held` pending flows of `module`.
+pub(crate) fn flows_pending(module: &str, held: usize) {
+    #[cfg(feature = "metrics")]
+    ::metrics::gauge!(FLOWS_PENDING, "module" => module.to_owned()).set(held as f64);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (module, held);
 }
 
 /// A one-time value (assertion id, ticket, token id) of `module` seen again and refused.

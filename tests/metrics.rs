@@ -472,3 +472,38 @@ audience = "{audience}"
         1
     );
 }
+
+/// Starts beyond `max_flows_per_client` evict the client's oldest flows, which no
+/// callback ever reports: the pending gauge still equals the flows held.
+#[tokio::test(flavor = "current_thread")]
+async fn the_pending_gauge_follows_evictions() {
+    let _serial = SERIAL.lock().await;
+    let snapshotter = recorder();
+    // What an earlier test left.
+    snapshotter.snapshot();
+    let chain = saml_chain("max_flows_per_client = 2");
+    let mut started = Vec::new();
+    for _ in 0..5 {
+        started.push(start_saml(&chain).await);
+    }
+    let seen = snapshot(snapshotter);
+    let module = [("module", "corp-saml")];
+    assert_eq!(
+        counter(&seen, "authchain_flows_started_total", &module),
+        5,
+        "{seen:#?}"
+    );
+    assert_eq!(gauge(&seen, "authchain_flows_pending", &module), Some(2.0));
+
+    // Held indeed: the callbacks of the three oldest find no flow (SAML then reads
+    // them as IdP-initiated), those of the two newest consume theirs.
+    for (i, flow) in started.iter().enumerate() {
+        chain.login(&flow.callback()).await.unwrap_err();
+        let seen = snapshot(snapshotter);
+        let completed = counter(&seen, "authchain_flows_completed_total", &module);
+        assert_eq!(completed, u64::from(i >= 3), "flow {i}: {seen:#?}");
+        if i == 4 {
+            assert_eq!(gauge(&seen, "authchain_flows_pending", &module), Some(0.0));
+        }
+    }
+}
