@@ -35,6 +35,9 @@ pub const LDAP_OPERATIONS: &str = "authchain_ldap_operations_total";
 pub const LDAP_OPERATION_DURATION: &str = "authchain_ldap_operation_duration_seconds";
 /// `authchain_provider_request_duration_seconds` (histogram; `module`, `purpose`).
 pub const PROVIDER_REQUEST_DURATION: &str = "authchain_provider_request_duration_seconds";
+/// `authchain_sync_lag_seconds` (gauge; `source`): since when the synchronised
+/// accounts may be behind the directory (`Synchronizer::record_lag`).
+pub const SYNC_LAG: &str = "authchain_sync_lag_seconds";
 
 /// One finished login of a chain.
 pub(crate) fn login(module: &str, outcome: &'static str, took: Duration) {
@@ -137,4 +140,10 @@ pub(crate) fn provider_request(module: &str, purpose: &'static str, ok: bool, to
     }
     #[cfg(not(feature = "metrics"))]
     let _ = (module, purpose, ok, took);
+}
+
+/// The synchronised accounts of `source` may be `lag` behind the directory.
+#[cfg(all(feature = "sync", feature = "metrics"))]
+pub(crate) fn sync_lag(source: &str, lag: Duration) {
+    ::metrics::gauge!(SYNC_LAG, "source" => source.to_owned()).set(lag.as_secs_f64());
 }

@@ -1,6 +1,8 @@
 //! The metrics of real logins, read back from an installed recorder
 //! (`metrics-util`'s debugging recorder, standing in for a Prometheus exporter).
 
+#[path = "sync/harness.rs"]
+mod harness;
 #[path = "common/peer.rs"]
 mod peer;
 #[path = "ldap/slapd.rs"]
@@ -506,4 +508,49 @@ async fn the_pending_gauge_follows_evictions() {
             assert_eq!(gauge(&seen, "authchain_flows_pending", &module), Some(0.0));
         }
     }
+}
+
+/// A synchroniser following a real slapd: the lag gauge reads 0 once it is live,
+/// and grows after the directory crashed.
+#[tokio::test(flavor = "current_thread")]
+async fn sync_lag_is_recorded() {
+    let _serial = SERIAL.lock().await;
+    let snapshotter = recorder();
+    // What an earlier test left.
+    snapshotter.snapshot();
+    // Its own server: this test kills it.
+    let slapd = slapd::Slapd::start();
+    let (store, _path) = harness::store().await;
+    let synchronizer = harness::synchronizer(
+        &slapd,
+        &store,
+        harness::scope(),
+        authchain::sync::SyncMode::Persist,
+    );
+    let lag_of = || {
+        let seen = snapshot(snapshotter);
+        gauge(
+            &seen,
+            "authchain_sync_lag_seconds",
+            &[("source", harness::SOURCE)],
+        )
+    };
+    let recording = tokio::spawn(synchronizer.record_lag(Duration::from_millis(20)));
+    let mut running = harness::start(synchronizer);
+    running.live().await;
+    harness::eventually("a lag of 0 while live", || async {
+        lag_of().filter(|lag| *lag == 0.0)
+    })
+    .await;
+    slapd.kill();
+    running
+        .wait_for("the lost directory", |s| s.last_error.is_some())
+        .await;
+    harness::eventually("a lag growing while the directory is away", || async {
+        lag_of().filter(|lag| *lag > 0.0)
+    })
+    .await;
+    running.stop().await;
+    // The recording ends with the synchroniser.
+    recording.await.expect("the lag recording");
 }
