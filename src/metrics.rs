@@ -35,6 +35,9 @@ pub const LDAP_OPERATIONS: &str = "authchain_ldap_operations_total";
 pub const LDAP_OPERATION_DURATION: &str = "authchain_ldap_operation_duration_seconds";
 /// `authchain_provider_request_duration_seconds` (histogram; `module`, `purpose`).
 pub const PROVIDER_REQUEST_DURATION: &str = "authchain_provider_request_duration_seconds";
+/// `authchain_sync_lag_seconds` (gauge; `source`): since when the synchronised
+/// accounts may be behind the directory (`Synchronizer::record_lag`).
+pub const SYNC_LAG: &str = "authchain_sync_lag_seconds";
 
 /// One finished login of a chain.
 pub(crate) fn login(module: &str, outcome: &'static str, took: Duration) {
@@ -62,26 +65,28 @@ pub(crate) enum FlowEvent {
     Expired,
 }
 
-/// A flow of `module` started, completed or expired; the pending gauge follows
-/// (flows this process started, less those it saw taken or expired).
+/// A flow of `module` started, completed or expired (the pending gauge is the
+/// memory flow store's: [`flows_pending`]).
 pub(crate) fn flow(module: &str, event: FlowEvent) {
     #[cfg(feature = "metrics")]
     {
-        let module = module.to_owned();
         let name = match event {
             FlowEvent::Started => FLOWS_STARTED,
             FlowEvent::Completed => FLOWS_COMPLETED,
             FlowEvent::Expired => FLOWS_EXPIRED,
         };
-        ::metrics::counter!(name, "module" => module.clone()).increment(1);
-        let pending = ::metrics::gauge!(FLOWS_PENDING, "module" => module);
-        match event {
-            FlowEvent::Started => pending.increment(1.0),
-            FlowEvent::Completed | FlowEvent::Expired => pending.decrement(1.0),
-        }
+        ::metrics::counter!(name, "module" => module.to_owned()).increment(1);
     }
     #[cfg(not(feature = "metrics"))]
     let _ = (module, event);
+}
+
+/// A memory flow store now holds `held` pending flows of `module`.
+pub(crate) fn flows_pending(module: &str, held: usize) {
+    #[cfg(feature = "metrics")]
+    ::metrics::gauge!(FLOWS_PENDING, "module" => module.to_owned()).set(held as f64);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (module, held);
 }
 
 /// A one-time value (assertion id, ticket, token id) of `module` seen again and refused.
@@ -135,4 +140,10 @@ pub(crate) fn provider_request(module: &str, purpose: &'static str, ok: bool, to
     }
     #[cfg(not(feature = "metrics"))]
     let _ = (module, purpose, ok, took);
+}
+
+/// The synchronised accounts of `source` may be `lag` behind the directory.
+#[cfg(all(feature = "sync", feature = "metrics"))]
+pub(crate) fn sync_lag(source: &str, lag: Duration) {
+    ::metrics::gauge!(SYNC_LAG, "source" => source.to_owned()).set(lag.as_secs_f64());
 }

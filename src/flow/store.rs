@@ -166,6 +166,9 @@ struct Slots {
     used: LinkedHashMap<String, SystemTime>,
     /// Each client's pending states, oldest first (at most `max_per_client`).
     by_client: HashMap<IpAddr, VecDeque<String>>,
+    /// Pending flows by module, as the `authchain_flows_pending` gauge reports
+    /// them (evicted and purged flows included, which the flow machinery never sees).
+    by_module: HashMap<String, usize>,
 }
 
 impl Slots {
@@ -173,8 +176,28 @@ impl Slots {
         self.pending.len() + self.used.len()
     }
 
-    /// Forgets a pending flow in its client's list.
-    fn unlist(&mut self, flow: &PendingFlow) {
+    fn add_pending(&mut self, flow: Box<PendingFlow>) {
+        match self.by_module.get_mut(&flow.module) {
+            Some(held) => *held += 1,
+            None => {
+                self.by_module.insert(flow.module.clone(), 1);
+            }
+        }
+        crate::metrics::flows_pending(&flow.module, self.by_module[&flow.module]);
+        self.pending.insert(flow.state.clone(), flow);
+    }
+
+    /// Counts a flow no longer pending (taken, expired or evicted).
+    fn count_gone(&mut self, flow: &PendingFlow) {
+        if let Some(held) = self.by_module.get_mut(&flow.module) {
+            *held = held.saturating_sub(1);
+            crate::metrics::flows_pending(&flow.module, *held);
+        }
+    }
+
+    /// Forgets a pending flow in its client's list and in the counts.
+    fn forget(&mut self, flow: &PendingFlow) {
+        self.count_gone(flow);
         let Some(client) = flow.client.map(crate::net::client_bucket) else {
             return;
         };
@@ -188,7 +211,7 @@ impl Slots {
 
     fn remove_pending(&mut self, state: &str) -> Option<Box<PendingFlow>> {
         let flow = self.pending.remove(state)?;
-        self.unlist(&flow);
+        self.forget(&flow);
         Some(flow)
     }
 
@@ -208,7 +231,7 @@ impl Slots {
             .is_some_and(|(_, flow)| flow.expires_at <= now)
         {
             if let Some((_, flow)) = self.pending.pop_front() {
-                self.unlist(&flow);
+                self.forget(&flow);
             }
         }
     }
@@ -220,7 +243,7 @@ impl Slots {
                 continue;
             }
             match self.pending.pop_front() {
-                Some((_, flow)) => self.unlist(&flow),
+                Some((_, flow)) => self.forget(&flow),
                 None => break,
             }
         }
@@ -291,12 +314,13 @@ impl FlowStore for MemoryFlowStore {
                 .then(|| states.pop_front())
                 .flatten();
             states.push_back(flow.state.clone());
-            if let Some(oldest) = oldest {
-                slots.pending.remove(&oldest);
+            if let Some(evicted) = oldest.and_then(|oldest| slots.pending.remove(&oldest)) {
+                // Already out of its client's list.
+                slots.count_gone(&evicted);
             }
         }
         slots.evict_for_one(self.max);
-        slots.pending.insert(flow.state.clone(), Box::new(flow));
+        slots.add_pending(Box::new(flow));
         Ok(())
     }
 

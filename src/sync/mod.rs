@@ -35,6 +35,8 @@
 
 mod change;
 mod config;
+#[cfg(feature = "metrics")]
+mod lag;
 pub(crate) mod ldap;
 mod source;
 mod target;
