@@ -454,7 +454,11 @@ pub(crate) async fn list_accounts(
 
 /// `UserStore::unlink`: the account's links to `provider` and the roles mapped
 /// from it (they go with their source row, `ON DELETE CASCADE`).
-pub(crate) async fn unlink(conn: &mut PgConnection, id: &AccountId, provider: &str) -> Result<usize, StoreError> {
+pub(crate) async fn unlink(
+    conn: &mut PgConnection,
+    id: &AccountId,
+    provider: &str,
+) -> Result<usize, StoreError> {
     let id = existing(conn, id).await?;
     let removed = sqlx::query("DELETE FROM account_links WHERE account_id = $1 AND provider = $2")
         .bind(id)

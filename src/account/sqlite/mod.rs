@@ -35,8 +35,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use sqlx::{Connection, SqliteConnection, SqlitePool};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, SqliteConnection, SqlitePool};
 
 use super::{
     Account, AttemptStore, DEFAULT_MAX_CONNECTIONS, FailureCount, HashLimits, KeyId, LoginUpdate,
