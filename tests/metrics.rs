@@ -554,3 +554,60 @@ async fn sync_lag_is_recorded() {
     // The recording ends with the synchroniser.
     recording.await.expect("the lag recording");
 }
+
+/// Requests to an identity provider are counted by purpose and result and timed:
+/// an OIDC start whose discovery meets a closed port counts one failed discovery.
+#[tokio::test(flavor = "current_thread")]
+async fn provider_requests_are_counted_by_purpose_and_result() {
+    let _serial = SERIAL.lock().await;
+    let snapshotter = recorder();
+    snapshotter.snapshot();
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    let config = Config::from_toml(
+        r#"
+chain = ["sso"]
+[modules.sso]
+type = "oidc"
+issuer = "http://127.0.0.1:1"
+client_id = "app"
+client_secret = "s"
+redirect_uri = "http://127.0.0.1:3000/auth/callback/sso"
+http_timeout = "PT2S"
+"#,
+    )
+    .expect("config");
+    let chain = config
+        .build(Stores::new(Arc::new(MemoryUserStore::new())))
+        .expect("chain");
+    let start = AuthRequest::new(peer())
+        .with_credentials(Credentials::Start(StartLogin::new()))
+        .select("sso");
+    let result = chain.login(&start).await;
+    assert!(
+        matches!(result, Err(AuthError::Unavailable { ref module, .. }) if module == "sso"),
+        "{result:?}"
+    );
+    let figures = snapshot(snapshotter);
+    let failed = [("module", "sso"), ("purpose", "discovery"), ("result", "error")];
+    assert!(
+        counter(&figures, "authchain_provider_requests_total", &failed) >= 1,
+        "{figures:?}"
+    );
+    assert_eq!(
+        counter(
+            &figures,
+            "authchain_provider_requests_total",
+            &[("module", "sso"), ("purpose", "discovery"), ("result", "ok")]
+        ),
+        0
+    );
+    let timed = figures.get(&(
+        "histogram".to_owned(),
+        "authchain_provider_request_duration_seconds".to_owned(),
+        labels(&[("module", "sso"), ("purpose", "discovery")]),
+    ));
+    assert!(
+        matches!(timed, Some(DebugValue::Histogram(values)) if !values.is_empty()),
+        "{timed:?}"
+    );
+}
