@@ -91,7 +91,9 @@ fn apply(table: &mut toml::Table, name: &str, value: &str) -> Result<(), ConfigE
     if value.len() > MAX_VALUE_BYTES {
         return Err(invalid(format!("value longer than {MAX_VALUE_BYTES} bytes")));
     }
-    let (last, parents) = segments.split_last().expect("at least one segment");
+    let Some((last, parents)) = segments.split_last() else {
+        return Err(invalid("no key after the prefix".into()));
+    };
     let mut current = table;
     for segment in parents {
         let key = existing_key(current, segment);

@@ -32,8 +32,7 @@ pub fn check_config(path: &Path, json: bool) -> Result<(), String> {
             })).collect::<Vec<_>>(),
         });
         println!("{report}");
-    } else if errors.is_empty() {
-        let config = config.as_ref().expect("no errors: parsed");
+    } else if let (true, Some(config)) = (errors.is_empty(), config.as_ref()) {
         println!("{}: ok", path.display());
         println!("  store {}", store_text(config.store()));
         for id in config.module_ids() {
