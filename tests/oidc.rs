@@ -12,6 +12,12 @@ mod issuer;
 use common::state::peer;
 #[path = "oidc/provider.rs"]
 mod provider;
+// private_key_jwt and client_secret_jwt at the real provider.
+#[path = "oidc/client_auth.rs"]
+mod client_auth;
+// The provider presets of docs/modules/oidc.md (Entra ID, Okta, Keycloak, Google).
+#[path = "oidc/presets.rs"]
+mod presets;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -1257,7 +1263,7 @@ fn configuration_is_checked_and_names_the_key() {
             "extra_auth_params.state",
         ),
         (
-            "token_endpoint_auth_method = \"private_key_jwt\"",
+            "token_endpoint_auth_method = \"tls_client_auth\"",
             "token_endpoint_auth_method",
         ),
         ("unknown_key = 1", "unknown_key"),

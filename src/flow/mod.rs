@@ -31,6 +31,8 @@ pub(crate) mod http;
 #[cfg(any(feature = "oidc", feature = "oauth2", feature = "signed-header"))]
 pub(crate) mod json;
 #[cfg(any(feature = "oidc", feature = "oauth2"))]
+pub(crate) mod client_auth;
+#[cfg(any(feature = "oidc", feature = "oauth2"))]
 pub(crate) mod oauth;
 pub mod replay;
 mod return_to;
@@ -45,6 +47,8 @@ pub use cookie::{CookieAttributes, FlowCookie, SameSite, flow_cookie_name};
     feature = "signed-header"
 ))]
 pub use http::{HttpError, HttpSettings};
+#[cfg(any(feature = "oidc", feature = "oauth2"))]
+pub use client_auth::{DEFAULT_ASSERTION_LIFETIME, MAX_ASSERTION_LIFETIME, MIN_JWT_SECRET_BYTES};
 #[cfg(any(feature = "oidc", feature = "oauth2"))]
 pub use oauth::{OAuthClientSettings, OAuthError};
 pub use replay::{MemoryReplayCache, ReplayCache, ReplayError};
@@ -65,6 +69,12 @@ pub enum ClientAuthMethod {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// A JWT assertion signed with HS256 under the client secret (OpenID Connect
+    /// Core §9, RFC 7523).
+    ClientSecretJwt,
+    /// A JWT assertion signed (RS256 or ES256) with the client's private key
+    /// (`client_private_key`; OpenID Connect Core §9, RFC 7523).
+    PrivateKeyJwt,
     /// A public client: `client_id` only, PKCE protects the code.
     None,
 }

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use tracing::warn;
 
 use super::ClientAuthMethod;
+use super::client_auth::{self, ClientKey, Signer};
 use super::http::{HttpClient, Purpose};
 use crate::audit::AUDIT_TARGET;
 use crate::error::RequestError;
@@ -71,6 +72,13 @@ pub enum OAuthError {
     /// Userinfo answered an error status or a body that is not a JSON object.
     #[error("userinfo answered HTTP {0}")]
     UserinfoStatus(u16),
+    /// The token says the user's groups did not fit into it (Entra ID's groups
+    /// overage: `_claim_names` or `hasgroups`), and no fallback gave them.
+    #[error("the token's groups did not fit into it (groups overage)")]
+    GroupsOverage,
+    /// A claim of `required_claims` is missing or holds a value not allowed.
+    #[error("claim `{0}` is missing or holds a value that is not allowed")]
+    ClaimNotAllowed(String),
 }
 
 /// The OAuth2 client registered at the provider, one field group shared by the
@@ -85,13 +93,32 @@ pub struct OAuthClientSettings {
     pub client_id: ClientId,
     /// `client_secret`: `"inline"`, `{ env = "NAME" }` or `{ file = "path" }`,
     /// resolved when the module is built (default none: a public client, PKCE only).
-    /// Required by `client_secret_basic` and `client_secret_post`; never empty.
+    /// Required by `client_secret_basic`, `client_secret_post` and
+    /// `client_secret_jwt` (at least [`MIN_JWT_SECRET_BYTES`](super::MIN_JWT_SECRET_BYTES)
+    /// bytes there); never empty.
     #[serde(default)]
     pub client_secret: Option<SecretSource>,
-    /// `token_endpoint_auth_method`: `client_secret_basic`, `client_secret_post` or
-    /// `none` (default `client_secret_basic` with a secret, `none` without).
+    /// `token_endpoint_auth_method`: `client_secret_basic`, `client_secret_post`,
+    /// `client_secret_jwt`, `private_key_jwt` or `none` (default `private_key_jwt`
+    /// with a private key, `client_secret_basic` with a secret, `none` without either).
     #[serde(default)]
     pub token_endpoint_auth_method: Option<ClientAuthMethod>,
+    /// `client_private_key`: the PEM private key `private_key_jwt` signs with (PKCS#8
+    /// RSA of 2048 bits or more, signing RS256, or P-256, signing ES256; or PKCS#1
+    /// RSA), a secret source like `client_secret` (default none).
+    #[serde(default)]
+    pub client_private_key: Option<SecretSource>,
+    /// `client_key_id`: the `kid` of the client assertions and of the public JWKS
+    /// (default: the key's RFC 7638 thumbprint).
+    #[serde(default)]
+    pub client_key_id: Option<String>,
+    /// `client_assertion_lifetime`: how long a client assertion is valid (ISO 8601,
+    /// default `PT60S`, at most `PT10M`).
+    #[serde(
+        default = "default_assertion_lifetime",
+        deserialize_with = "crate::iso8601::duration"
+    )]
+    pub client_assertion_lifetime: std::time::Duration,
     /// `redirect_uri` (required): the callback URL registered at the provider; its
     /// path and scheme give the flow cookie's `Path` and `Secure`.
     pub redirect_uri: ProviderUrl,
@@ -113,6 +140,9 @@ impl OAuthClientSettings {
             client_id,
             client_secret: None,
             token_endpoint_auth_method: None,
+            client_private_key: None,
+            client_key_id: None,
+            client_assertion_lifetime: client_auth::DEFAULT_ASSERTION_LIFETIME,
             redirect_uri,
             extra_auth_params: BTreeMap::new(),
         }
@@ -135,27 +165,85 @@ impl OAuthClientSettings {
             .as_ref()
             .map(|source| source.resolve("client_secret"))
             .transpose()?;
-        let method = self.token_endpoint_auth_method.unwrap_or(match secret {
-            Some(_) => ClientAuthMethod::ClientSecretBasic,
-            None => ClientAuthMethod::None,
-        });
+        let private_key = self
+            .client_private_key
+            .as_ref()
+            .map(|source| source.resolve("client_private_key"))
+            .transpose()?;
+        let method = self
+            .token_endpoint_auth_method
+            .unwrap_or(match (&private_key, &secret) {
+                (Some(_), _) => ClientAuthMethod::PrivateKeyJwt,
+                (None, Some(_)) => ClientAuthMethod::ClientSecretBasic,
+                (None, None) => ClientAuthMethod::None,
+            });
         match (&secret, method) {
             (Some(secret), _) if secret.is_empty() => {
                 return Err(ConfigError::invalid("client_secret", "must not be empty"));
             }
-            (None, ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost) => {
+            (
+                None,
+                ClientAuthMethod::ClientSecretBasic
+                | ClientAuthMethod::ClientSecretPost
+                | ClientAuthMethod::ClientSecretJwt,
+            ) => {
                 return Err(ConfigError::invalid(
                     "client_secret",
                     "is required by the token endpoint auth method",
                 ));
             }
+            (Some(secret), ClientAuthMethod::ClientSecretJwt)
+                if secret.len() < client_auth::MIN_JWT_SECRET_BYTES =>
+            {
+                return Err(ConfigError::invalid(
+                    "client_secret",
+                    format!(
+                        "`client_secret_jwt` (HS256) needs a secret of at least {} bytes (RFC 7518 §3.2)",
+                        client_auth::MIN_JWT_SECRET_BYTES
+                    ),
+                ));
+            }
             _ => {}
+        }
+        let key = match (private_key, method) {
+            (Some(pem), ClientAuthMethod::PrivateKeyJwt) => {
+                Some(ClientKey::from_pem(&pem, self.client_key_id.as_deref())?)
+            }
+            (None, ClientAuthMethod::PrivateKeyJwt) => {
+                return Err(ConfigError::invalid(
+                    "client_private_key",
+                    "is required by `private_key_jwt`",
+                ));
+            }
+            (Some(_), _) => {
+                return Err(ConfigError::invalid(
+                    "client_private_key",
+                    "is used only by `token_endpoint_auth_method = \"private_key_jwt\"`",
+                ));
+            }
+            (None, _) => None,
+        };
+        if self.client_key_id.is_some() && key.is_none() {
+            return Err(ConfigError::invalid(
+                "client_key_id",
+                "is used only with `client_private_key`",
+            ));
+        }
+        if self.client_assertion_lifetime.is_zero()
+            || self.client_assertion_lifetime > client_auth::MAX_ASSERTION_LIFETIME
+        {
+            return Err(ConfigError::invalid(
+                "client_assertion_lifetime",
+                "must be between one second and PT10M",
+            ));
         }
         check_extra_params("extra_auth_params", &self.extra_auth_params)?;
         Ok(Client {
             id: self.client_id.as_str().to_owned(),
             secret,
             method,
+            key,
+            assertion_lifetime: self.client_assertion_lifetime,
             redirect_uri: self.redirect_uri.as_str().to_owned(),
             extra_params: self
                 .extra_auth_params
@@ -172,9 +260,24 @@ pub(crate) struct Client {
     pub(crate) id: String,
     pub(crate) secret: Option<SecretString>,
     pub(crate) method: ClientAuthMethod,
+    /// The private key of `private_key_jwt`.
+    pub(crate) key: Option<ClientKey>,
+    pub(crate) assertion_lifetime: std::time::Duration,
     pub(crate) redirect_uri: String,
     /// The configured extra authorization parameters, checked.
     pub(crate) extra_params: Vec<(String, String)>,
+}
+
+impl Client {
+    /// The public JWKS (JSON text) of the `private_key_jwt` key; `None` with any
+    /// other method.
+    pub(crate) fn public_jwks(&self) -> Option<String> {
+        self.key.as_ref().map(ClientKey::public_jwks)
+    }
+}
+
+fn default_assertion_lifetime() -> std::time::Duration {
+    client_auth::DEFAULT_ASSERTION_LIFETIME
 }
 
 /// Authorization-request parameters the modules set themselves (from the flow, the
@@ -340,11 +443,30 @@ pub(crate) async fn exchange_code(
         ("code_verifier", verifier),
     ];
     let mut basic = None;
-    match (client.method, &client.secret) {
-        (ClientAuthMethod::ClientSecretBasic, Some(secret)) => {
+    let signer = match (client.method, &client.secret, &client.key) {
+        (ClientAuthMethod::ClientSecretJwt, Some(secret), _) => Some(Signer::Secret(secret)),
+        (ClientAuthMethod::PrivateKeyJwt, _, Some(key)) => Some(Signer::Key(key)),
+        _ => None,
+    };
+    let assertion = match signer {
+        Some(signer) => Some(
+            client_auth::assertion(signer, &client.id, token_endpoint, client.assertion_lifetime)
+                .ok_or_else(|| {
+                    AuthError::Misconfigured(format!("module `{module}`: the client assertion could not be signed"))
+                })?,
+        ),
+        None => None,
+    };
+    match (client.method, &client.secret, &assertion) {
+        (_, _, Some(assertion)) => {
+            form.push(("client_id", &client.id));
+            form.push(("client_assertion_type", client_auth::ASSERTION_TYPE));
+            form.push(("client_assertion", assertion));
+        }
+        (ClientAuthMethod::ClientSecretBasic, Some(secret), None) => {
             basic = Some((client.id.as_str(), secret.expose()))
         }
-        (ClientAuthMethod::ClientSecretPost, Some(secret)) => {
+        (ClientAuthMethod::ClientSecretPost, Some(secret), None) => {
             form.push(("client_id", &client.id));
             form.push(("client_secret", secret.expose()));
         }

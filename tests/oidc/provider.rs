@@ -13,6 +13,13 @@ pub const REDIRECT_URI: &str = "http://127.0.0.1/callback";
 pub const CONFIDENTIAL_CLIENT: &str = "authchain-confidential";
 pub const CONFIDENTIAL_SECRET: &str = "confidential-secret";
 pub const PUBLIC_CLIENT: &str = "authchain-public";
+/// `private_key_jwt` clients (keys in tests/oidc/keys) and the `client_secret_jwt` one.
+pub const PKJWT_RS256_CLIENT: &str = "authchain-pkjwt-rs256";
+pub const PKJWT_ES256_CLIENT: &str = "authchain-pkjwt-es256";
+pub const SECRET_JWT_CLIENT: &str = "authchain-secret-jwt";
+pub const SECRET_JWT_SECRET: &str = "secret-jwt-secret-of-at-least-32-bytes";
+/// The tenant of the second (Entra-style) provider, at `<issuer>/<TENANT>/v2.0`.
+pub const TENANT: &str = "3f2d0c6e-5b1a-4c1e-9d7a-1b2c3d4e5f60";
 
 pub struct Provider {
     _peer: Peer,
@@ -34,6 +41,11 @@ impl Provider {
     pub fn shared() -> &'static Provider {
         static SHARED: OnceLock<Provider> = OnceLock::new();
         SHARED.get_or_init(Provider::start)
+    }
+
+    /// The issuer of the Entra-style tenant provider on the same port.
+    pub fn tenant_issuer(&self) -> String {
+        format!("{}/{TENANT}/v2.0", self.issuer)
     }
 
     /// Rotates the provider's signing key; answers the new kid.

@@ -98,6 +98,14 @@ impl OAuth2Module {
         })
     }
 
+    /// The client's public JWKS (`{"keys": [..]}`, JSON text) for
+    /// `private_key_jwt`: the public part of `client_private_key` with its `kid`,
+    /// `use` and `alg`, for the host to serve where the provider fetches the client's
+    /// keys (its registered `jwks_uri`). `None` with any other auth method.
+    pub fn client_jwks(&self) -> Option<String> {
+        self.client.public_jwks()
+    }
+
     /// HTTP requests sent to the provider so far, by purpose.
     pub fn requests(&self) -> ProviderRequests {
         self.http.requests()

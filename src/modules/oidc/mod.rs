@@ -35,7 +35,7 @@ use tracing::{debug, warn};
 
 pub use crate::jose::Algorithm;
 pub use id_token::{MAX_ID_TOKEN_BYTES, TokenError};
-pub use settings::OidcSettings;
+pub use settings::{GroupsOverage, OidcSettings};
 
 use crate::audit::AUDIT_TARGET;
 use crate::error::RequestError;
@@ -148,6 +148,10 @@ struct ClaimNames {
     email: Option<String>,
     name: Option<String>,
     groups: Option<String>,
+    /// What a groups overage leads to.
+    overage: GroupsOverage,
+    /// Claims that must hold one of these values.
+    required: Vec<(String, Vec<String>)>,
 }
 
 type Cached<T> = RwLock<Option<(Arc<T>, Instant)>>;
@@ -301,6 +305,14 @@ impl OidcModule {
             )),
             _ => None,
         };
+        for (claim, allowed) in &s.required_claims {
+            if claim.is_empty() || allowed.is_empty() || allowed.iter().any(String::is_empty) {
+                return Err(ConfigError::invalid(
+                    format!("required_claims.{claim}"),
+                    "must name a claim and list at least one value, none empty",
+                ));
+            }
+        }
         let mut login = s.login_claims;
         if !login.iter().any(|c| c == "sub") {
             login.push("sub".into());
@@ -329,6 +341,8 @@ impl OidcModule {
                 email: name(s.email_claim),
                 name: name(s.name_claim),
                 groups: name(s.groups_claim),
+                overage: s.groups_overage,
+                required: s.required_claims.into_iter().collect(),
             },
             userinfo: s.userinfo,
             metadata_refresh: s.metadata_refresh,
@@ -341,6 +355,14 @@ impl OidcModule {
             keyless,
             id,
         })
+    }
+
+    /// The client's public JWKS (`{"keys": [..]}`, JSON text) for
+    /// `private_key_jwt`: the public part of `client_private_key` with its `kid`,
+    /// `use` and `alg`, for the host to serve where the provider fetches the client's
+    /// keys (its registered `jwks_uri`). `None` with any other auth method.
+    pub fn client_jwks(&self) -> Option<String> {
+        self.client.public_jwks()
     }
 
     /// HTTP requests sent to the provider so far, by purpose.
@@ -675,6 +697,16 @@ impl OidcModule {
                 .await?;
         }
         let mut identity = self.identity(&claims)?;
+        if let Some(path) = &self.claims.groups
+            && groups_overage(&claims, path)
+        {
+            identity.groups = self
+                .overage_groups(&metadata, access_token.unwrap_or_default(), &claims, path)
+                .await?;
+            if identity.groups.is_empty() {
+                identity.attributes.insert("groups_overage".into(), vec!["true".into()]);
+            }
+        }
         identity.return_to = flow.return_to;
         Ok(Outcome::Authenticated(identity))
     }
@@ -739,7 +771,56 @@ impl OidcModule {
         Ok(())
     }
 
+    /// The groups of a token with a groups overage, as `groups_overage` says: refused,
+    /// read from userinfo, or none (marked).
+    async fn overage_groups(
+        &self,
+        metadata: &Metadata,
+        access_token: &str,
+        claims: &Map<String, Value>,
+        path: &str,
+    ) -> Result<Vec<String>, AuthError> {
+        let refused = || AuthError::rejected(self.id.clone(), OAuthError::GroupsOverage);
+        match self.claims.overage {
+            GroupsOverage::Reject => {
+                warn!(target: AUDIT_TARGET, module = %self.id, "groups overage: the token's groups did not fit; refused");
+                Err(refused())
+            }
+            GroupsOverage::NoGroups => {
+                warn!(target: AUDIT_TARGET, module = %self.id, "groups overage: login accepted without groups (groups_overage = \"no_groups\")");
+                Ok(Vec::new())
+            }
+            // With `userinfo` on, its claims are merged already and had no groups.
+            GroupsOverage::Userinfo if self.userinfo => Err(refused()),
+            GroupsOverage::Userinfo => {
+                // Only `sub`, which userinfo must repeat: the answer alone is read.
+                let mut answer = Map::new();
+                if let Some(sub) = claims.get("sub") {
+                    answer.insert("sub".into(), sub.clone());
+                }
+                self.merge_userinfo(metadata, access_token, &mut answer).await?;
+                if groups_overage(&answer, path) || json::lookup(&answer, path).is_none() {
+                    warn!(target: AUDIT_TARGET, module = %self.id, "groups overage: userinfo has no groups either; refused");
+                    return Err(refused());
+                }
+                Ok(json::groups_at(&answer, path))
+            }
+        }
+    }
+
     fn identity(&self, claims: &Map<String, Value>) -> Result<Identity, AuthError> {
+        for (path, allowed) in &self.claims.required {
+            let ok = json::lookup(claims, path)
+                .and_then(Value::as_str)
+                .is_some_and(|value| allowed.iter().any(|a| a == value));
+            if !ok {
+                warn!(target: AUDIT_TARGET, module = %self.id, claim = %path, "a required claim is missing or not allowed");
+                return Err(AuthError::rejected(
+                    self.id.clone(),
+                    OAuthError::ClaimNotAllowed(path.clone()),
+                ));
+            }
+        }
         let subject = json::text_at(claims, "sub")
             .ok_or_else(|| AuthError::rejected(self.id.clone(), OAuthError::NoSubject))?;
         let login = self
@@ -765,6 +846,20 @@ impl OidcModule {
         }
         Ok(identity)
     }
+}
+
+/// Whether `claims` say the groups at `path` did not fit (Entra ID's groups overage):
+/// no groups claim, and `hasgroups: true` or `_claim_names` naming the claim.
+fn groups_overage(claims: &Map<String, Value>, path: &str) -> bool {
+    if json::lookup(claims, path).is_some() {
+        return false;
+    }
+    let top = path.split('.').next().unwrap_or(path);
+    claims.get("hasgroups") == Some(&Value::Bool(true))
+        || claims
+            .get("_claim_names")
+            .and_then(Value::as_object)
+            .is_some_and(|names| names.contains_key(path) || names.contains_key(top))
 }
 
 /// The discovery member a parse error is about: its path (`jwks_uri`,

@@ -2,6 +2,7 @@
 //! deserializes into and what [`OidcModule::new`](super::OidcModule::new) is built
 //! from. Every key is described in `docs/modules/oidc.md`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -92,6 +93,16 @@ pub struct OidcSettings {
     /// (`realm_access.roles`; default `groups`; `""`: no groups).
     #[serde(default = "default_groups_claim")]
     pub groups_claim: String,
+    /// `groups_overage`: what a token that says its groups did not fit (Entra ID's
+    /// groups overage: `_claim_names` naming the groups claim, or `hasgroups: true`,
+    /// and no groups claim) leads to (default [`GroupsOverage::Reject`]).
+    #[serde(default)]
+    pub groups_overage: GroupsOverage,
+    /// `required_claims`: claims (names or dotted paths) that must hold one of the
+    /// listed strings (`{ hd = ["example.org"] }`: a Google Workspace domain);
+    /// default none.
+    #[serde(default)]
+    pub required_claims: BTreeMap<String, Vec<String>>,
     /// `userinfo`: call the userinfo endpoint at each login and merge its claims
     /// (default `false`).
     #[serde(default)]
@@ -148,6 +159,8 @@ impl OidcSettings {
             email_claim: default_email_claim(),
             name_claim: default_name_claim(),
             groups_claim: default_groups_claim(),
+            groups_overage: GroupsOverage::default(),
+            required_claims: BTreeMap::new(),
             userinfo: false,
             metadata_refresh: DEFAULT_METADATA_REFRESH,
             jwks_min_refetch_interval: DEFAULT_JWKS_MIN_REFETCH,
@@ -156,6 +169,24 @@ impl OidcSettings {
             http: HttpSettings::default(),
         }
     }
+}
+
+/// What a token whose groups did not fit (a groups overage) leads to. The groups are
+/// never silently taken as "none".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum GroupsOverage {
+    /// Refuse the login: `Rejected` with [`OAuthError::GroupsOverage`](crate::flow::OAuthError::GroupsOverage).
+    #[default]
+    Reject,
+    /// Read the groups claim from the userinfo endpoint (+1 HTTP request for such
+    /// logins only); refused as above when it has none either.
+    Userinfo,
+    /// Accept the login with no groups (so only `default_for_unmapped` roles apply),
+    /// logged as a warning and marked with the identity attribute
+    /// `groups_overage = ["true"]`.
+    NoGroups,
 }
 
 impl ModuleSettingsType for OidcSettings {
