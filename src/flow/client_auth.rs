@@ -75,7 +75,9 @@ impl ClientKey {
                     &SystemRandom::new(),
                 )
                 .map(PrivateKey::P256)
-                .map_err(|_| invalid("is neither an RSA key of 2048 bits or more nor a P-256 key (PKCS#8)"))?,
+                .map_err(|_| {
+                    invalid("is neither an RSA key of 2048 bits or more nor a P-256 key (PKCS#8)")
+                })?,
             },
             "RSA PRIVATE KEY" => RsaKeyPair::from_der(&der)
                 .map(PrivateKey::Rsa)
@@ -140,7 +142,10 @@ impl ClientKey {
             PrivateKey::P256(pair) => {
                 // Uncompressed point: 0x04 || x (32 bytes) || y (32 bytes).
                 let point = pair.public_key().as_ref();
-                let (x, y) = point.get(1..).unwrap_or_default().split_at(point.len().saturating_sub(1) / 2);
+                let (x, y) = point
+                    .get(1..)
+                    .unwrap_or_default()
+                    .split_at(point.len().saturating_sub(1) / 2);
                 json!({
                     "crv": "P-256",
                     "kty": "EC",
@@ -190,7 +195,10 @@ pub(crate) fn assertion(
 ) -> Option<String> {
     let mut jti = [0u8; 16];
     SystemRandom::new().fill(&mut jti).ok()?;
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
     let header = match signer {
         Signer::Key(key) => json!({ "alg": key.alg(), "typ": "JWT", "kid": key.kid }),
         Signer::Secret(_) => json!({ "alg": "HS256", "typ": "JWT" }),
@@ -285,11 +293,21 @@ mod tests {
             claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
             60
         );
-        let again = assertion(Signer::Secret(&secret), "client-1", "https://op.test/token", DEFAULT_ASSERTION_LIFETIME)
-            .expect("assertion");
+        let again = assertion(
+            Signer::Secret(&secret),
+            "client-1",
+            "https://op.test/token",
+            DEFAULT_ASSERTION_LIFETIME,
+        )
+        .expect("assertion");
         assert_ne!(jwt, again, "a fresh jti each time");
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.expose().as_bytes());
         let (input, sig) = jwt.rsplit_once('.').unwrap();
-        ring::hmac::verify(&key, input.as_bytes(), &Base64UrlUnpadded::decode_vec(sig).unwrap()).expect("HS256");
+        ring::hmac::verify(
+            &key,
+            input.as_bytes(),
+            &Base64UrlUnpadded::decode_vec(sig).unwrap(),
+        )
+        .expect("HS256");
     }
 }

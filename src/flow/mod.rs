@@ -20,6 +20,8 @@ use sha2::{Digest, Sha256};
 
 use crate::{AuthError, StartLogin};
 
+#[cfg(any(feature = "oidc", feature = "oauth2"))]
+pub(crate) mod client_auth;
 mod cookie;
 #[cfg(any(
     feature = "oidc",
@@ -31,14 +33,14 @@ pub(crate) mod http;
 #[cfg(any(feature = "oidc", feature = "oauth2", feature = "signed-header"))]
 pub(crate) mod json;
 #[cfg(any(feature = "oidc", feature = "oauth2"))]
-pub(crate) mod client_auth;
-#[cfg(any(feature = "oidc", feature = "oauth2"))]
 pub(crate) mod oauth;
 pub mod replay;
 mod return_to;
 mod settings;
 mod store;
 
+#[cfg(any(feature = "oidc", feature = "oauth2"))]
+pub use client_auth::{DEFAULT_ASSERTION_LIFETIME, MAX_ASSERTION_LIFETIME, MIN_JWT_SECRET_BYTES};
 pub use cookie::{CookieAttributes, FlowCookie, SameSite, flow_cookie_name};
 #[cfg(any(
     feature = "oidc",
@@ -47,8 +49,6 @@ pub use cookie::{CookieAttributes, FlowCookie, SameSite, flow_cookie_name};
     feature = "signed-header"
 ))]
 pub use http::{HttpError, HttpSettings};
-#[cfg(any(feature = "oidc", feature = "oauth2"))]
-pub use client_auth::{DEFAULT_ASSERTION_LIFETIME, MAX_ASSERTION_LIFETIME, MIN_JWT_SECRET_BYTES};
 #[cfg(any(feature = "oidc", feature = "oauth2"))]
 pub use oauth::{OAuthClientSettings, OAuthError};
 pub use replay::{MemoryReplayCache, ReplayCache, ReplayError};

@@ -452,7 +452,9 @@ pub(crate) async fn exchange_code(
         Some(signer) => Some(
             client_auth::assertion(signer, &client.id, token_endpoint, client.assertion_lifetime)
                 .ok_or_else(|| {
-                    AuthError::Misconfigured(format!("module `{module}`: the client assertion could not be signed"))
+                    AuthError::Misconfigured(format!(
+                        "module `{module}`: the client assertion could not be signed"
+                    ))
                 })?,
         ),
         None => None,

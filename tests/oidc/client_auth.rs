@@ -52,11 +52,18 @@ async fn private_key_jwt_rs256_and_es256_log_in_where_the_provider_requires_them
         let settings = key_client(provider, client_id, key, kid);
         let module = oidc(settings.clone());
         // The JWKS the host serves: the public key only, with kid, use and alg.
-        let jwks: serde_json::Value = serde_json::from_str(&module.client_jwks().expect("a JWKS")).expect("JSON");
+        let jwks: serde_json::Value =
+            serde_json::from_str(&module.client_jwks().expect("a JWKS")).expect("JSON");
         let jwk = &jwks["keys"][0];
         assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(1));
-        assert_eq!((jwk["kty"].as_str(), jwk["use"].as_str()), (Some(kty), Some("sig")));
-        assert!(jwk.get("d").is_none() && jwk.get("p").is_none(), "no private part: {jwk}");
+        assert_eq!(
+            (jwk["kty"].as_str(), jwk["use"].as_str()),
+            (Some(kty), Some("sig"))
+        );
+        assert!(
+            jwk.get("d").is_none() && jwk.get("p").is_none(),
+            "no private part: {jwk}"
+        );
         if let Some(kid) = kid {
             assert_eq!(jwk["kid"], kid);
         } else {
@@ -84,7 +91,10 @@ async fn a_wrong_client_key_is_refused_by_the_provider() {
         let err = login_as_alice(key_client(provider, client_id, key, kid))
             .await
             .unwrap_err();
-        assert!(matches!(err, AuthError::Misconfigured(_)), "{client_id} {key}: {err:?}");
+        assert!(
+            matches!(err, AuthError::Misconfigured(_)),
+            "{client_id} {key}: {err:?}"
+        );
     }
 }
 
@@ -94,9 +104,12 @@ async fn client_secret_jwt_logs_in_and_a_wrong_secret_or_method_is_refused() {
     let p = principal(login_as_alice(secret_jwt_client(provider, SECRET_JWT_SECRET)).await);
     assert_eq!(p.login, "alice");
 
-    let wrong = login_as_alice(secret_jwt_client(provider, "another-secret-of-at-least-32-bytes!"))
-        .await
-        .unwrap_err();
+    let wrong = login_as_alice(secret_jwt_client(
+        provider,
+        "another-secret-of-at-least-32-bytes!",
+    ))
+    .await
+    .unwrap_err();
     assert!(matches!(wrong, AuthError::Misconfigured(_)), "{wrong:?}");
 
     // The right secret by another method: the provider requires client_secret_jwt.
@@ -117,7 +130,11 @@ async fn oauth2_module_authenticates_with_private_key_jwt() {
         s.login_paths = vec!["preferred_username".into()];
     });
     let module = Arc::new(OAuth2Module::new("gitlike", oauth).expect("module"));
-    assert!(module.client_jwks().is_some_and(|jwks| jwks.contains("\"crv\":\"P-256\"")));
+    assert!(
+        module
+            .client_jwks()
+            .is_some_and(|jwks| jwks.contains("\"crv\":\"P-256\""))
+    );
     let store = Arc::new(MemoryUserStore::new());
     let chain = AuthChain::builder(store)
         .shared_module(module.clone(), settings(Provisioning::Create))
@@ -130,7 +147,11 @@ async fn oauth2_module_authenticates_with_private_key_jwt() {
     let params = Browser::new()
         .login(&redirect.location, "bob", "bob-password")
         .await;
-    let p = principal(chain.login(&callback_request(params, redirect.flow_cookie_value())).await);
+    let p = principal(
+        chain
+            .login(&callback_request(params, redirect.flow_cookie_value()))
+            .await,
+    );
     assert_eq!(p.login, "bob");
 }
 
@@ -146,21 +167,32 @@ fn jwt_client_authentication_settings_are_checked_and_name_the_key() {
         "{base}\nclient_private_key = {{ file = {key:?} }}\nclient_key_id = \"k1\"\nclient_assertion_lifetime = \"PT30S\""
     ))
     .expect("private_key_jwt is the default with a key");
-    assert!(ok.client_jwks().is_some_and(|j| j.contains("\"kid\":\"k1\"") && j.contains("RS256")));
+    assert!(
+        ok.client_jwks()
+            .is_some_and(|j| j.contains("\"kid\":\"k1\"") && j.contains("RS256"))
+    );
     oidc_from_toml(&format!(
         "{base}\ntoken_endpoint_auth_method = \"client_secret_jwt\"\nclient_secret = \"{}\"",
         "x".repeat(32)
     ))
     .expect("client_secret_jwt");
     for (extra, key) in [
-        ("token_endpoint_auth_method = \"private_key_jwt\"", "client_private_key"),
+        (
+            "token_endpoint_auth_method = \"private_key_jwt\"",
+            "client_private_key",
+        ),
         (
             "token_endpoint_auth_method = \"client_secret_jwt\"\nclient_secret = \"short\"",
             "client_secret",
         ),
-        ("token_endpoint_auth_method = \"client_secret_jwt\"", "client_secret"),
         (
-            &format!("client_private_key = {{ file = {key:?} }}\ntoken_endpoint_auth_method = \"client_secret_post\"\nclient_secret = \"s\""),
+            "token_endpoint_auth_method = \"client_secret_jwt\"",
+            "client_secret",
+        ),
+        (
+            &format!(
+                "client_private_key = {{ file = {key:?} }}\ntoken_endpoint_auth_method = \"client_secret_post\"\nclient_secret = \"s\""
+            ),
             "client_private_key",
         ),
         ("client_private_key = \"not a PEM key\"", "client_private_key"),

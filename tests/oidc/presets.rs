@@ -58,7 +58,10 @@ async fn entra_id_tenant_issuer_gives_group_ids_and_the_tenant() {
     assert_eq!(p.login, "ada@contoso.example");
     assert_eq!(
         p.identity.groups,
-        ["6f1f9a3c-0e7d-4d38-9a51-2b8e4c7d1a01", "a2c4e6f8-1b3d-4f5a-8c7e-9d0b1a2c3e4f"]
+        [
+            "6f1f9a3c-0e7d-4d38-9a51-2b8e4c7d1a01",
+            "a2c4e6f8-1b3d-4f5a-8c7e-9d0b1a2c3e4f"
+        ]
     );
     assert_eq!(p.identity.attributes.get("tid"), Some(&vec![TENANT.to_owned()]));
     assert_eq!(
@@ -146,7 +149,10 @@ async fn keycloak_realm_roles_by_nested_claim_path() {
     let realm = preset(&provider.issuer, "groups_claim = \"realm_access.roles\"");
     let p = principal(login(realm, "kc-kim").await);
     assert_eq!(p.identity.groups, ["offline_access", "app-admin"]);
-    let client = preset(&provider.issuer, "groups_claim = \"resource_access.intranet.roles\"");
+    let client = preset(
+        &provider.issuer,
+        "groups_claim = \"resource_access.intranet.roles\"",
+    );
     let p = principal(login(client, "kc-kim").await);
     assert_eq!(p.identity.groups, ["editor"]);
 }

@@ -703,8 +703,10 @@ impl OidcModule {
             identity.groups = self
                 .overage_groups(&metadata, access_token.unwrap_or_default(), &claims, path)
                 .await?;
-            if identity.groups.is_empty() {
-                identity.attributes.insert("groups_overage".into(), vec!["true".into()]);
+            if self.claims.overage == GroupsOverage::NoGroups {
+                identity
+                    .attributes
+                    .insert("groups_overage".into(), vec!["true".into()]);
             }
         }
         identity.return_to = flow.return_to;
