@@ -232,7 +232,8 @@ fn pem_block(text: &str) -> Option<(&str, Vec<u8>)> {
     let rest = &text[start + "-----BEGIN ".len()..];
     let (label, rest) = rest.split_once("-----")?;
     let end = rest.find(&format!("-----END {label}-----"))?;
-    let body: String = rest[..end].chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let body: zeroize::Zeroizing<String> =
+        zeroize::Zeroizing::new(rest[..end].chars().filter(|c| !c.is_ascii_whitespace()).collect());
     let der = Base64::decode_vec(&body).ok()?;
     Some((label, der))
 }

@@ -140,19 +140,12 @@ async fn oauth2_module_authenticates_with_private_key_jwt() {
         .shared_module(module.clone(), settings(Provisioning::Create))
         .build()
         .expect("chain");
-    let redirect = match chain.login(&start_request("gitlike", None)).await {
-        Ok(LoginResult::Redirect(r)) => r,
-        other => panic!("{other:?}"),
-    };
+    let redirect = redirect_of(&chain, &start_request("gitlike", None)).await;
     let params = Browser::new()
         .login(&redirect.location, "bob", "bob-password")
         .await;
-    let p = principal(
-        chain
-            .login(&callback_request(params, redirect.flow_cookie_value()))
-            .await,
-    );
-    assert_eq!(p.login, "bob");
+    let request = callback_request(params, redirect.flow_cookie_value());
+    assert_eq!(principal(chain.login(&request).await).login, "bob");
 }
 
 #[test]
