@@ -78,6 +78,52 @@ async fn private_key_jwt_rs256_and_es256_log_in_where_the_provider_requires_them
 }
 
 #[tokio::test]
+async fn the_provider_verifies_with_the_jwks_the_host_serves() {
+    let provider = Provider::shared();
+    // The host serves its module's client_jwks() (the module's client id does not
+    // change the JWKS: the client registered below gets its id from the provider).
+    let jwks = oidc(key_client(provider, "draft", "client-rsa.pem", None))
+        .client_jwks()
+        .expect("a JWKS");
+    let app = axum::Router::new().route(
+        "/client-jwks",
+        axum::routing::get(move || {
+            let jwks = jwks.clone();
+            async move { ([("content-type", "application/jwk-set+json")], jwks) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let jwks_uri = format!("http://{}/client-jwks", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let registered: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/reg", provider.issuer))
+        .json(&json!({
+            "redirect_uris": [REDIRECT_URI],
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "token_endpoint_auth_signing_alg": "RS256",
+            "jwks_uri": jwks_uri,
+        }))
+        .send()
+        .await
+        .expect("registration")
+        .json()
+        .await
+        .expect("registration answer");
+    let client_id = registered["client_id"].as_str().expect("a client id");
+    let p = principal(login_as_alice(key_client(provider, client_id, "client-rsa.pem", None)).await);
+    assert_eq!(p.login, "alice");
+    // Another key under that client id: the served JWKS does not hold it.
+    let err = login_as_alice(key_client(provider, client_id, "client-rsa-other.pem", None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AuthError::Misconfigured(_)), "{err:?}");
+}
+
+#[tokio::test]
 async fn a_wrong_client_key_is_refused_by_the_provider() {
     let provider = Provider::shared();
     for (client_id, key, kid) in [

@@ -29,6 +29,7 @@
 // tenant issuer), serves the same clients and users under that path.
 // Interaction: GET /interaction/<uid> shows a form; POST /interaction/<uid>/login
 // with username/password grants login and consent at once (a wrong password answers 401).
+// Dynamic client registration is open (POST /reg, no initial access token).
 // Admin: POST /__rotate generates a new RS256 signing key (new kid); the old key is
 // no longer published. GET /__kid answers the current kid.
 // An odd provider on purpose: it also publishes a secp256k1 key and advertises
@@ -172,7 +173,8 @@ function makeProvider(issuer, prefix = '') {
       groups: ['groups', 'hasgroups'],
       roles: ['realm_access', 'resource_access'],
     },
-    features: { devInteractions: { enabled: false } },
+    // Open dynamic registration (POST /reg): the tests register clients whose jwks_uri they serve.
+    features: { devInteractions: { enabled: false }, registration: { enabled: true } },
     interactions: { url: (ctx, interaction) => `${prefix}/interaction/${interaction.uid}` },
     async findAccount(ctx, id) {
       const user = USERS[id];
