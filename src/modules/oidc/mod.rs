@@ -851,13 +851,14 @@ impl OidcModule {
 }
 
 /// Whether `claims` say the groups at `path` did not fit (Entra ID's groups overage):
-/// no groups claim, and `hasgroups: true` or `_claim_names` naming the claim.
+/// no groups claim, and `_claim_names` naming the claim, or (for the `groups` claim)
+/// `hasgroups: true`.
 fn groups_overage(claims: &Map<String, Value>, path: &str) -> bool {
     if json::lookup(claims, path).is_some() {
         return false;
     }
     let top = path.split('.').next().unwrap_or(path);
-    claims.get("hasgroups") == Some(&Value::Bool(true))
+    (top == "groups" && claims.get("hasgroups") == Some(&Value::Bool(true)))
         || claims
             .get("_claim_names")
             .and_then(Value::as_object)
@@ -882,3 +883,37 @@ fn discovery_member(err: &serde_path_to_error::Error<serde_json::Error>) -> Stri
 }
 
 redirect_authenticator!(OidcModule);
+
+#[cfg(test)]
+mod tests {
+    use super::groups_overage;
+    use serde_json::{Map, Value, json};
+
+    fn map(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn a_groups_overage_is_seen_only_where_the_groups_are_missing() {
+        let names = json!({"_claim_names": {"groups": "src1"}, "_claim_sources": {"src1": {}}});
+        assert!(groups_overage(&map(names.clone()), "groups"));
+        assert!(groups_overage(&map(json!({"hasgroups": true})), "groups"));
+        assert!(!groups_overage(&map(json!({"hasgroups": false})), "groups"));
+        assert!(!groups_overage(&map(json!({"hasgroups": "true"})), "groups"));
+        // The groups are there after all (userinfo merged them in).
+        let mut present = map(names.clone());
+        present.insert("groups".into(), json!(["g"]));
+        assert!(!groups_overage(&present, "groups"));
+        // Another claim: `hasgroups` is about groups only; `_claim_names` by name.
+        assert!(!groups_overage(&map(json!({"hasgroups": true})), "roles"));
+        assert!(!groups_overage(&map(names), "roles"));
+        assert!(groups_overage(
+            &map(json!({"_claim_names": {"roles": "src1"}})),
+            "roles"
+        ));
+        assert!(!groups_overage(&Map::new(), "groups"));
+    }
+}
