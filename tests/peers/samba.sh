@@ -18,7 +18,7 @@
 # without another user slipping in.
 #
 # `start` provisions a fresh domain into DIR (realm EXAMPLE.TEST, NetBIOS domain EXAMPLE,
-# host dc1), writes a CA and a server certificate (SAN IP:127.0.0.1, DNS:localhost,
+# host dc1; copied from a template provisioned and seeded once, see copy_template), writes a CA and a server certificate (SAN IP:127.0.0.1, DNS:localhost,
 # DNS:<hostname>, DNS:dc1.example.test) plus an unrelated "wrong" CA, relaxes the password
 # policy, seeds the fixture below, starts samba (-M single) and prints KEY=VALUE lines:
 #
@@ -51,6 +51,7 @@ ADMIN_PW='Passw0rd!Adm'
 SERVICE_PW=service-password
 LOCK=${SAMBA_LOCK:-/tmp/authchain-samba.lock}
 LOCK_WAIT=${SAMBA_LOCK_WAIT:-600}
+TEMPLATE_ROOT=${SAMBA_TEMPLATE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)/target/peers}
 
 # shellcheck source=tests/peers/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -118,7 +119,7 @@ EOF
   mv "$conf.new" "$conf"
 }
 
-tool() { samba-tool "$@" -s "$CONF" >>"$DIR/seed.log" 2>&1 || die "samba-tool $1 $2 failed: $(tail -5 "$DIR/seed.log")"; }
+tool() { samba-tool "$@" -s "$CONF" >>"$LOG" 2>&1 || die "samba-tool $1 $2 failed: $(tail -5 "$LOG")"; }
 
 seed() {
   tool domain passwordsettings set --complexity=off --min-pwd-age=0 --max-pwd-age=0 \
@@ -139,6 +140,33 @@ seed() {
     --history-length=0 --min-pwd-age=0 --max-pwd-age=0 --account-lockout-threshold=2 \
     --account-lockout-duration=600 --reset-account-lockout-after=600
   tool domain passwordsettings pso apply frank-lockout frank
+}
+
+# Provisioning and seeding take 20-40 s on a busy machine, so they are done once into
+# a template (target/peers/samba-template-<hash of this script>, rebuilt when the script
+# changes), under the machine lock; each start copies it (only etc/smb.conf names the
+# directory). Every DC from one template has the same objectGUIDs.
+copy_template() {
+  local dir=$1 key tmpl
+  key=$(sha256sum "$0" | cut -c1-12)
+  tmpl=$TEMPLATE_ROOT/samba-template-$key
+  if [ ! -s "$tmpl/etc/smb.conf" ]; then
+    rm -rf "$TEMPLATE_ROOT"/samba-template-*
+    mkdir -p "$tmpl.tmp"
+    : >"$tmpl.tmp/empty.conf"
+    LOG=$tmpl.tmp/provision.log
+    samba-tool domain provision -s "$tmpl.tmp/empty.conf" --targetdir="$tmpl.tmp" --realm=$REALM \
+      --domain=$DOMAIN --server-role=dc --dns-backend=NONE --adminpass="$ADMIN_PW" --use-rfc2307 \
+      --host-name=$HOST --host-ip=127.0.0.1 >"$LOG" 2>&1 \
+      || die "provisioning failed: $(tail -20 "$LOG")"
+    CONF=$tmpl.tmp/etc/smb.conf
+    seed
+    sed -i "s#$tmpl.tmp#$tmpl#g" "$CONF"
+    mv "$tmpl.tmp" "$tmpl"
+  fi
+  cp -a "$tmpl/." "$dir/"
+  sed -i "s#$tmpl#$dir#g" "$dir/etc/smb.conf"
+  LOG=$dir/seed.log
 }
 
 # Starts samba from DIR, waits until LDAP answers, prints its PID.
@@ -165,7 +193,7 @@ run_samba() {
 live_seed() {
   # dave: accountExpires in the past (1 Jan 2020, in 100 ns units since 1601).
   ldapmodify -x -H ldap://127.0.0.1 -D "CN=Administrator,$USERS_DN" -w "$ADMIN_PW" \
-    >>"$DIR/seed.log" 2>&1 <<EOF || die "expiring dave failed: $(tail -5 "$DIR/seed.log")"
+    >>"$LOG" 2>&1 <<EOF || die "expiring dave failed: $(tail -5 "$LOG")"
 dn: CN=dave,$USERS_DN
 changetype: modify
 replace: accountExpires
@@ -211,15 +239,10 @@ start() {
   echo $! >"$DIR/lock-holder.pid"
   exec 9>&-
   trap '[ $? = 0 ] || stop "$DIR"' EXIT
-  : >"$DIR/empty.conf"
-  samba-tool domain provision -s "$DIR/empty.conf" --targetdir="$DIR" --realm=$REALM \
-    --domain=$DOMAIN --server-role=dc --dns-backend=NONE --adminpass="$ADMIN_PW" --use-rfc2307 \
-    --host-name=$HOST --host-ip=127.0.0.1 >"$DIR/provision.log" 2>&1 \
-    || die "provisioning failed: $(tail -20 "$DIR/provision.log")"
+  copy_template "$DIR"
   CONF=$DIR/etc/smb.conf
   write_certs "$DIR"
   edit_conf "$DIR"
-  seed
   local pid
   pid=$(run_samba "$DIR")
   live_seed
