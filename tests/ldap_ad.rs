@@ -116,6 +116,19 @@ async fn upn_bind_gives_the_object_guid_as_subject_in_text_form() {
     let bob = login(&module, BOB, &password(BOB)).await.unwrap();
     assert_ne!(bob.subject, alice.subject);
     assert_eq!(groups(&bob), BTreeSet::from([ENGINEERS]));
+
+    // Users who type their whole UPN: bound as typed, found by userPrincipalName.
+    let mut s = ad_settings(&dc.ldap_url);
+    s.bind_format = Some("%s".into());
+    s.user_search_filter = "(userPrincipalName=%s)".into();
+    let typed = LdapModule::new(ID, s).unwrap();
+    let by_upn = login(&typed, &samba::upn(ALICE), &password(ALICE)).await.unwrap();
+    assert_eq!(by_upn.subject, alice.subject);
+    assert_eq!(by_upn.login, ALICE);
+    assert!(matches!(
+        login(&typed, &samba::upn(ALICE), "wrong").await,
+        Err(AuthError::InvalidCredentials)
+    ));
 }
 
 #[tokio::test]

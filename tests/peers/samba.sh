@@ -60,38 +60,6 @@ die() { echo "samba.sh: $*" >&2; exit 1; }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-write_certs() {
-  local dir=$1 name
-  name=$(hostname)
-  cat >"$dir/openssl.cnf" <<EOF
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost, DNS:$name, DNS:$HOST.${REALM,,}
-authorityKeyIdentifier = keyid
-subjectKeyIdentifier = hash
-EOF
-  local rsa=(-newkey rsa:2048 -nodes)
-  for ca in ca wrong-ca; do
-    openssl req -x509 "${rsa[@]}" -config "$dir/openssl.cnf" -extensions ca -days 7 \
-      -subj "/CN=authchain test AD $ca" -keyout "$dir/$ca.key" -out "$dir/$ca.crt" 2>/dev/null
-  done
-  openssl req -new "${rsa[@]}" -config "$dir/openssl.cnf" -subj "/CN=localhost" \
-    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
-  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
-    -days 7 -extfile "$dir/openssl.cnf" -extensions server -out "$dir/server.crt" 2>/dev/null
-  chmod 600 "$dir"/*.key
-}
 
 # Edits [global] of the provisioned smb.conf (provision's --option is silently dropped).
 edit_conf() {
@@ -241,7 +209,7 @@ start() {
   trap '[ $? = 0 ] || stop "$DIR"' EXIT
   copy_template "$DIR"
   CONF=$DIR/etc/smb.conf
-  write_certs "$DIR"
+  write_certs "$DIR" "IP:127.0.0.1, DNS:localhost, DNS:$(hostname), DNS:$HOST.${REALM,,}"
   edit_conf "$DIR"
   local pid
   pid=$(run_samba "$DIR")
@@ -280,14 +248,7 @@ stop() {
 }
 
 kill_hard() {
-  local dir=${1:?usage: samba.sh kill DIR} pid
-  [ -s "$dir/run/samba.pid" ] || return 0
-  pid=$(cat "$dir/run/samba.pid")
-  kill -9 "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.05
-  done
+  kill_hard_pid "${1:?usage: samba.sh kill DIR}/run/samba.pid"
 }
 
 resume() {
