@@ -60,7 +60,6 @@ die() { echo "samba.sh: $*" >&2; exit 1; }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-
 # Edits [global] of the provisioned smb.conf (provision's --option is silently dropped).
 edit_conf() {
   local dir=$1 conf=$1/etc/smb.conf
@@ -111,12 +110,13 @@ seed() {
 }
 
 # Provisioning and seeding take 20-40 s on a busy machine, so they are done once into
-# a template (target/peers/samba-template-<hash of this script>, rebuilt when the script
-# changes), under the machine lock; each start copies it (only etc/smb.conf names the
+# a template (target/peers/samba-template-<hash of the code and values that make it>,
+# rebuilt when they change), under the machine lock; each start copies it (only etc/smb.conf names the
 # directory). Every DC from one template has the same objectGUIDs.
 copy_template() {
   local dir=$1 key tmpl
-  key=$(sha256sum "$0" | cut -c1-12)
+  key=$( (declare -f seed copy_template tool; echo "$REALM $DOMAIN $HOST $ADMIN_PW $SERVICE_PW") \
+    | sha256sum | cut -c1-12)
   tmpl=$TEMPLATE_ROOT/samba-template-$key
   if [ ! -s "$tmpl/etc/smb.conf" ]; then
     rm -rf "$TEMPLATE_ROOT"/samba-template-*
