@@ -384,3 +384,23 @@ async fn search_references_from_the_domain_root_are_not_chased() {
     };
     assert!(is_guid_text(&principal.identity.subject));
 }
+
+#[test]
+fn a_second_dc_waits_for_the_machine_lock() {
+    let _dc = Samba::shared();
+    // The shared DC holds the lock: another start waits (here 1 s), then gives up
+    // without touching the running DC.
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("samba-second-{}", std::process::id()));
+    let out = std::process::Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/samba.sh"))
+        .arg("start")
+        .arg(&dir)
+        .env("SAMBA_LOCK_WAIT", "1")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("another DC holds"), "{stderr}");
+}
