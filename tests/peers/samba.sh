@@ -17,10 +17,11 @@
 # for statics). `halt`/`kill`/`resume` keep the lock, so a test can restart its DC
 # without another user slipping in.
 #
-# `start` provisions a fresh domain into DIR (realm EXAMPLE.TEST, NetBIOS domain EXAMPLE,
-# host dc1; copied from a template provisioned and seeded once, see copy_template), writes a CA and a server certificate (SAN IP:127.0.0.1, DNS:localhost,
-# DNS:<hostname>, DNS:dc1.example.test) plus an unrelated "wrong" CA, relaxes the password
-# policy, seeds the fixture below, starts samba (-M single) and prints KEY=VALUE lines:
+# `start` puts a fresh domain into DIR (realm EXAMPLE.TEST, NetBIOS domain EXAMPLE, host
+# dc1, relaxed password policy, the fixture below; copied from a template provisioned and
+# seeded once, see copy_template), writes a CA and a server certificate (SAN
+# IP:127.0.0.1, DNS:localhost, DNS:<hostname>, DNS:dc1.example.test) plus an unrelated
+# "wrong" CA, starts samba (-M single) and prints KEY=VALUE lines:
 #
 #   AD_LDAP_URL AD_LDAPS_URL AD_CA_FILE AD_WRONG_CA_FILE AD_BASE_DN AD_USERS_DN
 #   AD_REALM AD_DOMAIN AD_UPN_SUFFIX AD_HOSTNAME AD_ADMIN_DN AD_ADMIN_UPN AD_ADMIN_PASSWORD
@@ -202,7 +203,7 @@ start() {
   nohup bash -c "while $watch && [ -d '$DIR' ]; do sleep 0.3; done
     if [ -s '$DIR/run/samba.pid' ]; then p=\$(cat '$DIR/run/samba.pid'); kill \$p 2>/dev/null
       for _ in \$(seq 1 100); do kill -0 \$p 2>/dev/null || break; sleep 0.05; done
-      kill -9 \$p 2>/dev/null; fi
+      kill -0 \$p 2>/dev/null && kill -9 \$p; fi
     [ -n '$owner' ] && rm -rf '$DIR'" >/dev/null 2>&1 </dev/null &
   echo $! >"$DIR/lock-holder.pid"
   exec 9>&-
