@@ -23,8 +23,8 @@ use authchain::{
     Outcome, SecretSource, StoreError,
 };
 use samba::{
-    ALICE, BASE_DN, BOB, DISABLED, DOMAIN, ENGINEERS, EXPIRED, LOCKED, MUST_CHANGE, STAFF, Samba, UPN_SUFFIX,
-    password,
+    ALICE, BASE_DN, BOB, DISABLED, DOMAIN, ENGINEERS, EXPIRED, LOCKED, LOGON_HOURS, MUST_CHANGE, STAFF,
+    Samba, UPN_SUFFIX, password,
 };
 
 const ID: &str = "corp-ad";
@@ -238,6 +238,7 @@ async fn ad_sub_codes_are_distinct_outcomes_and_never_counted_as_wrong_passwords
         (EXPIRED, AccountRestriction::Expired),
         (MUST_CHANGE, AccountRestriction::PasswordMustChange),
         (LOCKED, AccountRestriction::LockedOut),
+        (LOGON_HOURS, AccountRestriction::LogonHours),
     ];
     for module in [direct(dc, &format!("%s@{UPN_SUFFIX}")), search(dc, true)] {
         // The module's own answers.
@@ -248,9 +249,9 @@ async fn ad_sub_codes_are_distinct_outcomes_and_never_counted_as_wrong_passwords
             assert_eq!(err.status_code(), http::StatusCode::FORBIDDEN);
             assert_eq!(err.kind(), "account_restricted");
         }
-        // With a wrong password AD says 52e for a disabled, expired or
-        // must-change account (nothing learned), and 775 for a locked one.
-        for user in [DISABLED, EXPIRED, MUST_CHANGE] {
+        // With a wrong password AD says 52e for a disabled, expired, must-change or
+        // logon-hours account (nothing learned), and 775 for a locked one.
+        for user in [DISABLED, EXPIRED, MUST_CHANGE, LOGON_HOURS] {
             assert!(
                 matches!(
                     login(&module, user, "wrong").await,

@@ -38,6 +38,7 @@
 #   erin    [erin-password]   must change password at next logon (pwdLastSet=0; data 773)
 #   frank   [frank-password]  locked out (a PSO with lockout threshold 2 applies to frank
 #                             alone; two wrong binds lock him: data 775)
+#   gina    [gina-password]   logonHours all zero: no time of the week allowed (data 530)
 #   svc-authchain [service-password]  a plain user for search-then-bind
 #   groups: engineers (members bob and the group staff), staff (member alice) — nested
 # The domain itself has no lockout threshold, so wrong passwords never lock other users.
@@ -93,7 +94,7 @@ seed() {
   tool domain passwordsettings set --complexity=off --min-pwd-age=0 --max-pwd-age=0 \
     --history-length=0 --min-pwd-length=1 --account-lockout-threshold=0
   local u
-  for u in alice bob carol dave erin frank; do
+  for u in alice bob carol dave erin frank gina; do
     tool user add "$u" "$u-password" --use-username-as-cn --given-name="${u^}" --surname=Test \
       --mail-address="$u@${REALM,,}" $([ $u = erin ] && echo --must-change-at-next-login)
   done
@@ -160,13 +161,20 @@ run_samba() {
 
 # Changes made over LDAP as the admin, once the DC runs.
 live_seed() {
-  # dave: accountExpires in the past (1 Jan 2020, in 100 ns units since 1601).
+  # dave: accountExpires in the past (1 Jan 2020, in 100 ns units since 1601); gina:
+  # logonHours all zero (21 bytes), no hour of the week allowed.
   ldapmodify -x -H ldap://127.0.0.1 -D "CN=Administrator,$USERS_DN" -w "$ADMIN_PW" \
-    >>"$LOG" 2>&1 <<EOF || die "expiring dave failed: $(tail -5 "$LOG")"
+    >>"$LOG" 2>&1 <<EOF || die "expiring dave or restricting gina failed: $(tail -5 "$LOG")"
 dn: CN=dave,$USERS_DN
 changetype: modify
 replace: accountExpires
 accountExpires: 132223104000000000
+-
+
+dn: CN=gina,$USERS_DN
+changetype: modify
+replace: logonHours
+logonHours:: AAAAAAAAAAAAAAAAAAAAAAAAAAAA
 EOF
   # frank: two wrong binds reach his PSO's threshold; the third shows the lockout.
   local out
