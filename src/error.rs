@@ -87,6 +87,17 @@ pub enum AuthError {
     /// The account has not signed in for longer than `expire_inactive_after`.
     #[error("account expired after a period of inactivity")]
     AccountExpired,
+    /// The module's directory says the account may not sign in now, whatever the
+    /// password (Active Directory's bind sub-codes: disabled, expired, locked out,
+    /// password expired or to be changed). Like [`AuthError::AccountDisabled`] and
+    /// [`AuthError::AccountExpired`] a 403, and never counted as a wrong password.
+    #[error("module `{module}`: {restriction}")]
+    AccountRestricted {
+        /// The module whose directory answered.
+        module: String,
+        /// What the directory reported.
+        restriction: AccountRestriction,
+    },
     /// The request is malformed (a bad header, an over-long password, an unknown
     /// module selection, ...).
     #[error("invalid request: {0}")]
@@ -143,7 +154,8 @@ impl AuthError {
             AuthError::Forbidden { .. }
             | AuthError::AccessDenied { .. }
             | AuthError::AccountDisabled
-            | AuthError::AccountExpired => StatusCode::FORBIDDEN,
+            | AuthError::AccountExpired
+            | AuthError::AccountRestricted { .. } => StatusCode::FORBIDDEN,
             AuthError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             AuthError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AuthError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
@@ -191,6 +203,7 @@ impl AuthError {
             AuthError::Throttled { .. } => "throttled",
             AuthError::AccountDisabled => "account_disabled",
             AuthError::AccountExpired => "account_expired",
+            AuthError::AccountRestricted { .. } => "account_restricted",
             AuthError::InvalidRequest(_) => "invalid_request",
             AuthError::Misconfigured(_) => "misconfigured",
         }
@@ -203,6 +216,53 @@ impl AuthError {
             StoreError::Conflict(what) => AuthError::Forbidden { reason: what },
             other => AuthError::unavailable("user-store", other),
         }
+    }
+}
+
+/// Why a directory refuses an account's login whatever its password
+/// ([`AuthError::AccountRestricted`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AccountRestriction {
+    /// The account is disabled (Active Directory `data 533`).
+    Disabled,
+    /// The account expired: its `accountExpires` passed (`data 701`).
+    Expired,
+    /// The password expired (`data 532`).
+    PasswordExpired,
+    /// The password must be changed before the next login (`data 773`).
+    PasswordMustChange,
+    /// The account is locked out after too many wrong passwords (`data 775`).
+    LockedOut,
+    /// Logins are not allowed at this time or from this workstation
+    /// (`data 530`, `data 531`).
+    LogonHours,
+}
+
+impl AccountRestriction {
+    /// A short, stable name for audit events (`disabled`, `locked_out`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountRestriction::Disabled => "disabled",
+            AccountRestriction::Expired => "expired",
+            AccountRestriction::PasswordExpired => "password_expired",
+            AccountRestriction::PasswordMustChange => "password_must_change",
+            AccountRestriction::LockedOut => "locked_out",
+            AccountRestriction::LogonHours => "logon_hours",
+        }
+    }
+}
+
+impl fmt::Display for AccountRestriction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AccountRestriction::Disabled => "the directory account is disabled",
+            AccountRestriction::Expired => "the directory account has expired",
+            AccountRestriction::PasswordExpired => "the password has expired",
+            AccountRestriction::PasswordMustChange => "the password must be changed first",
+            AccountRestriction::LockedOut => "the directory account is locked out",
+            AccountRestriction::LogonHours => "logins are not allowed now or from here",
+        })
     }
 }
 

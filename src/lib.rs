@@ -86,7 +86,9 @@ struct Readme;
 
 pub use authenticator::{Authenticator, ModuleKind, Outcome, Redirect};
 pub use chain::{AuthChain, ChainBuilder, LoginResult, ModuleInfo};
-pub use error::{AuthError, ConfigError, ModuleError, OtherError, RequestError, StoreError};
+pub use error::{
+    AccountRestriction, AuthError, ConfigError, ModuleError, OtherError, RequestError, StoreError,
+};
 pub use flow::FlowCookie;
 pub use identity::{AccountId, Identity, Principal};
 pub use request::{

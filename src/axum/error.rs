@@ -87,6 +87,9 @@ pub(crate) fn message(code: &str) -> &'static str {
         "throttled" => "Too many attempts. Please wait a moment and try again.",
         "account_disabled" => "This account is disabled.",
         "account_expired" => "This account has expired.",
+        "account_restricted" => {
+            "This account cannot sign in at the moment. Please contact your administrator."
+        }
         "cross_site" => "The sign-in form was sent from another site and was refused.",
         "not_signed_in" => "Please sign in.",
         "missing_role" => "You do not have access to that page.",

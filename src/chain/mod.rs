@@ -370,10 +370,16 @@ fn slot_is_misconfigured(err: &AuthError) -> bool {
 }
 
 /// Failures that count against the throttle: everything a guesser could cause.
+/// A directory's account restriction (disabled, locked out, ...) is not a wrong
+/// password: the directory enforces it, and counting it would lock the name out
+/// here once it is restored there.
 fn counts_as_failure(err: &AuthError) -> bool {
     !matches!(
         err,
-        AuthError::Unavailable { .. } | AuthError::Misconfigured(_) | AuthError::Throttled { .. }
+        AuthError::Unavailable { .. }
+            | AuthError::Misconfigured(_)
+            | AuthError::Throttled { .. }
+            | AuthError::AccountRestricted { .. }
     )
 }
 

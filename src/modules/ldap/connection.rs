@@ -7,7 +7,7 @@ use tracing::{debug, error, warn};
 use super::pool::{Conn, Pooled};
 use super::{Groups, Inner, LdapError, LdapModule, LdapOperation, Lookup, MAX_GROUPS, UrlFailure, template};
 use crate::audit::AUDIT_TARGET;
-use crate::{AuthError, Identity, SecretString};
+use crate::{AccountRestriction, AuthError, Identity, SecretString};
 
 /// Text for an ldap3 error, without secrets (ldap3 errors never carry the password).
 pub(crate) fn describe(err: &Ldap3Error) -> String {
@@ -21,6 +21,8 @@ pub(crate) fn describe(err: &Ldap3Error) -> String {
 enum Fail {
     /// The directory refused the user's credentials.
     Reject,
+    /// The directory refused the account whatever the password (AD sub-codes).
+    Restricted(AccountRestriction),
     /// The directory failed or answered wrongly: an outage.
     Down(LdapError),
     /// The connection broke (it may have been a stale pooled one: worth one retry).
@@ -55,6 +57,10 @@ impl Inner {
     fn fail_to_error(&self, fail: Fail) -> AuthError {
         match fail {
             Fail::Reject => AuthError::InvalidCredentials,
+            Fail::Restricted(restriction) => AuthError::AccountRestricted {
+                module: self.id.clone(),
+                restriction,
+            },
             Fail::Down(cause) | Fail::Transport(cause) => self.unavailable(cause),
             Fail::Misconfigured(why) => AuthError::Misconfigured(why),
         }
@@ -128,7 +134,9 @@ impl Inner {
                     pools.connector.demote(conn.url);
                     failures.push(UrlFailure::new(pools.connector.urls[conn.url].clone(), cause));
                 }
-                Err(fail @ (Fail::Reject | Fail::Misconfigured(_))) => return Err(fail),
+                Err(fail @ (Fail::Reject | Fail::Restricted(_) | Fail::Misconfigured(_))) => {
+                    return Err(fail);
+                }
             }
         }
         Err(Fail::Down(LdapError::Unreachable(failures)))
@@ -264,6 +272,12 @@ impl Inner {
             .await?;
         match result.rc {
             0 => Ok(()),
+            // Active Directory says why in a sub-code: a disabled, expired or
+            // locked-out account is not a wrong password.
+            49 if let Some(restriction) = super::error::ad_restriction(&result.text) => {
+                debug!(module = %self.id, restriction = restriction.as_str(), "LDAP bind refused: account restricted");
+                Err(Fail::Restricted(restriction))
+            }
             // invalidCredentials, inappropriateAuthentication, invalidDNSyntax,
             // noSuchObject, insufficientAccessRights, constraintViolation (password
             // policy), unwillingToPerform (AD: account restrictions), protocolError.
@@ -295,10 +309,10 @@ impl Inner {
             let mut conn = self.user_conn(fresh).await?;
             match self.user_bind(&mut conn.conn.ldap, name, password).await {
                 Ok(()) => return Ok(conn),
-                Err(Fail::Reject) => {
+                Err(fail @ (Fail::Reject | Fail::Restricted(_))) => {
                     // The connection is fine (now anonymous): keep it.
                     conn.release();
-                    return Err(AuthError::InvalidCredentials);
+                    return Err(self.fail_to_error(fail));
                 }
                 Err(Fail::Transport(_)) if conn.reused && !fresh => fresh = true,
                 Err(fail) => {

@@ -6,6 +6,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::AccountRestriction;
+
 /// The LDAP step an error happened in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -151,9 +153,65 @@ pub enum LdapError {
     EntryNotFound,
 }
 
+/// Most bytes of a bind's diagnostic text read for an Active Directory sub-code.
+const MAX_DIAGNOSTIC_BYTES: usize = 512;
+
+/// The account restriction in an Active Directory bind refusal (result 49), read
+/// from the sub-code in its diagnostic text: `80090308: LdapErr: DSID-0C09041C,
+/// comment: AcceptSecurityContext error, data 533, v4563`. `None` for a wrong
+/// password or an unknown user (`52e`, `525`), an unknown sub-code, and any text
+/// that is not AD's (OpenLDAP's, say): those stay a wrong password.
+pub(crate) fn ad_restriction(text: &str) -> Option<AccountRestriction> {
+    let text = crate::net::truncate(text, MAX_DIAGNOSTIC_BYTES);
+    if !text.contains("AcceptSecurityContext") {
+        return None;
+    }
+    let (_, rest) = text.split_once(", data ")?;
+    let code = rest.split([',', ' ']).next()?;
+    match code.to_ascii_lowercase().as_str() {
+        "530" | "531" => Some(AccountRestriction::LogonHours),
+        "532" => Some(AccountRestriction::PasswordExpired),
+        "533" => Some(AccountRestriction::Disabled),
+        "701" => Some(AccountRestriction::Expired),
+        "773" => Some(AccountRestriction::PasswordMustChange),
+        "775" => Some(AccountRestriction::LockedOut),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ad(code: &str) -> String {
+        format!("80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error, data {code}, v1db1")
+    }
+
+    #[test]
+    fn ad_sub_codes() {
+        use AccountRestriction::*;
+        for (code, expected) in [
+            ("52e", None),
+            ("525", None),
+            ("530", Some(LogonHours)),
+            ("531", Some(LogonHours)),
+            ("532", Some(PasswordExpired)),
+            ("533", Some(Disabled)),
+            ("701", Some(Expired)),
+            ("773", Some(PasswordMustChange)),
+            ("775", Some(LockedOut)),
+            ("999", None),
+            ("", None),
+        ] {
+            assert_eq!(ad_restriction(&ad(code)), expected, "data {code}");
+        }
+        // Not AD's text: a wrong password, whatever it quotes.
+        assert_eq!(ad_restriction("invalid credentials, data 533, x"), None);
+        assert_eq!(ad_restriction(""), None);
+        // The sub-code far beyond the bound is not read.
+        let long = format!("{}{}", "x".repeat(600), ad("533"));
+        assert_eq!(ad_restriction(&long), None);
+    }
 
     #[test]
     fn unreachable_lists_every_url() {

@@ -20,7 +20,9 @@
 //! empty simple bind is an RFC 4513 *unauthenticated* bind that servers accept);
 //! result 49 (and other "you may not bind so" results) is
 //! [`AuthError::InvalidCredentials`], and so is a login matching several entries
-//! in search mode (logged as an error); unreachable servers
+//! in search mode (logged as an error), except that Active Directory's bind
+//! sub-codes for a disabled, expired or locked-out account or a password that must
+//! change are [`AuthError::AccountRestricted`] (never counted by the throttle); unreachable servers
 //! ([`LdapError::Unreachable`], with each URL's failure), timeouts, TLS failures, a
 //! refused service bind ([`LdapError::ServiceBindRefused`]), a missing search base
 //! and other result codes are [`AuthError::Unavailable`] with the [`LdapError`] as
