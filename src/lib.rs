@@ -88,7 +88,7 @@ pub use authenticator::{Authenticator, ModuleKind, Outcome, Redirect};
 pub use chain::{AuthChain, ChainBuilder, LoginResult, ModuleInfo};
 pub use error::{AuthError, ConfigError, ModuleError, OtherError, RequestError, StoreError};
 pub use flow::FlowCookie;
-pub use identity::{AccountId, Identity, Principal};
+pub use identity::{AccountId, Identity, Principal, ProviderSession};
 pub use request::{
     AuthRequest, Credentials, MAX_DOMAIN_HINT_BYTES, MAX_LOGIN_HINT_BYTES, Prompt, StartError, StartLogin,
 };

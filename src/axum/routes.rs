@@ -26,6 +26,10 @@ pub(crate) fn router() -> Router {
         .route("/callback/{module}", get(callback).post(callback))
         .route("/metadata/{module}", get(metadata))
         .route("/logout", post(super::logout::logout))
+        .route(
+            "/backchannel-logout/{module}",
+            post(super::logout::backchannel_logout),
+        )
 }
 
 /// What every route needs: the integration, the session, the request's parts.
@@ -306,7 +310,7 @@ async fn metadata(parts: Parts) -> Response {
 }
 
 /// The `{module}` path segment (the last one).
-fn module_id(parts: &Parts) -> String {
+pub(crate) fn module_id(parts: &Parts) -> String {
     let segment = parts.uri.path().rsplit('/').next().unwrap_or_default();
     percent_decode(segment)
 }
