@@ -129,8 +129,9 @@ struct Inner {
     settings: WebSettings,
     renderer: ErrorRenderer,
     ends: SessionEnds,
-    /// Set by [`WebAuth::mount`], over the session store.
-    index: Option<index::SessionIndex>,
+    /// Set by [`WebAuth::mount`], over the session store (shared with the clones
+    /// taken before it).
+    index: Arc<std::sync::OnceLock<index::SessionIndex>>,
 }
 
 impl WebAuth {
@@ -148,7 +149,7 @@ impl WebAuth {
                 settings,
                 renderer: Arc::new(error::default_renderer),
                 ends: SessionEnds::default(),
-                index: None,
+                index: Arc::default(),
             }),
         }
     }
@@ -190,15 +191,12 @@ impl WebAuth {
     /// `into_make_service_with_connect_info::<SocketAddr>()` (the chain needs the
     /// client's address).
     pub fn mount<S: SessionStore + Clone>(self, router: Router, store: S) -> Router {
-        let mut inner = (*self.inner).clone();
-        inner.index = Some(index::SessionIndex::new(
+        // Mounted twice: the first store keeps the index.
+        let _ = self.inner.index.set(index::SessionIndex::new(
             Arc::new(store.clone()),
-            index_key(inner.settings.session_index_key.as_ref()),
+            index_key(self.inner.settings.session_index_key.as_ref()),
         ));
-        let this = WebAuth {
-            inner: Arc::new(inner),
-        };
-        let settings = &this.inner.settings;
+        let settings = &self.inner.settings;
         let idle = tower_sessions::cookie::time::Duration::seconds(
             i64::try_from(settings.idle_timeout.as_secs()).unwrap_or(i64::MAX),
         );
@@ -217,7 +215,7 @@ impl WebAuth {
         } else {
             router.nest(&settings.prefix, routes)
         };
-        router.layer(Extension(this)).layer(sessions)
+        router.layer(Extension(self)).layer(sessions)
     }
 }
 

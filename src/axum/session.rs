@@ -119,7 +119,7 @@ impl WebAuth {
     /// id and by subject), so that the provider's logout can end it. Saves the
     /// session now: its id is known only once stored.
     async fn index_session(&self, session: &Session, user: &SessionUser) -> Result<(), WebError> {
-        let Some(index) = &self.inner.index else {
+        let Some(index) = self.inner.index.get() else {
             return Ok(());
         };
         if user.provider_session == ProviderSession::default() {
@@ -155,7 +155,7 @@ impl WebAuth {
         subject: Option<&str>,
         session_id: Option<&str>,
     ) -> Result<usize, WebError> {
-        let Some(index) = &self.inner.index else {
+        let Some(index) = self.inner.index.get() else {
             return Err(WebError::Session("the session index needs WebAuth::mount".into()));
         };
         match (session_id, subject) {

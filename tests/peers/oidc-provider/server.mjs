@@ -15,6 +15,8 @@
 //   alice [alice-password]  groups admins, staff   alice@example.org
 //   bob   [bob-password]    group staff            bob@example.org
 //   carol [carol-password]  no group               carol@example.org
+// RP-initiated logout at /session/end (a confirmation form posting to
+// /session/end/confirm); back-channel logout with env OIDC_BACKCHANNEL_LOGOUT_URI.
 // Interaction: GET /interaction/<uid> shows a form; POST /interaction/<uid>/login
 // with username/password grants login and consent at once (a wrong password answers 401).
 // Admin: POST /__rotate generates a new RS256 signing key (new kid); the old key is
@@ -41,6 +43,13 @@ export const REDIRECT_URI = 'http://127.0.0.1/callback';
 const REDIRECT_URIS = [REDIRECT_URI, ...(process.env.OIDC_EXTRA_REDIRECT_URIS ?? '').split(',').filter(Boolean)];
 // Where RP-initiated logout may send the browser back to (env OIDC_POST_LOGOUT_URIS).
 const POST_LOGOUT_URIS = (process.env.OIDC_POST_LOGOUT_URIS ?? '').split(',').filter(Boolean);
+// Back-channel logout (env OIDC_BACKCHANNEL_LOGOUT_URI): the confidential client's
+// backchannel_logout_uri, with backchannel_logout_session_required (its ID tokens
+// then carry `sid`, and so do the logout tokens POSTed there when a session ends).
+const BACKCHANNEL_LOGOUT_URI = process.env.OIDC_BACKCHANNEL_LOGOUT_URI ?? '';
+const backchannel = BACKCHANNEL_LOGOUT_URI
+  ? { backchannel_logout_uri: BACKCHANNEL_LOGOUT_URI, backchannel_logout_session_required: true }
+  : {};
 
 const USERS = {
   alice: { password: 'alice-password', name: 'Alice Liddell', email: 'alice@example.org', groups: ['admins', 'staff'] },
@@ -72,6 +81,7 @@ function makeProvider(issuer) {
         post_logout_redirect_uris: POST_LOGOUT_URIS,
         grant_types: ['authorization_code'],
         response_types: ['code'],
+        ...backchannel,
       },
       {
         client_id: 'authchain-public',
@@ -94,7 +104,7 @@ function makeProvider(issuer) {
       email: ['email', 'email_verified'],
       groups: ['groups'],
     },
-    features: { devInteractions: { enabled: false } },
+    features: { devInteractions: { enabled: false }, backchannelLogout: { enabled: true } },
     interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
     async findAccount(ctx, id) {
       const user = USERS[id];
@@ -116,6 +126,7 @@ function makeProvider(issuer) {
   });
   p.on('server_error', (ctx, err) => console.error('server_error', err));
   p.on('grant.error', (ctx, err) => console.error('grant.error', err.error_description, err.error_detail ?? ''));
+  p.on('backchannel.error', (ctx, err) => console.error('backchannel.error', err.message));
   return p;
 }
 
