@@ -1,6 +1,7 @@
 //! Logout with the identity providers over real HTTP, through the axum integration:
 //! OIDC RP-initiated logout with `id_token_hint` and OIDC back-channel logout
-//! against the real OpenID provider (tests/peers/oidc-provider.sh).
+//! against the real OpenID provider (tests/peers/oidc-provider.sh); SAML single
+//! logout, SP- and IdP-initiated, against the pysaml2 IdP (tests/peers/saml-idp.sh).
 
 #[path = "common/browser.rs"]
 mod browser;
@@ -243,4 +244,416 @@ async fn oidc_logout_sends_id_token_hint_and_back_channel_logout_ends_sessions()
         .expect("post");
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     assert_eq!(me(&site, &mut other).await, StatusCode::OK);
+}
+
+// SAML single logout against the pysaml2 IdP.
+
+struct SamlSite {
+    app: String,
+    idp: String,
+    sp_entity_id: String,
+    web: WebAuth,
+    _idp: peer::Peer,
+}
+
+/// An RSA key pair for the SP (signed LogoutRequests), made with the openssl
+/// command line in the test's own directory.
+fn sp_key_files() -> (String, String) {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("web-logout-sp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (key, cert) = (dir.join("sp.key"), dir.join("sp.crt"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=authchain test SP",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run openssl (needs the openssl command line)");
+    assert!(status.success(), "openssl req failed");
+    (key.display().to_string(), cert.display().to_string())
+}
+
+async fn saml_site() -> SamlSite {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let app = format!("http://{}", listener.local_addr().expect("addr"));
+    let idp = peer::Peer::start("saml-idp", 3, "needs python3 with venv, PyPI and xmlsec1");
+    let (idp_url, idp_metadata) = (idp.var("SAML_IDP_URL"), idp.var("SAML_IDP_METADATA"));
+    let (key, cert) = sp_key_files();
+    let sp_entity_id = format!("{app}/saml");
+    let config = Config::from_toml(&format!(
+        r#"
+chain = ["saml"]
+
+[modules.saml]
+type = "saml"
+sp_entity_id = "{sp_entity_id}"
+acs_url = "{app}/auth/callback/saml"
+idp_metadata_file = "{idp_metadata}"
+sp_key = {{ file = "{key}" }}
+sp_certificate_file = "{cert}"
+provisioning = "create"
+"#
+    ))
+    .expect("config");
+    let stores = StoreConfig::Memory.open().await.expect("stores");
+    let mut settings = WebSettings::default();
+    settings.insecure_http_cookies = true;
+    settings.provider_logout_return = Some(format!("{app}/"));
+    let web = WebAuth::with_settings(Arc::new(config.build(stores).expect("chain")), settings);
+    let routes = Router::new()
+        .route("/me", get(|user: CurrentUser| async move { Json(user) }))
+        .layer(require_login());
+    let router = web.clone().mount(routes, tower_sessions::MemoryStore::default());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .expect("serve")
+    });
+    let metadata = reqwest::get(format!("{app}/auth/metadata/saml"))
+        .await
+        .expect("metadata")
+        .text()
+        .await
+        .expect("metadata");
+    assert!(metadata.contains("SingleLogoutService"), "{metadata}");
+    let registered = reqwest::Client::new()
+        .post(format!("{idp_url}/admin/sp"))
+        .body(metadata)
+        .send()
+        .await
+        .expect("register the SP");
+    assert_eq!(registered.status(), 204);
+    SamlSite {
+        app,
+        idp: idp_url,
+        sp_entity_id,
+        web,
+        _idp: idp,
+    }
+}
+
+fn form_value(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    let end = html[start..].find('"').expect("end") + start;
+    html[start..end]
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&amp;", "&")
+}
+
+async fn saml_sign_in(site: &SamlSite, browser: &mut Browser, user: &str, password: &str) {
+    let start = format!("{}/auth/login/saml", site.app);
+    let response = browser
+        .send(browser.http().get(&start).header("accept", HTML))
+        .await;
+    let at_idp = location(&response, &start);
+    let page = browser
+        .send(browser.http().get(&at_idp))
+        .await
+        .text()
+        .await
+        .expect("form");
+    let key = page
+        .split("name=key value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("key")
+        .to_owned();
+    let posted = browser
+        .send(browser.http().post(format!("{}/sso/login", site.idp)).form(&[
+            ("key", key.as_str()),
+            ("username", user),
+            ("password", password),
+        ]))
+        .await
+        .text()
+        .await
+        .expect("auto-submit form");
+    let action = posted
+        .split("action=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("action")
+        .to_owned();
+    let saml_response = form_value(&posted, "SAMLResponse");
+    let relay_state = form_value(&posted, "RelayState");
+    let response = browser
+        .send(browser.http().post(&action).header("accept", HTML).form(&[
+            ("SAMLResponse", saml_response.as_str()),
+            ("RelayState", relay_state.as_str()),
+        ]))
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let to = location(&response, &action);
+    assert!(!to.contains("error="), "the SAML login failed: {to}");
+}
+
+async fn me_saml(site: &SamlSite, browser: &mut Browser) -> StatusCode {
+    browser
+        .send(
+            browser
+                .http()
+                .get(format!("{}/me", site.app))
+                .header("accept", "application/json"),
+        )
+        .await
+        .status()
+}
+
+async fn slo_log(site: &SamlSite) -> Vec<serde_json::Value> {
+    reqwest::get(format!("{}/slo/log", site.idp))
+        .await
+        .expect("log")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// Where the IdP's `/slo/initiate` sends the browser (not followed).
+async fn idp_initiated(site: &SamlSite, extra: &str) -> String {
+    let url = format!(
+        "{}/slo/initiate?sp={}&user=alice{extra}",
+        site.idp,
+        url::form_urlencoded::byte_serialize(site.sp_entity_id.as_bytes()).collect::<String>()
+    );
+    let response = Browser::new().send(Browser::new().http().get(&url)).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{url}");
+    location(&response, &url)
+}
+
+fn saml_rejection(
+    result: Result<authchain::modules::saml::SingleLogout, authchain::AuthError>,
+) -> authchain::modules::saml::SamlError {
+    match result {
+        Err(authchain::AuthError::Rejected {
+            cause: authchain::ModuleError::Saml(err),
+            ..
+        }) => err,
+        other => panic!("expected a SAML rejection, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn saml_single_logout_both_ways() {
+    use authchain::modules::SamlModule;
+    use authchain::modules::saml::{SamlError, SignedPart, StatusCode as SamlStatus};
+
+    let site = saml_site().await;
+
+    // SP-initiated: the local session ends, a signed LogoutRequest for the login's
+    // NameID and SessionIndex goes to the IdP, its signed LogoutResponse comes back
+    // and is accepted once.
+    let mut browser = Browser::new();
+    saml_sign_in(&site, &mut browser, "alice", "alice-password").await;
+    assert_eq!(me_saml(&site, &mut browser).await, StatusCode::OK);
+    let response = browser
+        .send(
+            browser
+                .http()
+                .post(format!("{}/auth/logout", site.app))
+                .header("accept", HTML)
+                .header("sec-fetch-site", "same-origin"),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let to_idp = location(&response, &site.app);
+    assert!(
+        to_idp.starts_with(&format!("{}/slo/redirect?SAMLRequest=", site.idp)),
+        "{to_idp}"
+    );
+    assert!(
+        to_idp.contains("&SigAlg=") && to_idp.contains("&Signature="),
+        "{to_idp}"
+    );
+    assert_eq!(me_saml(&site, &mut browser).await, StatusCode::UNAUTHORIZED);
+    let response = browser.send(browser.http().get(&to_idp)).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    let back = location(&response, &to_idp);
+    assert!(
+        back.starts_with(&format!("{}/auth/callback/saml?SAMLResponse=", site.app)),
+        "{back}"
+    );
+    let log = slo_log(&site).await;
+    let request = &log[0];
+    assert_eq!(request["kind"], "LogoutRequest");
+    assert_eq!(request["name_id"], "alice");
+    assert_eq!(request["signature"], "ok");
+    assert_eq!(request["session_indexes"].as_array().map(Vec::len), Some(1));
+    let done = browser
+        .send(browser.http().get(&back).header("accept", HTML))
+        .await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&done, &back), format!("{}/", site.app));
+    // The same LogoutResponse again: its pending logout is used up.
+    let saml = site.web.chain().module::<SamlModule>("saml").expect("module");
+    let query = url::Url::parse(&back)
+        .expect("url")
+        .query()
+        .expect("query")
+        .to_owned();
+    let again = saml
+        .single_logout(&query, browser.cookie("authchain_flow_saml"))
+        .await;
+    assert!(
+        matches!(
+            again,
+            Err(authchain::AuthError::Rejected {
+                cause: authchain::ModuleError::Flow(_),
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+
+    // A LogoutResponse whose status is not Success is refused as such.
+    reqwest::Client::new()
+        .post(format!("{}/admin/slo-status", site.idp))
+        .body("urn:oasis:names:tc:SAML:2.0:status:Requester")
+        .send()
+        .await
+        .expect("status");
+    let redirect = saml
+        .logout_request("alice", None, None)
+        .await
+        .expect("request")
+        .expect("the IdP has single logout");
+    let cookie = redirect.flow_cookie.as_ref().expect("flow cookie").set_cookie();
+    let cookie = cookie
+        .split(';')
+        .next()
+        .and_then(|c| c.split_once('='))
+        .map(|(_, v)| v.to_owned());
+    let response = Browser::new()
+        .send(Browser::new().http().get(&redirect.location))
+        .await;
+    let answer = location(&response, &redirect.location);
+    let query = url::Url::parse(&answer)
+        .expect("url")
+        .query()
+        .expect("query")
+        .to_owned();
+    let refused = saml_rejection(saml.single_logout(&query, cookie.as_deref()).await);
+    assert!(
+        matches!(
+            refused,
+            SamlError::Status {
+                code: SamlStatus::Requester,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    reqwest::Client::new()
+        .post(format!("{}/admin/slo-status", site.idp))
+        .body("")
+        .send()
+        .await
+        .expect("status");
+
+    // IdP-initiated: a signed LogoutRequest for alice's SessionIndex ends her
+    // session and is answered with a LogoutResponse (Success) to the IdP.
+    let (mut laptop, mut other) = (Browser::new(), Browser::new());
+    saml_sign_in(&site, &mut laptop, "alice", "alice-password").await;
+    saml_sign_in(&site, &mut other, "bob", "bob-password").await;
+    assert_eq!(me_saml(&site, &mut laptop).await, StatusCode::OK);
+    let at_sp = idp_initiated(&site, "&relay_state=after-logout").await;
+    assert!(
+        at_sp.starts_with(&format!("{}/auth/callback/saml?SAMLRequest=", site.app)),
+        "{at_sp}"
+    );
+    let response = laptop
+        .send(laptop.http().get(&at_sp).header("accept", HTML))
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let answer = location(&response, &at_sp);
+    assert!(
+        answer.starts_with(&format!("{}/slo/redirect?SAMLResponse=", site.idp)),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("RelayState=after-logout") && answer.contains("&Signature="),
+        "{answer}"
+    );
+    let received = laptop.send(laptop.http().get(&answer)).await;
+    assert_eq!(received.status(), StatusCode::OK);
+    let log = slo_log(&site).await;
+    let logged = log.last().expect("a LogoutResponse");
+    assert_eq!(logged["kind"], "LogoutResponse");
+    assert_eq!(logged["status"], "urn:oasis:names:tc:SAML:2.0:status:Success");
+    assert_eq!(logged["signature"], "ok");
+    assert!(logged["in_response_to"].is_string());
+    assert_eq!(me_saml(&site, &mut laptop).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me_saml(&site, &mut other).await, StatusCode::OK);
+    // The same LogoutRequest again is a replay.
+    let query = url::Url::parse(&at_sp)
+        .expect("url")
+        .query()
+        .expect("query")
+        .to_owned();
+    let replayed = saml.single_logout(&query, None).await;
+    assert!(
+        matches!(
+            replayed,
+            Err(authchain::AuthError::Rejected {
+                cause: authchain::ModuleError::Replay(authchain::flow::ReplayError::Replayed),
+                ..
+            })
+        ),
+        "{replayed:?}"
+    );
+
+    // Must-reject: signed with another key, unsigned, tampered with.
+    let rogue = idp_initiated(&site, "&signer=rogue").await;
+    let query = url::Url::parse(&rogue)
+        .expect("url")
+        .query()
+        .expect("query")
+        .to_owned();
+    let err = saml_rejection(saml.single_logout(&query, None).await);
+    assert!(matches!(err, SamlError::Signature(_)), "{err:?}");
+    let unsigned = idp_initiated(&site, "&unsigned=1").await;
+    let query = url::Url::parse(&unsigned)
+        .expect("url")
+        .query()
+        .expect("query")
+        .to_owned();
+    let err = saml_rejection(saml.single_logout(&query, None).await);
+    assert!(
+        matches!(err, SamlError::Unsigned(SignedPart::LogoutMessage)),
+        "{err:?}"
+    );
+    let signed = idp_initiated(&site, "&relay_state=a").await;
+    let query = url::Url::parse(&signed)
+        .expect("url")
+        .query()
+        .expect("query")
+        .replace("RelayState=a", "RelayState=b");
+    let err = saml_rejection(saml.single_logout(&query, None).await);
+    assert!(matches!(err, SamlError::Signature(_)), "{err:?}");
+    assert_eq!(me_saml(&site, &mut other).await, StatusCode::OK);
 }

@@ -9,6 +9,9 @@
 use ::axum::Json;
 use ::axum::response::{IntoResponse, Redirect, Response};
 use http::request::Parts;
+use http::{HeaderValue, header};
+
+use crate::flow::FlowCookie;
 
 use super::WebAuth;
 use super::csrf::check_same_origin;
@@ -16,9 +19,10 @@ use super::error::wants_json;
 use super::routes::Context;
 use super::session::SessionUser;
 
-/// The provider's logout URL for a user signed in through `module`, when
-/// `provider_logout_return` is set and the module has one.
-async fn provider_logout(web: &WebAuth, user: Option<&SessionUser>) -> Option<String> {
+/// The provider's logout for a user signed in through `module`, when
+/// `provider_logout_return` is set and the module has one: the URL, and for SAML
+/// the flow cookie of the pending LogoutRequest.
+async fn provider_logout(web: &WebAuth, user: Option<&SessionUser>) -> Option<(String, Option<FlowCookie>)> {
     let back = web.settings().provider_logout_return.as_deref()?;
     let module = user.map(|u| u.module.as_str()).unwrap_or_default();
     #[cfg(feature = "oidc")]
@@ -27,7 +31,7 @@ async fn provider_logout(web: &WebAuth, user: Option<&SessionUser>) -> Option<St
         // The local session is over either way; an unreachable provider only
         // skips its logout.
         return match oidc.end_session_url(Some(back), hint).await {
-            Ok(url) => url,
+            Ok(url) => url.map(|u| (u, None)),
             Err(err) => {
                 tracing::warn!(module, error = %err, "provider logout skipped");
                 None
@@ -36,7 +40,25 @@ async fn provider_logout(web: &WebAuth, user: Option<&SessionUser>) -> Option<St
     }
     #[cfg(feature = "cas")]
     if let Some(cas) = web.chain().module::<crate::modules::CasModule>(module) {
-        return Some(cas.logout_url(Some(back)));
+        return Some((cas.logout_url(Some(back)), None));
+    }
+    #[cfg(feature = "saml")]
+    if let (Some(saml), Some(user)) = (web.chain().module::<crate::modules::SamlModule>(module), user) {
+        let session = &user.provider_session;
+        return match saml
+            .logout_request(
+                &user.subject,
+                session.name_id_format.as_deref(),
+                session.session_id.as_deref(),
+            )
+            .await
+        {
+            Ok(request) => request.map(|r| (r.location, r.flow_cookie)),
+            Err(err) => {
+                tracing::warn!(module, error = %err, "provider logout skipped");
+                None
+            }
+        };
     }
     let _ = (back, module, user);
     None
@@ -56,16 +78,20 @@ pub(crate) async fn logout(parts: Parts) -> Response {
     };
     let settings = context.web.settings();
     let module = user.as_ref().map(|u| u.module.as_str()).unwrap_or_default();
-    let target = match settings.logout_redirects.get(module) {
-        Some(configured) => Some(configured.clone()),
+    let (target, flow_cookie) = match settings.logout_redirects.get(module) {
+        Some(configured) => Some((configured.clone(), None)),
         None => provider_logout(&context.web, user.as_ref()).await,
     }
-    .unwrap_or_else(|| settings.after_logout.clone());
-    if wants_json(&context.parts.headers) {
+    .unwrap_or_else(|| (settings.after_logout.clone(), None));
+    let mut response = if wants_json(&context.parts.headers) {
         Json(serde_json::json!({ "signed_out": true, "redirect": target })).into_response()
     } else {
         Redirect::to(&target).into_response()
+    };
+    if let Some(cookie) = flow_cookie.and_then(|flow| HeaderValue::try_from(flow.set_cookie()).ok()) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
     }
+    response
 }
 
 /// `POST backchannel-logout/{module}`: the OIDC provider's logout token (form
@@ -143,4 +169,66 @@ async fn backchannel(
         }
         Err(err) => refuse(&err),
     }
+}
+
+/// A SAML single logout message at the module's callback URL (HTTP-Redirect, so a
+/// GET with `SAMLRequest` or `SAMLResponse`): the IdP's LogoutResponse completes
+/// this browser's logout (then `after_logout`); its LogoutRequest ends the sessions
+/// of that NameID (of those session indexes) and is answered with a
+/// LogoutResponse. `None`: not a single logout message of a SAML module.
+#[cfg(feature = "saml")]
+pub(crate) async fn saml_single_logout(context: &Context, module: &str) -> Option<Response> {
+    use crate::modules::saml::SingleLogout;
+
+    if context.parts.method != http::Method::GET {
+        return None;
+    }
+    let saml = context.web.chain().module::<crate::modules::SamlModule>(module)?;
+    let query = context.parts.uri.query().unwrap_or_default();
+    let is_message = query
+        .split('&')
+        .any(|p| p.starts_with("SAMLRequest=") || p.starts_with("SAMLResponse="));
+    if !is_message {
+        return None;
+    }
+    let cookie = super::routes::cookie(&context.parts.headers, &crate::flow::flow_cookie_name(module));
+    let answer = match saml.single_logout(query, cookie.as_deref()).await {
+        Ok(answer) => answer,
+        Err(err) => return Some(context.fail(super::WebError::Auth(err))),
+    };
+    let target = match answer {
+        SingleLogout::Completed => context.web.settings().after_logout.clone(),
+        SingleLogout::Request(request) => {
+            let mut ended = Ok(0);
+            if request.session_indexes.is_empty() {
+                ended = context
+                    .web
+                    .end_provider_sessions(module, Some(&request.name_id), None)
+                    .await;
+            }
+            for index in &request.session_indexes {
+                ended = match ended {
+                    Ok(n) => context
+                        .web
+                        .end_provider_sessions(module, Some(&request.name_id), Some(index))
+                        .await
+                        .map(|m| n + m),
+                    err => err,
+                };
+            }
+            if let Err(err) = &ended {
+                tracing::warn!(module, error = %err, "SAML logout: sessions not ended");
+            }
+            tracing::info!(target: crate::audit::AUDIT_TARGET, module, ended = ended.as_ref().ok(), "SAML IdP-initiated logout");
+            match saml.logout_response_url(&request, ended.is_ok()) {
+                Ok(url) => url,
+                Err(err) => return Some(context.fail(super::WebError::Auth(err))),
+            }
+        }
+    };
+    Some(if wants_json(&context.parts.headers) {
+        Json(serde_json::json!({ "signed_out": true, "redirect": target })).into_response()
+    } else {
+        Redirect::to(&target).into_response()
+    })
 }

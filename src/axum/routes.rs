@@ -261,6 +261,11 @@ async fn callback(request: Request) -> Response {
         Err(response) => return *response,
     };
     let module = module_id(&context.parts);
+    #[cfg(feature = "saml")]
+    if let Some(mut response) = super::logout::saml_single_logout(&context, &module).await {
+        clear_flow_cookie(&context, &module, &mut response);
+        return response;
+    }
     let params = if context.parts.method == http::Method::POST {
         let request = Request::from_parts(context.parts.clone(), body);
         match Form::<BTreeMap<String, String>>::from_request(request, &()).await {
@@ -273,22 +278,27 @@ async fn callback(request: Request) -> Response {
     let cookie_name = flow_cookie_name(&module);
     let flow_cookie = cookie(&context.parts.headers, &cookie_name);
     let mut request = match context.auth_request(Credentials::Callback { params }) {
-        Ok(request) => request.select(module),
+        Ok(request) => request.select(module.clone()),
         Err(err) => return context.fail(err),
     };
     request.flow_cookie = flow_cookie;
     let result = context.web.chain().login(&request).await;
     let mut response = context.finish(result, None).await;
     // The flow is used up either way.
+    clear_flow_cookie(&context, &module, &mut response);
+    response
+}
+
+fn clear_flow_cookie(context: &Context, module: &str, response: &mut Response) {
     let attributes = CookieAttributes {
         path: context.parts.uri.path().to_owned(),
         same_site: SameSite::Lax,
         secure: !context.web.settings().insecure_http_cookies,
     };
-    if let Ok(clear) = HeaderValue::try_from(FlowCookie::clear_cookie(&cookie_name, &attributes)) {
+    if let Ok(clear) = HeaderValue::try_from(FlowCookie::clear_cookie(&flow_cookie_name(module), &attributes))
+    {
         response.headers_mut().append(header::SET_COOKIE, clear);
     }
-    response
 }
 
 /// `GET metadata/{module}`: a SAML module's SP metadata.
