@@ -22,6 +22,43 @@ use reqwest::StatusCode;
 
 const HTML: &str = "text/html,application/xhtml+xml";
 
+/// Serves the chain of `toml` on `listener` (`/me` behind `require_login`), plain-http
+/// cookies, provider logout back to `<app>/`.
+async fn serve(listener: tokio::net::TcpListener, app: &str, toml: &str) -> WebAuth {
+    let config = Config::from_toml(toml).expect("config");
+    let stores = StoreConfig::Memory.open().await.expect("stores");
+    let mut settings = WebSettings::default();
+    settings.insecure_http_cookies = true;
+    settings.provider_logout_return = Some(format!("{app}/"));
+    let web = WebAuth::with_settings(Arc::new(config.build(stores).expect("chain")), settings);
+    let routes = Router::new()
+        .route("/me", get(|user: CurrentUser| async move { Json(user) }))
+        .layer(require_login());
+    let router = web.clone().mount(routes, tower_sessions::MemoryStore::default());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .expect("serve")
+    });
+    web
+}
+
+/// `GET <app>/me` as an API client: 200 signed in, 401 not.
+async fn me(app: &str, browser: &mut Browser) -> StatusCode {
+    browser
+        .send(
+            browser
+                .http()
+                .get(format!("{app}/me"))
+                .header("accept", "application/json"),
+        )
+        .await
+        .status()
+}
+
 struct Site {
     app: String,
     issuer: String,
@@ -49,7 +86,7 @@ async fn oidc_site() -> Site {
         ],
     );
     let issuer = provider.var("OIDC_ISSUER");
-    let config = Config::from_toml(&format!(
+    let toml = format!(
         r#"
 chain = ["oidc"]
 
@@ -61,25 +98,8 @@ client_secret = "confidential-secret"
 redirect_uri = "{redirect_uri}"
 provisioning = "create"
 "#
-    ))
-    .expect("config");
-    let stores = StoreConfig::Memory.open().await.expect("stores");
-    let mut settings = WebSettings::default();
-    settings.insecure_http_cookies = true;
-    settings.provider_logout_return = Some(format!("{app}/"));
-    let web = WebAuth::with_settings(Arc::new(config.build(stores).expect("chain")), settings);
-    let routes = Router::new()
-        .route("/me", get(|user: CurrentUser| async move { Json(user) }))
-        .layer(require_login());
-    let router = web.clone().mount(routes, tower_sessions::MemoryStore::default());
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("serve")
-    });
+    );
+    let web = serve(listener, &app, &toml).await;
     Site {
         app,
         issuer,
@@ -116,18 +136,6 @@ async fn sign_in(site: &Site, browser: &mut Browser, user: &str, password: &str)
         }
     }
     panic!("too many redirects");
-}
-
-async fn me(site: &Site, browser: &mut Browser) -> StatusCode {
-    browser
-        .send(
-            browser
-                .http()
-                .get(format!("{}/me", site.app))
-                .header("accept", "application/json"),
-        )
-        .await
-        .status()
 }
 
 fn query(url: &str) -> BTreeMap<String, String> {
@@ -181,7 +189,7 @@ async fn oidc_logout_sends_id_token_hint_and_back_channel_logout_ends_sessions()
     // carries the login's ID token as id_token_hint, and the provider accepts it.
     let mut browser = Browser::new();
     sign_in(&site, &mut browser, "alice", "alice-password").await;
-    assert_eq!(me(&site, &mut browser).await, StatusCode::OK);
+    assert_eq!(me(&site.app, &mut browser).await, StatusCode::OK);
     let response = browser
         .send(
             browser
@@ -204,7 +212,7 @@ async fn oidc_logout_sends_id_token_hint_and_back_channel_logout_ends_sessions()
     assert_eq!(claims["sub"], "alice");
     assert_eq!(claims["aud"], "authchain-confidential");
     assert!(claims["sid"].is_string(), "{claims}");
-    assert_eq!(me(&site, &mut browser).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&site.app, &mut browser).await, StatusCode::UNAUTHORIZED);
     let back = provider_logout(&mut browser, &end_session).await;
     assert_eq!(back, format!("{}/", site.app));
 
@@ -214,12 +222,12 @@ async fn oidc_logout_sends_id_token_hint_and_back_channel_logout_ends_sessions()
     let (mut laptop, mut other) = (Browser::new(), Browser::new());
     sign_in(&site, &mut laptop, "alice", "alice-password").await;
     sign_in(&site, &mut other, "bob", "bob-password").await;
-    assert_eq!(me(&site, &mut laptop).await, StatusCode::OK);
+    assert_eq!(me(&site.app, &mut laptop).await, StatusCode::OK);
     let end_session = format!("{}/session/end?client_id=authchain-confidential", site.issuer);
     provider_logout(&mut laptop, &end_session).await;
-    assert_eq!(me(&site, &mut laptop).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&site.app, &mut laptop).await, StatusCode::UNAUTHORIZED);
     // Another user's session (another provider session) is untouched.
-    assert_eq!(me(&site, &mut other).await, StatusCode::OK);
+    assert_eq!(me(&site.app, &mut other).await, StatusCode::OK);
 
     // A subject's every session can be ended at once (a logout token without sid).
     let (mut one, mut two) = (Browser::new(), Browser::new());
@@ -231,9 +239,9 @@ async fn oidc_logout_sends_id_token_hint_and_back_channel_logout_ends_sessions()
         .await
         .expect("index");
     assert_eq!(ended, 2);
-    assert_eq!(me(&site, &mut one).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(me(&site, &mut two).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(me(&site, &mut other).await, StatusCode::OK);
+    assert_eq!(me(&site.app, &mut one).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&site.app, &mut two).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&site.app, &mut other).await, StatusCode::OK);
 
     // A token that does not verify is refused with 400 and ends nothing.
     let refused = reqwest::Client::new()
@@ -243,7 +251,7 @@ async fn oidc_logout_sends_id_token_hint_and_back_channel_logout_ends_sessions()
         .await
         .expect("post");
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(me(&site, &mut other).await, StatusCode::OK);
+    assert_eq!(me(&site.app, &mut other).await, StatusCode::OK);
 }
 
 // SAML single logout against the pysaml2 IdP.
@@ -293,7 +301,7 @@ async fn saml_site() -> SamlSite {
     let (idp_url, idp_metadata) = (idp.var("SAML_IDP_URL"), idp.var("SAML_IDP_METADATA"));
     let (key, cert) = sp_key_files();
     let sp_entity_id = format!("{app}/saml");
-    let config = Config::from_toml(&format!(
+    let toml = format!(
         r#"
 chain = ["saml"]
 
@@ -306,25 +314,8 @@ sp_key = {{ file = "{key}" }}
 sp_certificate_file = "{cert}"
 provisioning = "create"
 "#
-    ))
-    .expect("config");
-    let stores = StoreConfig::Memory.open().await.expect("stores");
-    let mut settings = WebSettings::default();
-    settings.insecure_http_cookies = true;
-    settings.provider_logout_return = Some(format!("{app}/"));
-    let web = WebAuth::with_settings(Arc::new(config.build(stores).expect("chain")), settings);
-    let routes = Router::new()
-        .route("/me", get(|user: CurrentUser| async move { Json(user) }))
-        .layer(require_login());
-    let router = web.clone().mount(routes, tower_sessions::MemoryStore::default());
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("serve")
-    });
+    );
+    let web = serve(listener, &app, &toml).await;
     let metadata = reqwest::get(format!("{app}/auth/metadata/saml"))
         .await
         .expect("metadata")
@@ -408,18 +399,6 @@ async fn saml_sign_in(site: &SamlSite, browser: &mut Browser, user: &str, passwo
     assert!(!to.contains("error="), "the SAML login failed: {to}");
 }
 
-async fn me_saml(site: &SamlSite, browser: &mut Browser) -> StatusCode {
-    browser
-        .send(
-            browser
-                .http()
-                .get(format!("{}/me", site.app))
-                .header("accept", "application/json"),
-        )
-        .await
-        .status()
-}
-
 async fn slo_log(site: &SamlSite) -> Vec<serde_json::Value> {
     reqwest::get(format!("{}/slo/log", site.idp))
         .await
@@ -465,7 +444,7 @@ async fn saml_single_logout_both_ways() {
     // and is accepted once.
     let mut browser = Browser::new();
     saml_sign_in(&site, &mut browser, "alice", "alice-password").await;
-    assert_eq!(me_saml(&site, &mut browser).await, StatusCode::OK);
+    assert_eq!(me(&site.app, &mut browser).await, StatusCode::OK);
     let response = browser
         .send(
             browser
@@ -485,7 +464,7 @@ async fn saml_single_logout_both_ways() {
         to_idp.contains("&SigAlg=") && to_idp.contains("&Signature="),
         "{to_idp}"
     );
-    assert_eq!(me_saml(&site, &mut browser).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&site.app, &mut browser).await, StatusCode::UNAUTHORIZED);
     let response = browser.send(browser.http().get(&to_idp)).await;
     assert_eq!(
         response.status(),
@@ -580,7 +559,7 @@ async fn saml_single_logout_both_ways() {
     let (mut laptop, mut other) = (Browser::new(), Browser::new());
     saml_sign_in(&site, &mut laptop, "alice", "alice-password").await;
     saml_sign_in(&site, &mut other, "bob", "bob-password").await;
-    assert_eq!(me_saml(&site, &mut laptop).await, StatusCode::OK);
+    assert_eq!(me(&site.app, &mut laptop).await, StatusCode::OK);
     let at_sp = idp_initiated(&site, "&relay_state=after-logout").await;
     assert!(
         at_sp.starts_with(&format!("{}/auth/callback/saml?SAMLRequest=", site.app)),
@@ -607,8 +586,8 @@ async fn saml_single_logout_both_ways() {
     assert_eq!(logged["status"], "urn:oasis:names:tc:SAML:2.0:status:Success");
     assert_eq!(logged["signature"], "ok");
     assert!(logged["in_response_to"].is_string());
-    assert_eq!(me_saml(&site, &mut laptop).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(me_saml(&site, &mut other).await, StatusCode::OK);
+    assert_eq!(me(&site.app, &mut laptop).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&site.app, &mut other).await, StatusCode::OK);
     // The same LogoutRequest again is a replay.
     let query = url::Url::parse(&at_sp)
         .expect("url")
@@ -655,5 +634,5 @@ async fn saml_single_logout_both_ways() {
         .replace("RelayState=a", "RelayState=b");
     let err = saml_rejection(saml.single_logout(&query, None).await);
     assert!(matches!(err, SamlError::Signature(_)), "{err:?}");
-    assert_eq!(me_saml(&site, &mut other).await, StatusCode::OK);
+    assert_eq!(me(&site.app, &mut other).await, StatusCode::OK);
 }

@@ -16,7 +16,7 @@ use tracing::warn;
 use super::{OidcModule, TokenError, Validator};
 use crate::AuthError;
 use crate::audit::AUDIT_TARGET;
-use crate::flow::ReplayError;
+use crate::flow::replay::accept_once;
 use crate::jose::cache::Check;
 use crate::jose::jws::{self, JwsError};
 
@@ -109,15 +109,8 @@ impl OidcModule {
             .logout_claims(&claims, now)
             .map_err(|err| self.logout_token_error(err))?;
         let replay_key = format!("oidc-logout\n{iss}\n{jti}");
-        match self.replay.check_and_remember(&replay_key, until).await {
-            Ok(true) => Ok(token),
-            Ok(false) => {
-                warn!(target: AUDIT_TARGET, module = %self.id, "logout token replayed");
-                crate::metrics::replay_refused(&self.id);
-                Err(AuthError::rejected(self.id.clone(), ReplayError::Replayed))
-            }
-            Err(err) => Err(AuthError::unavailable(self.id.clone(), err)),
-        }
+        accept_once(self.replay.as_ref(), &self.id, &replay_key, until, "logout token").await?;
+        Ok(token)
     }
 
     fn logout_token_error(&self, err: TokenError) -> AuthError {

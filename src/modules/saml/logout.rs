@@ -36,7 +36,8 @@ use tracing::warn;
 use super::assertion::parse_date_time;
 use super::{Mismatch, SamlError, SamlModule, SignatureAlgorithm, SignedPart, StatusCode, TimeLimit};
 use crate::audit::AUDIT_TARGET;
-use crate::flow::{ReplayError, random_token};
+use crate::flow::random_token;
+use crate::flow::replay::accept_once;
 use crate::modules::xml::{XmlError, XmlReader, is};
 use crate::{AuthError, Redirect, StartLogin};
 
@@ -631,15 +632,14 @@ impl SamlModule {
         }
         let (mut request, until) = slo.check_request(&xml, now).map_err(|e| self.slo_reject(e))?;
         let replay_key = format!("saml-logout\n{}\n{}", slo.idp_entity_id, request.request_id);
-        match self.replay.check_and_remember(&replay_key, until).await {
-            Ok(true) => {}
-            Ok(false) => {
-                warn!(target: AUDIT_TARGET, module = %self.id, "SAML LogoutRequest replayed");
-                crate::metrics::replay_refused(&self.id);
-                return Err(AuthError::rejected(self.id.clone(), ReplayError::Replayed));
-            }
-            Err(err) => return Err(AuthError::unavailable(self.id.clone(), err)),
-        }
+        accept_once(
+            self.replay.as_ref(),
+            &self.id,
+            &replay_key,
+            until,
+            "SAML LogoutRequest",
+        )
+        .await?;
         request.relay_state = relay_state.filter(|r| r.len() <= 80 * 4);
         Ok(SingleLogout::Request(request))
     }
