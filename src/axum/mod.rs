@@ -9,9 +9,10 @@
 //! | `GET login` | the visible modules as JSON (`Accept: application/json`), else a small HTML page |
 //! | `POST login` | a password login (form or JSON: `login`, `password`, optional `module`, `return_to`) |
 //! | `GET login/{module}` | starts a redirect login, or runs an ambient module (proxy headers) |
-//! | `GET`/`POST callback/{module}` | where identity providers send the browser back (SAML ACS: the POST) |
+//! | `GET`/`POST callback/{module}` | where identity providers send the browser back (SAML ACS: the POST; SAML single logout: a GET with `SAMLRequest` / `SAMLResponse`) |
 //! | `GET metadata/{module}` | a SAML module's SP metadata |
 //! | `POST logout` | ends the session (and, when configured, goes on to the provider's logout) |
+//! | `POST backchannel-logout/{module}` | OIDC back-channel logout: the provider's logout token ends the sessions it names |
 //!
 //! Every redirect module's redirect URI (OIDC / OAuth2 `redirect_uri`, SAML ACS URL,
 //! CAS `service_url`) is `<public origin><prefix>/callback/<module id>`.

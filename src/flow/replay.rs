@@ -45,6 +45,7 @@ pub trait ReplayCache: Send + Sync {
 /// Records `key` as used until `until`: a replay is [`AuthError::Rejected`] with
 /// [`ReplayError::Replayed`] (logged as a replayed `what`), a cache failure is
 /// `module`'s outage.
+#[cfg(any(feature = "oidc", feature = "saml"))]
 pub(crate) async fn accept_once(
     cache: &dyn ReplayCache,
     module: &str,
