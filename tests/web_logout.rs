@@ -23,18 +23,28 @@ use reqwest::StatusCode;
 const HTML: &str = "text/html,application/xhtml+xml";
 
 /// Serves the chain of `toml` on `listener` (`/me` behind `require_login`), plain-http
-/// cookies, provider logout back to `<app>/`.
-async fn serve(listener: tokio::net::TcpListener, app: &str, toml: &str) -> WebAuth {
+/// cookies, provider logout back to `<app>/`. Answers the served integration and a
+/// second replica of it (not served) over the same session store and
+/// `session_index_key`, as two instances behind a load balancer would be.
+async fn serve(listener: tokio::net::TcpListener, app: &str, toml: &str) -> (WebAuth, WebAuth) {
+    let sessions = tower_sessions::MemoryStore::default();
     let config = Config::from_toml(toml).expect("config");
-    let stores = StoreConfig::Memory.open().await.expect("stores");
     let mut settings = WebSettings::default();
     settings.insecure_http_cookies = true;
     settings.provider_logout_return = Some(format!("{app}/"));
-    let web = WebAuth::with_settings(Arc::new(config.build(stores).expect("chain")), settings);
+    settings.session_index_key = Some("the key every replica shares".into());
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let stores = StoreConfig::Memory.open().await.expect("stores");
+        let chain = Arc::new(config.build(stores).expect("chain"));
+        replicas.push(WebAuth::with_settings(chain, settings.clone()));
+    }
+    let (web, replica) = (replicas.remove(0), replicas.remove(0));
+    let _unserved = replica.clone().mount(Router::new(), sessions.clone());
     let routes = Router::new()
         .route("/me", get(|user: CurrentUser| async move { Json(user) }))
         .layer(require_login());
-    let router = web.clone().mount(routes, tower_sessions::MemoryStore::default());
+    let router = web.clone().mount(routes, sessions);
     tokio::spawn(async move {
         axum::serve(
             listener,
@@ -43,7 +53,7 @@ async fn serve(listener: tokio::net::TcpListener, app: &str, toml: &str) -> WebA
         .await
         .expect("serve")
     });
-    web
+    (web, replica)
 }
 
 /// `GET <app>/me` as an API client: 200 signed in, 401 not.
@@ -62,7 +72,8 @@ async fn me(app: &str, browser: &mut Browser) -> StatusCode {
 struct Site {
     app: String,
     issuer: String,
-    web: WebAuth,
+    /// Another instance over the same session store.
+    replica: WebAuth,
     _provider: peer::Peer,
 }
 
@@ -99,11 +110,11 @@ redirect_uri = "{redirect_uri}"
 provisioning = "create"
 "#
     );
-    let web = serve(listener, &app, &toml).await;
+    let (_, replica) = serve(listener, &app, &toml).await;
     Site {
         app,
         issuer,
-        web,
+        replica,
         _provider: provider,
     }
 }
@@ -229,12 +240,13 @@ async fn oidc_logout_sends_id_token_hint_and_back_channel_logout_ends_sessions()
     // Another user's session (another provider session) is untouched.
     assert_eq!(me(&site.app, &mut other).await, StatusCode::OK);
 
-    // A subject's every session can be ended at once (a logout token without sid).
+    // A subject's every session can be ended at once (a logout token without sid),
+    // here by another replica over the same session store: the index is shared.
     let (mut one, mut two) = (Browser::new(), Browser::new());
     sign_in(&site, &mut one, "carol", "carol-password").await;
     sign_in(&site, &mut two, "carol", "carol-password").await;
     let ended = site
-        .web
+        .replica
         .end_provider_sessions("oidc", Some("carol"), None)
         .await
         .expect("index");
@@ -315,7 +327,7 @@ sp_certificate_file = "{cert}"
 provisioning = "create"
 "#
     );
-    let web = serve(listener, &app, &toml).await;
+    let (web, _) = serve(listener, &app, &toml).await;
     let metadata = reqwest::get(format!("{app}/auth/metadata/saml"))
         .await
         .expect("metadata")
