@@ -54,6 +54,8 @@ pub const MAX_LOGOUT_MESSAGE_BYTES: usize = 64 * 1024;
 pub const MAX_SESSION_INDEXES: usize = 16;
 /// A logout message issued longer ago than this (plus the clock skew) is refused.
 pub const LOGOUT_MESSAGE_LIFETIME: Duration = Duration::from_secs(600);
+/// Longest `RelayState` echoed back to the IdP.
+const MAX_RELAY_STATE_BYTES: usize = 320;
 /// Logout messages are small: a few dozen nodes.
 const READER: XmlReader = XmlReader::new(512).refusing_declaration_text();
 
@@ -640,7 +642,9 @@ impl SamlModule {
             "SAML LogoutRequest",
         )
         .await?;
-        request.relay_state = relay_state.filter(|r| r.len() <= 80 * 4);
+        // SAML bindings §3.4.3 limit RelayState to 80 bytes; a longer one is dropped
+        // (with some slack for IdPs that exceed it), not echoed.
+        request.relay_state = relay_state.filter(|r| r.len() <= MAX_RELAY_STATE_BYTES);
         Ok(SingleLogout::Request(request))
     }
 
