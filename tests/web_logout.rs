@@ -56,6 +56,28 @@ async fn serve(listener: tokio::net::TcpListener, app: &str, toml: &str) -> (Web
     (web, replica)
 }
 
+/// `POST <app>/auth/logout` from the app's own page.
+async fn logout(app: &str, browser: &mut Browser) -> reqwest::Response {
+    browser
+        .send(
+            browser
+                .http()
+                .post(format!("{app}/auth/logout"))
+                .header("accept", HTML)
+                .header("sec-fetch-site", "same-origin"),
+        )
+        .await
+}
+
+/// The raw query string of `url`.
+fn raw_query(url: &str) -> String {
+    url::Url::parse(url)
+        .expect("url")
+        .query()
+        .expect("query")
+        .to_owned()
+}
+
 /// `GET <app>/me` as an API client: 200 signed in, 401 not.
 async fn me(app: &str, browser: &mut Browser) -> StatusCode {
     browser
@@ -201,15 +223,7 @@ async fn oidc_logout_sends_id_token_hint_and_back_channel_logout_ends_sessions()
     let mut browser = Browser::new();
     sign_in(&site, &mut browser, "alice", "alice-password").await;
     assert_eq!(me(&site.app, &mut browser).await, StatusCode::OK);
-    let response = browser
-        .send(
-            browser
-                .http()
-                .post(format!("{}/auth/logout", site.app))
-                .header("accept", HTML)
-                .header("sec-fetch-site", "same-origin"),
-        )
-        .await;
+    let response = logout(&site.app, &mut browser).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let end_session = location(&response, &site.app);
     assert!(end_session.starts_with(&site.issuer), "{end_session}");
@@ -457,15 +471,7 @@ async fn saml_single_logout_both_ways() {
     let mut browser = Browser::new();
     saml_sign_in(&site, &mut browser, "alice", "alice-password").await;
     assert_eq!(me(&site.app, &mut browser).await, StatusCode::OK);
-    let response = browser
-        .send(
-            browser
-                .http()
-                .post(format!("{}/auth/logout", site.app))
-                .header("accept", HTML)
-                .header("sec-fetch-site", "same-origin"),
-        )
-        .await;
+    let response = logout(&site.app, &mut browser).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let to_idp = location(&response, &site.app);
     assert!(
@@ -502,11 +508,7 @@ async fn saml_single_logout_both_ways() {
     assert_eq!(location(&done, &back), format!("{}/", site.app));
     // The same LogoutResponse again: its pending logout is used up.
     let saml = site.web.chain().module::<SamlModule>("saml").expect("module");
-    let query = url::Url::parse(&back)
-        .expect("url")
-        .query()
-        .expect("query")
-        .to_owned();
+    let query = raw_query(&back);
     let again = saml
         .single_logout(&query, browser.cookie("authchain_flow_saml"))
         .await;
@@ -543,11 +545,7 @@ async fn saml_single_logout_both_ways() {
         .send(Browser::new().http().get(&redirect.location))
         .await;
     let answer = location(&response, &redirect.location);
-    let query = url::Url::parse(&answer)
-        .expect("url")
-        .query()
-        .expect("query")
-        .to_owned();
+    let query = raw_query(&answer);
     let refused = saml_rejection(saml.single_logout(&query, cookie.as_deref()).await);
     assert!(
         matches!(
@@ -601,11 +599,7 @@ async fn saml_single_logout_both_ways() {
     assert_eq!(me(&site.app, &mut laptop).await, StatusCode::UNAUTHORIZED);
     assert_eq!(me(&site.app, &mut other).await, StatusCode::OK);
     // The same LogoutRequest again is a replay.
-    let query = url::Url::parse(&at_sp)
-        .expect("url")
-        .query()
-        .expect("query")
-        .to_owned();
+    let query = raw_query(&at_sp);
     let replayed = saml.single_logout(&query, None).await;
     assert!(
         matches!(
@@ -620,19 +614,11 @@ async fn saml_single_logout_both_ways() {
 
     // Must-reject: signed with another key, unsigned, tampered with.
     let rogue = idp_initiated(&site, "&signer=rogue").await;
-    let query = url::Url::parse(&rogue)
-        .expect("url")
-        .query()
-        .expect("query")
-        .to_owned();
+    let query = raw_query(&rogue);
     let err = saml_rejection(saml.single_logout(&query, None).await);
     assert!(matches!(err, SamlError::Signature(_)), "{err:?}");
     let unsigned = idp_initiated(&site, "&unsigned=1").await;
-    let query = url::Url::parse(&unsigned)
-        .expect("url")
-        .query()
-        .expect("query")
-        .to_owned();
+    let query = raw_query(&unsigned);
     let err = saml_rejection(saml.single_logout(&query, None).await);
     assert!(
         matches!(err, SamlError::Unsigned(SignedPart::LogoutMessage)),
