@@ -51,6 +51,34 @@ pub struct Identity {
     /// login's own flow, already checked against the module's return-to policy.
     /// Only a module sets it (never from an attribute a provider released).
     pub return_to: Option<String>,
+    /// What the provider's logout needs later from this login (never serialized
+    /// with the identity: it may hold the ID token).
+    #[serde(skip)]
+    pub provider_session: ProviderSession,
+}
+
+/// What a provider's logout needs from the login: the OIDC ID token (sent back as
+/// `id_token_hint`) and `sid`, the SAML `SessionIndex` and NameID format. A module
+/// sets it; the web integration keeps it in the session.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ProviderSession {
+    /// OIDC: the login's ID token, for `id_token_hint` on RP-initiated logout.
+    pub id_token: Option<String>,
+    /// OIDC `sid` or SAML `SessionIndex`: the provider's session of this login.
+    pub session_id: Option<String>,
+    /// SAML: the NameID's `Format` (the NameID itself is the identity's subject).
+    pub name_id_format: Option<String>,
+}
+
+impl fmt::Debug for ProviderSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderSession")
+            .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
+            .field("session_id", &self.session_id)
+            .field("name_id_format", &self.name_id_format)
+            .finish()
+    }
 }
 
 impl Identity {
@@ -66,6 +94,7 @@ impl Identity {
             attributes: BTreeMap::new(),
             account: None,
             return_to: None,
+            provider_session: ProviderSession::default(),
         }
     }
 

@@ -526,6 +526,30 @@ async fn sign_in_and_out_in_chromium() {
         .await,
     );
 
+    // SAML single logout: a LogoutRequest to the IdP, its verified LogoutResponse
+    // back at the ACS URL, then signed out.
+    failures.push(
+        scenario("saml-logout", |c| async move {
+            c.goto(&format!("{}/auth/login/saml", site.app))
+                .await
+                .map_err(fail)?;
+            provider_form(&c, "bob", "bob-password").await?;
+            wait_for(&c, "#logout").await?.click().await.map_err(fail)?;
+            wait_for(&c, "#form-local").await?;
+            let url = c.current_url().await.map_err(fail)?;
+            ensure(
+                url.as_str().starts_with(&site.app) && !url.as_str().contains("error="),
+                || format!("not back at the app without error: {url}"),
+            )?;
+            c.goto(&format!("{}/me", site.app)).await.map_err(fail)?;
+            let url = c.current_url().await.map_err(fail)?;
+            ensure(url.path() == "/auth/login", || {
+                format!("after the SAML logout /me went to {url}")
+            })
+        })
+        .await,
+    );
+
     let failures: Vec<String> = failures.into_iter().filter_map(Result::err).collect();
     assert!(failures.is_empty(), "{failures:#?}");
 }

@@ -1819,3 +1819,136 @@ async fn at_hash_of_the_real_provider_is_checked_and_a_swapped_access_token_is_r
         }
     }
 }
+
+// Back-channel logout tokens (OpenID Connect Back-Channel Logout 1.0 §2.6).
+
+fn logout_claims() -> serde_json::Value {
+    let t = now();
+    json!({
+        "iss": ISSUER, "aud": CLIENT, "sub": "u-1", "sid": "sid-1", "iat": t, "exp": t + 120,
+        "jti": format!("jti-{t}-{}", rand_suffix()),
+        "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+    })
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn rejected_token(result: Result<authchain::modules::oidc::LogoutToken, AuthError>) -> TokenError {
+    match result {
+        Err(AuthError::Rejected {
+            cause: ModuleError::Token(err),
+            ..
+        }) => err,
+        other => panic!("expected a token rejection, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn logout_token_checks() {
+    let key = TestKey::load("rsa-a", "key-a");
+    let other = TestKey::load("rsa-b", "key-a");
+    let jwks = JwksServer::start(&[&key]).await;
+    let module = oidc(module_for(&jwks));
+
+    let good = module
+        .verify_logout_token(&key.sign(&logout_claims()))
+        .await
+        .expect("a valid logout token");
+    assert_eq!(good.subject.as_deref(), Some("u-1"));
+    assert_eq!(good.session_id.as_deref(), Some("sid-1"));
+    // `sub` alone names every session of the subject.
+    let by_subject = module
+        .verify_logout_token(&key.sign(&without(logout_claims(), "sid")))
+        .await
+        .expect("sub only");
+    assert_eq!(
+        (by_subject.subject.as_deref(), by_subject.session_id),
+        (Some("u-1"), None)
+    );
+
+    let t = now();
+    let cases: Vec<(&str, String, TokenError)> = vec![
+        (
+            "bad signature",
+            other.sign(&logout_claims()),
+            TokenError::BadSignature,
+        ),
+        (
+            "missing events",
+            key.sign(&without(logout_claims(), "events")),
+            TokenError::MissingClaim("events"),
+        ),
+        (
+            "another event",
+            key.sign(&with(
+                logout_claims(),
+                "events",
+                json!({"https://other.test/event": {}}),
+            )),
+            TokenError::MissingClaim("events"),
+        ),
+        (
+            "nonce present (an ID token)",
+            key.sign(&with(logout_claims(), "nonce", json!(NONCE))),
+            TokenError::UnexpectedNonce,
+        ),
+        (
+            "wrong audience",
+            key.sign(&with(logout_claims(), "aud", json!("other-client"))),
+            TokenError::WrongAudience,
+        ),
+        (
+            "wrong issuer",
+            key.sign(&with(logout_claims(), "iss", json!("https://evil.test"))),
+            TokenError::WrongIssuer,
+        ),
+        (
+            "issued in the future",
+            key.sign(&with(logout_claims(), "iat", json!(t + 600))),
+            TokenError::NotYetValid,
+        ),
+        (
+            "too old",
+            key.sign(&with(without(logout_claims(), "exp"), "iat", json!(t - 3600))),
+            TokenError::Expired,
+        ),
+        (
+            "neither sid nor sub",
+            key.sign(&without(without(logout_claims(), "sid"), "sub")),
+            TokenError::MissingClaim("sid"),
+        ),
+        (
+            "no jti",
+            key.sign(&without(logout_claims(), "jti")),
+            TokenError::MissingClaim("jti"),
+        ),
+        (
+            "HS256",
+            sign_hs256(b"client-secret-shared-with-the-provider", &logout_claims()),
+            TokenError::AlgorithmNotAllowed("HS256".into()),
+        ),
+    ];
+    for (what, token, expected) in cases {
+        let err = rejected_token(module.verify_logout_token(&token).await);
+        assert_eq!(err, expected, "{what}");
+    }
+
+    // A jti is accepted once: the same token again is a replay.
+    let token = key.sign(&logout_claims());
+    module.verify_logout_token(&token).await.expect("first use");
+    let again = module.verify_logout_token(&token).await;
+    assert!(
+        matches!(
+            again,
+            Err(AuthError::Rejected {
+                cause: ModuleError::Replay(authchain::flow::ReplayError::Replayed),
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+}

@@ -9,9 +9,10 @@
 //! | `GET login` | the visible modules as JSON (`Accept: application/json`), else a small HTML page |
 //! | `POST login` | a password login (form or JSON: `login`, `password`, optional `module`, `return_to`) |
 //! | `GET login/{module}` | starts a redirect login, or runs an ambient module (proxy headers) |
-//! | `GET`/`POST callback/{module}` | where identity providers send the browser back (SAML ACS: the POST) |
+//! | `GET`/`POST callback/{module}` | where identity providers send the browser back (SAML ACS: the POST; SAML single logout: a GET with `SAMLRequest` / `SAMLResponse`) |
 //! | `GET metadata/{module}` | a SAML module's SP metadata |
 //! | `POST logout` | ends the session (and, when configured, goes on to the provider's logout) |
+//! | `POST backchannel-logout/{module}` | OIDC back-channel logout: the provider's logout token ends the sessions it names |
 //!
 //! Every redirect module's redirect URI (OIDC / OAuth2 `redirect_uri`, SAML ACS URL,
 //! CAS `service_url`) is `<public origin><prefix>/callback/<module id>`.
@@ -36,6 +37,7 @@ mod csrf;
 mod error;
 mod extract;
 mod guard;
+mod index;
 mod logout;
 mod routes;
 mod session;
@@ -50,10 +52,12 @@ use tower_sessions::{Expiry, SessionManagerLayer, SessionStore};
 
 use crate::AuthChain;
 use crate::flow::ReturnToPolicy;
+use crate::secret::SecretString;
 
 pub use error::{ErrorContext, ErrorRenderer, WebError};
 pub use extract::CurrentUser;
 pub use guard::{Guard, require_login, require_role};
+pub use index::MAX_SESSIONS_PER_KEY;
 pub use session::SessionEnds;
 
 /// The settings of the web integration, with the defaults of [`WebSettings::default`].
@@ -87,6 +91,11 @@ pub struct WebSettings {
     /// goes on to the provider's logout, which sends the browser back to this
     /// absolute URL (register it at the provider: OIDC `post_logout_redirect_uris`).
     pub provider_logout_return: Option<String>,
+    /// The key the session index's record ids are derived with (see
+    /// [`WebAuth::end_provider_sessions`]); default a random key per process.
+    /// Replicas sharing one session store must share this key too, or a provider's
+    /// logout received by one replica misses the sessions indexed by another.
+    pub session_index_key: Option<SecretString>,
 }
 
 impl Default for WebSettings {
@@ -103,6 +112,7 @@ impl Default for WebSettings {
             return_to: ReturnToPolicy::relative_only(),
             logout_redirects: BTreeMap::new(),
             provider_logout_return: None,
+            session_index_key: None,
         }
     }
 }
@@ -114,11 +124,15 @@ pub struct WebAuth {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     chain: Arc<AuthChain>,
     settings: WebSettings,
     renderer: ErrorRenderer,
     ends: SessionEnds,
+    /// Set by [`WebAuth::mount`], over the session store (shared with the clones
+    /// taken before it).
+    index: Arc<std::sync::OnceLock<index::SessionIndex>>,
 }
 
 impl WebAuth {
@@ -136,6 +150,7 @@ impl WebAuth {
                 settings,
                 renderer: Arc::new(error::default_renderer),
                 ends: SessionEnds::default(),
+                index: Arc::default(),
             }),
         }
     }
@@ -143,12 +158,8 @@ impl WebAuth {
     /// Replaces how errors are shown (the default: browsers are sent back to the
     /// login page with a short code, API clients get the JSON body).
     pub fn error_renderer(self, renderer: ErrorRenderer) -> Self {
-        let inner = Inner {
-            chain: self.inner.chain.clone(),
-            settings: self.inner.settings.clone(),
-            renderer,
-            ends: self.inner.ends.clone(),
-        };
+        let mut inner = (*self.inner).clone();
+        inner.renderer = renderer;
         WebAuth {
             inner: Arc::new(inner),
         }
@@ -181,6 +192,11 @@ impl WebAuth {
     /// `into_make_service_with_connect_info::<SocketAddr>()` (the chain needs the
     /// client's address).
     pub fn mount<S: SessionStore + Clone>(self, router: Router, store: S) -> Router {
+        // Mounted twice: the first store keeps the index.
+        let _ = self.inner.index.set(index::SessionIndex::new(
+            Arc::new(store.clone()),
+            index_key(self.inner.settings.session_index_key.as_ref()),
+        ));
         let settings = &self.inner.settings;
         let idle = tower_sessions::cookie::time::Duration::seconds(
             i64::try_from(settings.idle_timeout.as_secs()).unwrap_or(i64::MAX),
@@ -201,5 +217,23 @@ impl WebAuth {
             router.nest(&settings.prefix, routes)
         };
         router.layer(Extension(self)).layer(sessions)
+    }
+}
+
+/// The session index key: the configured one (hashed to 32 bytes), else random.
+fn index_key(configured: Option<&SecretString>) -> [u8; 32] {
+    use sha2::Digest;
+    match configured {
+        Some(key) => sha2::Sha256::digest(key.expose().as_bytes()).into(),
+        None => {
+            let mut key = [0u8; 32];
+            if getrandom::fill(&mut key).is_err() {
+                // No system randomness (never seen in practice): a last-resort
+                // per-process value; set `session_index_key` to rely on none.
+                let seed = format!("{:p}{:?}", &key, std::time::SystemTime::now());
+                key = sha2::Sha256::digest(seed.as_bytes()).into();
+            }
+            key
+        }
     }
 }

@@ -26,6 +26,10 @@ pub(crate) fn router() -> Router {
         .route("/callback/{module}", get(callback).post(callback))
         .route("/metadata/{module}", get(metadata))
         .route("/logout", post(super::logout::logout))
+        .route(
+            "/backchannel-logout/{module}",
+            post(super::logout::backchannel_logout),
+        )
 }
 
 /// What every route needs: the integration, the session, the request's parts.
@@ -257,6 +261,11 @@ async fn callback(request: Request) -> Response {
         Err(response) => return *response,
     };
     let module = module_id(&context.parts);
+    #[cfg(feature = "saml")]
+    if let Some(mut response) = super::logout::saml_single_logout(&context, &module).await {
+        clear_flow_cookie(&context, &module, &mut response);
+        return response;
+    }
     let params = if context.parts.method == http::Method::POST {
         let request = Request::from_parts(context.parts.clone(), body);
         match Form::<BTreeMap<String, String>>::from_request(request, &()).await {
@@ -269,22 +278,27 @@ async fn callback(request: Request) -> Response {
     let cookie_name = flow_cookie_name(&module);
     let flow_cookie = cookie(&context.parts.headers, &cookie_name);
     let mut request = match context.auth_request(Credentials::Callback { params }) {
-        Ok(request) => request.select(module),
+        Ok(request) => request.select(module.clone()),
         Err(err) => return context.fail(err),
     };
     request.flow_cookie = flow_cookie;
     let result = context.web.chain().login(&request).await;
     let mut response = context.finish(result, None).await;
     // The flow is used up either way.
+    clear_flow_cookie(&context, &module, &mut response);
+    response
+}
+
+fn clear_flow_cookie(context: &Context, module: &str, response: &mut Response) {
     let attributes = CookieAttributes {
         path: context.parts.uri.path().to_owned(),
         same_site: SameSite::Lax,
         secure: !context.web.settings().insecure_http_cookies,
     };
-    if let Ok(clear) = HeaderValue::try_from(FlowCookie::clear_cookie(&cookie_name, &attributes)) {
+    if let Ok(clear) = HeaderValue::try_from(FlowCookie::clear_cookie(&flow_cookie_name(module), &attributes))
+    {
         response.headers_mut().append(header::SET_COOKIE, clear);
     }
-    response
 }
 
 /// `GET metadata/{module}`: a SAML module's SP metadata.
@@ -306,7 +320,7 @@ async fn metadata(parts: Parts) -> Response {
 }
 
 /// The `{module}` path segment (the last one).
-fn module_id(parts: &Parts) -> String {
+pub(crate) fn module_id(parts: &Parts) -> String {
     let segment = parts.uri.path().rsplit('/').next().unwrap_or_default();
     percent_decode(segment)
 }

@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
+use super::index::IndexKey;
 use super::{WebAuth, WebError};
-use crate::{AccountId, AuthError, Principal};
+use crate::{AccountId, AuthError, Principal, ProviderSession};
 
 /// The session key of the signed-in user.
 const USER_KEY: &str = "authchain.user";
@@ -29,6 +30,12 @@ pub(crate) struct SessionUser {
     pub(crate) auth_time: u64,
     /// When the account was last read from the user store (milliseconds).
     pub(crate) checked_at: u64,
+    /// The external subject the module verified (OIDC `sub`, SAML NameID).
+    #[serde(default)]
+    pub(crate) subject: String,
+    /// What the provider's logout needs (ID token, `sid` / `SessionIndex`).
+    #[serde(default)]
+    pub(crate) provider_session: ProviderSession,
 }
 
 pub(crate) fn now_millis() -> u64 {
@@ -101,8 +108,61 @@ impl WebAuth {
             module: principal.module.clone(),
             auth_time,
             checked_at: now,
+            subject: principal.identity.subject.clone(),
+            provider_session: principal.identity.provider_session.clone(),
         };
-        session.insert(USER_KEY, user).await.map_err(session_error)
+        session.insert(USER_KEY, &user).await.map_err(session_error)?;
+        self.index_session(session, &user).await
+    }
+
+    /// Records a provider login's session in the session index (by provider session
+    /// id and by subject), so that the provider's logout can end it. Saves the
+    /// session now: its id is known only once stored.
+    async fn index_session(&self, session: &Session, user: &SessionUser) -> Result<(), WebError> {
+        let Some(index) = self.inner.index.get() else {
+            return Ok(());
+        };
+        if user.provider_session == ProviderSession::default() {
+            return Ok(());
+        }
+        session.save().await.map_err(session_error)?;
+        let Some(id) = session.id() else {
+            return Ok(());
+        };
+        let until = tower_sessions::cookie::time::OffsetDateTime::now_utc()
+            + tower_sessions::cookie::time::Duration::seconds(
+                i64::try_from(self.settings().absolute_timeout.as_secs()).unwrap_or(i64::MAX / 2),
+            );
+        let mut keys = vec![IndexKey::Subject {
+            module: &user.module,
+            subject: &user.subject,
+        }];
+        if let Some(sid) = &user.provider_session.session_id {
+            keys.push(IndexKey::ProviderSession {
+                module: &user.module,
+                id: sid,
+            });
+        }
+        index.add(&keys, id, until).await
+    }
+
+    /// Ends the sessions of `module`'s login named by a provider's logout: those of
+    /// its session `session_id` when given, else every one of `subject`. Answers how
+    /// many sessions the index named.
+    pub async fn end_provider_sessions(
+        &self,
+        module: &str,
+        subject: Option<&str>,
+        session_id: Option<&str>,
+    ) -> Result<usize, WebError> {
+        let Some(index) = self.inner.index.get() else {
+            return Err(WebError::Session("the session index needs WebAuth::mount".into()));
+        };
+        match (session_id, subject) {
+            (Some(id), _) => index.end(IndexKey::ProviderSession { module, id }).await,
+            (None, Some(subject)) => index.end(IndexKey::Subject { module, subject }).await,
+            (None, None) => Ok(0),
+        }
     }
 
     /// Ends the session: its data goes and the next one gets a new id.

@@ -20,7 +20,10 @@ impl SharedState {
         let mut kind = kind.clone();
         match &mut kind {
             #[cfg(feature = "oidc")]
-            ModuleType::Oidc(s) => s.flow.store = s.flow.store.take().or_else(|| self.flows.clone()),
+            ModuleType::Oidc(s) => {
+                s.flow.store = s.flow.store.take().or_else(|| self.flows.clone());
+                s.replay = s.replay.take().or_else(|| self.replay.clone());
+            }
             #[cfg(feature = "oauth2")]
             ModuleType::OAuth2(s) => s.flow.store = s.flow.store.take().or_else(|| self.flows.clone()),
             #[cfg(feature = "cas")]
@@ -47,7 +50,7 @@ impl super::Stores {
     }
 
     /// Keeps every module's one-time values (SAML assertion ids, key-login
-    /// token ids) in `replay`.
+    /// token ids, OIDC logout token ids) in `replay`.
     pub fn replay(mut self, replay: Arc<dyn crate::flow::ReplayCache>) -> Self {
         self.shared.replay = Some(replay);
         self

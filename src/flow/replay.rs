@@ -42,6 +42,28 @@ pub trait ReplayCache: Send + Sync {
     async fn check_and_remember(&self, id: &str, expires_at: SystemTime) -> Result<bool, ReplayError>;
 }
 
+/// Records `key` as used until `until`: a replay is [`AuthError::Rejected`] with
+/// [`ReplayError::Replayed`] (logged as a replayed `what`), a cache failure is
+/// `module`'s outage.
+#[cfg(any(feature = "oidc", feature = "saml"))]
+pub(crate) async fn accept_once(
+    cache: &dyn ReplayCache,
+    module: &str,
+    key: &str,
+    until: SystemTime,
+    what: &str,
+) -> Result<(), crate::AuthError> {
+    match cache.check_and_remember(key, until).await {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            tracing::warn!(target: crate::audit::AUDIT_TARGET, module, what, "replayed message refused");
+            crate::metrics::replay_refused(module);
+            Err(crate::AuthError::rejected(module, ReplayError::Replayed))
+        }
+        Err(err) => Err(crate::AuthError::unavailable(module, err)),
+    }
+}
+
 impl fmt::Debug for dyn ReplayCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ReplayCache")

@@ -79,6 +79,10 @@ pub enum TokenError {
     /// (OIDC Core §3.1.3.8; §3.2.2.9): a substituted access token.
     #[error("ID token `at_hash` does not match the access token")]
     AtHashMismatch,
+    /// A back-channel logout token carries `nonce` (Back-Channel Logout §2.4 forbids
+    /// it, so an ID token is never taken for a logout token).
+    #[error("logout token carries a `nonce`")]
+    UnexpectedNonce,
 }
 
 /// OIDC Core §3.1.3.8: when a verified ID token carries `at_hash`, it must be the

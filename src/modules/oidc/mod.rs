@@ -22,6 +22,7 @@
 //! Every setting is described in `docs/modules/oidc.md`.
 
 mod id_token;
+mod logout;
 mod metadata;
 mod settings;
 
@@ -35,6 +36,7 @@ use tracing::{debug, warn};
 
 pub use crate::jose::Algorithm;
 pub use id_token::{MAX_ID_TOKEN_BYTES, TokenError};
+pub use logout::{BACKCHANNEL_LOGOUT_EVENT, LogoutToken, MAX_LOGOUT_TOKEN_AGE, MAX_SID_BYTES};
 pub use settings::{GroupsOverage, OidcSettings};
 
 use crate::audit::AUDIT_TARGET;
@@ -43,7 +45,7 @@ use crate::flow::check_url;
 use crate::flow::http::{HttpClient, Purpose};
 use crate::flow::oauth::{self, Callback, Client};
 use crate::flow::{CookieAttributes, HttpError, OAuthError, SameSite};
-use crate::flow::{FlowError, Flows, ProviderRequests, json, redirect_authenticator};
+use crate::flow::{FlowError, Flows, ProviderRequests, ReplayCache, json, redirect_authenticator};
 use crate::jose::cache::{Check, KeyCache, KeyFetch};
 use crate::settings::ProviderUrl;
 use crate::{AuthError, AuthRequest, ConfigError, Identity, Outcome, Redirect};
@@ -62,7 +64,9 @@ pub const DEFAULT_METADATA_REFRESH: Duration = Duration::from_secs(3600);
 pub const DEFAULT_JWKS_MIN_REFETCH: Duration = Duration::from_secs(10);
 
 /// Claims copied out of the ID token and userinfo that must not be overridden by userinfo.
-const PROTECTED_CLAIMS: &[&str] = &["iss", "sub", "aud", "azp", "exp", "iat", "nbf", "nonce", "tid"];
+const PROTECTED_CLAIMS: &[&str] = &[
+    "iss", "sub", "aud", "azp", "exp", "iat", "nbf", "nonce", "tid", "sid",
+];
 
 /// The claims of a verified ID token.
 ///
@@ -184,6 +188,8 @@ pub struct OidcModule {
     /// A verifier without keys, used before any key set is cached: it refuses what
     /// needs no key (algorithm, issuer, audience, unsigned tokens) without a fetch.
     keyless: Validator,
+    /// One-time use of back-channel logout token ids (`jti`).
+    replay: Arc<dyn ReplayCache>,
 }
 
 impl std::fmt::Debug for OidcModule {
@@ -353,6 +359,9 @@ impl OidcModule {
             metadata_attempt: Mutex::new(None),
             keys: KeyCache::new(&id, s.metadata_refresh, s.jwks_min_refetch_interval),
             keyless,
+            replay: s
+                .replay
+                .unwrap_or_else(|| Arc::new(crate::flow::MemoryReplayCache::default())),
             id,
         })
     }
@@ -586,18 +595,23 @@ impl OidcModule {
     }
 
     /// The provider's RP-initiated logout URL (OpenID Connect RP-Initiated Logout
-    /// 1.0: its discovered `end_session_endpoint` with `client_id` and, when given,
-    /// `post_logout_redirect_uri`, which must be registered at the provider); `None`
-    /// when the provider publishes no `end_session_endpoint`.
+    /// 1.0: its discovered `end_session_endpoint` with `client_id`, and when given
+    /// `id_token_hint` (the ID token of the login, so the provider knows whose
+    /// session ends) and `post_logout_redirect_uri`, which must be registered at the
+    /// provider); `None` when the provider publishes no `end_session_endpoint`.
     pub async fn end_session_url(
         &self,
         post_logout_redirect_uri: Option<&str>,
+        id_token_hint: Option<&str>,
     ) -> Result<Option<String>, AuthError> {
         let metadata = self.metadata().await?;
         let Some(endpoint) = &metadata.end_session_endpoint else {
             return Ok(None);
         };
         let mut params = vec![("client_id", self.client.id.as_str())];
+        if let Some(hint) = id_token_hint.filter(|t| !t.is_empty() && t.len() <= MAX_ID_TOKEN_BYTES) {
+            params.push(("id_token_hint", hint));
+        }
         if let Some(uri) = post_logout_redirect_uri {
             params.push(("post_logout_redirect_uri", uri));
         }
@@ -692,6 +706,8 @@ impl OidcModule {
             .into_map();
         let access_token = tokens.get("access_token").and_then(Value::as_str);
         id_token::check_at_hash(id_token, &claims, access_token).map_err(|e| self.token_error(e))?;
+        // Read before userinfo is merged: only the signed token names the session.
+        let sid = json::text_at(&claims, "sid").filter(|sid| sid.len() <= logout::MAX_SID_BYTES);
         if self.userinfo {
             self.merge_userinfo(&metadata, access_token.unwrap_or_default(), &mut claims)
                 .await?;
@@ -710,6 +726,8 @@ impl OidcModule {
             }
         }
         identity.return_to = flow.return_to;
+        identity.provider_session.id_token = Some(id_token.to_owned());
+        identity.provider_session.session_id = sid;
         Ok(Outcome::Authenticated(identity))
     }
 

@@ -3,13 +3,14 @@
 //! from. Every key is described in `docs/modules/oidc.md`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::{Algorithm, DEFAULT_CLOCK_SKEW, DEFAULT_JWKS_MIN_REFETCH, DEFAULT_METADATA_REFRESH};
 use crate::ConfigError;
-use crate::flow::{FlowSettings, HttpSettings, OAuthClientSettings};
+use crate::flow::{FlowSettings, HttpSettings, OAuthClientSettings, ReplayCache};
 use crate::settings::{ModuleSettingsType, ProviderUrl};
 
 /// The settings of one OpenID Connect module. In TOML the field groups (`client`,
@@ -134,6 +135,10 @@ pub struct OidcSettings {
     /// The HTTP client: `http_timeout`, `max_response_bytes`, `ca_file`.
     #[serde(skip)]
     pub http: HttpSettings,
+    /// The replay cache for back-channel logout token ids (`jti`); default an
+    /// in-memory one. Instances behind a load balancer share one.
+    #[serde(skip)]
+    pub replay: Option<Arc<dyn ReplayCache>>,
 }
 
 impl OidcSettings {
@@ -167,6 +172,7 @@ impl OidcSettings {
             client,
             flow: FlowSettings::default(),
             http: HttpSettings::default(),
+            replay: None,
         }
     }
 }

@@ -68,6 +68,9 @@ pub enum SignedPart {
     Assertion,
     /// Neither the response nor its assertion carries a signature.
     Neither,
+    /// A single logout message (LogoutRequest, LogoutResponse) without a query
+    /// signature.
+    LogoutMessage,
 }
 
 impl std::fmt::Display for SignedPart {
@@ -76,6 +79,7 @@ impl std::fmt::Display for SignedPart {
             SignedPart::Response => "the response",
             SignedPart::Assertion => "the assertion",
             SignedPart::Neither => "neither the response nor its assertion",
+            SignedPart::LogoutMessage => "the logout message",
         })
     }
 }

@@ -16,6 +16,8 @@ pub(crate) struct SpDescription<'a> {
     pub(crate) authn_requests_signed: bool,
     pub(crate) want_assertions_signed: bool,
     pub(crate) name_id_format: Option<&'a str>,
+    /// The single logout endpoint (HTTP-Redirect), when the IdP has one.
+    pub(crate) slo_url: Option<&'a str>,
 }
 
 /// An `md:EntityDescriptor` with one `SPSSODescriptor`: the HTTP-POST ACS, the
@@ -47,6 +49,13 @@ pub(crate) fn sp_metadata_xml(sp: &SpDescription<'_>) -> Result<String, String> 
             index: 0,
             is_default: Some(true),
         }],
+        single_logout_services: sp.slo_url.map(|location| {
+            vec![samael::metadata::Endpoint {
+                binding: samael::metadata::HTTP_REDIRECT_BINDING.into(),
+                location: location.to_owned(),
+                response_location: None,
+            }]
+        }),
         ..SpSsoDescriptor::default()
     };
     let entity = EntityDescriptor {

@@ -26,6 +26,7 @@ mod assertion;
 mod dsig;
 mod error;
 mod idp;
+mod logout;
 mod metadata;
 mod response;
 mod settings;
@@ -42,6 +43,10 @@ use tracing::warn;
 
 pub use assertion::{SamlAssertion, SamlAttribute};
 pub use error::{Mismatch, SamlError, SignedPart, StatusCode, TimeLimit};
+pub use logout::{
+    IdpLogoutRequest, LOGOUT_MESSAGE_LIFETIME, MAX_LOGOUT_MESSAGE_BYTES, MAX_LOGOUT_QUERY_BYTES,
+    MAX_SESSION_INDEXES, SingleLogout,
+};
 pub use settings::{EntityId, PemSource, SamlSettings};
 pub use signature::SignatureAlgorithm;
 
@@ -111,6 +116,8 @@ pub struct SamlModule {
     replay: Arc<dyn ReplayCache>,
     max_response_bytes: usize,
     sp_metadata: String,
+    /// Single logout, when the IdP has an endpoint for it.
+    slo: Option<logout::SloPolicy>,
 }
 
 impl std::fmt::Debug for SamlModule {
@@ -187,6 +194,7 @@ impl SamlModule {
             (None, None) => None,
         };
 
+        let mut idp_slo = None;
         let mut idp = match (&idp_metadata, &settings.idp_sso_url) {
             (Some(_), Some(_)) => {
                 return Err(invalid(
@@ -196,8 +204,10 @@ impl SamlModule {
             }
             (Some((field, source)), None) => {
                 let entity_id = settings.idp_entity_id.as_ref().map(EntityId::as_str);
-                let idp = idp::from_metadata(&source.load(field)?, entity_id, field)?;
+                let xml = source.load(field)?;
+                let idp = idp::from_metadata(&xml, entity_id, field)?;
                 check_url(field, &idp.sso_url)?;
+                idp_slo = logout::idp_slo_from_metadata(&xml, Some(&idp.entity_id));
                 idp
             }
             (None, Some(url)) => {
@@ -222,6 +232,9 @@ impl SamlModule {
                 ));
             }
         };
+        if let Some(url) = &settings.idp_slo_url {
+            idp_slo = Some((url.as_str().to_owned(), None));
+        }
         for (i, pem) in settings.idp_certificate_files.iter().enumerate() {
             let field = format!("idp_certificate_files[{i}]");
             idp.certificates.extend(idp::certificates_from_pem(
@@ -369,6 +382,7 @@ impl SamlModule {
             authn_requests_signed: sign,
             want_assertions_signed: settings.require_signed_assertions,
             name_id_format: name_id_format.as_deref(),
+            slo_url: idp_slo.is_some().then_some(settings.acs_url.as_str()),
         })
         .map_err(|e| invalid("sp_entity_id", format!("cannot write the SP metadata: {e}")))?;
         #[cfg(feature = "saml-rust-dsig")]
@@ -379,7 +393,20 @@ impl SamlModule {
             };
             invalid(field, why)
         })?;
+        let slo = idp_slo.map(|(location, response_location)| {
+            logout::SloPolicy::new(
+                location,
+                response_location,
+                settings.acs_url.as_str(),
+                settings.sp_entity_id.as_str(),
+                &idp.entity_id,
+                &idp.certificates,
+                &algorithms,
+                settings.clock_skew,
+            )
+        });
         Ok(SamlModule {
+            slo,
             acs: Arc::new(AcsPolicy {
                 #[cfg(feature = "saml-rust-dsig")]
                 keys,
@@ -495,6 +522,8 @@ impl SamlModule {
                 .attributes
                 .insert("session_index".into(), vec![index.clone()]);
         }
+        identity.provider_session.session_id = assertion.session_index.clone();
+        identity.provider_session.name_id_format = assertion.name_id_format.clone();
         identity
     }
 

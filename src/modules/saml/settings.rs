@@ -55,6 +55,10 @@ pub struct SamlSettings {
     /// from metadata).
     #[serde(default)]
     pub idp_sso_url: Option<ProviderUrl>,
+    /// `idp_slo_url`: the IdP's HTTP-Redirect single logout URL (default: the
+    /// metadata's `SingleLogoutService`; none: no single logout).
+    #[serde(default)]
+    pub idp_slo_url: Option<ProviderUrl>,
     /// `idp_certificate_files`: IdP signing certificates, PEM (default none):
     /// without metadata, or added to it (a key rollover). In TOML each is a file
     /// path; in code [`PemSource::Text`] holds the PEM itself.
@@ -183,6 +187,7 @@ impl SamlSettings {
             idp_metadata_xml: None,
             idp_entity_id: None,
             idp_sso_url: None,
+            idp_slo_url: None,
             idp_certificate_files: Vec::new(),
             sp_key: None,
             sp_certificate_file: None,

@@ -27,6 +27,8 @@
 // google-gail (`hd` other.example), google-gus (no `hd`: a consumer account).
 // A second provider, issuer http://127.0.0.1:<port>/<TENANT>/v2.0 (an Entra-style
 // tenant issuer), serves the same clients and users under that path.
+// RP-initiated logout at /session/end (a confirmation form posting to
+// /session/end/confirm); back-channel logout with env OIDC_BACKCHANNEL_LOGOUT_URI.
 // Interaction: GET /interaction/<uid> shows a form; POST /interaction/<uid>/login
 // with username/password grants login and consent at once (a wrong password answers 401).
 // Dynamic client registration is open (POST /reg, no initial access token).
@@ -55,6 +57,13 @@ export const REDIRECT_URI = 'http://127.0.0.1/callback';
 const REDIRECT_URIS = [REDIRECT_URI, ...(process.env.OIDC_EXTRA_REDIRECT_URIS ?? '').split(',').filter(Boolean)];
 // Where RP-initiated logout may send the browser back to (env OIDC_POST_LOGOUT_URIS).
 const POST_LOGOUT_URIS = (process.env.OIDC_POST_LOGOUT_URIS ?? '').split(',').filter(Boolean);
+// Back-channel logout (env OIDC_BACKCHANNEL_LOGOUT_URI): the confidential client's
+// backchannel_logout_uri, with backchannel_logout_session_required (its ID tokens
+// then carry `sid`, and so do the logout tokens POSTed there when a session ends).
+const BACKCHANNEL_LOGOUT_URI = process.env.OIDC_BACKCHANNEL_LOGOUT_URI ?? '';
+const backchannel = BACKCHANNEL_LOGOUT_URI
+  ? { backchannel_logout_uri: BACKCHANNEL_LOGOUT_URI, backchannel_logout_session_required: true }
+  : {};
 
 // Entra-style tenant of the second provider (a made-up id).
 export const TENANT = '3f2d0c6e-5b1a-4c1e-9d7a-1b2c3d4e5f60';
@@ -139,6 +148,7 @@ function makeProvider(issuer, prefix = '') {
         post_logout_redirect_uris: POST_LOGOUT_URIS,
         grant_types: ['authorization_code'],
         response_types: ['code'],
+        ...backchannel,
       },
       {
         client_id: 'authchain-public',
@@ -174,7 +184,11 @@ function makeProvider(issuer, prefix = '') {
       roles: ['realm_access', 'resource_access'],
     },
     // Open dynamic registration (POST /reg): the tests register clients whose jwks_uri they serve.
-    features: { devInteractions: { enabled: false }, registration: { enabled: true } },
+    features: {
+      devInteractions: { enabled: false },
+      registration: { enabled: true },
+      backchannelLogout: { enabled: true },
+    },
     interactions: { url: (ctx, interaction) => `${prefix}/interaction/${interaction.uid}` },
     async findAccount(ctx, id) {
       const user = USERS[id];
@@ -191,6 +205,7 @@ function makeProvider(issuer, prefix = '') {
   });
   p.on('server_error', (ctx, err) => console.error('server_error', err));
   p.on('grant.error', (ctx, err) => console.error('grant.error', err.error_description, err.error_detail ?? ''));
+  p.on('backchannel.error', (ctx, err) => console.error('backchannel.error', err.message));
   return p;
 }
 

@@ -30,6 +30,20 @@ Endpoints:
                                -> a login form
     POST /sso/login            key, username, password -> the auto-submit form
                                with SAMLResponse and RelayState (InResponseTo set)
+    GET  /slo/redirect         HTTP-Redirect single logout: an SP's LogoutRequest
+                               (its query signature checked against the SP's
+                               metadata, required when the SP has a signing
+                               certificate) -> 303 to the SP's SingleLogoutService
+                               with a LogoutResponse (status=<URI> in the query of
+                               /slo/redirect is not read: see /admin/slo-status),
+                               query-signed RSA-SHA256; or an SP's LogoutResponse to
+                               /slo/initiate's request -> 200, recorded
+    GET  /slo/initiate         sp=<entity id>, user=<login>, [session_index]
+                               (default: the last one issued to user),
+                               [relay_state], [signer=idp|rogue], [unsigned=1]:
+                               an IdP-initiated LogoutRequest -> 303 to the SP
+    GET  /slo/log              what the SLO endpoints received, as JSON
+    POST /admin/slo-status     body: the status URI the next LogoutResponses carry
     GET  /unsolicited          sp=<entity id>, user=<login>, [relay_state],
                                [signer=idp|rogue], [sign_response=0|1],
                                [sign_assertion=0|1], [sha1=1] (RSA-SHA1 and
@@ -48,7 +62,11 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, saml
+import json
+import re
+
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, saml, samlp
+from saml2.s_utils import decode_base64_and_inflate
 from saml2.config import IdPConfig
 from saml2.metadata import create_metadata_string
 from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_UNSPECIFIED, NameID
@@ -99,6 +117,7 @@ def make_server(base, key, cert, xmlsec):
                 "name": "authchain test IdP",
                 "endpoints": {
                     "single_sign_on_service": [(f"{base}/sso/redirect", BINDING_HTTP_REDIRECT)],
+                    "single_logout_service": [(f"{base}/slo/redirect", BINDING_HTTP_REDIRECT)],
                 },
                 "policy": {
                     "default": {
@@ -138,6 +157,11 @@ class State:
         self.rogue = make_server(base, f"{directory}/rogue.key", f"{directory}/rogue.crt", xmlsec)
         self.metadata = create_metadata_string(None, config=self.idp.config).decode()
         self.pending = {}
+        # Single logout: the last SessionIndex issued per user, what arrived, and the
+        # status URI of the LogoutResponses sent.
+        self.session_index = {}
+        self.slo_log = []
+        self.slo_status = None
 
     def register_sp(self, xml):
         for server in (self.idp, self.rogue):
@@ -168,10 +192,28 @@ class State:
             digest_alg=algorithms[1],
             **args,
         )
+        found = re.search(r'SessionIndex="([^"]+)"', str(response))
+        if found:
+            self.session_index[user] = found.group(1)
         http_args = server.apply_binding(
             BINDING_HTTP_POST, str(response), args["destination"], relay_state, response=True
         )
         return http_args["data"]
+
+    def sp_certs(self, sp):
+        return [c for _, c in self.idp.metadata.certs(sp, "any", "signing")]
+
+    def sp_slo(self, sp):
+        return self.idp.metadata.single_logout_service(sp, BINDING_HTTP_REDIRECT, "spsso")[0]["location"]
+
+    def check_signature(self, params, sp):
+        """None when the query signature is fine (or the SP has no certificate), else why not."""
+        certs = self.sp_certs(sp)
+        if "Signature" in params:
+            if not any(verify_redirect_signature(params, self.idp.sec.sec_backend, c) for c in certs):
+                return "the query signature does not verify"
+            return None
+        return "this SP signs, the message is not signed" if certs else None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -206,6 +248,12 @@ class Handler(BaseHTTPRequestHandler):
                     return self.sso_redirect(params)
                 if path == "/unsolicited":
                     return self.unsolicited(params)
+                if path == "/slo/redirect":
+                    return self.slo_redirect(params)
+                if path == "/slo/initiate":
+                    return self.slo_initiate(params)
+                if path == "/slo/log":
+                    return self.answer(200, json.dumps(self.state.slo_log), "application/json")
             self.answer(404, "not found")
         except Exception as e:  # the test reads the reason
             self.answer(400, f"{type(e).__name__}: {e}", "text/plain")
@@ -216,6 +264,9 @@ class Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 if path == "/admin/sp":
                     self.state.register_sp(self.body())
+                    return self.answer(204, "")
+                if path == "/admin/slo-status":
+                    self.state.slo_status = self.body() or None
                     return self.answer(204, "")
                 if path == "/sso/login":
                     form = dict(urllib.parse.parse_qsl(self.body(), keep_blank_values=True))
@@ -255,6 +306,74 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(401, "wrong user name or password", "text/plain")
         args = self.state.idp.response_args(message)
         self.answer(200, self.state.response_form(self.state.idp, user, relay_state, **args))
+
+    def redirect(self, location):
+        self.send_response(303)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def slo_redirect(self, params):
+        idp = self.state.idp
+        if "SAMLResponse" in params:
+            message = samlp.logout_response_from_string(decode_base64_and_inflate(params["SAMLResponse"]))
+            sp = message.issuer.text
+            self.state.slo_log.append({
+                "kind": "LogoutResponse",
+                "issuer": sp,
+                "in_response_to": message.in_response_to,
+                "status": message.status.status_code.value,
+                "destination": message.destination,
+                "relay_state": params.get("RelayState"),
+                "signature": self.state.check_signature(params, sp) or "ok",
+            })
+            return self.answer(200, "logout response received", "text/plain")
+        message = samlp.logout_request_from_string(decode_base64_and_inflate(params["SAMLRequest"]))
+        sp = message.issuer.text
+        problem = self.state.check_signature(params, sp)
+        self.state.slo_log.append({
+            "kind": "LogoutRequest",
+            "issuer": sp,
+            "name_id": message.name_id.text,
+            "name_id_format": message.name_id.format,
+            "session_indexes": [s.text for s in message.session_index],
+            "destination": message.destination,
+            "signature": problem or "ok",
+        })
+        if problem:
+            return self.answer(400, problem, "text/plain")
+        destination = self.state.sp_slo(sp)
+        status = None
+        if self.state.slo_status:
+            status = samlp.Status(status_code=samlp.StatusCode(value=self.state.slo_status))
+        response = idp._status_response(
+            samlp.LogoutResponse, idp._issuer(), status, sign=False,
+            in_response_to=message.id, destination=destination,
+        )
+        http_args = idp.apply_binding(
+            BINDING_HTTP_REDIRECT, str(response), destination, params.get("RelayState", ""),
+            response=True, sign=True, sigalg=SHA256[0],
+        )
+        return self.redirect(dict(http_args["headers"])["Location"])
+
+    def slo_initiate(self, params):
+        server = self.state.rogue if params.get("signer") == "rogue" else self.state.idp
+        sp = params["sp"]
+        user = params.get("user", "alice")
+        index = params.get("session_index") or self.state.session_index.get(user)
+        destination = self.state.sp_slo(sp)
+        _, request = server.create_logout_request(
+            destination,
+            sp,
+            name_id=NameID(format=NAMEID_FORMAT_UNSPECIFIED, text=user),
+            session_indexes=[index] if index else None,
+            sign=False,
+        )
+        http_args = server.apply_binding(
+            BINDING_HTTP_REDIRECT, str(request), destination, params.get("relay_state", ""),
+            sign=params.get("unsigned") != "1", sigalg=SHA256[0],
+        )
+        return self.redirect(dict(http_args["headers"])["Location"])
 
     def unsolicited(self, params):
         server = self.state.rogue if params.get("signer") == "rogue" else self.state.idp
