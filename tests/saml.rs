@@ -7,6 +7,8 @@
 //! in the NameID, expiry, DOCTYPE / external entities, SHA-1).
 
 mod common;
+#[path = "saml/encrypted.rs"]
+mod encrypted;
 #[path = "saml/idp.rs"]
 mod idp;
 #[path = "saml/xml.rs"]

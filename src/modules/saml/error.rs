@@ -56,6 +56,10 @@ pub enum SamlError {
     /// An IdP-initiated response where none are accepted.
     #[error("unsolicited (IdP-initiated) responses are not accepted")]
     Unsolicited,
+    /// An encrypted assertion that cannot be (or a plaintext one that must be)
+    /// decrypted.
+    #[error("{0}")]
+    Decryption(super::encryption::DecryptionError),
 }
 
 /// What [`SamlError::Unsigned`] found without a signature.

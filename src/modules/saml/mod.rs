@@ -11,6 +11,10 @@
 //!   Audience and InResponseTo match, it is within NotBefore / NotOnOrAfter (with
 //!   clock skew), its status is Success, it holds exactly one assertion, and that
 //!   assertion's id was never accepted before (the replay cache).
+//! * With `sp_decryption_key`, an `EncryptedAssertion` is decrypted
+//!   ([`encryption`](self) internals) and then held to the same checks; the
+//!   decrypted assertion is trusted only through its own signature or the
+//!   Response's, which covers the ciphertext.
 //! * The identity is read only from the bytes the verified signature covers.
 //!   See [`response`](self) internals and `docs/modules/saml.md` for what is
 //!   checked where.
@@ -24,6 +28,7 @@
 mod assertion;
 #[cfg(feature = "saml-rust-dsig")]
 mod dsig;
+mod encryption;
 mod error;
 mod idp;
 mod metadata;
@@ -41,6 +46,7 @@ use samael::schema::{AuthnRequest, Issuer, NameIdPolicy};
 use tracing::warn;
 
 pub use assertion::{SamlAssertion, SamlAttribute};
+pub use encryption::{DecryptionError, MAX_ENCRYPTED_KEYS};
 pub use error::{Mismatch, SamlError, SignedPart, StatusCode, TimeLimit};
 pub use settings::{EntityId, PemSource, SamlSettings};
 pub use signature::SignatureAlgorithm;
@@ -136,6 +142,8 @@ struct AcsPolicy {
     require_signed_messages: bool,
     algorithms: Algorithms,
     clock_skew: Duration,
+    /// The SP's decryption key, when encrypted assertions are accepted.
+    decryption: Option<encryption::Decryption>,
     /// The IdP's keys, decoded once for every response of this module.
     #[cfg(feature = "saml-rust-dsig")]
     keys: dsig::IdpKeys,
@@ -160,6 +168,7 @@ impl AcsPolicy {
                 keys: &self.keys,
                 require_signed_assertions: self.require_signed_assertions,
                 require_signed_messages: self.require_signed_messages,
+                decryption: self.decryption.as_ref(),
                 in_response_to,
                 clock_skew: self.clock_skew,
                 now,
@@ -279,6 +288,7 @@ impl SamlModule {
             }
             (None, None) => None,
         };
+        let (decryption, encryption_certificate) = decryption_settings(&settings, &id)?;
         let sign = settings.sign_authn_requests.unwrap_or(signing_key.is_some());
         if sign && signing_key.is_none() {
             return Err(invalid("sign_authn_requests", "needs `sp_key`".into()));
@@ -366,6 +376,7 @@ impl SamlModule {
             entity_id: settings.sp_entity_id.as_str(),
             acs_url: settings.acs_url.as_str(),
             certificate: sp_certificate.as_ref(),
+            encryption_certificate: encryption_certificate.as_ref(),
             authn_requests_signed: sign,
             want_assertions_signed: settings.require_signed_assertions,
             name_id_format: name_id_format.as_deref(),
@@ -390,6 +401,7 @@ impl SamlModule {
                 require_signed_messages: settings.require_signed_messages,
                 algorithms: Algorithms::new(&algorithms),
                 clock_skew: settings.clock_skew,
+                decryption,
             }),
             signing_key: signing_key.filter(|_| sign),
             name_id_format,
@@ -650,6 +662,78 @@ impl SamlModule {
         identity.return_to = return_to;
         Ok(Outcome::Authenticated(identity))
     }
+}
+
+/// The decryption key with its policy and the certificate the SP metadata
+/// publishes for it, from `sp_decryption_key`, `sp_encryption_certificate_file`,
+/// `require_encrypted_assertions` and `insecure_allow_3des`.
+fn decryption_settings(
+    settings: &SamlSettings,
+    id: &str,
+) -> Result<
+    (
+        Option<encryption::Decryption>,
+        Option<samael::crypto::CertificateDer>,
+    ),
+    ConfigError,
+> {
+    let (secret, pem) = match (
+        &settings.sp_decryption_key,
+        &settings.sp_encryption_certificate_file,
+    ) {
+        (Some(secret), Some(pem)) => (secret, pem),
+        (None, None) if settings.require_encrypted_assertions => {
+            return Err(ConfigError::invalid(
+                "require_encrypted_assertions",
+                "needs `sp_decryption_key`",
+            ));
+        }
+        (None, None) => return Ok((None, None)),
+        (Some(_), None) => {
+            return Err(ConfigError::invalid(
+                "sp_encryption_certificate_file",
+                "is required with `sp_decryption_key` (the IdP encrypts with it)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::invalid(
+                "sp_decryption_key",
+                "is required with `sp_encryption_certificate_file`",
+            ));
+        }
+    };
+    let key = PKey::private_key_from_pem(secret.resolve("sp_decryption_key")?.expose().as_bytes())
+        .map_err(|_| ConfigError::invalid("sp_decryption_key", "not a PEM private key"))?;
+    if key.rsa().is_err() || key.bits() < 2048 {
+        return Err(ConfigError::invalid(
+            "sp_decryption_key",
+            "must be an RSA key of at least 2048 bits",
+        ));
+    }
+    let field = "sp_encryption_certificate_file";
+    let cert = idp::certificates_from_pem(&pem.load(field)?, field)?.remove(0);
+    let belongs = openssl::x509::X509::from_der(cert.der_data())
+        .and_then(|x509| x509.public_key())
+        .map(|public| public.public_eq(&key))
+        .unwrap_or(false);
+    if !belongs {
+        return Err(ConfigError::invalid(
+            field,
+            "does not belong to `sp_decryption_key`",
+        ));
+    }
+    if settings.insecure_allow_3des {
+        warn!(target: AUDIT_TARGET, module = %id,
+            "insecure_allow_3des is on: assertions encrypted with 3DES-CBC are accepted");
+    }
+    Ok((
+        Some(encryption::Decryption {
+            key,
+            required: settings.require_encrypted_assertions,
+            allow_3des: settings.insecure_allow_3des,
+        }),
+        Some(cert),
+    ))
 }
 
 redirect_authenticator!(SamlModule);

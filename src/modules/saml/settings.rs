@@ -69,6 +69,26 @@ pub struct SamlSettings {
     /// TOML a file path; in code [`PemSource::Text`] holds the PEM itself.
     #[serde(default)]
     pub sp_certificate_file: Option<PemSource>,
+    /// `sp_decryption_key`: the SP's RSA private key, PEM, that encrypted
+    /// assertions are decrypted with (default none: an `EncryptedAssertion` is
+    /// refused): `{ file = "..." }`, `{ env = "..." }` or inline. May be `sp_key`'s
+    /// key or another one.
+    #[serde(default)]
+    pub sp_decryption_key: Option<SecretSource>,
+    /// `sp_encryption_certificate_file`: the certificate of `sp_decryption_key`,
+    /// PEM, published in the SP metadata as the encryption key (`KeyDescriptor
+    /// use="encryption"`; required with `sp_decryption_key`, and must belong to
+    /// it). In TOML a file path; in code [`PemSource::Text`] holds the PEM itself.
+    #[serde(default)]
+    pub sp_encryption_certificate_file: Option<PemSource>,
+    /// `require_encrypted_assertions`: refuse an assertion that arrives in the
+    /// clear (default `false`; needs `sp_decryption_key`).
+    #[serde(default)]
+    pub require_encrypted_assertions: bool,
+    /// `insecure_allow_3des`: also decrypt assertions encrypted with 3DES-CBC
+    /// (default `false`: only AES-CBC and AES-GCM; logged loudly).
+    #[serde(default)]
+    pub insecure_allow_3des: bool,
     /// `sign_authn_requests`: sign AuthnRequests (default `None`: when `sp_key` is
     /// set).
     #[serde(default)]
@@ -186,6 +206,10 @@ impl SamlSettings {
             idp_certificate_files: Vec::new(),
             sp_key: None,
             sp_certificate_file: None,
+            sp_decryption_key: None,
+            sp_encryption_certificate_file: None,
+            require_encrypted_assertions: false,
+            insecure_allow_3des: false,
             sign_authn_requests: None,
             name_id_format: None,
             force_authn: false,
