@@ -60,6 +60,10 @@ pub enum SamlError {
     /// decrypted.
     #[error("{0}")]
     Decryption(super::encryption::DecryptionError),
+    /// The IdP's metadata is not usable (`idp_metadata_url`: not fetched yet,
+    /// expired, badly signed); the module answers it as an outage.
+    #[error("{0}")]
+    Metadata(#[from] super::idp::MetadataError),
 }
 
 /// What [`SamlError::Unsigned`] found without a signature.

@@ -241,7 +241,7 @@ fn algorithm_of<'a>(node: Node<'a, '_>) -> Result<&'a str, SamlError> {
 }
 
 /// One enveloped signature over `#signed_id`, with allowed algorithms only.
-fn check_signature_shape(
+pub(super) fn check_signature_shape(
     sig: Node<'_, '_>,
     signed_id: &str,
     algorithms: &Algorithms,

@@ -23,6 +23,10 @@ Users (password in brackets):
 
 Endpoints:
     GET  /metadata             the IdP's metadata
+    GET  /metadata/signed      the same, signed by the IdP's key (RSA-SHA256),
+                               valid for one hour (validUntil)
+    GET  /metadata/rogue       metadata of the same entity id naming the rogue
+                               certificate (the IdP before a key rollover)
     POST /admin/sp             body: an SP's metadata XML; registers that SP
     GET  /sso/redirect         HTTP-Redirect AuthnRequest (its query signature is
                                checked against the SP's metadata when present,
@@ -171,6 +175,12 @@ class State:
         # Same entity id, another key: what an attacker without the IdP's key can sign.
         self.rogue = make_server(base, f"{directory}/rogue.key", f"{directory}/rogue.crt", xmlsec)
         self.metadata = create_metadata_string(None, config=self.idp.config).decode()
+        self.signed_metadata = create_metadata_string(
+            None, config=self.idp.config, valid=1, sign=True, sign_alg=SHA256[0], digest_alg=SHA256[1]
+        )
+        if isinstance(self.signed_metadata, bytes):
+            self.signed_metadata = self.signed_metadata.decode()
+        self.rogue_metadata = create_metadata_string(None, config=self.rogue.config).decode()
         self.pending = {}
         with open(f"{directory}/rogue.crt") as f:
             self.rogue_cert = f.read()
@@ -238,6 +248,10 @@ class Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 if path == "/metadata":
                     return self.answer(200, self.state.metadata, "application/samlmetadata+xml")
+                if path == "/metadata/signed":
+                    return self.answer(200, self.state.signed_metadata, "application/samlmetadata+xml")
+                if path == "/metadata/rogue":
+                    return self.answer(200, self.state.rogue_metadata, "application/samlmetadata+xml")
                 if path == "/sso/redirect":
                     return self.sso_redirect(params)
                 if path == "/unsolicited":
