@@ -487,6 +487,37 @@ mod tests {
     }
 
     #[test]
+    fn key_counts_and_remote_ciphertexts_are_bounded() {
+        let sp = key();
+        let decryption = Decryption {
+            key: sp.clone(),
+            required: false,
+            allow_3des: false,
+        };
+        let xml = encrypt(
+            &sp,
+            OAEP,
+            "http://www.w3.org/2001/04/xmlenc#aes128-cbc",
+            ASSERTION,
+        );
+        let start = xml.find("<xenc:EncryptedKey>").expect("key");
+        let end = xml.find("</xenc:EncryptedKey>").expect("end") + "</xenc:EncryptedKey>".len();
+        let one = &xml[start..end];
+        let many = xml.replacen(one, &one.repeat(MAX_ENCRYPTED_KEYS + 1), 1);
+        assert!(matches!(run(&many, &decryption), Err(SamlError::Malformed(_))));
+        // As many as allowed, the good one last: tried in turn.
+        let bad = one.replacen("<xenc:CipherValue>", "<xenc:CipherValue>AAAA", 1);
+        let several = xml.replacen(one, &format!("{}{one}", bad.repeat(MAX_ENCRYPTED_KEYS - 1)), 1);
+        assert!(run(&several, &decryption).is_ok());
+        let remote = xml.replacen(
+            "<xenc:CipherData><xenc:CipherValue>",
+            r#"<xenc:CipherData><xenc:CipherReference URI="http://evil.test/"/><xenc:CipherValue>"#,
+            1,
+        );
+        assert!(matches!(run(&remote, &decryption), Err(SamlError::Malformed(_))));
+    }
+
+    #[test]
     fn triple_des_only_when_allowed_and_plaintext_must_be_one_assertion() {
         let sp = key();
         let strict = Decryption {

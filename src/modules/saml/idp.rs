@@ -372,6 +372,46 @@ mod tests {
     }
 
     #[test]
+    fn valid_until_is_the_earliest_and_expired_metadata_is_refused() {
+        let xml = |root: &str, entity: &str| {
+            format!(
+                r#"<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" {root}>
+                <md:EntityDescriptor entityID="https://idp" {entity}><md:IDPSSODescriptor><md:SingleSignOnService
+                Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp/sso"/>
+                </md:IDPSSODescriptor></md:EntityDescriptor></md:EntitiesDescriptor>"#
+            )
+        };
+        let at = |text: &str| super::super::assertion::parse_date_time(text).expect("date");
+        let idp = from_metadata(
+            &xml(
+                r#"validUntil="2030-01-01T00:00:00Z""#,
+                r#"validUntil="2029-01-01T00:00:00Z""#,
+            ),
+            None,
+            "k",
+        )
+        .expect("metadata");
+        assert_eq!(idp.valid_until, Some(at("2029-01-01T00:00:00Z")));
+        assert!(from_metadata(&xml(r#"validUntil="soon""#, ""), None, "k").is_err());
+        let policy = MetadataPolicy {
+            entity_id: None,
+            signers: None,
+            algorithms: Algorithms::new(super::super::SignatureAlgorithm::DEFAULT),
+            extra_certificates: Vec::new(),
+        };
+        let expired = xml(r#"validUntil="2001-01-01T00:00:00Z""#, "");
+        assert_eq!(
+            load(&expired, &policy, "k", SystemTime::now()).err(),
+            Some(MetadataError::Expired)
+        );
+        // Not expired, but no certificate: refused as well.
+        assert!(matches!(
+            load(&xml("", ""), &policy, "k", SystemTime::now()),
+            Err(MetadataError::Invalid(_))
+        ));
+    }
+
+    #[test]
     fn metadata_without_certificates_reads_but_holds_none() {
         // The module builder refuses this (tested there); the reader only reports.
         let xml = r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp">
