@@ -19,8 +19,11 @@
 //!   See [`response`](self) internals and `docs/modules/saml.md` for what is
 //!   checked where.
 //! * An IdP configuration without a signing certificate is refused when the module
-//!   is built (samael would accept unsigned responses), and the `saml` feature
-//!   always builds samael with xmlsec (its other build skips verification).
+//!   is built (samael would accept unsigned responses) — metadata fetched from
+//!   `idp_metadata_url` when it is fetched ([`remote`](self) internals: refreshed
+//!   on a schedule and after a signature failure, rate limited, the last good
+//!   version kept) — and the `saml` feature always builds samael with xmlsec (its
+//!   other build skips verification).
 //!
 //! samael's and libxml's values are not `Send`: all of that work happens in
 //! synchronous functions that answer our own types.
