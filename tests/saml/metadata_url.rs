@@ -342,7 +342,11 @@ async fn fetched_metadata_is_bounded_in_size_and_time() {
         ModuleError::Http(HttpError::Timeout { .. })
     ));
     // The server answers after 5 s; the 0.5 s timeout gave up long before.
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
