@@ -28,7 +28,7 @@ targets() { sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | grep -v '^authchain-f
 dict_for() {
   case "$1" in
     password_hash) echo dicts/password_hash.dict ;;
-    saml_response|cas_response) echo dicts/xml.dict ;;
+    saml_response|saml_encrypted|cas_response) echo dicts/xml.dict ;;
     id_token) echo dicts/jwt.dict ;;
     config_toml) echo dicts/toml.dict ;;
     sync_*|search_entry) echo dicts/ber.dict ;;

@@ -282,6 +282,7 @@ pub enum ModuleError {
         feature = "oidc",
         feature = "oauth2",
         feature = "cas",
+        feature = "saml",
         feature = "signed-header"
     ))]
     #[error(transparent)]

@@ -126,7 +126,7 @@ pub(crate) fn ldap_connection(module: &str, ok: bool) {
 }
 
 /// One request to an identity provider (`purpose`: discovery, jwks, token,
-/// userinfo, validation), `ok` when it got a success status.
+/// userinfo, validation, metadata), `ok` when it got a success status.
 #[allow(dead_code)] // used by the modules that talk to providers
 pub(crate) fn provider_request(module: &str, purpose: &'static str, ok: bool, took: Duration) {
     #[cfg(feature = "metrics")]

@@ -99,6 +99,20 @@ fn saml_seeds_that_should_verify_do() {
     }
 }
 
+/// Every `valid-*` encrypted seed decrypts and verifies; the others do not.
+#[test]
+fn saml_encrypted_seeds_verify_as_named() {
+    let (seeds, _) = inputs("saml_encrypted");
+    for (path, bytes) in seeds {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(
+            targets::saml_encrypted(&bytes),
+            name.starts_with("valid-"),
+            "{name}"
+        );
+    }
+}
+
 /// One validly signed ID token per supported algorithm, each accepted.
 #[test]
 fn id_token_seeds_cover_every_algorithm() {
@@ -216,6 +230,118 @@ async fn generate_saml_seeds() {
             "{name}: {verified:?}"
         );
         std::fs::write(corpus.join(name), xml).unwrap();
+    }
+}
+
+/// Captures IdP-initiated responses with encrypted assertions from the real pysaml2
+/// IdP into `fuzz/corpus/saml_encrypted/`, and the IdP's metadata, a fresh SP key
+/// pair and the capture time into `fuzz/seeds/saml_encrypted/`.
+#[tokio::test]
+#[ignore = "regenerates checked-in fuzz seeds"]
+async fn generate_saml_encrypted_seeds() {
+    use authchain::SecretSource;
+    use authchain::modules::saml::PemSource;
+    use authchain::modules::{SamlModule, SamlSettings};
+    use idp::{Idp, Unsolicited};
+    use openssl::{asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509};
+
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "authchain fuzz SP").unwrap();
+    let name = name.build();
+    let mut cert = x509::X509::builder().unwrap();
+    cert.set_version(2).unwrap();
+    cert.set_subject_name(&name).unwrap();
+    cert.set_issuer_name(&name).unwrap();
+    cert.set_pubkey(&key).unwrap();
+    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+    cert.set_not_after(&Asn1Time::days_from_now(36500).unwrap())
+        .unwrap();
+    cert.sign(&key, MessageDigest::sha256()).unwrap();
+    let key_pem = String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    let cert_pem = String::from_utf8(cert.build().to_pem().unwrap()).unwrap();
+
+    let idp = Idp::start();
+    let sp = "http://127.0.0.1/sp-enc";
+    let mut settings = SamlSettings::new(
+        sp.parse().unwrap(),
+        "http://127.0.0.1/sp-enc/acs".parse().unwrap(),
+    );
+    settings.idp_metadata_file = Some(idp.metadata_file.clone());
+    settings.allow_idp_initiated = true;
+    settings.sp_decryption_key = Some(SecretSource::Inline(key_pem.as_str().into()));
+    settings.sp_encryption_certificate_file = Some(PemSource::Text(cert_pem.clone()));
+    let module = SamlModule::new("saml", settings).expect("SP");
+    idp.register(sp, &module).await;
+
+    let seeds = fuzz_dir().join("seeds").join("saml_encrypted");
+    let corpus = fuzz_dir().join("corpus").join("saml_encrypted");
+    std::fs::create_dir_all(&seeds).unwrap();
+    let _ = std::fs::remove_dir_all(&corpus);
+    std::fs::create_dir_all(&corpus).unwrap();
+    std::fs::copy(&idp.metadata_file, seeds.join("idp-metadata.xml")).unwrap();
+    std::fs::write(seeds.join("sp-key.pem"), &key_pem).unwrap();
+    std::fs::write(seeds.join("sp-cert.pem"), &cert_pem).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    std::fs::write(seeds.join("now"), format!("{now}\n")).unwrap();
+
+    let base = Unsolicited {
+        user: "alice",
+        encrypt: Some("aes128-cbc"),
+        ..Default::default()
+    };
+    let variants: Vec<(&str, Unsolicited<'_>)> = vec![
+        ("valid-aes128-cbc", base.clone()),
+        (
+            "valid-aes256-gcm-unsigned-response",
+            Unsolicited {
+                encrypt: Some("aes256-gcm"),
+                unsigned_response: true,
+                ..base.clone()
+            },
+        ),
+        (
+            "valid-rsa15-aes256-cbc",
+            Unsolicited {
+                encrypt: Some("aes256-cbc"),
+                key_transport: Some("rsa15"),
+                ..base.clone()
+            },
+        ),
+        (
+            "tripledes",
+            Unsolicited {
+                encrypt: Some("tripledes-cbc"),
+                ..base.clone()
+            },
+        ),
+        (
+            "other-key",
+            Unsolicited {
+                encrypt_for_rogue: true,
+                ..base.clone()
+            },
+        ),
+        (
+            "unsigned-assertion",
+            Unsolicited {
+                unsigned_assertion: true,
+                ..base.clone()
+            },
+        ),
+    ];
+    for (name, options) in variants {
+        let form = idp.unsolicited(sp, options).await;
+        let verified = module.verify_response(&form.saml_response, None, std::time::SystemTime::now());
+        assert_eq!(
+            verified.is_ok(),
+            name.starts_with("valid-"),
+            "{name}: {verified:?}"
+        );
+        std::fs::write(corpus.join(name), form.xml()).unwrap();
     }
 }
 

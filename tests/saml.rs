@@ -7,8 +7,12 @@
 //! in the NameID, expiry, DOCTYPE / external entities, SHA-1).
 
 mod common;
+#[path = "saml/encrypted.rs"]
+mod encrypted;
 #[path = "saml/idp.rs"]
 mod idp;
+#[path = "saml/metadata_url.rs"]
+mod metadata_url;
 #[path = "saml/xml.rs"]
 mod xml;
 
@@ -236,7 +240,7 @@ async fn sp_initiated_login_maps_groups_to_roles() {
     let idp = Idp::shared();
     let module = registered(idp, sp_a(idp), SP_A).await;
     assert_eq!(module.idp_entity_id(), idp.entity_id());
-    assert_eq!(module.idp_sso_url(), format!("{}/sso/redirect", idp.url));
+    assert_eq!(module.idp_sso_url(), Some(format!("{}/sso/redirect", idp.url)));
     let (chain, store) = chain_of(module);
 
     let redirect = start(&chain, "saml").await;

@@ -31,6 +31,7 @@ pub type Target = fn(&[u8]) -> bool;
 /// Every target by name, for the regression pass.
 pub const TARGETS: &[(&str, Target)] = &[
     ("saml_response", saml_response),
+    ("saml_encrypted", saml_encrypted),
     ("id_token", id_token),
     ("proxy_headers", proxy_headers),
     ("cas_response", cas_response),
@@ -86,6 +87,43 @@ fn saml_now() -> SystemTime {
 pub fn saml_response(data: &[u8]) -> bool {
     let posted = Base64::encode_string(data);
     saml_module().verify_response(&posted, None, saml_now()).is_ok()
+}
+
+/// The SP the encrypted SAML seeds were issued for (`fuzz/seeds/saml_encrypted/README`).
+const SAML_ENC_SP: &str = "http://127.0.0.1/sp-enc";
+const SAML_ENC_ACS: &str = "http://127.0.0.1/sp-enc/acs";
+
+fn saml_encrypted_module() -> &'static SamlModule {
+    use authchain::modules::saml::PemSource;
+    static MODULE: OnceLock<SamlModule> = OnceLock::new();
+    MODULE.get_or_init(|| {
+        let mut settings = SamlSettings::new(
+            SAML_ENC_SP.parse().expect("entity id"),
+            SAML_ENC_ACS.parse().expect("ACS URL"),
+        );
+        settings.idp_metadata_xml = Some(include_str!("../seeds/saml_encrypted/idp-metadata.xml").to_owned());
+        settings.sp_decryption_key = Some(authchain::SecretSource::Inline(
+            include_str!("../seeds/saml_encrypted/sp-key.pem").into(),
+        ));
+        settings.sp_encryption_certificate_file = Some(PemSource::Text(
+            include_str!("../seeds/saml_encrypted/sp-cert.pem").to_owned(),
+        ));
+        settings.allow_idp_initiated = true;
+        SamlModule::new("saml", settings).expect("the SAML module of the encrypted fuzz target")
+    })
+}
+
+/// A posted SAML response holding an `EncryptedAssertion`, given as its XML:
+/// decryption with the seeds' SP key, then every check, at the seeds' capture time.
+pub fn saml_encrypted(data: &[u8]) -> bool {
+    let now: u64 = include_str!("../seeds/saml_encrypted/now")
+        .trim()
+        .parse()
+        .expect("fuzz/seeds/saml_encrypted/now holds seconds since the epoch");
+    let posted = Base64::encode_string(data);
+    saml_encrypted_module()
+        .verify_response(&posted, None, SystemTime::UNIX_EPOCH + Duration::from_secs(now))
+        .is_ok()
 }
 
 // ---------------------------------------------------------------------------------

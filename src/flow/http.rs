@@ -48,6 +48,15 @@ impl Default for HttpSettings {
 impl HttpSettings {
     /// Checks the settings and builds the client of `module`; `key` turns a field
     /// name into the key errors name (the identity for a module's `new`).
+    #[cfg_attr(
+        not(any(
+            feature = "oidc",
+            feature = "oauth2",
+            feature = "cas",
+            feature = "signed-header"
+        )),
+        allow(dead_code)
+    )]
     pub(crate) fn client(
         &self,
         module: &str,
@@ -117,6 +126,8 @@ pub(crate) enum Purpose {
     Userinfo,
     /// A CAS service ticket validation.
     Validation,
+    /// SAML IdP metadata.
+    Metadata,
 }
 
 impl Purpose {
@@ -127,6 +138,7 @@ impl Purpose {
             Purpose::Token => "token endpoint",
             Purpose::Userinfo => "userinfo endpoint",
             Purpose::Validation => "ticket validation",
+            Purpose::Metadata => "IdP metadata",
         }
     }
 
@@ -138,6 +150,7 @@ impl Purpose {
             Purpose::Token => "token",
             Purpose::Userinfo => "userinfo",
             Purpose::Validation => "validation",
+            Purpose::Metadata => "metadata",
         }
     }
 }
@@ -149,6 +162,7 @@ struct Counters {
     token: AtomicU64,
     userinfo: AtomicU64,
     validation: AtomicU64,
+    metadata: AtomicU64,
 }
 
 /// A provider's answer: status and parsed JSON body (`Value::Null` when empty or
@@ -218,6 +232,7 @@ impl HttpClient {
             token: self.counters.token.load(Ordering::Relaxed),
             userinfo: self.counters.userinfo.load(Ordering::Relaxed),
             validation: self.counters.validation.load(Ordering::Relaxed),
+            metadata: self.counters.metadata.load(Ordering::Relaxed),
         }
     }
 
@@ -228,6 +243,7 @@ impl HttpClient {
             Purpose::Token => &self.counters.token,
             Purpose::Userinfo => &self.counters.userinfo,
             Purpose::Validation => &self.counters.validation,
+            Purpose::Metadata => &self.counters.metadata,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -256,7 +272,10 @@ impl HttpClient {
     }
 
     /// GET a document of another kind (`accept` names it): status and raw body.
-    #[cfg_attr(not(any(feature = "cas", feature = "oidc")), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "cas", feature = "oidc", feature = "saml")),
+        allow(dead_code)
+    )]
     pub(crate) async fn get_bytes(
         &self,
         purpose: Purpose,

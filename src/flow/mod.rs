@@ -27,6 +27,7 @@ mod cookie;
     feature = "oidc",
     feature = "oauth2",
     feature = "cas",
+    feature = "saml",
     feature = "signed-header"
 ))]
 pub(crate) mod http;
@@ -46,6 +47,7 @@ pub use cookie::{CookieAttributes, FlowCookie, SameSite, flow_cookie_name};
     feature = "oidc",
     feature = "oauth2",
     feature = "cas",
+    feature = "saml",
     feature = "signed-header"
 ))]
 pub use http::{HttpError, HttpSettings};
@@ -95,12 +97,14 @@ pub struct ProviderRequests {
     pub userinfo: u64,
     /// CAS ticket validations (one per callback).
     pub validation: u64,
+    /// SAML IdP metadata documents fetched (`idp_metadata_url`).
+    pub metadata: u64,
 }
 
 impl ProviderRequests {
     /// All requests together.
     pub fn total(&self) -> u64 {
-        self.discovery + self.jwks + self.token + self.userinfo + self.validation
+        self.discovery + self.jwks + self.token + self.userinfo + self.validation + self.metadata
     }
 }
 

@@ -94,6 +94,14 @@ pub struct Unsolicited<'a> {
     pub unsigned_assertion: bool,
     /// The assertion's Recipient, instead of the SP's ACS.
     pub recipient: Option<&'a str>,
+    /// Encrypt the assertion with this content algorithm (`aes128-cbc`,
+    /// `aes256-cbc`, `aes128-gcm`, `aes256-gcm`, `tripledes-cbc`) for the SP's
+    /// metadata encryption certificate.
+    pub encrypt: Option<&'a str>,
+    /// The key transport of an encrypted assertion: `oaep` (default) or `rsa15`.
+    pub key_transport: Option<&'a str>,
+    /// Encrypt for the rogue certificate instead of the SP's.
+    pub encrypt_for_rogue: bool,
 }
 
 impl Idp {
@@ -184,6 +192,15 @@ impl Idp {
         }
         if let Some(recipient) = options.recipient {
             query.push(("recipient", recipient));
+        }
+        if let Some(encrypt) = options.encrypt {
+            query.push(("encrypt", encrypt));
+        }
+        if let Some(transport) = options.key_transport {
+            query.push(("key_transport", transport));
+        }
+        if options.encrypt_for_rogue {
+            query.push(("encrypt_for", "rogue"));
         }
         let response = reqwest::Client::new()
             .get(format!("{}/unsolicited", self.url))

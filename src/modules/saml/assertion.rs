@@ -42,6 +42,8 @@ pub struct SamlAssertion {
     pub response_signed: bool,
     /// Whether the `Assertion` element was signed.
     pub assertion_signed: bool,
+    /// Whether the assertion arrived encrypted (an `EncryptedAssertion`).
+    pub encrypted: bool,
     /// The moment after which the assertion is refused by time anyway (its
     /// earliest `NotOnOrAfter` plus the clock skew): how long its id is remembered.
     pub valid_until: SystemTime,
@@ -256,6 +258,7 @@ pub(super) fn check_assertion(
         attributes,
         response_signed: false,
         assertion_signed: false,
+        encrypted: false,
         valid_until,
     })
 }

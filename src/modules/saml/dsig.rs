@@ -224,6 +224,17 @@ pub(super) fn verify(doc: &Document<'_>, keys: &IdpKeys) -> Result<String, SamlE
         .ok_or_else(|| signature("no signature"))
 }
 
+/// The one enveloped signature `sig` of `element` (signed metadata): the
+/// canonical bytes of `element`, as [`verify`] answers them for a response.
+pub(super) fn verify_enveloped(
+    doc: &Document<'_>,
+    sig: Node<'_, '_>,
+    element: Node<'_, '_>,
+    keys: &IdpKeys,
+) -> Result<String, SamlError> {
+    verify_one(doc, sig, element, keys)
+}
+
 /// One enveloped signature over `parent`: its reference's digest, then its value.
 fn verify_one(
     doc: &Document<'_>,

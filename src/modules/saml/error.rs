@@ -56,6 +56,14 @@ pub enum SamlError {
     /// An IdP-initiated response where none are accepted.
     #[error("unsolicited (IdP-initiated) responses are not accepted")]
     Unsolicited,
+    /// An encrypted assertion that cannot be (or a plaintext one that must be)
+    /// decrypted.
+    #[error("{0}")]
+    Decryption(super::encryption::DecryptionError),
+    /// The IdP's metadata is not usable (`idp_metadata_url`: not fetched yet,
+    /// expired, badly signed); the module answers it as an outage.
+    #[error("{0}")]
+    Metadata(#[from] super::idp::MetadataError),
 }
 
 /// What [`SamlError::Unsigned`] found without a signature.

@@ -8,8 +8,9 @@
 //! 1. **Shape, by us, before any cryptography** (roxmltree, which refuses DTDs; any
 //!    `<!DOCTYPE` or `<!ENTITY` is refused even before that). The root is a
 //!    `samlp:Response`; there is exactly one `saml:Assertion` in the whole document
-//!    and it is a child of the Response; no `EncryptedAssertion`; `ID` values are
-//!    unique; a `ds:Signature` may only be a direct child of the Response or of the
+//!    and it is a child of the Response (or exactly one `EncryptedAssertion`
+//!    there and no plaintext assertion anywhere: see [`verify_encrypted`]); `ID`
+//!    values are unique; a `ds:Signature` may only be a direct child of the Response or of the
 //!    Assertion, at most one each, with exactly one `Reference` whose URI is `#` +
 //!    its parent's `ID`, transforms limited to enveloped-signature and the
 //!    canonicalisations without comments, and signature and digest algorithms on
@@ -40,6 +41,7 @@ use samael::crypto::CertificateDer;
 use samael::crypto::{CryptoProvider, ReduceMode, XmlSec};
 
 use super::assertion::{self, SamlAssertion};
+use super::encryption::{self, Decryption, DecryptionError};
 use super::error::{SamlError, SignedPart, malformed, signature};
 use super::signature::{Algorithms, Shape};
 use crate::modules::xml::{XmlError, XmlReader, is};
@@ -60,6 +62,8 @@ pub(crate) struct Expectations<'a> {
     pub(crate) keys: &'a super::dsig::IdpKeys,
     pub(crate) require_signed_assertions: bool,
     pub(crate) require_signed_messages: bool,
+    /// The SP's decryption key and policy, when one is configured.
+    pub(crate) decryption: Option<&'a Decryption>,
     /// The flow's request id; `None` for an IdP-initiated response.
     pub(crate) in_response_to: Option<&'a str>,
     pub(crate) clock_skew: Duration,
@@ -178,32 +182,144 @@ pub(super) fn all_text(node: Node<'_, '_>) -> String {
 pub(crate) fn verify(xml: &str, want: &Expectations<'_>) -> Result<SamlAssertion, SamlError> {
     let doc = parse(xml)?;
     let shape = Shape::read(&doc, want.algorithms)?;
-    if !shape.response_signed && !shape.assertion_signed {
-        return Err(SamlError::Unsigned(SignedPart::Neither));
-    }
-    if want.require_signed_assertions && !shape.assertion_signed {
-        return Err(SamlError::Unsigned(SignedPart::Assertion));
-    }
-    if want.require_signed_messages && !shape.response_signed {
-        return Err(SamlError::Unsigned(SignedPart::Response));
-    }
     if want.certificates.is_empty() {
         // Never reached through the builder, which refuses this; kept so that no
         // path verifies against nothing.
         return Err(signature("no IdP certificate is configured"));
     }
+    match &shape.assertion_id {
+        Some(_) if want.decryption.is_some_and(|d| d.required) => {
+            Err(SamlError::Decryption(DecryptionError::NotEncrypted))
+        }
+        Some(_) => verify_contained(xml, &doc, &shape, want, false),
+        None => verify_encrypted(xml, &doc, &shape, want),
+    }
+}
 
+/// Step 2 on a whole document: every signature in it verified against the IdP's
+/// keys; the canonical bytes of the signed Response, or of the signed Assertion
+/// when only it is signed.
+fn verify_signatures(xml: &str, doc: &Document<'_>, want: &Expectations<'_>) -> Result<String, SamlError> {
     #[cfg(not(feature = "saml-rust-dsig"))]
-    let signed_xml = XmlSec::reduce_xml_to_signed_with_allowed_algorithms(
-        xml,
-        want.certificates,
-        ReduceMode::PreDigest,
-        want.algorithms.samael(),
-    )
-    .map_err(|e| signature(format!("xmlsec: {e}")))?;
+    {
+        let _ = doc;
+        XmlSec::reduce_xml_to_signed_with_allowed_algorithms(
+            xml,
+            want.certificates,
+            ReduceMode::PreDigest,
+            want.algorithms.samael(),
+        )
+        .map_err(|e| signature(format!("xmlsec: {e}")))
+    }
     #[cfg(feature = "saml-rust-dsig")]
-    let signed_xml = super::dsig::verify(&doc, want.keys)?;
+    {
+        let _ = xml;
+        super::dsig::verify(doc, want.keys)
+    }
+}
 
+/// A response holding an `EncryptedAssertion`: the Response signature (when
+/// there is one) is verified on the posted document, over the ciphertext; the
+/// assertion is decrypted from the signed bytes (or from the posted document when
+/// the Response is unsigned) and put in the ciphertext's place; that document is
+/// then verified like a plaintext response whose envelope is already verified
+/// when the Response signature was.
+fn verify_encrypted(
+    xml: &str,
+    doc: &Document<'_>,
+    shape: &Shape,
+    want: &Expectations<'_>,
+) -> Result<SamlAssertion, SamlError> {
+    let decryption = want
+        .decryption
+        .ok_or(SamlError::Decryption(DecryptionError::NoKey))?;
+    if want.require_signed_messages && !shape.response_signed {
+        return Err(SamlError::Unsigned(SignedPart::Response));
+    }
+    let signed_response;
+    let base = if shape.response_signed {
+        signed_response = verify_signatures(xml, doc, want)?;
+        signed_response.as_str()
+    } else {
+        xml
+    };
+    let base_doc = parse(base).map_err(|e| signature(format!("the signed content does not parse: {e}")))?;
+    let root = base_doc.root_element();
+    if !is(root, PROTOCOL_NS, "Response") || id_of(root)? != shape.response_id {
+        return Err(signature("the verified reference is not the Response"));
+    }
+    let mut encrypted = base_doc
+        .descendants()
+        .filter(|n| is(*n, ASSERTION_NS, "EncryptedAssertion"));
+    let encrypted = match (encrypted.next(), encrypted.next()) {
+        (Some(one), None) if one.parent_element() == Some(root) => one,
+        _ => {
+            return Err(signature(
+                "the signed Response does not hold exactly one encrypted assertion",
+            ));
+        }
+    };
+    let assertion = encryption::decrypt(encrypted, decryption, base.len())?;
+    let range = encrypted.range();
+    let decrypted = format!("{}{assertion}{}", &base[..range.start], &base[range.end..]);
+    drop(base_doc);
+    let decrypted_doc = parse(&decrypted)?;
+    let decrypted_shape = Shape::read(&decrypted_doc, want.algorithms)?;
+    if decrypted_shape.assertion_id.is_none() || decrypted_shape.response_signed {
+        return Err(malformed(
+            "the decrypted assertion holds another encrypted assertion",
+        ));
+    }
+    let mut verified = verify_contained(
+        &decrypted,
+        &decrypted_doc,
+        &decrypted_shape,
+        want,
+        shape.response_signed,
+    )?;
+    verified.encrypted = true;
+    Ok(verified)
+}
+
+/// A response holding its assertion in the clear. `envelope_verified`: the
+/// Response's signature was verified already (over the ciphertext this assertion
+/// was decrypted from) and `doc` was built from the bytes it covers.
+fn verify_contained(
+    xml: &str,
+    doc: &Document<'_>,
+    shape: &Shape,
+    want: &Expectations<'_>,
+    envelope_verified: bool,
+) -> Result<SamlAssertion, SamlError> {
+    let response_signed = shape.response_signed || envelope_verified;
+    if !response_signed && !shape.assertion_signed {
+        return Err(SamlError::Unsigned(SignedPart::Neither));
+    }
+    if want.require_signed_assertions && !shape.assertion_signed {
+        return Err(SamlError::Unsigned(SignedPart::Assertion));
+    }
+    if want.require_signed_messages && !response_signed {
+        return Err(SamlError::Unsigned(SignedPart::Response));
+    }
+    let assertion_id = shape
+        .assertion_id
+        .as_deref()
+        .ok_or_else(|| malformed("the response holds no assertion"))?;
+    if !shape.response_signed && !shape.assertion_signed {
+        // Decrypted from the ciphertext a verified Response signature covers:
+        // `doc` is those signed bytes with the plaintext in place.
+        let root = doc.root_element();
+        let assertion = only_child(root, ASSERTION_NS, "Assertion")?;
+        if id_of(assertion)? != assertion_id {
+            return Err(signature("the verified assertion is not the one in the response"));
+        }
+        assertion::check_response(root, true, want)?;
+        let mut verified = assertion::check_assertion(assertion, want)?;
+        verified.response_signed = true;
+        return Ok(verified);
+    }
+
+    let signed_xml = verify_signatures(xml, doc, want)?;
     let signed_doc =
         parse(&signed_xml).map_err(|e| signature(format!("the signed content does not parse: {e}")))?;
     let signed_root = signed_doc.root_element();
@@ -227,16 +343,17 @@ pub(crate) fn verify(xml: &str, want: &Expectations<'_>) -> Result<SamlAssertion
         if !is(signed_root, ASSERTION_NS, "Assertion") {
             return Err(signature("the verified reference is not the Assertion"));
         }
-        // Unsigned envelope: its values are checked below, but nothing that
+        // Unsigned envelope (or one verified before decryption, from whose signed
+        // bytes `doc` was built): its values are checked below, but nothing that
         // identifies the user or the request is taken from it alone.
         (doc.root_element(), signed_root)
     };
-    if id_of(assertion)? != shape.assertion_id {
+    if id_of(assertion)? != assertion_id {
         return Err(signature("the verified assertion is not the one in the response"));
     }
-    assertion::check_response(response, shape.response_signed, want)?;
+    assertion::check_response(response, response_signed, want)?;
     let mut verified = assertion::check_assertion(assertion, want)?;
-    verified.response_signed = shape.response_signed;
+    verified.response_signed = response_signed;
     verified.assertion_signed = shape.assertion_signed;
     Ok(verified)
 }

@@ -46,9 +46,50 @@ pub struct SamlSettings {
     /// `idp_metadata_file`).
     #[serde(default)]
     pub idp_metadata_xml: Option<String>,
+    /// `idp_metadata_url`: where the IdP's metadata is fetched from (default
+    /// none; https, or http on loopback; not with `idp_metadata_file` or
+    /// `idp_metadata_xml`; needs `idp_entity_id`). Fetched at the first login,
+    /// refreshed every `idp_metadata_refresh` and after a signature failure.
+    #[serde(default)]
+    pub idp_metadata_url: Option<ProviderUrl>,
+    /// `idp_metadata_refresh`: how old fetched metadata may get before the next
+    /// login fetches it again (ISO 8601 in TOML, default `PT1H`).
+    #[serde(
+        default = "default_metadata_refresh",
+        deserialize_with = "crate::iso8601::duration"
+    )]
+    pub idp_metadata_refresh: Duration,
+    /// `idp_metadata_min_refetch`: least time between two fetches, whatever asks
+    /// for them (ISO 8601 in TOML, default `PT5M`).
+    #[serde(
+        default = "default_metadata_min_refetch",
+        deserialize_with = "crate::iso8601::duration"
+    )]
+    pub idp_metadata_min_refetch: Duration,
+    /// `idp_metadata_timeout`: timeout of a metadata request, connect and whole
+    /// (ISO 8601 in TOML, default `PT10S`).
+    #[serde(
+        default = "default_metadata_timeout",
+        deserialize_with = "crate::iso8601::duration"
+    )]
+    pub idp_metadata_timeout: Duration,
+    /// `idp_metadata_max_bytes`: largest metadata document fetched (default
+    /// 1048576; at least 1024).
+    #[serde(default = "default_metadata_max_bytes")]
+    pub idp_metadata_max_bytes: usize,
+    /// `idp_metadata_ca_file`: PEM bundle of extra CA certificates trusted for the
+    /// metadata URL's HTTPS (default: the built-in web roots only).
+    #[serde(default)]
+    pub idp_metadata_ca_file: Option<PathBuf>,
+    /// `idp_metadata_signing_certificate_file`: the metadata must carry an
+    /// enveloped signature on its root element that verifies against this
+    /// certificate (PEM; default none: the metadata is trusted as configured or
+    /// fetched). In TOML a file path; in code [`PemSource::Text`].
+    #[serde(default)]
+    pub idp_metadata_signing_certificate_file: Option<PemSource>,
     /// `idp_entity_id`: the IdP's entity id (default: from metadata). Required
-    /// without metadata; with metadata it picks the IdP out of an
-    /// `EntitiesDescriptor` and must match.
+    /// without metadata and with `idp_metadata_url`; with metadata it picks the
+    /// IdP out of an `EntitiesDescriptor` and must match.
     #[serde(default)]
     pub idp_entity_id: Option<EntityId>,
     /// `idp_sso_url`: the IdP's HTTP-Redirect SSO URL, without metadata (default:
@@ -73,6 +114,26 @@ pub struct SamlSettings {
     /// TOML a file path; in code [`PemSource::Text`] holds the PEM itself.
     #[serde(default)]
     pub sp_certificate_file: Option<PemSource>,
+    /// `sp_decryption_key`: the SP's RSA private key, PEM, that encrypted
+    /// assertions are decrypted with (default none: an `EncryptedAssertion` is
+    /// refused): `{ file = "..." }`, `{ env = "..." }` or inline. May be `sp_key`'s
+    /// key or another one.
+    #[serde(default)]
+    pub sp_decryption_key: Option<SecretSource>,
+    /// `sp_encryption_certificate_file`: the certificate of `sp_decryption_key`,
+    /// PEM, published in the SP metadata as the encryption key (`KeyDescriptor
+    /// use="encryption"`; required with `sp_decryption_key`, and must belong to
+    /// it). In TOML a file path; in code [`PemSource::Text`] holds the PEM itself.
+    #[serde(default)]
+    pub sp_encryption_certificate_file: Option<PemSource>,
+    /// `require_encrypted_assertions`: refuse an assertion that arrives in the
+    /// clear (default `false`; needs `sp_decryption_key`).
+    #[serde(default)]
+    pub require_encrypted_assertions: bool,
+    /// `insecure_allow_3des`: also decrypt assertions encrypted with 3DES-CBC
+    /// (default `false`: only AES-CBC and AES-GCM; logged loudly).
+    #[serde(default)]
+    pub insecure_allow_3des: bool,
     /// `sign_authn_requests`: sign AuthnRequests (default `None`: when `sp_key` is
     /// set).
     #[serde(default)]
@@ -174,6 +235,18 @@ fn default_groups_attribute() -> Option<String> {
 fn default_max_response_bytes() -> usize {
     DEFAULT_MAX_RESPONSE_BYTES
 }
+fn default_metadata_refresh() -> Duration {
+    super::DEFAULT_METADATA_REFRESH
+}
+fn default_metadata_min_refetch() -> Duration {
+    super::DEFAULT_METADATA_MIN_REFETCH
+}
+fn default_metadata_timeout() -> Duration {
+    super::DEFAULT_METADATA_TIMEOUT
+}
+fn default_metadata_max_bytes() -> usize {
+    super::DEFAULT_METADATA_MAX_BYTES
+}
 
 impl SamlSettings {
     /// A service provider called `sp_entity_id` whose assertion consumer service
@@ -185,12 +258,23 @@ impl SamlSettings {
             acs_url,
             idp_metadata_file: None,
             idp_metadata_xml: None,
+            idp_metadata_url: None,
+            idp_metadata_refresh: default_metadata_refresh(),
+            idp_metadata_min_refetch: default_metadata_min_refetch(),
+            idp_metadata_timeout: default_metadata_timeout(),
+            idp_metadata_max_bytes: default_metadata_max_bytes(),
+            idp_metadata_ca_file: None,
+            idp_metadata_signing_certificate_file: None,
             idp_entity_id: None,
             idp_sso_url: None,
             idp_slo_url: None,
             idp_certificate_files: Vec::new(),
             sp_key: None,
             sp_certificate_file: None,
+            sp_decryption_key: None,
+            sp_encryption_certificate_file: None,
+            require_encrypted_assertions: false,
+            insecure_allow_3des: false,
             sign_authn_requests: None,
             name_id_format: None,
             force_authn: false,

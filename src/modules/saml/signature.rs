@@ -142,7 +142,8 @@ impl Algorithms {
 /// The structure of the posted document (step 1).
 pub(super) struct Shape {
     pub(super) response_id: String,
-    pub(super) assertion_id: String,
+    /// The assertion's `ID`; `None` when the response holds an `EncryptedAssertion`.
+    pub(super) assertion_id: Option<String>,
     pub(super) response_signed: bool,
     pub(super) assertion_signed: bool,
 }
@@ -155,6 +156,7 @@ impl Shape {
         }
         let mut ids = HashSet::new();
         let mut assertions = Vec::new();
+        let mut encrypted = Vec::new();
         let mut signatures = Vec::new();
         for node in doc.descendants().filter(|n| n.is_element()) {
             if let Some(id) = node.attribute("ID")
@@ -165,14 +167,35 @@ impl Shape {
             if is(node, ASSERTION_NS, "Assertion") {
                 assertions.push(node);
             } else if is(node, ASSERTION_NS, "EncryptedAssertion") {
-                return Err(malformed("encrypted assertions are not supported"));
+                encrypted.push(node);
             } else if is(node, DSIG_NS, "Signature") {
                 signatures.push(node);
             }
         }
+        match (assertions.as_slice(), encrypted.as_slice()) {
+            (_, []) => {}
+            ([], [one]) if one.parent_element() == Some(root) => {}
+            ([], [_]) => {
+                return Err(malformed(
+                    "the encrypted assertion is not a child of the Response",
+                ));
+            }
+            ([], more) => {
+                return Err(malformed(format!(
+                    "the response holds {} encrypted assertions; exactly one is accepted",
+                    more.len()
+                )));
+            }
+            (_, _) => {
+                return Err(malformed(
+                    "the response holds an encrypted assertion beside a plaintext one",
+                ));
+            }
+        }
         let assertion = match assertions.as_slice() {
+            [] if encrypted.len() == 1 => None,
             [] => return Err(malformed("the response holds no assertion")),
-            [one] if one.parent_element() == Some(root) => *one,
+            [one] if one.parent_element() == Some(root) => Some(*one),
             [_] => return Err(malformed("the assertion is not a child of the Response")),
             more => {
                 return Err(malformed(format!(
@@ -182,14 +205,16 @@ impl Shape {
             }
         };
         let response_id = id_of(root)?;
-        let assertion_id = id_of(assertion)?;
+        let assertion_id = assertion.map(id_of).transpose()?;
         let (mut response_signed, mut assertion_signed) = (false, false);
         for sig in signatures {
             let parent = sig.parent_element();
             let (flag, signed_id) = if parent == Some(root) {
                 (&mut response_signed, &response_id)
-            } else if parent == Some(assertion) {
-                (&mut assertion_signed, &assertion_id)
+            } else if let (Some(assertion), Some(id)) = (assertion, &assertion_id)
+                && parent == Some(assertion)
+            {
+                (&mut assertion_signed, id)
             } else {
                 return Err(signature(
                     "a signature outside the Response and Assertion elements",
@@ -216,7 +241,7 @@ fn algorithm_of<'a>(node: Node<'a, '_>) -> Result<&'a str, SamlError> {
 }
 
 /// One enveloped signature over `#signed_id`, with allowed algorithms only.
-fn check_signature_shape(
+pub(super) fn check_signature_shape(
     sig: Node<'_, '_>,
     signed_id: &str,
     algorithms: &Algorithms,

@@ -23,6 +23,10 @@ Users (password in brackets):
 
 Endpoints:
     GET  /metadata             the IdP's metadata
+    GET  /metadata/signed      the same, signed by the IdP's key (RSA-SHA256),
+                               valid for one hour (validUntil)
+    GET  /metadata/rogue       metadata of the same entity id naming the rogue
+                               certificate (the IdP before a key rollover)
     POST /admin/sp             body: an SP's metadata XML; registers that SP
     GET  /sso/redirect         HTTP-Redirect AuthnRequest (its query signature is
                                checked against the SP's metadata when present,
@@ -48,9 +52,17 @@ Endpoints:
                                [signer=idp|rogue], [sign_response=0|1],
                                [sign_assertion=0|1], [sha1=1] (RSA-SHA1 and
                                SHA-1 digests), [recipient=<url>] (the
-                               assertion's Recipient, instead of the SP's ACS):
+                               assertion's Recipient, instead of the SP's ACS),
+                               [encrypt=aes128-cbc|aes256-cbc|aes128-gcm|
+                               aes256-gcm|tripledes-cbc] (an EncryptedAssertion,
+                               for the SP's metadata encryption certificate),
+                               [key_transport=oaep|rsa15], [encrypt_for=rogue]
+                               (encrypted for the rogue certificate instead):
                                an IdP-initiated response (no InResponseTo) as
                                the auto-submit form
+
+An SP whose metadata has an encryption certificate gets its SP-initiated logins'
+assertions encrypted (AES-256-CBC, RSA-OAEP), as ADFS and Entra ID do.
 """
 
 import argparse
@@ -71,7 +83,7 @@ from saml2.config import IdPConfig
 from saml2.metadata import create_metadata_string
 from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_UNSPECIFIED, NameID
 from saml2.server import Server
-from saml2.sigver import verify_redirect_signature
+from saml2.sigver import get_pem_wrapped_unwrapped, make_temp, pre_encryption_part, verify_redirect_signature
 
 USERS = {
     "alice": {
@@ -144,9 +156,35 @@ def make_server(base, key, cert, xmlsec):
 RECIPIENT = threading.local()
 
 
+# How the next response made on this thread is encrypted: content algorithm and key
+# transport (pysaml2 itself always uses 3DES and RSA-OAEP).
+ENCRYPTION = threading.local()
+CONTENT = {
+    "aes128-cbc": ("http://www.w3.org/2001/04/xmlenc#aes128-cbc", "aes-128"),
+    "aes256-cbc": ("http://www.w3.org/2001/04/xmlenc#aes256-cbc", "aes-256"),
+    "aes128-gcm": ("http://www.w3.org/2009/xmlenc11#aes128-gcm", "aes-128"),
+    "aes256-gcm": ("http://www.w3.org/2009/xmlenc11#aes256-gcm", "aes-256"),
+    "tripledes-cbc": ("http://www.w3.org/2001/04/xmlenc#tripledes-cbc", "des-192"),
+}
+TRANSPORT = {
+    "oaep": "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+    "rsa15": "http://www.w3.org/2001/04/xmlenc#rsa-1_5",
+}
+
+
 class InjectingServer(Server):
     def update_farg(self, in_response_to, consumer_url, farg=None):
         return Server.update_farg(in_response_to, getattr(RECIPIENT, "url", None) or consumer_url, farg)
+
+    def _encrypt_assertion(self, encrypt_cert, sp_entity_id, response, node_xpath=None):
+        msg_enc, session_key = CONTENT[getattr(ENCRYPTION, "content", None) or "aes256-cbc"]
+        key_enc = TRANSPORT[getattr(ENCRYPTION, "transport", None) or "oaep"]
+        if not encrypt_cert:
+            encrypt_cert = self.metadata.certs(sp_entity_id, "any", "encryption")[0][1]
+        wrapped, unwrapped = get_pem_wrapped_unwrapped(encrypt_cert)
+        tmp = make_temp(wrapped.encode("ascii"), decode=False, delete_tmpfiles=self.config.delete_tmpfiles)
+        template = pre_encryption_part(msg_enc=msg_enc, key_enc=key_enc, encrypt_cert=unwrapped)
+        return self.sec.encrypt_assertion(response, tmp.name, template, key_type=session_key, node_xpath=node_xpath)
 
 
 class State:
@@ -156,12 +194,20 @@ class State:
         # Same entity id, another key: what an attacker without the IdP's key can sign.
         self.rogue = make_server(base, f"{directory}/rogue.key", f"{directory}/rogue.crt", xmlsec)
         self.metadata = create_metadata_string(None, config=self.idp.config).decode()
+        self.signed_metadata = create_metadata_string(
+            None, config=self.idp.config, valid=1, sign=True, sign_alg=SHA256[0], digest_alg=SHA256[1]
+        )
+        if isinstance(self.signed_metadata, bytes):
+            self.signed_metadata = self.signed_metadata.decode()
+        self.rogue_metadata = create_metadata_string(None, config=self.rogue.config).decode()
         self.pending = {}
         # Single logout: the last SessionIndex issued per user, what arrived, and the
         # status URI of the LogoutResponses sent.
         self.session_index = {}
         self.slo_log = []
         self.slo_status = None
+        with open(f"{directory}/rogue.crt") as f:
+            self.rogue_cert = f.read()
 
     def register_sp(self, xml):
         for server in (self.idp, self.rogue):
@@ -244,6 +290,10 @@ class Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 if path == "/metadata":
                     return self.answer(200, self.state.metadata, "application/samlmetadata+xml")
+                if path == "/metadata/signed":
+                    return self.answer(200, self.state.signed_metadata, "application/samlmetadata+xml")
+                if path == "/metadata/rogue":
+                    return self.answer(200, self.state.rogue_metadata, "application/samlmetadata+xml")
                 if path == "/sso/redirect":
                     return self.sso_redirect(params)
                 if path == "/unsolicited":
@@ -305,6 +355,8 @@ class Handler(BaseHTTPRequestHandler):
         if user not in USERS or USERS[user]["password"] != form.get("password"):
             return self.answer(401, "wrong user name or password", "text/plain")
         args = self.state.idp.response_args(message)
+        if self.state.idp.has_encrypt_cert_in_metadata(message.issuer.text):
+            args.update(encrypt_assertion=True, sp_entity_id=message.issuer.text)
         self.answer(200, self.state.response_form(self.state.idp, user, relay_state, **args))
 
     def redirect(self, location):
@@ -380,6 +432,13 @@ class Handler(BaseHTTPRequestHandler):
         sp = params["sp"]
         destination = server.metadata.assertion_consumer_service(sp, BINDING_HTTP_POST)[0]["location"]
         RECIPIENT.url = params.get("recipient")
+        ENCRYPTION.content = params.get("encrypt")
+        ENCRYPTION.transport = params.get("key_transport")
+        encryption = {}
+        if params.get("encrypt"):
+            encryption["encrypt_assertion"] = True
+            if params.get("encrypt_for") == "rogue":
+                encryption["encrypt_cert_assertion"] = self.state.rogue_cert
         try:
             form = self.state.response_form(
                 server,
@@ -392,9 +451,12 @@ class Handler(BaseHTTPRequestHandler):
                 destination=destination,
                 sp_entity_id=sp,
                 name_id_policy=None,
+                **encryption,
             )
         finally:
             RECIPIENT.url = None
+            ENCRYPTION.content = None
+            ENCRYPTION.transport = None
         self.answer(200, form)
 
 
