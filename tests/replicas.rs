@@ -10,7 +10,9 @@
 //! one account; Redis stopped → redirect logins `Unavailable` at once while
 //! password logins go on (throttle open) and everything recovers when Redis is
 //! back; a hung (SIGSTOPped) Redis is bounded by the client's timeouts;
-//! PostgreSQL restarted → the replicas reconnect without a restart; directory
+//! PostgreSQL restarted → the replicas reconnect without a restart, and restarted
+//! under concurrent write load (first logins on both replicas, throttle counters
+//! from a third host) it loses and doubles nothing; directory
 //! sync (real slapd, RFC 4533) writing into the PostgreSQL store while both serve
 //! LDAP logins: a user added in the directory logs in on both, one disabled or
 //! deleted is refused on both; an IdP-initiated SAML response (real pysaml2 IdP)
@@ -400,6 +402,118 @@ async fn postgres_restart_is_survived_without_restarting_the_replicas(w: &mut Wo
 /// The SAML SP both replicas are.
 const SAML_SP: &str = "http://127.0.0.1:9/replicas-sp";
 
+async fn postgres_restarted_under_write_load_loses_and_doubles_nothing(w: &mut World) {
+    use authchain::account::AttemptStore as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const USERS: usize = 24;
+    const WRITERS: usize = 8;
+    // A third host: throttle-counter writes straight into the PostgreSQL store.
+    let store = Arc::new(
+        authchain::account::PgStore::connect(
+            &w.postgres.var("PG_URL"),
+            authchain::account::PgOptions::default().max_connections(WRITERS as u32),
+        )
+        .await
+        .expect("the test's own connection"),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|t| {
+            let (store, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let key = format!("pg-restart-load-{t}");
+                let (mut acknowledged, mut tried) = (0u32, 0u32);
+                while !stop.load(Ordering::Relaxed) {
+                    tried += 1;
+                    let written = store
+                        .record_failure(&key, std::time::SystemTime::now(), Duration::from_secs(3600))
+                        .await;
+                    acknowledged += u32::from(written.is_ok());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                (key, acknowledged, tried)
+            })
+        })
+        .collect();
+    // Every user's first login sent to both replicas at once, all before any
+    // answer is read; PostgreSQL is restarted while they are being served.
+    for i in 0..USERS {
+        let command = json!({ "op": "header", "user": format!("pgload-{i}") });
+        for replica in [&mut w.one, &mut w.two] {
+            writeln!(replica.stdin, "{command}").unwrap();
+        }
+    }
+    for replica in [&mut w.one, &mut w.two] {
+        replica.stdin.flush().unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    w.postgres.command("stop");
+    w.postgres.command("resume");
+    let mut answers = Vec::new();
+    for _ in 0..USERS {
+        let a: Value = serde_json::from_str(&w.one.read_line()).unwrap();
+        let b: Value = serde_json::from_str(&w.two.read_line()).unwrap();
+        answers.push([a, b]);
+    }
+    let refused = answers
+        .iter()
+        .flatten()
+        .filter(|a| !a["account"].is_string())
+        .count();
+    for answer in answers.iter().flatten() {
+        assert!(
+            answer["account"].is_string() || error_of(answer) == "Unavailable",
+            "an outage answers Unavailable, nothing else: {answer}"
+        );
+    }
+    // Logins refused during the outage are tried again: the same account.
+    for (i, pair) in answers.iter_mut().enumerate() {
+        let command = json!({ "op": "header", "user": format!("pgload-{i}") });
+        for (answer, replica) in pair.iter_mut().zip([&mut w.one, &mut w.two]) {
+            for _ in 0..50 {
+                if answer["account"].is_string() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                *answer = replica.ask(command.clone());
+            }
+        }
+        assert!(pair[0]["account"].is_string(), "no recovery: {pair:?}");
+        assert_eq!(
+            pair[0]["account"], pair[1]["account"],
+            "one account for pgload-{i}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut counts = Vec::new();
+    for writer in writers {
+        counts.push(writer.await.expect("writer task"));
+    }
+    let accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts WHERE login LIKE 'pgload-%'")
+        .fetch_one(store.pool())
+        .await
+        .expect("count the accounts");
+    assert_eq!(accounts, USERS as i64, "exactly one account per user");
+    let mut lost_answers = 0;
+    for (key, acknowledged, tried) in counts {
+        let stored = store
+            .failures_since(&key, std::time::UNIX_EPOCH)
+            .await
+            .expect("read the counter")
+            .count;
+        // Every acknowledged write is kept; no write is stored twice (a write whose
+        // answer the restart cut off may or may not have committed).
+        assert!(
+            (acknowledged..=tried).contains(&stored),
+            "{key}: {stored} stored, {acknowledged} acknowledged of {tried}"
+        );
+        lost_answers += tried - acknowledged;
+    }
+    println!("postgres restart under load: {refused} logins refused, {lost_answers} counter writes failed");
+    store.close().await;
+}
+
 fn write_config(
     dir: &std::path::Path,
     provider: &Provider,
@@ -566,7 +680,8 @@ fn main() {
             a_saml_response_replayed_to_the_other_replica_is_refused,
             redis_down_fails_redirects_at_once_and_recovers,
             a_hung_redis_is_bounded_by_timeouts,
-            postgres_restart_is_survived_without_restarting_the_replicas
+            postgres_restart_is_survived_without_restarting_the_replicas,
+            postgres_restarted_under_write_load_loses_and_doubles_nothing
         );
         drop(world);
         drop(sync);
