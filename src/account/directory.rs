@@ -114,9 +114,16 @@ pub(crate) trait DirectoryDb: AccountOps {
         None
     }
 
-    /// [`refuses_user`](DirectoryDb::refuses_user) for a group.
+    /// [`refuses_user`](DirectoryDb::refuses_user) for a group (its own values;
+    /// members are checked by [`holds_member`](DirectoryDb::holds_member)).
     fn refuses_group(&self, _group: &DirectoryGroup) -> Option<&'static str> {
         None
+    }
+
+    /// Whether a member DN key can be stored. One that cannot is left out of the
+    /// group: no user the store holds can have it.
+    fn holds_member(&self, _member_key: &str) -> bool {
+        true
     }
 
     /// The stored entries among these sync ids.
@@ -733,7 +740,12 @@ impl<'a, D: DirectoryDb + ?Sized> Apply<'a, D> {
         }
         let known = self.entry(&group.sync_id, EntryKind::Group).await?;
         let old = self.members(&group.sync_id).await?;
-        let new: BTreeSet<String> = group.members.iter().map(|dn| dn_key(dn)).collect();
+        let new: BTreeSet<String> = group
+            .members
+            .iter()
+            .map(|dn| dn_key(dn))
+            .filter(|key| self.conn.holds_member(key))
+            .collect();
         let entry = Entry {
             kind: EntryKind::Group,
             dn: group.dn.clone(),

@@ -60,6 +60,20 @@ async fn exec(conn: &mut PgConnection, sql: &str, source: &str, arg: &str) -> Re
     Ok(())
 }
 
+/// Runs a statement on a group's members: `source` (`$1`), `group` (`$2`) and the
+/// member keys (`$3`, an array).
+async fn exec_members(
+    conn: &mut PgConnection,
+    sql: &str,
+    source: &str,
+    group: &str,
+    members: &[&str],
+) -> Result<(), StoreError> {
+    let query = sqlx::query(sql).bind(source).bind(group).bind(members);
+    query.execute(conn).await.map_err(backend)?;
+    Ok(())
+}
+
 #[async_trait]
 impl DirectoryDb for PgConnection {
     fn refuses_user(&self, user: &DirectoryUser) -> Option<&'static str> {
@@ -76,11 +90,13 @@ impl DirectoryDb for PgConnection {
     }
 
     fn refuses_group(&self, group: &DirectoryGroup) -> Option<&'static str> {
-        let keys: Vec<String> = group.members.iter().map(|m| dn_key(m)).collect();
-        let group_key = dn_key(&group.dn);
-        let mut names = vec![group.sync_id.as_str(), group.name.as_str(), group_key.as_str()];
-        names.extend(keys.iter().map(String::as_str));
+        let key = dn_key(&group.dn);
+        let names = [group.sync_id.as_str(), group.name.as_str(), key.as_str()];
         unstorable(&names, &[group.dn.as_str()])
+    }
+
+    fn holds_member(&self, member_key: &str) -> bool {
+        check_name("member", member_key).is_ok()
     }
 
     async fn load_entries(&mut self, source: &str, sync_ids: &[&str]) -> Result<Vec<EntryRow>, StoreError> {
@@ -264,27 +280,13 @@ impl DirectoryDb for PgConnection {
     ) -> Result<(), StoreError> {
         let sql = "DELETE FROM directory_members \
                    WHERE source = $1 AND group_sync_id = $2 AND member_dn_key = ANY($3)";
-        sqlx::query(sql)
-            .bind(source)
-            .bind(group)
-            .bind(members)
-            .execute(self)
-            .await
-            .map_err(backend)?;
-        Ok(())
+        exec_members(self, sql, source, group, members).await
     }
 
     async fn add_members(&mut self, source: &str, group: &str, members: &[&str]) -> Result<(), StoreError> {
         let sql = "INSERT INTO directory_members (source, group_sync_id, member_dn_key) \
                    SELECT $1, $2, unnest($3::text[])";
-        sqlx::query(sql)
-            .bind(source)
-            .bind(group)
-            .bind(members)
-            .execute(self)
-            .await
-            .map_err(backend)?;
-        Ok(())
+        exec_members(self, sql, source, group, members).await
     }
 
     async fn entries_of_kind(&mut self, source: &str, kind: EntryKind) -> Result<Vec<String>, StoreError> {
