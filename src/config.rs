@@ -398,6 +398,30 @@ impl StoreConfig {
         }
     }
 
+    /// Opens the store this names as the target of directory sync (`[sync]`): the
+    /// SQLite or the PostgreSQL store (either brought up to date with the crate's
+    /// schema). A memory store is refused (`store.type`): what it mirrored would be
+    /// gone with the process.
+    #[cfg(feature = "sync")]
+    pub async fn open_sync_target(&self) -> Result<Arc<dyn crate::sync::DirectoryTarget>, ConfigError> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            StoreConfig::Sqlite { .. } => Ok(Arc::new(self.open_sqlite().await?)),
+            #[cfg(feature = "postgres")]
+            StoreConfig::Postgres { .. } => match self.open_limited(Default::default()).await?.1 {
+                crate::state::OpenedStore::Postgres(store) => Ok(Arc::new(store)),
+                _ => Err(ConfigError::invalid(
+                    "store.type",
+                    "not a `type = \"postgres\"` store",
+                )),
+            },
+            _ => Err(ConfigError::invalid(
+                "store.type",
+                "directory sync writes into a `sqlite` or `postgres` store (with its crate feature)",
+            )),
+        }
+    }
+
     /// Opens the SQLite store this names (brought up to date with the crate's
     /// schema); failures name `store.path`, a memory store `store.type`.
     #[cfg(feature = "sqlite")]

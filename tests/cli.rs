@@ -1,5 +1,5 @@
 //! The `authchain` command line, run as a user would: a real slapd, a real SQLite
-//! file.
+//! file, a real PostgreSQL (tests/peers/postgres.sh).
 
 #[path = "common/browser.rs"]
 mod browser;
@@ -107,6 +107,69 @@ group_base = "{groups}"
     assert!(stderr.contains("resumed from the stored cookie"), "{stderr}");
     assert!(stderr.contains("polling the directory every 30 s"), "{stderr}");
     assert!(String::from_utf8_lossy(&again.stdout).contains("sync stopped: 0 created"));
+}
+
+#[tokio::test]
+async fn sync_once_writes_into_a_postgres_store() {
+    let slapd = slapd::Slapd::start();
+    let postgres = peer::Peer::start("postgres", 3, "PostgreSQL: apt-get install postgresql");
+    let url = postgres.var("PG_URL");
+    let dir = temp("sync-postgres");
+    let config = dir.join("authchain.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+chain = ["corp-ldap"]
+[store]
+type = "postgres"
+url = {{ env = "TEST_DATABASE_URL" }}
+[modules.corp-ldap]
+type = "ldap"
+urls = ["{url}"]
+bind_dn = "{bind_dn}"
+bind_password = {{ env = "TEST_LDAP_PASSWORD" }}
+user_search_base = "{people}"
+[[modules.corp-ldap.role_mapping.rules]]
+group = "admins"
+role = "admin"
+[sync]
+module = "corp-ldap"
+user_base = "{people}"
+group_base = "{groups}"
+"#,
+            url = slapd.ldap_url,
+            bind_dn = slapd.service_dn,
+            people = slapd::PEOPLE,
+            groups = slapd::GROUPS,
+        ),
+    )
+    .unwrap();
+    let out = authchain()
+        .args(["sync", "--once", "--config"])
+        .arg(&config)
+        .env("TEST_LDAP_PASSWORD", &slapd.service_password)
+        .env("TEST_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("sync stopped: 4 created"), "{stdout}");
+    assert!(
+        !stderr.contains(&postgres.var("PG_PASSWORD")),
+        "the password is never printed"
+    );
+    let store = authchain::account::PgStore::connect(&url, Default::default())
+        .await
+        .unwrap();
+    let alice = store
+        .find_by_login("alice", false)
+        .await
+        .unwrap()
+        .expect("alice synced");
+    assert!(alice.effective_roles().contains("admin"));
+    store.close().await;
 }
 
 #[test]

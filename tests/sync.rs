@@ -18,8 +18,8 @@ use std::time::Duration;
 use authchain::account::{NewAccount, SqliteOptions, SqliteStore, UserStore};
 use authchain::modules::ldap::{LdapError, LdapOperation};
 use authchain::sync::{
-    DeletePolicy, DirectoryChange, DirectoryGroup, DirectoryTarget, DirectoryUser, EntryKind, SyncBatch,
-    SyncError, SyncMode, SyncPhase,
+    DeletePolicy, DirectoryChange, DirectoryTarget, DirectoryUser, EntryKind, SyncBatch, SyncError, SyncMode,
+    SyncPhase,
 };
 use authchain::{AuthChain, AuthRequest, LoginResult};
 
@@ -673,8 +673,8 @@ async fn sync_configuration_names_bad_keys() {
     }
 }
 
-// The SQLite target on its own: one batch whose later changes depend on its
-// earlier ones (the target reads ahead once per batch and must see its own writes).
+// The SQLite target on its own (the contract every target meets is in
+// tests/sync_target.rs).
 
 fn batch(changes: Vec<DirectoryChange>) -> SyncBatch {
     let mut batch = SyncBatch::default();
@@ -689,64 +689,6 @@ fn user(sync_id: &str, login: &str) -> DirectoryChange {
         format!("uid={login},ou=people,dc=example,dc=org"),
         login,
     ))
-}
-
-#[tokio::test]
-async fn one_batch_sees_its_own_earlier_changes() {
-    let (store, _) = harness::store().await;
-    let staff = DirectoryChange::GroupUpserted(DirectoryGroup::new(
-        "g1",
-        "cn=staff,ou=groups,dc=example,dc=org",
-        "staff",
-        vec![
-            "uid=anne,ou=people,dc=example,dc=org".into(),
-            "uid=ann,ou=people,dc=example,dc=org".into(),
-        ],
-    ));
-    store
-        .apply(&scope(), &batch(vec![user("s0", "zed")]))
-        .await
-        .unwrap();
-    let report = store
-        .apply(
-            &scope(),
-            &batch(vec![
-                // A rename takes a name that was free when the batch began...
-                user("s0", "carl"),
-                // ...so a newcomer with that name is skipped.
-                user("s4", "carl"),
-                user("s1", "ann"),
-                // Another entry wants the name the first took a moment ago: skipped.
-                user("s2", "ANN"),
-                // The first is renamed, which frees `ann` for a newcomer.
-                user("s1", "anne"),
-                user("s3", "ann"),
-                staff,
-            ]),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        (report.created, report.renamed, report.skipped),
-        (2, 2, 2),
-        "{report:?}"
-    );
-    assert_eq!(store.account_count().await.unwrap(), 3);
-    assert!(store.find_by_link(SOURCE, "stable-s4").await.unwrap().is_none());
-    let anne = account(&store, "anne").await.expect("s1, renamed");
-    let ann = account(&store, "ann").await.expect("s3");
-    assert_ne!(anne.id, ann.id);
-    assert_eq!(
-        store.find_by_link(SOURCE, "stable-s1").await.unwrap().unwrap().id,
-        anne.id
-    );
-    assert_eq!(
-        store.find_by_link(SOURCE, "stable-s3").await.unwrap().unwrap().id,
-        ann.id
-    );
-    assert!(store.find_by_link(SOURCE, "stable-s2").await.unwrap().is_none());
-    assert_eq!(mapped(&anne), set(&["staff"]));
-    assert_eq!(mapped(&ann), set(&["staff"]));
 }
 
 #[tokio::test]
@@ -773,36 +715,4 @@ async fn a_sync_batch_hands_its_connection_back_durable() {
     assert_eq!(synchronous, 2);
     assert!(account(&store, "bob").await.is_some());
     store.close().await;
-}
-
-#[tokio::test]
-async fn a_user_deleted_and_added_again_in_one_batch() {
-    for policy in [DeletePolicy::Disable, DeletePolicy::Delete] {
-        let (store, _) = harness::store().await;
-        let scope = scope().on_delete(policy);
-        store
-            .apply(&scope, &batch(vec![user("s1", "bob")]))
-            .await
-            .unwrap();
-        let first = account(&store, "bob").await.unwrap();
-        let deleted = DirectoryChange::UserDeleted { sync_id: "s1".into() };
-        let report = store
-            .apply(&scope, &batch(vec![deleted, user("s1", "bob")]))
-            .await
-            .unwrap();
-        let again = account(&store, "bob").await.expect("bob is back");
-        assert!(!again.disabled, "{policy:?}");
-        assert_eq!(store.account_count().await.unwrap(), 1);
-        match policy {
-            // The link outlived the entry: the old account is adopted again.
-            DeletePolicy::Disable => {
-                assert_eq!(again.id, first.id);
-                assert_eq!((report.disabled, report.enabled, report.created), (1, 1, 0));
-            }
-            _ => {
-                assert_ne!(again.id, first.id);
-                assert_eq!((report.deleted, report.created), (1, 1));
-            }
-        }
-    }
 }

@@ -1,6 +1,8 @@
 //! Accounts: the host's user store, login names, passwords, role mapping and
 //! login throttling.
 
+#[cfg(all(feature = "sync", any(feature = "sqlite", feature = "postgres")))]
+pub(crate) mod directory;
 mod keys;
 mod login;
 mod password;

@@ -1,8 +1,9 @@
 //! The PostgreSQL store (feature `postgres`): accounts ([`UserStore`]), throttle
 //! counters ([`AttemptStore`]), pending redirect logins
 //! ([`FlowStore`](crate::flow::FlowStore)), the replay cache
-//! ([`ReplayCache`](crate::flow::ReplayCache)) and directory-sync cookies, shared by
-//! every replica of the host.
+//! ([`ReplayCache`](crate::flow::ReplayCache)) and, with the feature `sync`, the
+//! directory-sync target ([`DirectoryTarget`](crate::sync::DirectoryTarget)), shared
+//! by every replica of the host.
 //!
 //! ```no_run
 //! use authchain::account::{NewAccount, PgOptions, PgStore, UserStore};
@@ -19,6 +20,8 @@
 //! replicas starting together migrate once). See `docs/stores.md` and
 //! `docs/deployment.md`.
 
+#[cfg(feature = "sync")]
+mod directory;
 mod keys;
 mod ops;
 mod state;
@@ -238,18 +241,7 @@ impl PgStore {
 
     /// Stores (`Some`) or forgets (`None`) the cookie of `source`.
     pub async fn set_sync_cookie(&self, source: &str, cookie: Option<&[u8]>) -> Result<(), StoreError> {
-        let query = match cookie {
-            Some(cookie) => sqlx::query(
-                "INSERT INTO sync_state (source, cookie, updated_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (source) DO UPDATE SET cookie = excluded.cookie, updated_at = excluded.updated_at",
-            )
-            .bind(source)
-            .bind(cookie)
-            .bind(to_nanos(SystemTime::now())?),
-            None => sqlx::query("DELETE FROM sync_state WHERE source = $1").bind(source),
-        };
-        query.execute(&self.pool).await.map_err(backend)?;
-        Ok(())
+        ops::set_sync_cookie(&mut *self.conn().await?, source, cookie).await
     }
 }
 

@@ -166,6 +166,70 @@ pub(crate) async fn find_by_login(
     at_most_one(rows)
 }
 
+/// The account whose login name folds to `key`; login keys are unique.
+#[cfg(feature = "sync")]
+pub(crate) async fn find_by_login_key(
+    conn: &mut PgConnection,
+    key: &str,
+) -> Result<Option<Account>, StoreError> {
+    if !storable(&[key]) {
+        return Ok(None);
+    }
+    let rows = sqlx::query(load_sql!("a.login_key = $1"))
+        .bind(key)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?;
+    at_most_one(rows)
+}
+
+/// Replaces login name, email and display name (a directory rename):
+/// [`StoreError::Conflict`] when another account has the login name.
+#[cfg(feature = "sync")]
+pub(crate) async fn update_profile(
+    conn: &mut PgConnection,
+    id: &AccountId,
+    login: &str,
+    email: Option<&str>,
+    display_name: Option<&str>,
+) -> Result<(), StoreError> {
+    check_name("login", login)?;
+    check_name("email", email.unwrap_or_default())?;
+    check_text("display_name", display_name.unwrap_or_default())?;
+    let id = row_id(id).ok_or(StoreError::NotFound)?;
+    one_row(
+        sqlx::query(
+            "UPDATE accounts SET login = $2, login_key = $3, email = $4, email_key = $5, display_name = $6 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(login)
+        .bind(fold(login))
+        .bind(email)
+        .bind(email.map(fold))
+        .bind(display_name)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| match backend(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("login name {login:?} is taken")),
+            other => other,
+        })?,
+    )
+}
+
+/// Deletes an account with its links, roles and directory entries.
+#[cfg(feature = "sync")]
+pub(crate) async fn delete_account(conn: &mut PgConnection, id: &AccountId) -> Result<(), StoreError> {
+    let id = row_id(id).ok_or(StoreError::NotFound)?;
+    one_row(
+        sqlx::query("DELETE FROM accounts WHERE id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?,
+    )
+}
+
 /// `UserStore::find_by_email`: [`StoreError::Ambiguous`] when two accounts match.
 pub(crate) async fn find_by_email(
     conn: &mut PgConnection,
@@ -474,4 +538,81 @@ pub(crate) async fn unlink(
         .await
         .map_err(backend)?;
     Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+}
+
+/// Stores (`Some`) or forgets (`None`) the directory-sync cookie under `key`.
+pub(crate) async fn set_sync_cookie(
+    conn: &mut PgConnection,
+    key: &str,
+    cookie: Option<&[u8]>,
+) -> Result<(), StoreError> {
+    let query = match cookie {
+        Some(cookie) => sqlx::query(
+            "INSERT INTO sync_state (source, cookie, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (source) DO UPDATE SET cookie = excluded.cookie, updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(cookie)
+        .bind(to_nanos(SystemTime::now())?),
+        None => sqlx::query("DELETE FROM sync_state WHERE source = $1").bind(key),
+    };
+    query.execute(&mut *conn).await.map_err(backend)?;
+    Ok(())
+}
+
+/// Disables or enables an account.
+#[cfg(feature = "sync")]
+pub(crate) async fn set_disabled(
+    conn: &mut PgConnection,
+    id: &AccountId,
+    disabled: bool,
+) -> Result<(), StoreError> {
+    set_column(
+        conn,
+        id,
+        "UPDATE accounts SET disabled = $2 WHERE id = $1",
+        disabled,
+    )
+    .await
+}
+
+/// Sets the roles `provider`'s mapping gives each account, in two statements
+/// whatever the number of accounts.
+#[cfg(feature = "sync")]
+pub(crate) async fn overwrite_mapped_roles(
+    conn: &mut PgConnection,
+    provider: &str,
+    accounts: &[(i64, &BTreeSet<String>)],
+) -> Result<(), StoreError> {
+    for (_, roles) in accounts {
+        for role in *roles {
+            check_name("role", role)?;
+        }
+    }
+    let ids: Vec<i64> = accounts.iter().map(|(id, _)| *id).collect();
+    let (owners, roles): (Vec<i64>, Vec<&str>) = accounts
+        .iter()
+        .flat_map(|(id, roles)| roles.iter().map(move |role| (*id, role.as_str())))
+        .unzip();
+    sqlx::query(
+        "WITH sources AS (INSERT INTO account_role_sources (account_id, provider) \
+           SELECT unnest($2::bigint[]), $1 ON CONFLICT (account_id, provider) DO NOTHING) \
+         DELETE FROM account_mapped_roles WHERE provider = $1 AND account_id = ANY($2)",
+    )
+    .bind(provider)
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    sqlx::query(
+        "INSERT INTO account_mapped_roles (account_id, provider, role) \
+         SELECT a, $1, r FROM unnest($2::bigint[], $3::text[]) AS t(a, r)",
+    )
+    .bind(provider)
+    .bind(&owners)
+    .bind(&roles)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
 }

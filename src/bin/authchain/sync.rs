@@ -18,8 +18,8 @@ pub async fn sync(path: PathBuf, once: bool, every: Option<Duration>) -> Result<
     // Installed first: a SIGHUP that comes early must not end the process.
     let mut hangups = Hangups::new()?;
     let mut config = Config::from_file_with_env(&path).map_err(|e| e.to_string())?;
-    let store = sqlite_store(&path, &config)?.clone();
-    let target = Arc::new(store.open_sqlite().await.map_err(|e| e.to_string())?);
+    let store = sync_store(&path, &config)?.clone();
+    let target = store.open_sync_target().await.map_err(|e| e.to_string())?;
     loop {
         let synchronizer = synchronizer(&path, &config, target.clone())?;
         let mut status = synchronizer.status();
@@ -54,12 +54,12 @@ pub async fn sync(path: PathBuf, once: bool, every: Option<Duration>) -> Result<
     }
 }
 
-/// The `[store]` of `config`, which must be SQLite.
-fn sqlite_store<'a>(path: &std::path::Path, config: &'a Config) -> Result<&'a StoreConfig, String> {
+/// The `[store]` of `config`, which must be SQLite or PostgreSQL.
+fn sync_store<'a>(path: &std::path::Path, config: &'a Config) -> Result<&'a StoreConfig, String> {
     match config.store() {
-        Some(store @ StoreConfig::Sqlite { .. }) => Ok(store),
+        Some(store @ (StoreConfig::Sqlite { .. } | StoreConfig::Postgres { .. })) => Ok(store),
         _ => Err(format!(
-            "{}: directory sync writes into a `[store] type = \"sqlite\"` store",
+            "{}: directory sync writes into a `[store] type = \"sqlite\"` or `\"postgres\"` store",
             path.display()
         )),
     }
@@ -68,7 +68,7 @@ fn sqlite_store<'a>(path: &std::path::Path, config: &'a Config) -> Result<&'a St
 fn synchronizer(
     path: &std::path::Path,
     config: &Config,
-    target: Arc<authchain::account::SqliteStore>,
+    target: Arc<dyn authchain::sync::DirectoryTarget>,
 ) -> Result<authchain::sync::Synchronizer, String> {
     config
         .synchronizer(target)
@@ -81,7 +81,7 @@ fn synchronizer(
 async fn next_config(
     path: &std::path::Path,
     store: &StoreConfig,
-    target: Arc<authchain::account::SqliteStore>,
+    target: Arc<dyn authchain::sync::DirectoryTarget>,
     hangups: &mut Hangups,
 ) -> Config {
     loop {
@@ -89,7 +89,7 @@ async fn next_config(
         let checked = Config::from_file_with_env(path)
             .map_err(|e| e.to_string())
             .and_then(|config| {
-                if sqlite_store(path, &config)? != store {
+                if sync_store(path, &config)? != store {
                     return Err("changing the [store] section takes a restart".into());
                 }
                 synchronizer(path, &config, target.clone())?;
