@@ -135,6 +135,9 @@ async fn apply_batch(
             DirectoryChange::UserUpserted(user) => apply.upsert_user(user).await?,
             DirectoryChange::UserDeleted { sync_id } => apply.delete_user(sync_id).await?,
             DirectoryChange::GroupUpserted(group) => apply.upsert_group(group).await?,
+            DirectoryChange::GroupMembersChanged { group, removed } => {
+                apply.patch_group(group, removed).await?
+            }
             DirectoryChange::GroupDeleted { sync_id } => apply.delete_group(sync_id).await?,
             DirectoryChange::RefreshedPresent { kind, present } => apply.retain(*kind, present).await?,
             DirectoryChange::Skipped { .. } => apply.report.skipped += 1,
@@ -199,7 +202,8 @@ impl<'a> Apply<'a> {
             .iter()
             .filter_map(|change| match change {
                 DirectoryChange::UserUpserted(user) => Some(user.sync_id.as_str()),
-                DirectoryChange::GroupUpserted(group) => Some(group.sync_id.as_str()),
+                DirectoryChange::GroupUpserted(group)
+                | DirectoryChange::GroupMembersChanged { group, .. } => Some(group.sync_id.as_str()),
                 DirectoryChange::UserDeleted { sync_id } | DirectoryChange::GroupDeleted { sync_id } => {
                     Some(sync_id.as_str())
                 }
@@ -660,9 +664,28 @@ impl<'a> Apply<'a> {
     }
 
     async fn upsert_group(&mut self, group: &DirectoryGroup) -> Result<(), StoreError> {
-        let known = self.entry(&group.sync_id, EntryKind::Group).await?;
         let old = self.members(&group.sync_id).await?;
         let new: BTreeSet<String> = group.members.iter().map(|dn| dn_key(dn)).collect();
+        self.write_group(group, old, new).await
+    }
+
+    /// Incremental member values: `group.members` added, `removed` removed.
+    async fn patch_group(&mut self, group: &DirectoryGroup, removed: &[String]) -> Result<(), StoreError> {
+        let old = self.members(&group.sync_id).await?;
+        let removed: BTreeSet<String> = removed.iter().map(|dn| dn_key(dn)).collect();
+        let mut new: BTreeSet<String> = old.difference(&removed).cloned().collect();
+        new.extend(group.members.iter().map(|dn| dn_key(dn)));
+        self.write_group(group, old, new).await
+    }
+
+    /// Stores `group` with the members `new` (DN keys) in place of `old`.
+    async fn write_group(
+        &mut self,
+        group: &DirectoryGroup,
+        old: BTreeSet<String>,
+        new: BTreeSet<String>,
+    ) -> Result<(), StoreError> {
+        let known = self.entry(&group.sync_id, EntryKind::Group).await?;
         self.save_entry(
             &group.sync_id,
             EntryKind::Group,
