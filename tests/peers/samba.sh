@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# A throwaway Active Directory domain controller (Debian's Samba AD DC) for the tests,
+# on 127.0.0.1 only. Needs root and the packages samba-ad-dc and samba-ad-provision.
+#
+#   tests/peers/samba.sh start DIR [--owner-pid PID]
+#   tests/peers/samba.sh stop DIR      stop the DC (by PID) and release the machine lock
+#   tests/peers/samba.sh halt DIR      stop the DC (by PID), keep its data and the lock
+#   tests/peers/samba.sh kill DIR      SIGKILL the DC, as a crash would; keep data and lock
+#   tests/peers/samba.sh resume DIR    start the DC again on the same data (after halt/kill)
+#
+# The DC's ports are fixed (LDAP 389, LDAPS 636, Kerberos 88), so only one DC can run on
+# the machine. `start` therefore first takes an exclusive flock on $SAMBA_LOCK (default
+# /tmp/authchain-samba.lock), waiting up to $SAMBA_LOCK_WAIT seconds (default 600) while
+# another user holds it. The lock is then held by a small holder process (its PID in
+# DIR/lock-holder.pid) until `stop DIR`, or, with --owner-pid, until that process exits
+# (the holder then stops the DC and removes DIR: test binaries cannot run destructors
+# for statics). `halt`/`kill`/`resume` keep the lock, so a test can restart its DC
+# without another user slipping in.
+#
+# `start` provisions a fresh domain into DIR (realm EXAMPLE.TEST, NetBIOS domain EXAMPLE,
+# host dc1), writes a CA and a server certificate (SAN IP:127.0.0.1, DNS:localhost,
+# DNS:<hostname>, DNS:dc1.example.test) plus an unrelated "wrong" CA, relaxes the password
+# policy, seeds the fixture below, starts samba (-M single) and prints KEY=VALUE lines:
+#
+#   AD_LDAP_URL AD_LDAPS_URL AD_CA_FILE AD_WRONG_CA_FILE AD_BASE_DN AD_USERS_DN
+#   AD_REALM AD_DOMAIN AD_UPN_SUFFIX AD_HOSTNAME AD_ADMIN_DN AD_ADMIN_UPN AD_ADMIN_PASSWORD
+#   AD_SERVICE_DN AD_SERVICE_UPN AD_SERVICE_PASSWORD AD_SMB_CONF SAMBA_PID
+#
+# AD_SMB_CONF lets a test change the directory with samba-tool (`samba-tool user add ...
+# -s $AD_SMB_CONF`) or over LDAP as the admin.
+#
+# Fixture (CN = sAMAccountName, all under CN=Users; passwords in brackets):
+#   alice   [alice-password]  member of staff (so, nested, of engineers)  mail alice@example.test
+#   bob     [bob-password]    member of engineers                         mail bob@example.test
+#   carol   [carol-password]  disabled (userAccountControl ACCOUNTDISABLE; bind: data 533)
+#   dave    [dave-password]   account expired (accountExpires in the past; bind: data 701)
+#   erin    [erin-password]   must change password at next logon (pwdLastSet=0; data 773)
+#   frank   [frank-password]  locked out (a PSO with lockout threshold 2 applies to frank
+#                             alone; two wrong binds lock him: data 775)
+#   svc-authchain [service-password]  a plain user for search-then-bind
+#   groups: engineers (members bob and the group staff), staff (member alice) — nested
+# The domain itself has no lockout threshold, so wrong passwords never lock other users.
+set -euo pipefail
+
+REALM=EXAMPLE.TEST
+DOMAIN=EXAMPLE
+HOST=dc1
+BASE_DN="DC=example,DC=test"
+USERS_DN="CN=Users,$BASE_DN"
+ADMIN_PW='Passw0rd!Adm'
+SERVICE_PW=service-password
+LOCK=${SAMBA_LOCK:-/tmp/authchain-samba.lock}
+LOCK_WAIT=${SAMBA_LOCK_WAIT:-600}
+
+# shellcheck source=tests/peers/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+die() { echo "samba.sh: $*" >&2; exit 1; }
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+write_certs() {
+  local dir=$1 name
+  name=$(hostname)
+  cat >"$dir/openssl.cnf" <<EOF
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost, DNS:$name, DNS:$HOST.${REALM,,}
+authorityKeyIdentifier = keyid
+subjectKeyIdentifier = hash
+EOF
+  local rsa=(-newkey rsa:2048 -nodes)
+  for ca in ca wrong-ca; do
+    openssl req -x509 "${rsa[@]}" -config "$dir/openssl.cnf" -extensions ca -days 7 \
+      -subj "/CN=authchain test AD $ca" -keyout "$dir/$ca.key" -out "$dir/$ca.crt" 2>/dev/null
+  done
+  openssl req -new "${rsa[@]}" -config "$dir/openssl.cnf" -subj "/CN=localhost" \
+    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+    -days 7 -extfile "$dir/openssl.cnf" -extensions server -out "$dir/server.crt" 2>/dev/null
+  chmod 600 "$dir"/*.key
+}
+
+# Edits [global] of the provisioned smb.conf (provision's --option is silently dropped).
+edit_conf() {
+  local dir=$1 conf=$1/etc/smb.conf
+  mkdir -p "$dir/run" "$dir/log"
+  local extra
+  extra=$(cat <<EOF
+	interfaces = lo
+	bind interfaces only = yes
+	server services = ldap cldap kdc
+	ldap server require strong auth = no
+	pid directory = $dir/run
+	ncalrpc dir = $dir/run/ncalrpc
+	winbindd socket directory = $dir/run/winbindd
+	ntp signd socket directory = $dir/run/ntp_signd
+	lock directory = $dir/run/lock
+	tls enabled = yes
+	tls certfile = $dir/server.crt
+	tls keyfile = $dir/server.key
+	tls cafile = $dir/ca.crt
+	log level = 1
+EOF
+)
+  awk -v extra="$extra" '{ print } /^\[global\]/ { print extra }' "$conf" >"$conf.new"
+  mv "$conf.new" "$conf"
+}
+
+tool() { samba-tool "$@" -s "$CONF" >>"$DIR/seed.log" 2>&1 || die "samba-tool $1 $2 failed: $(tail -5 "$DIR/seed.log")"; }
+
+seed() {
+  tool domain passwordsettings set --complexity=off --min-pwd-age=0 --max-pwd-age=0 \
+    --history-length=0 --min-pwd-length=1 --account-lockout-threshold=0
+  local u
+  for u in alice bob carol dave erin frank; do
+    tool user add "$u" "$u-password" --use-username-as-cn --given-name="${u^}" --surname=Test \
+      --mail-address="$u@${REALM,,}" $([ $u = erin ] && echo --must-change-at-next-login)
+  done
+  tool user add svc-authchain "$SERVICE_PW" --use-username-as-cn
+  tool group add engineers
+  tool group add staff
+  tool group addmembers staff alice
+  tool group addmembers engineers bob,staff
+  tool user disable carol
+  # Lockout for frank alone: a fine-grained password policy (PSO).
+  tool domain passwordsettings pso create frank-lockout 1 --complexity=off --min-pwd-length=1 \
+    --history-length=0 --min-pwd-age=0 --max-pwd-age=0 --account-lockout-threshold=2 \
+    --account-lockout-duration=600 --reset-account-lockout-after=600
+  tool domain passwordsettings pso apply frank-lockout frank
+}
+
+# Starts samba from DIR, waits until LDAP answers, prints its PID.
+run_samba() {
+  local dir=$1
+  rm -f "$dir/run/samba.pid"
+  port_in_use 389 && die "port 389 is taken (another LDAP server or DC outside this lock?)"
+  # fd 9 (the lock) is closed for samba: the holder alone keeps the lock.
+  samba -s "$dir/etc/smb.conf" -D -M single -l "$dir/log" 9>&- >"$dir/log/start.log" 2>&1 \
+    || die "samba failed to start: $(tail -20 "$dir/log/start.log")"
+  for _ in $(seq 1 300); do
+    if [ -s "$dir/run/samba.pid" ] && ldapsearch -x -H ldap://127.0.0.1 -D "$DOMAIN\\svc-authchain" \
+      -w "$SERVICE_PW" -b "$BASE_DN" -s base dn >/dev/null 2>&1; then
+      cat "$dir/run/samba.pid"
+      return 0
+    fi
+    sleep 0.1
+  done
+  [ -s "$dir/run/samba.pid" ] && kill "$(cat "$dir/run/samba.pid")" 2>/dev/null
+  die "samba did not answer on ldap://127.0.0.1: $(tail -20 "$dir/log/log.samba" 2>/dev/null)"
+}
+
+# Changes made over LDAP as the admin, once the DC runs.
+live_seed() {
+  # dave: accountExpires in the past (1 Jan 2020, in 100 ns units since 1601).
+  ldapmodify -x -H ldap://127.0.0.1 -D "CN=Administrator,$USERS_DN" -w "$ADMIN_PW" \
+    >>"$DIR/seed.log" 2>&1 <<EOF || die "expiring dave failed: $(tail -5 "$DIR/seed.log")"
+dn: CN=dave,$USERS_DN
+changetype: modify
+replace: accountExpires
+accountExpires: 132223104000000000
+EOF
+  # frank: two wrong binds reach his PSO's threshold; the third shows the lockout.
+  local out
+  for _ in 1 2; do
+    ldapwhoami -x -H ldap://127.0.0.1 -D "frank@${REALM,,}" -w wrong >/dev/null 2>&1 || true
+  done
+  out=$(ldapwhoami -x -H ldap://127.0.0.1 -D "frank@${REALM,,}" -w frank-password 2>&1 || true)
+  case $out in
+    *"data 775"*) ;;
+    *) die "frank is not locked out after two wrong binds: $out" ;;
+  esac
+}
+
+start() {
+  DIR=${1:?usage: samba.sh start DIR [--owner-pid PID]}
+  shift
+  local owner=""
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --owner-pid) owner=${2:?}; shift 2 ;;
+      *) die "unknown argument $1" ;;
+    esac
+  done
+  [ "$(id -u)" = 0 ] || die "needs root (the DC's ports are fixed: 389, 636, 88)"
+  command -v samba >/dev/null || die "samba not found (apt-get install samba-ad-dc samba-ad-provision)"
+  command -v ldapwhoami >/dev/null || die "ldapwhoami not found (apt-get install ldap-utils)"
+  mkdir -p "$DIR"
+  DIR=$(cd "$DIR" && pwd)
+  exec 9>>"$LOCK"
+  flock -w "$LOCK_WAIT" 9 || die "another DC holds $LOCK for more than $LOCK_WAIT s"
+  # The holder keeps fd 9 (and so the lock) until `stop` kills it or the owner exits.
+  local watch="true"
+  [ -n "$owner" ] && watch="kill -0 $owner 2>/dev/null"
+  nohup bash -c "while $watch && [ -d '$DIR' ]; do sleep 0.3; done
+    if [ -s '$DIR/run/samba.pid' ]; then p=\$(cat '$DIR/run/samba.pid'); kill \$p 2>/dev/null
+      for _ in \$(seq 1 100); do kill -0 \$p 2>/dev/null || break; sleep 0.05; done
+      kill -9 \$p 2>/dev/null; fi
+    [ -n '$owner' ] && rm -rf '$DIR'" >/dev/null 2>&1 </dev/null &
+  echo $! >"$DIR/lock-holder.pid"
+  exec 9>&-
+  trap '[ $? = 0 ] || stop "$DIR"' EXIT
+  : >"$DIR/empty.conf"
+  samba-tool domain provision -s "$DIR/empty.conf" --targetdir="$DIR" --realm=$REALM \
+    --domain=$DOMAIN --server-role=dc --dns-backend=NONE --adminpass="$ADMIN_PW" --use-rfc2307 \
+    --host-name=$HOST --host-ip=127.0.0.1 >"$DIR/provision.log" 2>&1 \
+    || die "provisioning failed: $(tail -20 "$DIR/provision.log")"
+  CONF=$DIR/etc/smb.conf
+  write_certs "$DIR"
+  edit_conf "$DIR"
+  seed
+  local pid
+  pid=$(run_samba "$DIR")
+  live_seed
+  cat <<EOF
+AD_LDAP_URL=ldap://127.0.0.1:389
+AD_LDAPS_URL=ldaps://127.0.0.1:636
+AD_CA_FILE=$DIR/ca.crt
+AD_WRONG_CA_FILE=$DIR/wrong-ca.crt
+AD_BASE_DN=$BASE_DN
+AD_USERS_DN=$USERS_DN
+AD_REALM=$REALM
+AD_DOMAIN=$DOMAIN
+AD_UPN_SUFFIX=${REALM,,}
+AD_HOSTNAME=$(hostname)
+AD_ADMIN_DN=CN=Administrator,$USERS_DN
+AD_ADMIN_UPN=Administrator@${REALM,,}
+AD_ADMIN_PASSWORD=$ADMIN_PW
+AD_SERVICE_DN=CN=svc-authchain,$USERS_DN
+AD_SERVICE_UPN=svc-authchain@${REALM,,}
+AD_SERVICE_PASSWORD=$SERVICE_PW
+AD_SMB_CONF=$CONF
+SAMBA_PID=$pid
+EOF
+}
+
+halt() {
+  stop_pid "${1:?usage: samba.sh halt DIR}/run/samba.pid"
+}
+
+stop() {
+  local dir=${1:?usage: samba.sh stop DIR}
+  halt "$dir"
+  # Releases the lock: the holder's fd is the only one left open on it.
+  stop_pid "$dir/lock-holder.pid"
+}
+
+kill_hard() {
+  local dir=${1:?usage: samba.sh kill DIR} pid
+  [ -s "$dir/run/samba.pid" ] || return 0
+  pid=$(cat "$dir/run/samba.pid")
+  kill -9 "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.05
+  done
+}
+
+resume() {
+  local dir=${1:?usage: samba.sh resume DIR}
+  [ -s "$dir/etc/smb.conf" ] || die "$dir holds no DC provisioned by this script"
+  [ -s "$dir/lock-holder.pid" ] && kill -0 "$(cat "$dir/lock-holder.pid")" 2>/dev/null \
+    || die "$dir no longer holds the DC lock (stopped?): start a new DC instead"
+  echo "SAMBA_PID=$(run_samba "$(cd "$dir" && pwd)")"
+}
+
+case ${1:-} in
+  start) shift; start "$@" ;;
+  stop) shift; stop "$@" ;;
+  halt) shift; halt "$@" ;;
+  kill) shift; kill_hard "$@" ;;
+  resume) shift; resume "$@" ;;
+  *) die "usage: samba.sh start DIR [--owner-pid PID] | stop DIR | halt DIR | kill DIR | resume DIR" ;;
+esac
