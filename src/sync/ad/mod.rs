@@ -52,6 +52,9 @@ const MAX_DIRSYNC_ROUNDS: usize = 100_000;
 /// Most groups read again for one flattened change (the group and its ancestors).
 const MAX_FLATTEN_GROUPS: usize = 10_000;
 
+/// Most slices of one ranged member list read (`member;range=N-*`).
+const MAX_SLICES: usize = 100;
+
 /// How long change notifications are gathered before the poll they trigger.
 const NOTIFY_SETTLE: Duration = Duration::from_millis(50);
 
@@ -858,6 +861,47 @@ impl AdSource {
         Ok(changes)
     }
 
+    /// Every member of a group entry read whole: with more than the directory's
+    /// `MaxValRange`, the entry holds `member;range=0-1499` and the rest is read
+    /// slice by slice. `Ok(Err(why))` when the group is refused for its size.
+    async fn whole_members(
+        &self,
+        ldap: &mut Ldap,
+        entry: &SearchEntry,
+    ) -> Result<Result<Vec<String>, &'static str>, SyncError> {
+        let member = &self.group_mapping.member;
+        let mut slice = entry.clone();
+        let mut all = Vec::new();
+        // AD's slices are 1,500 values: 100 of them exceed MAX_MEMBER_VALUES.
+        for _ in 0..MAX_SLICES {
+            let (values, _, _) = match member_values(&slice, member) {
+                Ok(values) => values,
+                Err(why) => return Ok(Err(why)),
+            };
+            all.extend(values);
+            if all.len() > wire::MAX_MEMBER_VALUES {
+                return Ok(Err("too many member values in one group"));
+            }
+            let next = slice.attrs.keys().find_map(|name| match wire::values_of(name, member) {
+                Some(wire::Values::Slice { high: Some(high), .. }) => Some(high.saturating_add(1)),
+                _ => None,
+            });
+            let Some(low) = next else {
+                return Ok(Ok(all));
+            };
+            let wanted = vec![format!("{member};range={low}-*")];
+            let found = self
+                .list(EntryKind::Group, ldap, &entry.dn, "(objectClass=*)", wanted, Vec::new())
+                .await?
+                .map_err(|code| self.result(EntryKind::Group, code))?;
+            match found.entries.into_iter().next() {
+                Some(more) => slice = more,
+                None => return Ok(Ok(all)),
+            }
+        }
+        Ok(Err("too many member slices in one group"))
+    }
+
     /// The directory's highestCommittedUSN (rootDSE).
     async fn highest_usn(&self, kind: EntryKind, ldap: &mut Ldap) -> Result<u64, SyncError> {
         let mut stream = ldap
@@ -918,8 +962,8 @@ impl AdSource {
                 EntryKind::Group if self.flatten => {
                     changed_groups.insert(entry.dn.clone());
                 }
-                EntryKind::Group => match member_values(entry, &self.group_mapping.member) {
-                    Ok((all, _, _)) => {
+                EntryKind::Group => match self.whole_members(ldap, entry).await? {
+                    Ok(all) => {
                         let mut whole = entry.clone();
                         whole
                             .attrs
