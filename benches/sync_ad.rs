@@ -150,16 +150,14 @@ fn change_latency(c: &mut Criterion) {
             running.live().await;
             running
         });
-        let (conn, mut ldap) = rt.block_on(async {
+        let mut ldap = rt.block_on(async {
             let (conn, mut ldap) = LdapConnAsync::new(&dc.ldap_url).await.expect("connect");
+            ldap3::drive!(conn);
             ldap.simple_bind(&dc.admin_dn, &dc.admin_password)
                 .await
                 .and_then(|r| r.success())
                 .expect("bind");
-            (conn, ldap)
-        });
-        rt.spawn(async move {
-            let _ = conn.drive().await;
+            ldap
         });
         let latencies = Mutex::new(Vec::new());
         let mut n = 0u64;

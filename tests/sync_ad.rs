@@ -390,3 +390,76 @@ async fn dc_restarted_mid_sync_and_the_sync_recovers() {
     running.stop().await;
     admin.remove(name).await;
 }
+
+fn ad_config(dc: &Samba, sync: &str) -> Result<authchain::config::Config, authchain::ConfigError> {
+    authchain::config::Config::from_toml(&format!(
+        r#"
+chain = ["{SOURCE}"]
+[modules.{SOURCE}]
+type = "ldap"
+urls = ["{url}"]
+bind_dn = "{bind_dn}"
+bind_password = "{password}"
+user_search_base = "{users}"
+user_search_filter = "(sAMAccountName=%s)"
+[[modules.{SOURCE}.role_mapping.rules]]
+group = "staff"
+role = "staff"
+[sync]
+module = "{SOURCE}"
+user_base = "{users}"
+group_base = "{users}"
+{sync}
+"#,
+        url = dc.ldap_url,
+        bind_dn = dc.service_dn,
+        password = dc.service_password,
+        users = samba::USERS_DN,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_from_toml_and_bad_ad_settings_are_refused() {
+    let _serial = SERIAL.lock().await;
+    let dc = Samba::shared();
+    let (store, _path) = harness::store().await;
+    let config = ad_config(
+        dc,
+        "source = \"active_directory\"\npoll_interval = \"PT0.3S\"\n[sync.ad]\nchanges = \"usn\"\n",
+    )
+    .expect("configuration");
+    let synchronizer = config
+        .synchronizer(Arc::new(store.clone()))
+        .expect("synchroniser")
+        .expect("a [sync] table");
+    let mut running = start(synchronizer);
+    running.live().await;
+    let alice = account(&store, samba::ALICE).await.expect("alice synced");
+    assert_eq!(mapped(&alice), set(&["staff"]));
+    assert!(account(&store, samba::DISABLED).await.unwrap().disabled);
+    running.stop().await;
+
+    for (sync, key) in [
+        ("[sync.ad]\nchanges = \"usn\"\n", "sync.ad"),
+        (
+            "source = \"active_directory\"\n[sync.ad]\nnaming_context = \" \"\n",
+            "sync.ad.naming_context",
+        ),
+        (
+            "source = \"active_directory\"\n[sync.ad]\nnaming_context = \"DC=other,DC=test\"\n",
+            "sync.user_base",
+        ),
+    ] {
+        let refused = ad_config(dc, sync).and_then(|c| c.synchronizer(Arc::new(store.clone())).map(|_| ()));
+        assert!(
+            matches!(&refused, Err(authchain::ConfigError::Invalid { key: k, .. }) if k == key),
+            "{sync}: {refused:?}"
+        );
+    }
+    for bad in ["source = \"ad\"\n", "source = \"active_directory\"\n[sync.ad]\nchanges = \"often\"\n"] {
+        assert!(
+            matches!(ad_config(dc, bad), Err(authchain::ConfigError::Invalid { .. })),
+            "{bad}"
+        );
+    }
+}

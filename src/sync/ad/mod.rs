@@ -56,7 +56,7 @@ const MAX_FLATTEN_GROUPS: usize = 10_000;
 const MAX_SLICES: usize = 100;
 
 /// How long change notifications are gathered before the poll they trigger.
-const NOTIFY_SETTLE: Duration = Duration::from_millis(50);
+const NOTIFY_SETTLE: Duration = Duration::from_millis(10);
 
 /// The in-chain matching rule (LDAP_MATCHING_RULE_IN_CHAIN).
 const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
@@ -131,7 +131,7 @@ pub struct AdSource {
     dirsync_refused: AtomicBool,
 }
 
-/// The stable-id attribute, and the filters of users and groups, of an AD source.
+/// The default user filter of an AD source (users, not computers).
 pub const AD_USER_FILTER: &str = "(&(objectClass=user)(!(objectClass=computer)))";
 /// The default group filter of an AD source.
 pub const AD_GROUP_FILTER: &str = "(objectClass=group)";
@@ -992,14 +992,10 @@ impl AdSource {
             present = ids.iter().filter_map(guid).collect();
         }
         changes.push(DirectoryChange::RefreshedPresent { kind, present });
-        let next = Cookie::Usn(next);
-        if !self.send(kind, changes, Some(&next), events).await {
+        if !self.send(kind, changes, Some(&Cookie::Usn(next)), events).await {
             return Ok(None);
         }
-        match next {
-            Cookie::Usn(usn) => Ok(Some(usn)),
-            Cookie::DirSync(_) => Ok(None),
-        }
+        Ok(Some(next))
     }
 }
 
