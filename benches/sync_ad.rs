@@ -6,6 +6,9 @@
 //!   (ms per change, median and p99 printed at the end).
 //!
 //! `cargo bench --bench sync_ad --features sync,sqlite` (needs root for the DC).
+// tests/common/samba.rs brings its own copy of peer.rs; the slapd harness needs the
+// crate-level one.
+#![allow(clippy::duplicate_mod)]
 
 #[path = "../tests/sync/harness.rs"]
 mod harness;
@@ -51,7 +54,11 @@ fn source(dc: &Samba, notification: bool) -> Arc<dyn DirectorySource> {
 }
 
 fn synchronizer(dc: &Samba, store: &SqliteStore, notification: bool) -> Synchronizer {
-    Synchronizer::new(source(dc, notification), Arc::new(store.clone()), SyncScope::new("corp-ad"))
+    Synchronizer::new(
+        source(dc, notification),
+        Arc::new(store.clone()),
+        SyncScope::new("corp-ad"),
+    )
 }
 
 /// `USERS` users `b0000`.. and `GROUPS` groups `bg00`.. (user `i` in group `i % GROUPS`),
@@ -75,11 +82,21 @@ fn seed(dc: &Samba) {
         }
         ldif.push('\n');
     }
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("seed-ad-{}.ldif", std::process::id()));
+    let path =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("seed-ad-{}.ldif", std::process::id()));
     std::fs::write(&path, ldif).expect("write the LDIF");
     let started = Instant::now();
     let out = std::process::Command::new("ldapadd")
-        .args(["-x", "-H", &dc.ldap_url, "-D", &dc.admin_dn, "-w", &dc.admin_password, "-f"])
+        .args([
+            "-x",
+            "-H",
+            &dc.ldap_url,
+            "-D",
+            &dc.admin_dn,
+            "-w",
+            &dc.admin_password,
+            "-f",
+        ])
         .arg(&path)
         .output()
         .expect("run ldapadd (apt-get install ldap-utils)");
@@ -88,7 +105,10 @@ fn seed(dc: &Samba) {
         "ldapadd: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    println!("seeded {USERS} users and {GROUPS} groups in {:?}", started.elapsed());
+    println!(
+        "seeded {USERS} users and {GROUPS} groups in {:?}",
+        started.elapsed()
+    );
     let _ = std::fs::remove_file(path);
 }
 
@@ -111,7 +131,10 @@ fn initial_load(c: &mut Criterion) {
                     let status = running.live().await;
                     let took = started.elapsed();
                     total += took;
-                    rates.lock().unwrap().push(status.refresh_changes as f64 / took.as_secs_f64());
+                    rates
+                        .lock()
+                        .unwrap()
+                        .push(status.refresh_changes as f64 / took.as_secs_f64());
                     running.stop().await;
                     assert!(store.account_count().await.unwrap() > USERS as u64);
                     store.close().await;
@@ -185,7 +208,10 @@ fn change_latency(c: &mut Criterion) {
                             if found.and_then(|a| a.email).as_deref() == Some(mail.as_str()) {
                                 break;
                             }
-                            assert!(started.elapsed() < Duration::from_secs(20), "no change within 20 s");
+                            assert!(
+                                started.elapsed() < Duration::from_secs(20),
+                                "no change within 20 s"
+                            );
                             tokio::time::sleep(Duration::from_millis(1)).await;
                         }
                         let took = started.elapsed();

@@ -2,6 +2,9 @@
 //! (tests/peers/samba.sh) into a real SQLite file. DirSync as the administrator,
 //! `uSNChanged` polling as a plain domain user, a DC restarted mid-sync.
 #![cfg(all(feature = "sync", feature = "sqlite"))]
+// tests/common/samba.rs brings its own copy of peer.rs; the slapd harness needs the
+// crate-level one.
+#![allow(clippy::duplicate_mod)]
 
 #[path = "sync/harness.rs"]
 mod harness;
@@ -456,7 +459,10 @@ async fn configured_from_toml_and_bad_ad_settings_are_refused() {
             "{sync}: {refused:?}"
         );
     }
-    for bad in ["source = \"ad\"\n", "source = \"active_directory\"\n[sync.ad]\nchanges = \"often\"\n"] {
+    for bad in [
+        "source = \"ad\"\n",
+        "source = \"active_directory\"\n[sync.ad]\nchanges = \"often\"\n",
+    ] {
         // A value serde cannot read is a syntax error naming the key.
         let refused = ad_config(dc, bad);
         assert!(

@@ -323,10 +323,10 @@ impl DirectorySource for AdSource {
             let ldap = conn.ldap.clone();
             let notify = notify.clone();
             let base = self.naming_context.clone();
-            Some(tokio::spawn(async move {
+            Some(Watcher(tokio::spawn(async move {
                 let _conn = conn;
                 watch(ldap, base, notify).await
-            }))
+            })))
         } else {
             None
         };
@@ -351,7 +351,7 @@ impl DirectorySource for AdSource {
             first = false;
             let ended = async {
                 match watcher.as_mut() {
-                    Some(task) => task.await,
+                    Some(task) => (&mut task.0).await,
                     None => std::future::pending().await,
                 }
             };
@@ -370,10 +370,7 @@ impl DirectorySource for AdSource {
                 }
             }
         };
-        if let Some(task) = watcher {
-            task.abort();
-        }
-        drop(conn);
+        drop((watcher, conn));
         result
     }
 
@@ -382,6 +379,16 @@ impl DirectorySource for AdSource {
             Some(_) => vec![EntryKind::User, EntryKind::Group],
             None => vec![EntryKind::User],
         }
+    }
+}
+
+/// The change notification task, stopped with the session however it ends
+/// (also when the synchroniser drops the session at shutdown).
+struct Watcher(tokio::task::JoinHandle<Result<(), ldap3::LdapError>>);
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -882,16 +889,26 @@ impl AdSource {
             if all.len() > wire::MAX_MEMBER_VALUES {
                 return Ok(Err("too many member values in one group"));
             }
-            let next = slice.attrs.keys().find_map(|name| match wire::values_of(name, member) {
-                Some(wire::Values::Slice { high: Some(high), .. }) => Some(high.saturating_add(1)),
-                _ => None,
-            });
+            let next = slice
+                .attrs
+                .keys()
+                .find_map(|name| match wire::values_of(name, member) {
+                    Some(wire::Values::Slice { high: Some(high), .. }) => Some(high.saturating_add(1)),
+                    _ => None,
+                });
             let Some(low) = next else {
                 return Ok(Ok(all));
             };
             let wanted = vec![format!("{member};range={low}-*")];
             let found = self
-                .list(EntryKind::Group, ldap, &entry.dn, "(objectClass=*)", wanted, Vec::new())
+                .list(
+                    EntryKind::Group,
+                    ldap,
+                    &entry.dn,
+                    "(objectClass=*)",
+                    wanted,
+                    Vec::new(),
+                )
                 .await?
                 .map_err(|code| self.result(EntryKind::Group, code))?;
             match found.entries.into_iter().next() {
