@@ -20,7 +20,6 @@ mod samba;
 mod slapd;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -82,34 +81,12 @@ fn seed(dc: &Samba) {
         }
         ldif.push('\n');
     }
-    let path =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("seed-ad-{}.ldif", std::process::id()));
-    std::fs::write(&path, ldif).expect("write the LDIF");
     let started = Instant::now();
-    let out = std::process::Command::new("ldapadd")
-        .args([
-            "-x",
-            "-H",
-            &dc.ldap_url,
-            "-D",
-            &dc.admin_dn,
-            "-w",
-            &dc.admin_password,
-            "-f",
-        ])
-        .arg(&path)
-        .output()
-        .expect("run ldapadd (apt-get install ldap-utils)");
-    assert!(
-        out.status.success(),
-        "ldapadd: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    harness::ldapadd(&dc.ldap_url, &dc.admin_dn, &dc.admin_password, &ldif);
     println!(
         "seeded {USERS} users and {GROUPS} groups in {:?}",
         started.elapsed()
     );
-    let _ = std::fs::remove_file(path);
 }
 
 fn initial_load(c: &mut Criterion) {
@@ -137,25 +114,15 @@ fn initial_load(c: &mut Criterion) {
                         .push(status.refresh_changes as f64 / took.as_secs_f64());
                     running.stop().await;
                     assert!(store.account_count().await.unwrap() > USERS as u64);
-                    store.close().await;
-                    for suffix in ["", "-wal", "-shm"] {
-                        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                    }
+                    harness::discard(store, &path).await;
                 }
                 total
             })
         })
     });
     group.finish();
-    let mut rates = rates.into_inner().unwrap();
-    rates.sort_by(f64::total_cmp);
-    if !rates.is_empty() {
-        println!(
-            "AD initial load over {} runs: median {:.0} entries/s (directory entries received / time to live)",
-            rates.len(),
-            rates[rates.len() / 2]
-        );
-    }
+    // Directory entries received / time until the refresh is done.
+    harness::print_median_rate("AD initial load", rates.into_inner().unwrap());
 }
 
 fn change_latency(c: &mut Criterion) {

@@ -57,6 +57,17 @@ struct Setup {
     flatten: bool,
 }
 
+impl Setup {
+    fn new(admin: bool, changes: AdChanges, notification: bool, flatten: bool) -> Setup {
+        Setup {
+            admin,
+            changes,
+            notification,
+            flatten,
+        }
+    }
+}
+
 fn source(dc: &Samba, setup: &Setup) -> Arc<AdSource> {
     let (dn, password) = if setup.admin {
         (&dc.admin_dn, &dc.admin_password)
@@ -191,6 +202,7 @@ impl Admin {
 /// The initial load, then each kind of change while the sync runs, then a restart
 /// that resumes by cookie and receives only what changed meanwhile.
 async fn initial_load_changes_and_resume(setup: Setup, tag: &str) {
+    let _serial = SERIAL.lock().await;
     let dc = Samba::shared();
     let mut admin = Admin::connect(dc).await;
     let (new, team, away) = (format!("{tag}-new"), "ad-team", format!("{tag}-away"));
@@ -296,50 +308,24 @@ async fn initial_load_changes_and_resume(setup: Setup, tag: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dirsync_initial_load_every_change_and_resume() {
-    let _serial = SERIAL.lock().await;
-    let setup = Setup {
-        admin: true,
-        changes: AdChanges::Dirsync,
-        notification: false,
-        flatten: false,
-    };
-    initial_load_changes_and_resume(setup, "ad-ds").await;
+    initial_load_changes_and_resume(Setup::new(true, AdChanges::Dirsync, false, false), "ad-ds").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dirsync_with_change_notification_and_nested_groups_flattened() {
-    let _serial = SERIAL.lock().await;
-    let setup = Setup {
-        admin: true,
-        changes: AdChanges::Auto,
-        notification: true,
-        flatten: true,
-    };
-    initial_load_changes_and_resume(setup, "ad-cn").await;
+    initial_load_changes_and_resume(Setup::new(true, AdChanges::Auto, true, true), "ad-cn").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usn_changed_polling_when_the_account_may_not_use_dirsync() {
-    let _serial = SERIAL.lock().await;
-    let setup = Setup {
-        admin: false,
-        changes: AdChanges::Auto,
-        notification: false,
-        flatten: false,
-    };
-    initial_load_changes_and_resume(setup, "ad-usn").await;
+    initial_load_changes_and_resume(Setup::new(false, AdChanges::Auto, false, false), "ad-usn").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dirsync_refused_is_an_error_when_dirsync_is_required() {
     let _serial = SERIAL.lock().await;
     let dc = Samba::shared();
-    let setup = Setup {
-        admin: false,
-        changes: AdChanges::Dirsync,
-        notification: false,
-        flatten: false,
-    };
+    let setup = Setup::new(false, AdChanges::Dirsync, false, false);
     let (store, _path) = harness::store().await;
     let ad = source(dc, &setup);
     let mut running = start(synchronizer(ad.clone(), &store));
@@ -363,12 +349,7 @@ async fn dirsync_refused_is_an_error_when_dirsync_is_required() {
 async fn dc_restarted_mid_sync_and_the_sync_recovers() {
     let _serial = SERIAL.lock().await;
     let dc = Samba::shared();
-    let setup = Setup {
-        admin: true,
-        changes: AdChanges::Dirsync,
-        notification: false,
-        flatten: false,
-    };
+    let setup = Setup::new(true, AdChanges::Dirsync, false, false);
     let name = "ad-restart";
     let mut admin = Admin::connect(dc).await;
     admin.remove(name).await;
