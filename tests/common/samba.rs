@@ -39,6 +39,8 @@ pub const EXPIRED: &str = "dave";
 pub const MUST_CHANGE: &str = "erin";
 /// Locked out (its own PSO, threshold 2, was exceeded at start): `data 775`.
 pub const LOCKED: &str = "frank";
+/// `logonHours` all zero, no hour of the week allowed: binds answer `data 530`.
+pub const LOGON_HOURS: &str = "gina";
 /// Groups: `staff` is a member of `engineers`.
 pub const STAFF: &str = "staff";
 /// The group that holds `staff` and `bob`.

@@ -17,10 +17,11 @@
 # for statics). `halt`/`kill`/`resume` keep the lock, so a test can restart its DC
 # without another user slipping in.
 #
-# `start` provisions a fresh domain into DIR (realm EXAMPLE.TEST, NetBIOS domain EXAMPLE,
-# host dc1), writes a CA and a server certificate (SAN IP:127.0.0.1, DNS:localhost,
-# DNS:<hostname>, DNS:dc1.example.test) plus an unrelated "wrong" CA, relaxes the password
-# policy, seeds the fixture below, starts samba (-M single) and prints KEY=VALUE lines:
+# `start` puts a fresh domain into DIR (realm EXAMPLE.TEST, NetBIOS domain EXAMPLE, host
+# dc1, relaxed password policy, the fixture below; copied from a template provisioned and
+# seeded once, see copy_template), writes a CA and a server certificate (SAN
+# IP:127.0.0.1, DNS:localhost, DNS:<hostname>, DNS:dc1.example.test) plus an unrelated
+# "wrong" CA, starts samba (-M single) and prints KEY=VALUE lines:
 #
 #   AD_LDAP_URL AD_LDAPS_URL AD_CA_FILE AD_WRONG_CA_FILE AD_BASE_DN AD_USERS_DN
 #   AD_REALM AD_DOMAIN AD_UPN_SUFFIX AD_HOSTNAME AD_ADMIN_DN AD_ADMIN_UPN AD_ADMIN_PASSWORD
@@ -37,6 +38,7 @@
 #   erin    [erin-password]   must change password at next logon (pwdLastSet=0; data 773)
 #   frank   [frank-password]  locked out (a PSO with lockout threshold 2 applies to frank
 #                             alone; two wrong binds lock him: data 775)
+#   gina    [gina-password]   logonHours all zero: no time of the week allowed (data 530)
 #   svc-authchain [service-password]  a plain user for search-then-bind
 #   groups: engineers (members bob and the group staff), staff (member alice) — nested
 # The domain itself has no lockout threshold, so wrong passwords never lock other users.
@@ -51,6 +53,7 @@ ADMIN_PW='Passw0rd!Adm'
 SERVICE_PW=service-password
 LOCK=${SAMBA_LOCK:-/tmp/authchain-samba.lock}
 LOCK_WAIT=${SAMBA_LOCK_WAIT:-600}
+TEMPLATE_ROOT=${SAMBA_TEMPLATE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)/target/peers}
 
 # shellcheck source=tests/peers/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -58,39 +61,6 @@ LOCK_WAIT=${SAMBA_LOCK_WAIT:-600}
 die() { echo "samba.sh: $*" >&2; exit 1; }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-write_certs() {
-  local dir=$1 name
-  name=$(hostname)
-  cat >"$dir/openssl.cnf" <<EOF
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost, DNS:$name, DNS:$HOST.${REALM,,}
-authorityKeyIdentifier = keyid
-subjectKeyIdentifier = hash
-EOF
-  local rsa=(-newkey rsa:2048 -nodes)
-  for ca in ca wrong-ca; do
-    openssl req -x509 "${rsa[@]}" -config "$dir/openssl.cnf" -extensions ca -days 7 \
-      -subj "/CN=authchain test AD $ca" -keyout "$dir/$ca.key" -out "$dir/$ca.crt" 2>/dev/null
-  done
-  openssl req -new "${rsa[@]}" -config "$dir/openssl.cnf" -subj "/CN=localhost" \
-    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
-  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
-    -days 7 -extfile "$dir/openssl.cnf" -extensions server -out "$dir/server.crt" 2>/dev/null
-  chmod 600 "$dir"/*.key
-}
 
 # Edits [global] of the provisioned smb.conf (provision's --option is silently dropped).
 edit_conf() {
@@ -118,13 +88,13 @@ EOF
   mv "$conf.new" "$conf"
 }
 
-tool() { samba-tool "$@" -s "$CONF" >>"$DIR/seed.log" 2>&1 || die "samba-tool $1 $2 failed: $(tail -5 "$DIR/seed.log")"; }
+tool() { samba-tool "$@" -s "$CONF" >>"$LOG" 2>&1 || die "samba-tool $1 $2 failed: $(tail -5 "$LOG")"; }
 
 seed() {
   tool domain passwordsettings set --complexity=off --min-pwd-age=0 --max-pwd-age=0 \
     --history-length=0 --min-pwd-length=1 --account-lockout-threshold=0
   local u
-  for u in alice bob carol dave erin frank; do
+  for u in alice bob carol dave erin frank gina; do
     tool user add "$u" "$u-password" --use-username-as-cn --given-name="${u^}" --surname=Test \
       --mail-address="$u@${REALM,,}" $([ $u = erin ] && echo --must-change-at-next-login)
   done
@@ -139,6 +109,34 @@ seed() {
     --history-length=0 --min-pwd-age=0 --max-pwd-age=0 --account-lockout-threshold=2 \
     --account-lockout-duration=600 --reset-account-lockout-after=600
   tool domain passwordsettings pso apply frank-lockout frank
+}
+
+# Provisioning and seeding take 20-40 s on a busy machine, so they are done once into
+# a template (target/peers/samba-template-<hash of the code and values that make it>,
+# rebuilt when they change), under the machine lock; each start copies it (only etc/smb.conf names the
+# directory). Every DC from one template has the same objectGUIDs.
+copy_template() {
+  local dir=$1 key tmpl
+  key=$( (declare -f seed copy_template tool; echo "$REALM $DOMAIN $HOST $ADMIN_PW $SERVICE_PW") \
+    | sha256sum | cut -c1-12)
+  tmpl=$TEMPLATE_ROOT/samba-template-$key
+  if [ ! -s "$tmpl/etc/smb.conf" ]; then
+    rm -rf "$TEMPLATE_ROOT"/samba-template-*
+    mkdir -p "$tmpl.tmp"
+    : >"$tmpl.tmp/empty.conf"
+    LOG=$tmpl.tmp/provision.log
+    samba-tool domain provision -s "$tmpl.tmp/empty.conf" --targetdir="$tmpl.tmp" --realm=$REALM \
+      --domain=$DOMAIN --server-role=dc --dns-backend=NONE --adminpass="$ADMIN_PW" --use-rfc2307 \
+      --host-name=$HOST --host-ip=127.0.0.1 >"$LOG" 2>&1 \
+      || die "provisioning failed: $(tail -20 "$LOG")"
+    CONF=$tmpl.tmp/etc/smb.conf
+    seed
+    sed -i "s#$tmpl.tmp#$tmpl#g" "$CONF"
+    mv "$tmpl.tmp" "$tmpl"
+  fi
+  cp -a "$tmpl/." "$dir/"
+  sed -i "s#$tmpl#$dir#g" "$dir/etc/smb.conf"
+  LOG=$dir/seed.log
 }
 
 # Starts samba from DIR, waits until LDAP answers, prints its PID.
@@ -163,13 +161,20 @@ run_samba() {
 
 # Changes made over LDAP as the admin, once the DC runs.
 live_seed() {
-  # dave: accountExpires in the past (1 Jan 2020, in 100 ns units since 1601).
+  # dave: accountExpires in the past (1 Jan 2020, in 100 ns units since 1601); gina:
+  # logonHours all zero (21 bytes), no hour of the week allowed.
   ldapmodify -x -H ldap://127.0.0.1 -D "CN=Administrator,$USERS_DN" -w "$ADMIN_PW" \
-    >>"$DIR/seed.log" 2>&1 <<EOF || die "expiring dave failed: $(tail -5 "$DIR/seed.log")"
+    >>"$LOG" 2>&1 <<EOF || die "expiring dave or restricting gina failed: $(tail -5 "$LOG")"
 dn: CN=dave,$USERS_DN
 changetype: modify
 replace: accountExpires
 accountExpires: 132223104000000000
+-
+
+dn: CN=gina,$USERS_DN
+changetype: modify
+replace: logonHours
+logonHours:: AAAAAAAAAAAAAAAAAAAAAAAAAAAA
 EOF
   # frank: two wrong binds reach his PSO's threshold; the third shows the lockout.
   local out
@@ -206,20 +211,15 @@ start() {
   nohup bash -c "while $watch && [ -d '$DIR' ]; do sleep 0.3; done
     if [ -s '$DIR/run/samba.pid' ]; then p=\$(cat '$DIR/run/samba.pid'); kill \$p 2>/dev/null
       for _ in \$(seq 1 100); do kill -0 \$p 2>/dev/null || break; sleep 0.05; done
-      kill -9 \$p 2>/dev/null; fi
+      kill -0 \$p 2>/dev/null && kill -9 \$p; fi
     [ -n '$owner' ] && rm -rf '$DIR'" >/dev/null 2>&1 </dev/null &
   echo $! >"$DIR/lock-holder.pid"
   exec 9>&-
   trap '[ $? = 0 ] || stop "$DIR"' EXIT
-  : >"$DIR/empty.conf"
-  samba-tool domain provision -s "$DIR/empty.conf" --targetdir="$DIR" --realm=$REALM \
-    --domain=$DOMAIN --server-role=dc --dns-backend=NONE --adminpass="$ADMIN_PW" --use-rfc2307 \
-    --host-name=$HOST --host-ip=127.0.0.1 >"$DIR/provision.log" 2>&1 \
-    || die "provisioning failed: $(tail -20 "$DIR/provision.log")"
+  copy_template "$DIR"
   CONF=$DIR/etc/smb.conf
-  write_certs "$DIR"
+  write_certs "$DIR" "IP:127.0.0.1, DNS:localhost, DNS:$(hostname), DNS:$HOST.${REALM,,}"
   edit_conf "$DIR"
-  seed
   local pid
   pid=$(run_samba "$DIR")
   live_seed
@@ -257,14 +257,7 @@ stop() {
 }
 
 kill_hard() {
-  local dir=${1:?usage: samba.sh kill DIR} pid
-  [ -s "$dir/run/samba.pid" ] || return 0
-  pid=$(cat "$dir/run/samba.pid")
-  kill -9 "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.05
-  done
+  kill_hard_pid "${1:?usage: samba.sh kill DIR}/run/samba.pid"
 }
 
 resume() {

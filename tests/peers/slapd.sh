@@ -66,37 +66,6 @@ free_port() {
 
 hash_pw() { slappasswd -h '{SSHA}' -s "$1"; }
 
-write_certs() {
-  local dir=$1
-  cat >"$dir/openssl.cnf" <<'EOF'
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost, IP:127.0.0.1
-authorityKeyIdentifier = keyid
-subjectKeyIdentifier = hash
-EOF
-  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-  for ca in ca wrong-ca; do
-    openssl req -x509 "${ec[@]}" -config "$dir/openssl.cnf" -extensions ca -days 7 \
-      -subj "/CN=authchain test $ca" -keyout "$dir/$ca.key" -out "$dir/$ca.crt" 2>/dev/null
-  done
-  openssl req -new "${ec[@]}" -config "$dir/openssl.cnf" -subj "/CN=localhost" \
-    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
-  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
-    -days 7 -extfile "$dir/openssl.cnf" -extensions server -out "$dir/server.crt" 2>/dev/null
-  chmod 600 "$dir"/*.key
-}
 
 write_conf() {
   local dir=$1
@@ -314,15 +283,7 @@ stop() {
 }
 
 kill_hard() {
-  local dir=${1:?usage: slapd.sh kill DIR}
-  [ -s "$dir/slapd.pid" ] || return 0
-  local pid
-  pid=$(cat "$dir/slapd.pid")
-  kill -9 "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.05
-  done
+  kill_hard_pid "${1:?usage: slapd.sh kill DIR}/slapd.pid"
 }
 
 signal() {
