@@ -61,25 +61,14 @@ fn initial_load(c: &mut Criterion) {
                     rates.lock().unwrap().push(ENTRIES as f64 / took.as_secs_f64());
                     running.stop().await;
                     assert_eq!(store.account_count().await.unwrap(), USERS as u64 + 4);
-                    store.close().await;
-                    for suffix in ["", "-wal", "-shm"] {
-                        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                    }
+                    harness::discard(store, &path).await;
                 }
                 total
             })
         })
     });
     group.finish();
-    let mut rates = rates.into_inner().unwrap();
-    rates.sort_by(f64::total_cmp);
-    if !rates.is_empty() {
-        println!(
-            "initial load over {} runs: median {:.0} entries/s",
-            rates.len(),
-            rates[rates.len() / 2]
-        );
-    }
+    harness::print_median_rate("initial load", rates.into_inner().unwrap());
 }
 
 /// This benchmark run again as a child process that reads the SQLite file.

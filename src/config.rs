@@ -645,11 +645,11 @@ impl Config {
         let (module, ldap) = self.sync_module(sync)?;
         let ldap = crate::modules::LdapModule::new(module.id.clone(), ldap.clone())
             .map_err(|e| e.under(&format!("modules.{}", module.id)))?;
-        let source = sync.source(ldap)?;
+        let source = sync.directory_source(ldap)?;
         let scope = SyncScope::new(module.id.clone())
             .on_delete(sync.on_delete)
             .roles(Arc::new(role_mapping(&module.id, &module.common)?));
-        let mut synchronizer = Synchronizer::new(Arc::new(source), target, scope);
+        let mut synchronizer = Synchronizer::new(source, target, scope);
         if let Some(max) = sync.max_batch {
             if max == 0 {
                 return Err(ConfigError::invalid("sync.max_batch", "must be at least 1"));

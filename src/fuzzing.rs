@@ -6,7 +6,7 @@
 //! here is stable. Every other fuzz target goes through the public API (see
 //! `fuzz/src/targets.rs`).
 
-/// The RFC 4533 decoders of the directory synchroniser, on raw bytes.
+/// The RFC 4533 and DirSync decoders of the directory synchroniser, on raw bytes.
 #[cfg(feature = "sync")]
 pub mod sync {
     use ldap3::ResultEntry;
@@ -31,6 +31,11 @@ pub mod sync {
             Ok((_, tag)) => matches!(wire::sync_info(&ResultEntry::new(tag)), Ok(Some(_))),
             Err(_) => false,
         }
+    }
+
+    /// An Active Directory DirSync response control value. `true` if it decodes.
+    pub fn dirsync_response(data: &[u8]) -> bool {
+        crate::sync::ad::wire::dirsync_response(data).is_ok()
     }
 
     /// A search result entry (the BER `ldap3` hands over, read with its tag
@@ -86,14 +91,15 @@ mod tests {
         inputs.len()
     }
 
-    /// Seeds and reproducers of the RFC 4533 targets run without a panic, and each
-    /// corpus holds at least one input that decodes.
+    /// Seeds and reproducers of the RFC 4533 and DirSync targets run without a
+    /// panic, and each corpus holds at least one input that decodes.
     #[test]
     fn rfc4533_fuzz_corpora() {
         use super::sync::*;
         for (target, entry) in [
             ("sync_state", sync_state as fn(&[u8]) -> bool),
             ("sync_done", sync_done),
+            ("sync_dirsync", dirsync_response),
             ("sync_info", sync_info),
             ("search_entry", search_entry),
         ] {

@@ -381,6 +381,73 @@ async fn unusable_entries_are_skipped_and_change_nothing<S: Target>(store: Arc<S
     }
 }
 
+async fn incremental_member_values_patch_the_stored_members<S: Target>(store: Arc<S>) {
+    let dn = |login: &str| format!("uid={login},ou=people,dc=example,dc=org");
+    let staff = |members: Vec<String>| {
+        DirectoryGroup::new("g1", "cn=staff,ou=groups,dc=example,dc=org", "staff", members)
+    };
+    // A patch for a group not stored yet creates it with the added members.
+    let report = store
+        .apply(
+            &scope(),
+            &batch(vec![
+                user("s1", "anne"),
+                user("s2", "bert"),
+                user("s3", "cleo"),
+                DirectoryChange::GroupMembersChanged {
+                    group: staff(vec![dn("anne"), dn("bert")]),
+                    removed: vec![],
+                },
+            ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.groups_upserted, 1, "{report:?}");
+    for (login, roles) in [("anne", &["staff"][..]), ("bert", &["staff"]), ("cleo", &[])] {
+        assert_eq!(
+            mapped(&account(&*store, login).await.unwrap()),
+            set(roles),
+            "{login}"
+        );
+    }
+    // Removed and added values change only those members (a DN written differently
+    // still matches); the others keep their roles.
+    let report = store
+        .apply(
+            &scope(),
+            &batch(vec![DirectoryChange::GroupMembersChanged {
+                group: staff(vec![dn("cleo")]),
+                removed: vec!["UID=Anne, ou=people,dc=example,dc=org".into()],
+            }]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.groups_upserted, report.roles_changed),
+        (1, 2),
+        "{report:?}"
+    );
+    for (login, roles) in [("anne", &[][..]), ("bert", &["staff"]), ("cleo", &["staff"])] {
+        assert_eq!(
+            mapped(&account(&*store, login).await.unwrap()),
+            set(roles),
+            "{login}"
+        );
+    }
+    // Nothing new: nothing changes.
+    let report = store
+        .apply(
+            &scope(),
+            &batch(vec![DirectoryChange::GroupMembersChanged {
+                group: staff(vec![dn("bert")]),
+                removed: vec![dn("anne")],
+            }]),
+        )
+        .await
+        .unwrap();
+    assert!(report.is_empty(), "{report:?}");
+}
+
 /// Runs each listed `async fn name(store: Arc<impl Target>)` against a fresh
 /// SQLite file and, with the feature `postgres`, a fresh PostgreSQL database.
 macro_rules! target_tests {
@@ -415,4 +482,5 @@ target_tests!(
     a_complete_refresh_removes_what_the_directory_no_longer_lists,
     a_user_deleted_and_added_again_in_one_batch,
     unusable_entries_are_skipped_and_change_nothing,
+    incremental_member_values_patch_the_stored_members,
 );

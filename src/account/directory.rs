@@ -337,6 +337,9 @@ pub(crate) async fn apply_changes<D: DirectoryDb + ?Sized>(
             DirectoryChange::UserUpserted(user) => apply.upsert_user(user).await?,
             DirectoryChange::UserDeleted { sync_id } => apply.delete_user(sync_id).await?,
             DirectoryChange::GroupUpserted(group) => apply.upsert_group(group).await?,
+            DirectoryChange::GroupMembersChanged { group, removed } => {
+                apply.patch_group(group, removed).await?
+            }
             DirectoryChange::GroupDeleted { sync_id } => apply.delete_group(sync_id).await?,
             DirectoryChange::RefreshedPresent { kind, present } => apply.retain(*kind, present).await?,
             DirectoryChange::Skipped { .. } => apply.report.skipped += 1,
@@ -390,7 +393,8 @@ impl<'a, D: DirectoryDb + ?Sized> Apply<'a, D> {
             .iter()
             .filter_map(|change| match change {
                 DirectoryChange::UserUpserted(user) => Some(user.sync_id.as_str()),
-                DirectoryChange::GroupUpserted(group) => Some(group.sync_id.as_str()),
+                DirectoryChange::GroupUpserted(group)
+                | DirectoryChange::GroupMembersChanged { group, .. } => Some(group.sync_id.as_str()),
                 DirectoryChange::UserDeleted { sync_id } | DirectoryChange::GroupDeleted { sync_id } => {
                     Some(sync_id.as_str())
                 }
@@ -734,18 +738,42 @@ impl<'a, D: DirectoryDb + ?Sized> Apply<'a, D> {
     }
 
     async fn upsert_group(&mut self, group: &DirectoryGroup) -> Result<(), StoreError> {
+        let old = self.members(&group.sync_id).await?;
+        let new = self.member_keys(group);
+        self.write_group(group, old, new).await
+    }
+
+    /// Incremental member values: `group.members` added, `removed` removed.
+    async fn patch_group(&mut self, group: &DirectoryGroup, removed: &[String]) -> Result<(), StoreError> {
+        let old = self.members(&group.sync_id).await?;
+        let removed: BTreeSet<String> = removed.iter().map(|dn| dn_key(dn)).collect();
+        let mut new: BTreeSet<String> = old.difference(&removed).cloned().collect();
+        new.extend(self.member_keys(group));
+        self.write_group(group, old, new).await
+    }
+
+    /// The DN keys of `group.members` the database can hold.
+    fn member_keys(&self, group: &DirectoryGroup) -> BTreeSet<String> {
+        group
+            .members
+            .iter()
+            .map(|dn| dn_key(dn))
+            .filter(|key| self.conn.holds_member(key))
+            .collect()
+    }
+
+    /// Stores `group` with the members `new` (DN keys) in place of `old`.
+    async fn write_group(
+        &mut self,
+        group: &DirectoryGroup,
+        old: BTreeSet<String>,
+        new: BTreeSet<String>,
+    ) -> Result<(), StoreError> {
         if let Some(reason) = self.conn.refuses_group(group) {
             self.skip(&group.dn, reason.to_owned());
             return Ok(());
         }
         let known = self.entry(&group.sync_id, EntryKind::Group).await?;
-        let old = self.members(&group.sync_id).await?;
-        let new: BTreeSet<String> = group
-            .members
-            .iter()
-            .map(|dn| dn_key(dn))
-            .filter(|key| self.conn.holds_member(key))
-            .collect();
         let entry = Entry {
             kind: EntryKind::Group,
             dn: group.dn.clone(),

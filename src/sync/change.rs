@@ -117,6 +117,15 @@ pub enum DirectoryChange {
     },
     /// A group was added or changed; its member list replaces the stored one.
     GroupUpserted(DirectoryGroup),
+    /// Values of a group's member list were added and removed (Active
+    /// Directory's DirSync incremental values); the group is stored (or its DN and
+    /// name updated) as `group` says, `group.members` being the added members.
+    GroupMembersChanged {
+        /// The group now, with the added member DNs as `members`.
+        group: DirectoryGroup,
+        /// Member DNs removed.
+        removed: Vec<String>,
+    },
     /// A group left the directory (or the synced scope).
     GroupDeleted {
         /// Its synchronisation id.

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{DeletePolicy, DisabledRule, LdapSource, SyncMode};
+use super::{AdSettings, AdSource, DeletePolicy, DirectorySource, DisabledRule, LdapSource, SyncMode};
 use crate::ConfigError;
 use crate::iso8601::IsoDuration;
 use crate::modules::LdapModule;
@@ -22,6 +22,12 @@ use crate::modules::LdapModule;
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SyncConfig {
+    /// The kind of directory: `rfc4533` (default; OpenLDAP, 389-ds) or
+    /// `active_directory` (DirSync or `uSNChanged` polling, see `[sync.ad]`).
+    #[serde(default)]
+    pub source: SourceName,
+    /// Settings of the Active Directory source (`source = "active_directory"`).
+    pub ad: Option<AdSettings>,
     /// The id of the `type = "ldap"` module whose connection settings, service
     /// account, attributes and role mapping are used; synced accounts are linked
     /// under this id.
@@ -65,6 +71,17 @@ pub struct SyncConfig {
     pub max_backoff: Option<IsoDuration>,
 }
 
+/// `source = "rfc4533" | "active_directory"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceName {
+    /// RFC 4533 content synchronisation.
+    #[default]
+    Rfc4533,
+    /// Active Directory: DirSync, or `uSNChanged` polling.
+    ActiveDirectory,
+}
+
 /// `mode = "persist" | "poll"`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -78,19 +95,53 @@ pub enum ModeName {
 
 impl SyncConfig {
     /// The source these settings describe, over `module`.
+    pub fn directory_source(
+        &self,
+        module: LdapModule,
+    ) -> Result<std::sync::Arc<dyn DirectorySource>, ConfigError> {
+        match self.source {
+            SourceName::Rfc4533 => {
+                if self.ad.is_some() {
+                    return Err(ConfigError::invalid(
+                        "sync.ad",
+                        "is set but source is not \"active_directory\"",
+                    ));
+                }
+                Ok(std::sync::Arc::new(self.source(module)?))
+            }
+            SourceName::ActiveDirectory => {
+                let base = self.builder(module, true)?.build()?;
+                Ok(std::sync::Arc::new(AdSource::new(
+                    base,
+                    self.ad.clone().unwrap_or_default(),
+                )?))
+            }
+        }
+    }
+
+    /// The RFC 4533 source these settings describe, over `module`.
     pub fn source(&self, module: LdapModule) -> Result<LdapSource, ConfigError> {
-        let mut b = LdapSource::builder(module).users(
+        self.builder(module, false)?.build()
+    }
+
+    fn builder(&self, module: LdapModule, ad: bool) -> Result<super::LdapSourceBuilder, ConfigError> {
+        let (user_filter, group_filter) = if ad {
+            (super::AD_USER_FILTER, super::AD_GROUP_FILTER)
+        } else {
+            ("(objectClass=inetOrgPerson)", "(objectClass=groupOfNames)")
+        };
+        let mut b = LdapSource::builder(module);
+        if ad {
+            b = AdSource::defaults(b);
+        }
+        let mut b = b.users(
             self.user_base.clone(),
-            self.user_filter
-                .clone()
-                .unwrap_or_else(|| "(objectClass=inetOrgPerson)".into()),
+            self.user_filter.clone().unwrap_or_else(|| user_filter.into()),
         );
         if let Some(base) = &self.group_base {
             b = b.groups(
                 base.clone(),
-                self.group_filter
-                    .clone()
-                    .unwrap_or_else(|| "(objectClass=groupOfNames)".into()),
+                self.group_filter.clone().unwrap_or_else(|| group_filter.into()),
             );
         } else if self.group_filter.is_some() {
             return Err(ConfigError::invalid(
@@ -130,6 +181,6 @@ impl SyncConfig {
             ModeName::Persist => SyncMode::Persist,
             ModeName::Poll => SyncMode::Poll(every),
         };
-        b.mode(mode).fallback_poll_interval(every).build()
+        Ok(b.mode(mode).fallback_poll_interval(every))
     }
 }

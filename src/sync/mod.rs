@@ -33,6 +33,7 @@
 //! # Ok(()) }
 //! ```
 
+pub(crate) mod ad;
 mod change;
 mod config;
 #[cfg(feature = "metrics")]
@@ -48,10 +49,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+pub use ad::{AD_GROUP_FILTER, AD_USER_FILTER, AdChanges, AdSettings, AdSource};
 pub use change::{
     DeletePolicy, DirectoryChange, DirectoryGroup, DirectoryUser, EntryKind, SyncBatch, SyncReport, SyncScope,
 };
-pub use config::{ModeName, SyncConfig};
+pub use config::{ModeName, SourceName, SyncConfig};
 pub use ldap::{DisabledRule, LdapSource, LdapSourceBuilder, SyncMode};
 pub use source::{DirectorySource, Resume, SourceEvent};
 pub use target::DirectoryTarget;

@@ -32,13 +32,35 @@ pub async fn store() -> (SqliteStore, PathBuf) {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
+    remove_files(&path);
     (
         SqliteStore::open(&path).await.expect("open the SQLite store"),
         path,
     )
+}
+
+/// Closes a store from [`store`] and removes its files.
+pub async fn discard(store: SqliteStore, path: &std::path::Path) {
+    store.close().await;
+    remove_files(path);
+}
+
+/// Prints the median of `rates` (entries/s) after `what` (for the benches).
+pub fn print_median_rate(what: &str, mut rates: Vec<f64>) {
+    rates.sort_by(f64::total_cmp);
+    if !rates.is_empty() {
+        println!(
+            "{what} over {} runs: median {:.0} entries/s",
+            rates.len(),
+            rates[rates.len() / 2]
+        );
+    }
+}
+
+fn remove_files(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
 }
 
 /// The LDAP module the synchroniser borrows its connection settings from.
@@ -297,27 +319,27 @@ pub fn seed_bulk(slapd: &Slapd, users: usize) {
         }
         ldif.push('\n');
     }
-    let path =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("seed-{}-{users}.ldif", std::process::id()));
+    ldapadd(&slapd.ldap_url, &slapd.admin_dn, &slapd.admin_password, &ldif);
+}
+
+/// Adds the entries of `ldif` with one `ldapadd`, bound as `dn`.
+pub fn ldapadd(url: &str, dn: &str, password: &str, ldif: &str) {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "seed-{}-{}.ldif",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::write(&path, ldif).expect("write the LDIF");
     let out = std::process::Command::new("ldapadd")
-        .args([
-            "-x",
-            "-H",
-            &slapd.ldap_url,
-            "-D",
-            &slapd.admin_dn,
-            "-w",
-            &slapd.admin_password,
-            "-f",
-        ])
+        .args(["-x", "-H", url, "-D", dn, "-w", password, "-f"])
         .arg(&path)
         .output()
         .expect("run ldapadd (apt-get install ldap-utils)");
+    let _ = std::fs::remove_file(path);
     assert!(
         out.status.success(),
         "ldapadd: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let _ = std::fs::remove_file(path);
 }

@@ -5,7 +5,7 @@
 //! membership comes from the group entries' `member` values: OpenLDAP does not
 //! replicate `memberOf` changes, nor the removal of a deleted user from its groups.
 
-mod mapping;
+pub(crate) mod mapping;
 pub(crate) mod wire;
 
 use std::collections::{BTreeSet, HashSet};
@@ -59,22 +59,22 @@ pub(crate) const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
 /// timeouts and service account it uses.
 #[derive(Debug)]
 pub struct LdapSource {
-    module: LdapModule,
-    users: Search,
-    groups: Option<Search>,
-    user_mapping: UserMapping,
-    group_mapping: GroupMapping,
-    mode: SyncMode,
+    pub(crate) module: LdapModule,
+    pub(crate) users: Search,
+    pub(crate) groups: Option<Search>,
+    pub(crate) user_mapping: UserMapping,
+    pub(crate) group_mapping: GroupMapping,
+    pub(crate) mode: SyncMode,
     /// How often to poll once a persistent search was refused.
-    fallback_interval: Duration,
+    pub(crate) fallback_interval: Duration,
     /// Set when the directory refused a persistent search: poll from then on.
     persist_refused: AtomicBool,
 }
 
 #[derive(Debug, Clone)]
-struct Search {
-    base: String,
-    filter: String,
+pub(crate) struct Search {
+    pub(crate) base: String,
+    pub(crate) filter: String,
 }
 
 /// Builds an [`LdapSource`]; [`build`](LdapSourceBuilder::build) names the key
@@ -591,7 +591,7 @@ impl LdapSource {
     }
 }
 
-fn deleted(kind: EntryKind, sync_id: String) -> DirectoryChange {
+pub(crate) fn deleted(kind: EntryKind, sync_id: String) -> DirectoryChange {
     match kind {
         EntryKind::User => DirectoryChange::UserDeleted { sync_id },
         EntryKind::Group => DirectoryChange::GroupDeleted { sync_id },
