@@ -20,6 +20,7 @@ impl DirectoryTarget for SqliteStore {
     }
 
     async fn apply(&self, scope: &SyncScope, batch: &SyncBatch) -> Result<SyncReport, StoreError> {
+        let _turn = self.write_turn().await;
         let mut conn = self.pool().acquire().await.map_err(backend)?;
         if !self.relaxed_sync_commits() {
             return apply_batch(&mut conn, "BEGIN IMMEDIATE", scope, batch).await;

@@ -110,6 +110,12 @@ const PRUNE_EVERY: u32 = 256;
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// This process's writers, one at a time in arrival order. SQLite's busy
+    /// handler retries with sleeps and no queue: under many concurrent writers on
+    /// a slow disk one writer could lose for the whole busy timeout and fail with
+    /// "database is locked" (the soak in tests/load.rs found it). Other processes
+    /// still meet on the busy timeout.
+    writer: Arc<tokio::sync::Mutex<()>>,
     attempts: Arc<AttemptBounds>,
     hash_limits: HashLimits,
     /// Opened with `synchronous = FULL` by [`SqliteStore::open_with`]: directory
@@ -248,6 +254,7 @@ impl SqliteStore {
         MIGRATOR.run(&pool).await.map_err(StoreError::backend)?;
         Ok(SqliteStore {
             pool,
+            writer: Arc::default(),
             attempts: Arc::new(AttemptBounds {
                 max_rows: MAX_FAILURE_ROWS,
                 max_per_key: MAX_FAILURES_PER_KEY as u64,
@@ -291,8 +298,15 @@ impl SqliteStore {
     /// A write transaction (`BEGIN IMMEDIATE`: the write lock is taken at once, so
     /// two writers queue on the busy timeout instead of one failing with "database
     /// is locked" when it upgrades a read lock).
-    pub(crate) async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)
+    pub(crate) async fn write(&self) -> Result<WriteTx, StoreError> {
+        let turn = self.write_turn().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+        Ok(WriteTx { tx, _turn: turn })
+    }
+
+    /// This process's turn to write (see `writer`): held until the write is done.
+    pub(crate) async fn write_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.writer.clone().lock_owned().await
     }
 
     /// Whether directory sync batches commit with `synchronous = NORMAL` on a
@@ -555,11 +569,38 @@ impl AttemptStore for SqliteStore {
     }
 
     async fn clear(&self, key: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("DELETE FROM login_failures WHERE key = ?1")
             .bind(key)
             .execute(self.pool())
             .await
             .map_err(backend)?;
         Ok(())
+    }
+}
+
+/// A write transaction holding this process's turn to write until it ends.
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    /// Commits, then gives the turn to the next writer.
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
     }
 }

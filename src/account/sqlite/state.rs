@@ -46,6 +46,7 @@ pub(super) async fn purge_replay_ids(pool: &SqlitePool, now: SystemTime) -> Resu
 #[async_trait]
 impl FlowStore for SqliteStore {
     async fn insert(&self, flow: PendingFlow) -> Result<(), FlowError> {
+        let _turn = self.write_turn().await;
         let now = SystemTime::now();
         if purge_due(&self.attempts.flows) {
             purge_flows(&self.pool, now).await.map_err(flow_store_error)?;
@@ -87,6 +88,7 @@ impl FlowStore for SqliteStore {
         cookie_digest: Option<[u8; 32]>,
         now: SystemTime,
     ) -> Result<PendingFlow, FlowError> {
+        let _turn = self.write_turn().await;
         let now_nanos = to_nanos_saturating(now);
         if let Some(digest) = cookie_digest {
             // The one-time take: of replicas racing for one state, one UPDATE wins.
@@ -128,6 +130,7 @@ impl FlowStore for SqliteStore {
 #[async_trait]
 impl ReplayCache for SqliteStore {
     async fn check_and_remember(&self, id: &str, expires_at: SystemTime) -> Result<bool, ReplayError> {
+        let _turn = self.write_turn().await;
         let now = SystemTime::now();
         if purge_due(&self.attempts.replays) {
             purge_replay_ids(&self.pool, now)
