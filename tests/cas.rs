@@ -413,9 +413,11 @@ async fn a_client_flooding_starts_pushes_out_only_its_own_logins() {
 #[tokio::test]
 async fn forged_foreign_and_expired_flows_are_rejected() {
     let server = CasServer::shared();
+    // Long enough for the checks below on a loaded machine (a 2 s flow expired
+    // before them once in CI), short enough to wait out at the end.
     let module = Arc::new(
         module("cas", server)
-            .with(|s| s.flow.ttl = Duration::from_secs(2))
+            .with(|s| s.flow.ttl = Duration::from_secs(6))
             .build()
             .unwrap(),
     );
@@ -484,7 +486,7 @@ async fn forged_foreign_and_expired_flows_are_rejected() {
 
     // Too slow: the flow expired.
     let (params, cookie) = ticket_for(&chain, "cas", "alice").await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(6100)).await;
     assert_eq!(
         rejection(chain.login(&callback_request(params, Some(&cookie))).await, "cas"),
         ModuleError::Flow(FlowError::Expired)
