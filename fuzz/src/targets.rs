@@ -77,13 +77,18 @@ fn saml_module() -> &'static SamlModule {
     })
 }
 
-/// The time the SAML seeds were captured at (their validity window is around it).
-fn saml_now() -> SystemTime {
-    let seconds: u64 = include_str!("../seeds/saml/now")
+/// The time in a `fuzz/seeds/*/now` file (seconds since the epoch, as text).
+fn seeds_time(now_file: &str) -> SystemTime {
+    let seconds: u64 = now_file
         .trim()
         .parse()
-        .expect("fuzz/seeds/saml/now holds seconds since the epoch");
+        .expect("a fuzz/seeds/*/now file holds seconds since the epoch");
     SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
+}
+
+/// The time the SAML seeds were captured at (their validity window is around it).
+fn saml_now() -> SystemTime {
+    seeds_time(include_str!("../seeds/saml/now"))
 }
 
 /// A posted SAML response, given as its XML (the target base64-encodes it, as the
@@ -120,13 +125,10 @@ fn saml_encrypted_module() -> &'static SamlModule {
 /// A posted SAML response holding an `EncryptedAssertion`, given as its XML:
 /// decryption with the seeds' SP key, then every check, at the seeds' capture time.
 pub fn saml_encrypted(data: &[u8]) -> bool {
-    let now: u64 = include_str!("../seeds/saml_encrypted/now")
-        .trim()
-        .parse()
-        .expect("fuzz/seeds/saml_encrypted/now holds seconds since the epoch");
+    let now = seeds_time(include_str!("../seeds/saml_encrypted/now"));
     let posted = Base64::encode_string(data);
     saml_encrypted_module()
-        .verify_response(&posted, None, SystemTime::UNIX_EPOCH + Duration::from_secs(now))
+        .verify_response(&posted, None, now)
         .is_ok()
 }
 
@@ -438,13 +440,9 @@ fn key_login_store() -> Arc<MemoryUserStore> {
         .clone()
 }
 
-/// The time the key-login seeds were signed at (they live five minutes).
-pub fn key_login_now() -> SystemTime {
-    let seconds: u64 = include_str!("../seeds/key_login/now")
-        .trim()
-        .parse()
-        .expect("fuzz/seeds/key_login/now holds seconds since the epoch");
-    SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
+/// The time the key-login seeds were signed at (they live two minutes).
+fn key_login_now() -> SystemTime {
+    seeds_time(include_str!("../seeds/key_login/now"))
 }
 
 /// A key-login assertion: `KeyLoginModule::verify_assertion` at the seeds' signing
