@@ -29,7 +29,7 @@ dict_for() {
   case "$1" in
     password_hash) echo dicts/password_hash.dict ;;
     saml_response|saml_encrypted|cas_response) echo dicts/xml.dict ;;
-    id_token) echo dicts/jwt.dict ;;
+    id_token|signed_header|key_login) echo dicts/jwt.dict ;;
     config_toml) echo dicts/toml.dict ;;
     sync_*|search_entry) echo dicts/ber.dict ;;
     *) ;;

@@ -9,7 +9,9 @@
 //! that nothing panics, aborts, or runs without bound.
 //!
 //! Fixed data the targets need (the IdP metadata the SAML seeds were signed for,
-//! the JWKS of the ID-token seeds) lives in `fuzz/seeds/` and is compiled in.
+//! the JWKS of the ID-token seeds, the public keys of the signed-header and
+//! key-login seeds) lives in `fuzz/seeds/` and is compiled in (the signed-header
+//! module reads its PEM keys from `fuzz/seeds/jws_keys/` by path).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
@@ -21,7 +23,7 @@ use authchain::config::Config;
 use authchain::iso8601::IsoDuration;
 use authchain::modules::{HeaderModule, OidcModule, SamlModule, SamlSettings, cas};
 use authchain::net::ProxyTrust;
-use authchain::{AuthChain, AuthRequest, LoginResult, SecretString};
+use authchain::{AuthChain, AuthRequest, Authenticator, LoginResult, Outcome, SecretString};
 use base64ct::{Base64, Encoding};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -39,6 +41,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("iso8601", iso8601),
     ("password_hash", password_hash),
     ("dn_roles", dn_roles),
+    ("signed_header", signed_header),
+    ("key_login", key_login),
 ];
 
 /// A current-thread runtime, one per thread (libFuzzer runs a target on one thread).
@@ -73,13 +77,18 @@ fn saml_module() -> &'static SamlModule {
     })
 }
 
-/// The time the SAML seeds were captured at (their validity window is around it).
-fn saml_now() -> SystemTime {
-    let seconds: u64 = include_str!("../seeds/saml/now")
+/// The time in a `fuzz/seeds/*/now` file (seconds since the epoch, as text).
+fn seeds_time(now_file: &str) -> SystemTime {
+    let seconds: u64 = now_file
         .trim()
         .parse()
-        .expect("fuzz/seeds/saml/now holds seconds since the epoch");
+        .expect("a fuzz/seeds/*/now file holds seconds since the epoch");
     SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
+}
+
+/// The time the SAML seeds were captured at (their validity window is around it).
+fn saml_now() -> SystemTime {
+    seeds_time(include_str!("../seeds/saml/now"))
 }
 
 /// A posted SAML response, given as its XML (the target base64-encodes it, as the
@@ -116,13 +125,10 @@ fn saml_encrypted_module() -> &'static SamlModule {
 /// A posted SAML response holding an `EncryptedAssertion`, given as its XML:
 /// decryption with the seeds' SP key, then every check, at the seeds' capture time.
 pub fn saml_encrypted(data: &[u8]) -> bool {
-    let now: u64 = include_str!("../seeds/saml_encrypted/now")
-        .trim()
-        .parse()
-        .expect("fuzz/seeds/saml_encrypted/now holds seconds since the epoch");
+    let now = seeds_time(include_str!("../seeds/saml_encrypted/now"));
     let posted = Base64::encode_string(data);
     saml_encrypted_module()
-        .verify_response(&posted, None, SystemTime::UNIX_EPOCH + Duration::from_secs(now))
+        .verify_response(&posted, None, now)
         .is_ok()
 }
 
@@ -334,4 +340,122 @@ pub fn dn_roles(data: &[u8]) -> bool {
         return false;
     };
     !mapping.map(&groups).is_empty()
+}
+
+// ---------------------------------------------------------------------------------
+// Signed identity headers and key-login assertions (the keys of both are the
+// public halves in `fuzz/seeds/jws_keys/`, see its README)
+
+/// The issuer of the signed-header seeds.
+pub const SIGNED_HEADER_ISSUER: &str = "https://proxy.test";
+/// The audience of the signed-header seeds.
+pub const SIGNED_HEADER_AUDIENCE: &str = "fuzz-app";
+/// The harness's public keys, by file name in `fuzz/seeds/jws_keys/`.
+pub const JWS_KEYS: [&str; 4] = ["rsa.pub.pem", "p256.pub.pem", "p384.pub.pem", "ed25519.pub.pem"];
+
+/// `fuzz/seeds/` at run time: this file is compiled into the fuzz crate (manifest
+/// `fuzz/`) and into the main crate's tests (manifest the repository).
+fn seeds_dir() -> std::path::PathBuf {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    if manifest.join("fuzzers").is_dir() {
+        manifest.join("seeds")
+    } else {
+        manifest.join("fuzz").join("seeds")
+    }
+}
+
+fn signed_header_module() -> &'static authchain::modules::SignedHeaderModule {
+    use authchain::jose::Algorithm;
+    use authchain::modules::{SignedHeaderModule, SignedHeaderSettings};
+    static MODULE: OnceLock<SignedHeaderModule> = OnceLock::new();
+    MODULE.get_or_init(|| {
+        let mut settings = SignedHeaderSettings::new(SIGNED_HEADER_ISSUER, SIGNED_HEADER_AUDIENCE);
+        let keys = seeds_dir().join("jws_keys");
+        settings.public_key_files = JWS_KEYS.iter().map(|name| keys.join(name)).collect();
+        settings.algorithms = Algorithm::NAMES
+            .iter()
+            .map(|name| Algorithm::from_name(name).expect("a known algorithm"))
+            .collect();
+        settings.trusted_proxies = Some(vec!["10.0.0.0/24".parse().expect("a CIDR")]);
+        SignedHeaderModule::new("signed", settings).expect("the signed-header module of the fuzz target")
+    })
+}
+
+/// A signed identity header's value from the trusted proxy: the signed-header
+/// module's `authenticate` (compact JWS, every supported algorithm allowed, the
+/// harness's RSA, P-256, P-384 and Ed25519 keys; then the claims at the current
+/// time: the valid seeds expire in 2100).
+pub fn signed_header(data: &[u8]) -> bool {
+    let Ok(value) = HeaderValue::from_bytes(data) else {
+        return false;
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(authchain::modules::signed_header::DEFAULT_SIGNED_HEADER, value);
+    let request = AuthRequest::new(SocketAddr::new(PROXY, 40000)).with_headers(headers);
+    matches!(
+        block_on(signed_header_module().authenticate(&request)),
+        Ok(Outcome::Authenticated(_))
+    )
+}
+
+/// The audience of the key-login seeds.
+pub const KEY_LOGIN_AUDIENCE: &str = "https://app.test";
+/// The account the key-login seeds log in to.
+pub const KEY_LOGIN_USER: &str = "alice";
+
+/// A PEM `PUBLIC KEY` as DER.
+fn pem_der(pem: &str) -> Vec<u8> {
+    let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
+    Base64::decode_vec(body.trim()).expect("a PEM key of the fuzz harness")
+}
+
+/// A store holding `alice` with the harness's RSA, P-256 and Ed25519 keys.
+fn key_login_store() -> Arc<MemoryUserStore> {
+    use authchain::account::{KeyFamily, NewAccount, NewPublicKey, UserStore};
+    static STORE: OnceLock<Arc<MemoryUserStore>> = OnceLock::new();
+    STORE
+        .get_or_init(|| {
+            let store = Arc::new(MemoryUserStore::new());
+            block_on(async {
+                let alice = store
+                    .create_account(NewAccount::new(KEY_LOGIN_USER))
+                    .await
+                    .expect("the fuzz target's account");
+                for (family, pem) in [
+                    (KeyFamily::Rsa, include_str!("../seeds/jws_keys/rsa.pub.pem")),
+                    (KeyFamily::P256, include_str!("../seeds/jws_keys/p256.pub.pem")),
+                    (
+                        KeyFamily::Ed25519,
+                        include_str!("../seeds/jws_keys/ed25519.pub.pem"),
+                    ),
+                ] {
+                    store
+                        .add_public_key(&alice.id, NewPublicKey::new(family, pem_der(pem)))
+                        .await
+                        .expect("the fuzz target's key");
+                }
+            });
+            store
+        })
+        .clone()
+}
+
+/// The time the key-login seeds were signed at (they live two minutes).
+fn key_login_now() -> SystemTime {
+    seeds_time(include_str!("../seeds/key_login/now"))
+}
+
+/// A key-login assertion: `KeyLoginModule::verify_assertion` at the seeds' signing
+/// time, against `alice`'s registered keys. Each input gets a fresh replay cache,
+/// so that a seed is accepted however often it runs.
+pub fn key_login(data: &[u8]) -> bool {
+    use authchain::modules::{KeyLoginModule, KeyLoginSettings};
+    let Ok(token) = std::str::from_utf8(data) else {
+        return false;
+    };
+    let mut settings = KeyLoginSettings::new(KEY_LOGIN_AUDIENCE);
+    settings.replay = Some(Arc::new(authchain::flow::MemoryReplayCache::default()));
+    let module = KeyLoginModule::new("keys", key_login_store(), settings)
+        .expect("the key-login module of the fuzz target");
+    block_on(module.verify_assertion(token, key_login_now())).is_ok()
 }

@@ -239,7 +239,20 @@ impl Authenticator for KeyLoginModule {
         let Credentials::Assertion { token } = &request.credentials else {
             return Ok(Outcome::Abstain);
         };
-        let jws = match Jws::parse(token.expose(), &ALGORITHMS) {
+        self.verify_assertion(token.expose(), SystemTime::now())
+            .await
+            .map(Outcome::Authenticated)
+    }
+}
+
+impl KeyLoginModule {
+    /// Verifies a login assertion as a login at `now` would (what
+    /// [`Authenticator::authenticate`] does with [`Credentials::Assertion`] and the
+    /// current time): the JWS, the signature against the account's registered keys,
+    /// the claims at `now`, then the `jti` in the replay cache (an accepted
+    /// assertion is remembered). The errors are those of a login.
+    pub async fn verify_assertion(&self, token: &str, now: SystemTime) -> Result<Identity, AuthError> {
+        let jws = match Jws::parse(token, &ALGORITHMS) {
             Ok(jws) => jws,
             Err(
                 err @ (JwsError::Unsigned
@@ -290,7 +303,6 @@ impl Authenticator for KeyLoginModule {
         let (Some(account), Ok(verified)) = (account, verified) else {
             return Err(AuthError::InvalidCredentials);
         };
-        let now = SystemTime::now();
         let remember_until = self
             .check_claims(&verified.claims, now)
             .map_err(|e| self.rejected(e))?;
@@ -320,6 +332,6 @@ impl Authenticator for KeyLoginModule {
             .with_account(account.id);
         identity.email = account.email;
         identity.display_name = account.display_name;
-        Ok(Outcome::Authenticated(identity))
+        Ok(identity)
     }
 }
