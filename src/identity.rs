@@ -1,17 +1,28 @@
 //! Who somebody is: [`Identity`] (what a module verified) and [`Principal`] (the
 //! chain's answer).
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-/// The id of an account in the host's [`UserStore`](crate::account::UserStore).
+/// The id of an account in the host's [`UserStore`](crate::account::UserStore):
+/// shared text, so the principal of a login carries the stored id without a copy.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct AccountId(pub String);
+pub struct AccountId(pub Arc<str>);
+
+impl AccountId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 impl fmt::Display for AccountId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -21,7 +32,142 @@ impl fmt::Display for AccountId {
 
 impl From<&str> for AccountId {
     fn from(value: &str) -> Self {
-        AccountId(value.to_owned())
+        AccountId(value.into())
+    }
+}
+
+impl From<String> for AccountId {
+    fn from(value: String) -> Self {
+        AccountId(value.into())
+    }
+}
+
+/// The id of a module in a chain (`corp-ldap`, `proxy`): shared text, so every
+/// identity and principal a module answers carries it without a copy.
+///
+/// It reads as a `&str` (through `Deref`) and compares with strings:
+///
+/// ```
+/// let id = authchain::ModuleId::from("proxy");
+/// assert_eq!(id, "proxy");
+/// assert!(id.starts_with("pro"));
+/// ```
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ModuleId(Arc<str>);
+
+impl ModuleId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for ModuleId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for ModuleId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for ModuleId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ModuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ModuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl From<&str> for ModuleId {
+    fn from(id: &str) -> Self {
+        ModuleId(id.into())
+    }
+}
+
+impl From<String> for ModuleId {
+    fn from(id: String) -> Self {
+        ModuleId(id.into())
+    }
+}
+
+impl From<&String> for ModuleId {
+    fn from(id: &String) -> Self {
+        ModuleId(id.as_str().into())
+    }
+}
+
+impl From<&ModuleId> for ModuleId {
+    fn from(id: &ModuleId) -> Self {
+        id.clone()
+    }
+}
+
+impl From<ModuleId> for String {
+    fn from(id: ModuleId) -> Self {
+        id.0.as_ref().to_owned()
+    }
+}
+
+impl PartialEq<str> for ModuleId {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for ModuleId {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for ModuleId {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<ModuleId> for str {
+    fn eq(&self, other: &ModuleId) -> bool {
+        self == &*other.0
+    }
+}
+
+impl PartialEq<ModuleId> for &str {
+    fn eq(&self, other: &ModuleId) -> bool {
+        *self == &*other.0
+    }
+}
+
+impl PartialEq<ModuleId> for String {
+    fn eq(&self, other: &ModuleId) -> bool {
+        **self == *other.0
+    }
+}
+
+impl Serialize for ModuleId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ModuleId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(ModuleId::from)
     }
 }
 
@@ -30,7 +176,7 @@ impl From<&str> for AccountId {
 #[non_exhaustive]
 pub struct Identity {
     /// The id of the module (provider) that verified it.
-    pub provider: String,
+    pub provider: ModuleId,
     /// The stable external subject: LDAP entryUUID or DN, OIDC `sub`, SAML NameID,
     /// CAS user, proxy principal. Accounts are linked by `(provider, subject)`.
     pub subject: String,
@@ -83,7 +229,7 @@ impl fmt::Debug for ProviderSession {
 
 impl Identity {
     /// An identity with a provider, a subject and a login name.
-    pub fn new(provider: impl Into<String>, subject: impl Into<String>, login: impl Into<String>) -> Self {
+    pub fn new(provider: impl Into<ModuleId>, subject: impl Into<String>, login: impl Into<String>) -> Self {
         Identity {
             provider: provider.into(),
             subject: subject.into(),
@@ -145,12 +291,13 @@ pub struct Principal {
     pub email: Option<String>,
     /// The account's display name.
     pub display_name: Option<String>,
-    /// Effective roles: granted locally plus mapped from external groups.
-    pub roles: BTreeSet<String>,
+    /// Effective roles: granted locally plus mapped from external groups (shared
+    /// text: a mapped role is the mapping's own name, not a copy).
+    pub roles: BTreeSet<Arc<str>>,
     /// The verified identity the login came from.
     pub identity: Identity,
     /// The id of the module that authenticated the request.
-    pub module: String,
+    pub module: ModuleId,
     /// The client address (after trusted proxies).
     pub client_ip: IpAddr,
     /// When the login happened.
@@ -163,5 +310,10 @@ impl Principal {
     /// Whether the principal holds `role`.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.contains(role)
+    }
+
+    /// The effective roles as text, in order.
+    pub fn role_names(&self) -> impl Iterator<Item = &str> {
+        self.roles.iter().map(|role| &**role)
     }
 }

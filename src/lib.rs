@@ -90,7 +90,7 @@ pub use error::{
     AccountRestriction, AuthError, ConfigError, ModuleError, OtherError, RequestError, StoreError,
 };
 pub use flow::FlowCookie;
-pub use identity::{AccountId, Identity, Principal, ProviderSession};
+pub use identity::{AccountId, Identity, ModuleId, Principal, ProviderSession};
 pub use request::{
     AuthRequest, Credentials, MAX_DOMAIN_HINT_BYTES, MAX_LOGIN_HINT_BYTES, Prompt, StartError, StartLogin,
 };

@@ -52,7 +52,7 @@ fn chain(store: Arc<MemoryUserStore>, settings: ModuleSettings) -> AuthChain {
 
 fn principal(result: Result<LoginResult, AuthError>) -> Principal {
     match result {
-        Ok(LoginResult::Authenticated(p)) => p,
+        Ok(LoginResult::Authenticated(p)) => *p,
         other => panic!("expected a principal, got {other:?}"),
     }
 }

@@ -556,16 +556,14 @@ async fn groups_from_headers_map_to_roles() {
     let req = request(PROXY, &[("remote-user", b"alice"), ("remote-groups", b"admins")]);
     assert_eq!(
         principal(chain.login(&req).await)
-            .roles
-            .into_iter()
+            .role_names()
             .collect::<Vec<_>>(),
         ["admin"]
     );
     let req = request(PROXY, &[("remote-user", b"bob")]);
     assert_eq!(
         principal(chain.login(&req).await)
-            .roles
-            .into_iter()
+            .role_names()
             .collect::<Vec<_>>(),
         ["viewer"]
     );

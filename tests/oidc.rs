@@ -228,7 +228,7 @@ async fn public_client_with_pkce_and_userinfo() {
     let (chain, _) = chain_of(module.clone(), Provisioning::Create);
     let p = principal(full_login(&chain, "bob", "bob-password").await);
     assert_eq!(p.login, "bob");
-    assert_eq!(p.roles.iter().collect::<Vec<_>>(), ["staff"]);
+    assert_eq!(p.role_names().collect::<Vec<_>>(), ["staff"]);
     let requests = module.requests();
     assert_eq!((requests.token, requests.userinfo), (1, 1), "{requests:?}");
 }

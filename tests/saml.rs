@@ -303,7 +303,7 @@ async fn sp_initiated_login_maps_groups_to_roles() {
             .await,
     );
     assert_eq!(p.login, "bob");
-    assert_eq!(p.roles.iter().collect::<Vec<_>>(), ["staff"]);
+    assert_eq!(p.role_names().collect::<Vec<_>>(), ["staff"]);
 }
 
 #[tokio::test]

@@ -574,7 +574,7 @@ impl<'a, D: DirectoryDb + ?Sized> Apply<'a, D> {
         let source = self.scope.source.clone();
         let known = self.entry(&user.sync_id, EntryKind::User).await?;
         let mut account = match known.as_ref().and_then(|e| e.account_id) {
-            Some(id) => self.conn.load_account(&AccountId(id.to_string())).await?,
+            Some(id) => self.conn.load_account(&AccountId::from(id.to_string())).await?,
             None => None,
         };
         // First sight: by stable id, then by login name.
@@ -696,7 +696,7 @@ impl<'a, D: DirectoryDb + ?Sized> Apply<'a, D> {
             return Ok(());
         };
         self.touched.accounts.remove(&id);
-        let account = AccountId(id.to_string());
+        let account = AccountId::from(id.to_string());
         match self.scope.on_delete {
             DeletePolicy::Delete => {
                 self.conn.delete_account(&account).await?;

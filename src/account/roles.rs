@@ -1,6 +1,7 @@
 //! External groups → local roles, per provider.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
 
@@ -29,8 +30,9 @@ pub struct RoleRule {
 /// the number of rules.
 #[derive(Debug, Clone, Default)]
 pub struct RoleMapping {
-    /// Role names, sorted, so that results come out in order.
-    roles: Vec<String>,
+    /// Role names, sorted, so that results come out in order; shared with the
+    /// principals that hold them.
+    roles: Vec<Arc<str>>,
     by_group: HashMap<String, Vec<usize>, FxBuildHasher>,
     defaults: Vec<usize>,
     case_insensitive: bool,
@@ -107,18 +109,15 @@ impl RoleMappingBuilder {
                 _ => {}
             }
         }
-        let roles: Vec<String> = self
+        let roles: Vec<Arc<str>> = self
             .rules
             .iter()
-            .map(|r| r.role.clone())
+            .map(|r| r.role.as_str())
             .collect::<BTreeSet<_>>()
             .into_iter()
+            .map(Arc::from)
             .collect();
-        let index = |role: &str| {
-            roles
-                .binary_search_by(|r| r.as_str().cmp(role))
-                .unwrap_or_default()
-        };
+        let index = |role: &str| roles.binary_search_by(|r| (**r).cmp(role)).unwrap_or_default();
         let mut mapping = RoleMapping {
             case_insensitive: self.case_insensitive,
             match_dn: self.match_dn,
@@ -164,7 +163,7 @@ impl RoleMapping {
 
     /// Every role this mapping can grant: the roles it manages.
     pub fn managed_roles(&self) -> impl Iterator<Item = &str> {
-        self.roles.iter().map(String::as_str)
+        self.roles.iter().map(|role| &**role)
     }
 
     /// The roles for a user in `groups`.
@@ -174,11 +173,19 @@ impl RoleMapping {
 
     /// The role names of `granted`, in order.
     pub(crate) fn names<'a>(&'a self, granted: &'a Granted) -> impl Iterator<Item = &'a str> + Clone + 'a {
+        self.shared_names(granted).map(|role| &**role)
+    }
+
+    /// The role names of `granted`, in order, as the mapping's shared names.
+    pub(crate) fn shared_names<'a>(
+        &'a self,
+        granted: &'a Granted,
+    ) -> impl Iterator<Item = &'a Arc<str>> + Clone + 'a {
         self.roles
             .iter()
             .enumerate()
             .filter(|(i, _)| granted.contains(*i))
-            .map(|(_, role)| role.as_str())
+            .map(|(_, role)| role)
     }
 
     /// The roles for a user in `groups`, as a set of indices into the mapping's

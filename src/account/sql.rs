@@ -19,11 +19,11 @@ pub(crate) fn fold(name: &str) -> String {
 /// or `" 1"` name no account rather than account 1.
 pub(crate) fn row_id(id: &AccountId) -> Option<i64> {
     let n: i64 = id.0.parse().ok()?;
-    (n > 0 && n.to_string() == id.0).then_some(n)
+    (n > 0 && n.to_string() == id.as_str()).then_some(n)
 }
 
 pub(crate) fn account_id(row_id: i64) -> AccountId {
-    AccountId(row_id.to_string())
+    AccountId::from(row_id.to_string())
 }
 
 /// A `SystemTime` as nanoseconds since the Unix epoch (negative before it).

@@ -457,7 +457,7 @@ impl UserStore for MemoryUserStore {
             return Err(StoreError::Conflict("external identity is already linked".into()));
         }
         inner.next_id += 1;
-        let id = AccountId(format!("u{}", inner.next_id));
+        let id = AccountId::from(format!("u{}", inner.next_id));
         let account = Account {
             id: id.clone(),
             login: new.login,

@@ -44,7 +44,7 @@ impl CurrentUser {
 impl From<SessionUser> for CurrentUser {
     fn from(user: SessionUser) -> Self {
         CurrentUser {
-            account_id: AccountId(user.account_id),
+            account_id: AccountId::from(user.account_id),
             login: user.login,
             email: user.email,
             roles: user.roles,

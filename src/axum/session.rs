@@ -64,12 +64,12 @@ impl SessionEnds {
     pub fn end_account(&self, account: &AccountId) {
         let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
         if accounts.len() >= MAX_ENDED
-            && !accounts.contains_key(&account.0)
+            && !accounts.contains_key(account.as_str())
             && let Some(oldest) = accounts.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone())
         {
             accounts.remove(&oldest);
         }
-        accounts.insert(account.0.clone(), now_millis());
+        accounts.insert(account.to_string(), now_millis());
     }
 
     fn ended(&self, user: &SessionUser) -> bool {
@@ -101,11 +101,11 @@ impl WebAuth {
             .map(millis)
             .unwrap_or(now);
         let user = SessionUser {
-            account_id: principal.account_id.0.clone(),
+            account_id: principal.account_id.to_string(),
             login: principal.login.clone(),
             email: principal.email.clone(),
-            roles: principal.roles.clone(),
-            module: principal.module.clone(),
+            roles: principal.roles.iter().map(|role| role.to_string()).collect(),
+            module: principal.module.to_string(),
             auth_time,
             checked_at: now,
             subject: principal.identity.subject.clone(),
@@ -197,7 +197,7 @@ impl WebAuth {
             let account = self
                 .chain()
                 .store()
-                .account(&AccountId(user.account_id.clone()))
+                .account(&AccountId::from(user.account_id.as_str()))
                 .await
                 .map_err(|e| WebError::Auth(AuthError::unavailable("user-store", e)))?;
             let account = match account {

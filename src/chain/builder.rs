@@ -58,6 +58,7 @@ impl ChainBuilder {
     /// Appends a module that is shared with other code.
     pub fn shared_module(mut self, module: Arc<dyn Authenticator>, settings: ModuleSettings) -> Self {
         self.entries.push(Entry {
+            id: crate::ModuleId::from(module.id()),
             module,
             settings,
             access: AccessRules::default(),

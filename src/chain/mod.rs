@@ -25,11 +25,11 @@ use crate::{AuthError, AuthRequest, Authenticator, Credentials, ModuleKind, Outc
 
 /// The answer of [`AuthChain::login`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(clippy::large_enum_variant)] // the large variant is the common one
 #[non_exhaustive]
 pub enum LoginResult {
-    /// Signed in.
-    Authenticated(Principal),
+    /// Signed in. Boxed: the answer passes through several layers of the chain,
+    /// and moving a pointer is cheaper than moving the principal.
+    Authenticated(Box<Principal>),
     /// Send the browser to an identity provider (and set the flow cookie).
     Redirect(Redirect),
 }
@@ -47,6 +47,8 @@ pub struct ModuleInfo {
 }
 
 pub(crate) struct Entry {
+    /// The module's id, shared with every principal it answers.
+    pub(crate) id: crate::ModuleId,
     pub(crate) module: Arc<dyn Authenticator>,
     pub(crate) settings: ModuleSettings,
     /// The settings' access rules, compiled when the chain is built.
@@ -55,7 +57,7 @@ pub(crate) struct Entry {
 
 impl Entry {
     fn id(&self) -> &str {
-        self.module.id()
+        &self.id
     }
 }
 
@@ -134,29 +136,31 @@ impl AuthChain {
     /// mapping, account checks, audit.
     pub async fn login(&self, request: &AuthRequest) -> Result<LoginResult, AuthError> {
         let started = std::time::Instant::now();
-        let result = self.login_or_abstain(request).await.and_then(|answer| {
-            answer.ok_or_else(|| {
-                let err = nobody_recognised(request, "no module recognised the request".into());
-                audit_refusal(&self.id, request.login(), self.client_ip(request).ok(), &err);
-                err
-            })
-        });
+        // Read once: the answer, the audit and the metrics use the same address.
+        let client_ip = self.client_ip(request);
+        let known_ip = client_ip.as_ref().ok().copied();
+        let result = self
+            .login_or_abstain(request, client_ip)
+            .await
+            .and_then(|answer| {
+                answer.ok_or_else(|| {
+                    let err = nobody_recognised(request, "no module recognised the request".into());
+                    audit_refusal(&self.id, request.login(), known_ip, &err);
+                    err
+                })
+            });
         // One event and one set of metrics per login, with its duration.
-        crate::audit::login_finished(
-            &self.id,
-            request,
-            self.client_ip(request).ok(),
-            &result,
-            started.elapsed(),
-        );
+        crate::audit::login_finished(&self.id, request, known_ip, &result, started.elapsed());
         result
     }
 
     /// `Ok(None)` when no module recognised the request.
-    async fn login_or_abstain(&self, request: &AuthRequest) -> Result<Option<LoginResult>, AuthError> {
-        let client_ip = self
-            .client_ip(request)
-            .inspect_err(|e| audit_refusal(&self.id, None, None, e))?;
+    async fn login_or_abstain(
+        &self,
+        request: &AuthRequest,
+        client_ip: Result<IpAddr, AuthError>,
+    ) -> Result<Option<LoginResult>, AuthError> {
+        let client_ip = client_ip.inspect_err(|e| audit_refusal(&self.id, None, None, e))?;
         let now = SystemTime::now();
         let throttle = match (&self.throttle, request.login()) {
             (Some(throttle), Some(login)) => {
@@ -401,7 +405,7 @@ impl Authenticator for AuthChain {
     /// Runs the whole chain; the identity it answers is tied to the account this
     /// chain resolved, so an outer chain uses that account as it is.
     async fn authenticate(&self, request: &AuthRequest) -> Result<Outcome, AuthError> {
-        match self.login_or_abstain(request).await? {
+        match self.login_or_abstain(request, self.client_ip(request)).await? {
             Some(LoginResult::Authenticated(principal)) => {
                 let account = principal.account_id.clone();
                 Ok(Outcome::Authenticated(principal.identity.with_account(account)))

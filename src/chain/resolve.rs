@@ -21,7 +21,7 @@ pub(super) async fn principal(
     mut identity: Identity,
     client_ip: IpAddr,
     now: SystemTime,
-) -> Result<Principal, AuthError> {
+) -> Result<Box<Principal>, AuthError> {
     let store = chain.store.as_ref();
     // Who may sign in here, decided before any account is looked up or created.
     for policy in [&entry.settings.policy, &chain.policy].into_iter().flatten() {
@@ -88,23 +88,25 @@ pub(super) async fn principal(
     if !roles_by_mapping && !entry.access.roles_pass(held.clone()) {
         return Err(denied(entry, &identity, AccessRule::RequiredRoles));
     }
-    let mut roles = BTreeSet::new();
-    let mut keep = |role: &str| {
+    let mut roles: BTreeSet<Arc<str>> = BTreeSet::new();
+    // Mapped roles are the mapping's shared names; only a held role is copied.
+    if let Some(granted) = &granted {
+        roles.extend(mapping.shared_names(granted).cloned());
+    }
+    for role in held {
         if !roles.contains(role) {
-            roles.insert(role.to_owned());
+            roles.insert(Arc::from(role));
         }
-    };
-    held.for_each(&mut keep);
-    mapped.clone().into_iter().flatten().for_each(&mut keep);
+    }
     // A repeat login mapping the roles the account holds writes only its time.
     let mapped_roles = mapped
         .filter(|names| {
             account
                 .mapped_roles
-                .get(&identity.provider)
+                .get(identity.provider.as_str())
                 .is_none_or(|stored| !stored.iter().map(String::as_str).eq(names.clone()))
         })
-        .map(|names| (identity.provider.clone(), names.map(str::to_owned).collect()));
+        .map(|names| (identity.provider.to_string(), names.map(str::to_owned).collect()));
     let account_id = account.id.clone();
     let login = account.login.clone();
     let email = account.email.clone();
@@ -122,7 +124,7 @@ pub(super) async fn principal(
     };
     written.map_err(AuthError::store)?;
 
-    Ok(Principal {
+    Ok(Box::new(Principal {
         roles,
         account_id,
         login,
@@ -130,10 +132,10 @@ pub(super) async fn principal(
         display_name,
         return_to: identity.return_to.clone(),
         identity,
-        module: entry.id().to_owned(),
+        module: entry.id.clone(),
         client_ip,
         authenticated_at: now,
-    })
+    }))
 }
 
 /// Runs one login policy; its decision is audited.
@@ -177,7 +179,7 @@ async fn find_or_provision(
         return Ok((account, None));
     }
     let link = ExternalLink {
-        provider: identity.provider.clone(),
+        provider: identity.provider.to_string(),
         subject: identity.subject.clone(),
     };
     let refuse = |reason: &str| {

@@ -116,7 +116,7 @@ pub fn password_request(login: &str, password: &str) -> AuthRequest {
 
 pub fn principal(result: Result<LoginResult, AuthError>) -> Principal {
     match result {
-        Ok(LoginResult::Authenticated(principal)) => principal,
+        Ok(LoginResult::Authenticated(principal)) => *principal,
         other => panic!("expected a principal, got {other:?}"),
     }
 }

@@ -23,7 +23,7 @@ fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<PublicKey, StoreError> 
     let revoked_at: Option<i64> = row.try_get(6).map_err(backend)?;
     Ok(PublicKey {
         id: KeyId(id.to_string()),
-        account: AccountId(account.to_string()),
+        account: AccountId::from(account.to_string()),
         family,
         spki: row.try_get(3).map_err(backend)?,
         label: row.try_get(4).map_err(backend)?,
@@ -127,7 +127,7 @@ pub(crate) async fn revoke_public_key(
     at: SystemTime,
 ) -> Result<PublicKey, StoreError> {
     let account_id = account_row(conn, account).await?;
-    let key_id = row_id(&AccountId(key.0.clone())).ok_or(StoreError::NoSuchKey)?;
+    let key_id = row_id(&AccountId::from(key.0.as_str())).ok_or(StoreError::NoSuchKey)?;
     sqlx::query(
         "UPDATE account_keys SET revoked_at = ?3 \
          WHERE id = ?1 AND account_id = ?2 AND revoked_at IS NULL",

@@ -47,7 +47,7 @@ const MAX_GROUPS: usize = 4096;
 
 /// The CAS module. Build it with [`CasModule::new`] from [`CasSettings`].
 pub struct CasModule {
-    id: String,
+    id: crate::ModuleId,
     login_url: url::Url,
     logout_url: url::Url,
     validate_url: url::Url,
@@ -89,7 +89,7 @@ struct AttributeNames {
 impl CasModule {
     /// Checks `settings` and builds the module `id`. Errors name the key relative
     /// to the module's table (`server_url`, `flow_ttl`, ...).
-    pub fn new(id: impl Into<String>, settings: CasSettings) -> Result<CasModule, ConfigError> {
+    pub fn new(id: impl Into<crate::ModuleId>, settings: CasSettings) -> Result<CasModule, ConfigError> {
         let id = id.into();
         let invalid = |key: &str, message: String| ConfigError::invalid(key, message);
         let server = url::Url::parse(settings.server_url.as_str())

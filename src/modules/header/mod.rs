@@ -29,7 +29,7 @@ const MAX_GROUPS: usize = 1024;
 /// The trusted-header module.
 #[derive(Debug, Clone)]
 pub struct HeaderModule {
-    id: String,
+    id: crate::ModuleId,
     /// `None`: the proxies of the chain the module sits in (set when the chain is
     /// built; nobody outside a chain).
     trust: Option<ProxyTrust>,
@@ -39,7 +39,7 @@ pub struct HeaderModule {
 /// Builds a [`HeaderModule`]: sugar over [`HeaderSettings`].
 #[derive(Debug)]
 pub struct HeaderModuleBuilder {
-    id: String,
+    id: crate::ModuleId,
     trust: Option<ProxyTrust>,
     settings: HeaderSettings,
     /// The first header name that did not parse.
@@ -140,7 +140,7 @@ impl HeaderModuleBuilder {
 
 impl HeaderModule {
     /// A header module with default header names and no trusted proxy.
-    pub fn builder(id: impl Into<String>) -> HeaderModuleBuilder {
+    pub fn builder(id: impl Into<crate::ModuleId>) -> HeaderModuleBuilder {
         HeaderModuleBuilder {
             id: id.into(),
             trust: None,
@@ -152,7 +152,10 @@ impl HeaderModule {
     /// The module `settings` describe; its trusted proxies are
     /// `settings.trusted_proxies`, any peer with `insecure_trust_any_peer`, and
     /// otherwise those of the chain it sits in. Errors name the key.
-    pub fn new(id: impl Into<String>, settings: HeaderSettings) -> Result<HeaderModule, ConfigError> {
+    pub fn new(
+        id: impl Into<crate::ModuleId>,
+        settings: HeaderSettings,
+    ) -> Result<HeaderModule, ConfigError> {
         let id = id.into();
         let trust = if settings.insecure_trust_any_peer {
             warn!(target: AUDIT_TARGET, module = %id, "insecure_trust_any_peer is on: ANY client can log in as anybody by sending a header");
@@ -167,7 +170,7 @@ impl HeaderModule {
     }
 
     fn with_trust(
-        id: String,
+        id: crate::ModuleId,
         settings: HeaderSettings,
         trust: Option<ProxyTrust>,
     ) -> Result<HeaderModule, ConfigError> {
@@ -244,11 +247,7 @@ impl HeaderModule {
                 continue;
             }
             let value = text(name, value.as_bytes(), usize::MAX)?;
-            for group in value
-                .split(self.settings.group_separator.as_str())
-                .map(trim)
-                .filter(|g| !g.is_empty())
-            {
+            for group in split(value, &self.settings.group_separator) {
                 if group.len() > MAX_GROUP_BYTES {
                     return Err(bad(name, HeaderProblem::GroupTooLong(MAX_GROUP_BYTES)));
                 }
@@ -287,15 +286,20 @@ fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h [u
 fn text<'v>(name: &HeaderName, value: &'v [u8], max: usize) -> Result<&'v str, AuthError> {
     let value = std::str::from_utf8(value).map_err(|_| bad(name, HeaderProblem::NotUtf8))?;
     // ASCII (nearly every value) is checked byte by byte, the rest by character.
-    let control = if value.is_ascii() {
-        value.bytes().any(|b| b.is_ascii_control())
-    } else {
-        value.chars().any(char::is_control)
+    let (ascii, control) = match value.bytes().position(|b| !b.is_ascii() || b.is_ascii_control()) {
+        None => (true, false),
+        Some(at) if value.as_bytes()[at].is_ascii() => (true, true),
+        Some(_) => (false, value.chars().any(char::is_control)),
     };
     if control {
         return Err(bad(name, HeaderProblem::ControlCharacter));
     }
-    let value = trim(value);
+    // No ASCII white space but the space is left (the rest are control characters).
+    let value = if ascii {
+        value.trim_matches(' ')
+    } else {
+        value.trim()
+    };
     if value.is_empty() {
         return Err(bad(name, HeaderProblem::Empty));
     }
@@ -312,6 +316,32 @@ fn trim(text: &str) -> &str {
         text.trim_ascii()
     } else {
         text.trim()
+    }
+}
+
+/// The non-empty, trimmed parts of `value` between `separator`s.
+fn split<'v>(value: &'v str, separator: &'v str) -> impl Iterator<Item = &'v str> {
+    // A one-character separator (nearly always `,`) is found by a byte search.
+    let parts = match separator.as_bytes() {
+        [byte] if byte.is_ascii() => Parts::Char(value.split(char::from(*byte))),
+        _ => Parts::Text(value.split(separator)),
+    };
+    parts.map(trim).filter(|g| !g.is_empty())
+}
+
+/// A header value split by a character or by a longer separator.
+enum Parts<'v> {
+    Char(std::str::Split<'v, char>),
+    Text(std::str::Split<'v, &'v str>),
+}
+
+impl<'v> Iterator for Parts<'v> {
+    type Item = &'v str;
+    fn next(&mut self) -> Option<&'v str> {
+        match self {
+            Parts::Char(parts) => parts.next(),
+            Parts::Text(parts) => parts.next(),
+        }
     }
 }
 

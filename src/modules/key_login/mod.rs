@@ -110,7 +110,7 @@ pub fn family_of(key: &RingJwk) -> Option<KeyFamily> {
 
 /// The key-login module.
 pub struct KeyLoginModule {
-    id: String,
+    id: crate::ModuleId,
     store: Arc<dyn UserStore>,
     names: LoginNames,
     settings: KeyLoginSettings,
@@ -120,7 +120,7 @@ pub struct KeyLoginModule {
 impl KeyLoginModule {
     /// A module verifying assertions against the keys `store` holds.
     pub fn new(
-        id: impl Into<String>,
+        id: impl Into<crate::ModuleId>,
         store: Arc<dyn UserStore>,
         settings: KeyLoginSettings,
     ) -> Result<KeyLoginModule, ConfigError> {
@@ -328,7 +328,7 @@ impl KeyLoginModule {
             .map(|k| k.as_str().to_owned())
             .unwrap_or_default();
         tracing::info!(target: AUDIT_TARGET, module = %self.id, account = %account.id, key = %key, "key-login assertion accepted");
-        let mut identity = Identity::new(self.id.clone(), account.id.0.clone(), account.login.clone())
+        let mut identity = Identity::new(self.id.clone(), account.id.to_string(), account.login.clone())
             .with_account(account.id);
         identity.email = account.email;
         identity.display_name = account.display_name;

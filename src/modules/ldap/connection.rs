@@ -58,7 +58,7 @@ impl Inner {
         match fail {
             Fail::Reject => AuthError::InvalidCredentials,
             Fail::Restricted(restriction) => AuthError::AccountRestricted {
-                module: self.id.clone(),
+                module: self.id.to_string(),
                 restriction,
             },
             Fail::Down(cause) | Fail::Transport(cause) => self.unavailable(cause),

@@ -70,7 +70,7 @@ const MAX_GROUPS: i32 = 10_000;
 /// connection pools.
 #[derive(Clone)]
 pub struct LdapModule {
-    id: String,
+    id: crate::ModuleId,
     inner: Arc<Inner>,
 }
 
@@ -114,7 +114,7 @@ enum Groups {
 }
 
 struct Inner {
-    id: String,
+    id: crate::ModuleId,
     mode: Mode,
     service: Option<(String, SecretString)>,
     groups: Groups,
@@ -136,7 +136,7 @@ impl LdapModule {
     /// Builds the module `id` from its settings, checking every one of them (errors
     /// name the key relative to the module's table, such as `user_search_filter`).
     /// No connection is opened here.
-    pub fn new(id: impl Into<String>, settings: LdapSettings) -> Result<LdapModule, ConfigError> {
+    pub fn new(id: impl Into<crate::ModuleId>, settings: LdapSettings) -> Result<LdapModule, ConfigError> {
         let id = id.into();
         let inner = settings.validate(&id)?;
         Ok(LdapModule {

@@ -375,7 +375,7 @@ impl LdapSettings {
             user: Pool::new(self.pool_size, self.operation_timeout),
         };
         Ok(Inner {
-            id: id.to_owned(),
+            id: id.into(),
             mode,
             service,
             groups,

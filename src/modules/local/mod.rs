@@ -18,7 +18,7 @@ pub use settings::{DEFAULT_MAX_PASSWORD_BYTES, LocalSettings};
 
 /// The local password module.
 pub struct LocalModule {
-    id: String,
+    id: crate::ModuleId,
     store: Arc<dyn UserStore>,
     passwords: Arc<PasswordPolicy>,
     names: LoginNames,
@@ -71,7 +71,7 @@ impl LocalModuleBuilder {
 
 impl LocalModule {
     /// A local module reading accounts from `store`.
-    pub fn builder(id: impl Into<String>, store: Arc<dyn UserStore>) -> LocalModuleBuilder {
+    pub fn builder(id: impl Into<crate::ModuleId>, store: Arc<dyn UserStore>) -> LocalModuleBuilder {
         LocalModuleBuilder {
             module: LocalModule {
                 id: id.into(),
@@ -205,7 +205,7 @@ impl Authenticator for LocalModule {
         if needs_rehash && !account.disabled {
             self.upgrade_hash(&account.id, password).await;
         }
-        let mut identity = Identity::new(self.id.clone(), account.id.0.clone(), account.login.clone())
+        let mut identity = Identity::new(self.id.clone(), account.id.to_string(), account.login.clone())
             .with_account(account.id);
         identity.email = account.email;
         identity.display_name = account.display_name;

@@ -25,7 +25,7 @@ use crate::{AuthError, AuthRequest, ConfigError, Identity, Outcome, Redirect};
 /// The OAuth2 module. Build it with [`OAuth2Module::new`] from
 /// [`OAuth2Settings`] (in code, or read from a `type = "oauth2"` table).
 pub struct OAuth2Module {
-    id: String,
+    id: crate::ModuleId,
     authorization_endpoint: String,
     token_endpoint: String,
     userinfo_endpoint: String,
@@ -61,7 +61,10 @@ impl OAuth2Module {
     /// Checks `settings` once and builds the module `id`; errors name keys of the
     /// module's table (`subject_path`, `client_secret`). Secrets are resolved here.
     /// The flow store is injected through `settings.flow.store`.
-    pub fn new(id: impl Into<String>, settings: OAuth2Settings) -> Result<OAuth2Module, ConfigError> {
+    pub fn new(
+        id: impl Into<crate::ModuleId>,
+        settings: OAuth2Settings,
+    ) -> Result<OAuth2Module, ConfigError> {
         let id = id.into();
         let s = settings;
         let client = s.client.build()?;
@@ -174,7 +177,7 @@ impl OAuth2Module {
             .filter(|c| !c.is_empty() && c.len() <= 4096)
             .ok_or_else(|| {
                 AuthError::InvalidRequest(RequestError::Module {
-                    module: self.id.clone(),
+                    module: self.id.to_string(),
                     cause: OAuthError::MissingCode.into(),
                 })
             })?;

@@ -163,7 +163,7 @@ type Cached<T> = RwLock<Option<(Arc<T>, Instant)>>;
 /// The OpenID Connect module. Build it with [`OidcModule::new`] from
 /// [`OidcSettings`] (in code, or read from a `type = "oidc"` table).
 pub struct OidcModule {
-    id: String,
+    id: crate::ModuleId,
     issuer: Issuer,
     /// The configured issuer (fixed) or discovery base.
     issuer_url: String,
@@ -207,7 +207,7 @@ impl OidcModule {
     /// Checks `settings` once and builds the module `id`; errors name keys of the
     /// module's table (`issuer`, `flow_ttl`). Secrets are resolved here; nothing is
     /// fetched yet. The flow store is injected through `settings.flow.store`.
-    pub fn new(id: impl Into<String>, settings: OidcSettings) -> Result<OidcModule, ConfigError> {
+    pub fn new(id: impl Into<crate::ModuleId>, settings: OidcSettings) -> Result<OidcModule, ConfigError> {
         let id = id.into();
         let s = settings;
         let invalid = |field: &str, message: &str| ConfigError::invalid(field, message);
@@ -572,7 +572,7 @@ impl OidcModule {
     /// condition (the provider may be rotating its keys).
     fn refetch_limited(&self, kid: Option<&str>, retry_after: Duration) -> AuthError {
         AuthError::Unavailable {
-            module: self.id.clone(),
+            module: self.id.to_string(),
             cause: TokenError::UnknownKey(kid.map(str::to_owned)).into(),
             retry_after: Some(retry_after),
         }
@@ -683,7 +683,7 @@ impl OidcModule {
             .filter(|c| !c.is_empty() && c.len() <= 4096)
             .ok_or_else(|| {
                 AuthError::InvalidRequest(RequestError::Module {
-                    module: self.id.clone(),
+                    module: self.id.to_string(),
                     cause: OAuthError::MissingCode.into(),
                 })
             })?;

@@ -120,7 +120,7 @@ struct AttributeNames {
 /// The SAML 2.0 service-provider module. Build it with [`SamlModule::new`] from
 /// [`SamlSettings`].
 pub struct SamlModule {
-    id: String,
+    id: crate::ModuleId,
     acs: Arc<AcsPolicy>,
     signing_key: Option<PKey<Private>>,
     name_id_format: Option<String>,
@@ -229,7 +229,7 @@ impl SamlModule {
     /// Checks `settings`, reads the files and secrets, parses metadata, keys and
     /// certificates, and builds the module `id`. Errors name the key relative to
     /// the module's table (`acs_url`, `idp_metadata_file`, ...).
-    pub fn new(id: impl Into<String>, settings: SamlSettings) -> Result<SamlModule, ConfigError> {
+    pub fn new(id: impl Into<crate::ModuleId>, settings: SamlSettings) -> Result<SamlModule, ConfigError> {
         let id = id.into();
         let invalid = |field: &str, message: String| ConfigError::invalid(field, message);
         let signing_key = match &settings.sp_key {
@@ -626,7 +626,7 @@ impl SamlModule {
         warn!(target: AUDIT_TARGET, module = %self.id, reason = %err, "SAML response rejected");
         match err {
             SamlError::Encoding | SamlError::TooLarge(_) => AuthError::InvalidRequest(RequestError::Module {
-                module: self.id.clone(),
+                module: self.id.to_string(),
                 cause: err.into(),
             }),
             other => AuthError::rejected(self.id.clone(), other),

@@ -89,7 +89,7 @@ struct JwksKeys {
 
 /// The signed-header module. Build it with [`SignedHeaderModule::new`].
 pub struct SignedHeaderModule {
-    id: String,
+    id: crate::ModuleId,
     /// `None`: the chain's proxies (set when the chain is built).
     trust: Option<ProxyTrust>,
     settings: SignedHeaderSettings,
@@ -110,7 +110,7 @@ impl SignedHeaderModule {
     /// Checks `settings` and builds the module `id` (PEM files are read now; the JWKS
     /// on first use, or with [`prefetch`](Self::prefetch)). Errors name the key.
     pub fn new(
-        id: impl Into<String>,
+        id: impl Into<crate::ModuleId>,
         settings: SignedHeaderSettings,
     ) -> Result<SignedHeaderModule, ConfigError> {
         let id = id.into();
@@ -197,7 +197,7 @@ impl SignedHeaderModule {
 
     fn limited(&self, kid: Option<&str>, retry_after: Duration) -> AuthError {
         AuthError::Unavailable {
-            module: self.id.clone(),
+            module: self.id.to_string(),
             cause: SignedHeaderError::Jws(JwsError::UnknownKey(kid.map(str::to_owned))).into(),
             retry_after: Some(retry_after),
         }
@@ -321,7 +321,7 @@ impl SignedHeaderModule {
     fn malformed(&self, err: SignedHeaderError) -> AuthError {
         warn!(target: AUDIT_TARGET, module = %self.id, reason = %err, "signed identity header malformed");
         AuthError::InvalidRequest(RequestError::Module {
-            module: self.id.clone(),
+            module: self.id.to_string(),
             cause: err.into(),
         })
     }
