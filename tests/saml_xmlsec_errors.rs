@@ -12,9 +12,7 @@
 //! `cargo test --features saml --test saml_xmlsec_errors` (the xmlsec backend);
 //! with `saml-rust-dsig` the stderr check runs too (xmlsec never verifies then).
 
-use std::io::Write;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use authchain::modules::saml::SamlError;
@@ -107,50 +105,58 @@ fn failed_verifications_write_nothing_to_stderr() {
     assert!(!stderr.contains("xmlsec"), "stderr mentions xmlsec:\n{stderr}");
 }
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("buffer").extend_from_slice(data);
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
+/// The xmlsec backend only: its reports, captured at debug level.
 #[cfg(not(feature = "saml-rust-dsig"))]
-#[test]
-fn xmlsec_reports_are_debug_events() {
+mod debug_events {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::layer::SubscriberExt;
 
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(move || writer.clone()),
-        )
-        .with(Targets::new().with_target("authchain::saml::xmlsec", LevelFilter::DEBUG));
-    tracing::subscriber::with_default(subscriber, || verify_tampered(&module()));
-    let captured = String::from_utf8(buffer.0.lock().expect("buffer").clone()).expect("utf-8");
-    let events: Vec<&str> = captured
-        .lines()
-        .filter(|line| line.contains("authchain::saml::xmlsec"))
-        .collect();
-    assert!(!events.is_empty(), "no xmlsec event:\n{captured}");
-    assert!(
-        events.iter().all(|line| line.contains("DEBUG")),
-        "not all at debug:\n{captured}"
-    );
-    // The RSA check that failed, with xmlsec's own words.
-    assert!(
-        events
-            .iter()
-            .any(|line| line.contains("func=") && line.contains("Verify")),
-        "no report of the failed verification:\n{captured}"
-    );
+    use super::{module, verify_tampered};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("buffer").extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn xmlsec_reports_are_debug_events() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(move || writer.clone()),
+            )
+            .with(Targets::new().with_target("authchain::saml::xmlsec", LevelFilter::DEBUG));
+        tracing::subscriber::with_default(subscriber, || verify_tampered(&module()));
+        let captured = String::from_utf8(buffer.0.lock().expect("buffer").clone()).expect("utf-8");
+        let events: Vec<&str> = captured
+            .lines()
+            .filter(|line| line.contains("authchain::saml::xmlsec"))
+            .collect();
+        assert!(!events.is_empty(), "no xmlsec event:\n{captured}");
+        assert!(
+            events.iter().all(|line| line.contains("DEBUG")),
+            "not all at debug:\n{captured}"
+        );
+        // The RSA check that failed, with xmlsec's own words.
+        assert!(
+            events
+                .iter()
+                .any(|line| line.contains("func=") && line.contains("Verify")),
+            "no report of the failed verification:\n{captured}"
+        );
+    }
 }

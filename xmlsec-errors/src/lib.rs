@@ -206,17 +206,17 @@ mod tests {
     fn long_and_non_utf8_strings_are_cut_and_replaced() {
         let mut long = vec![b'a'; 10_000];
         long.push(0);
-        let bad = b"data \xff\xfe do not match\0";
+        let bad = c"data \xff\xfe do not match";
         // SAFETY: both buffers are NUL-terminated and outlive the call.
         let out = captured(|| unsafe {
             report(
-                b"xmldsig.c\0".as_ptr().cast(),
+                c"xmldsig.c".as_ptr(),
                 42,
-                b"xmlSecOpenSSLEvpSignatureVerify\0".as_ptr().cast(),
+                c"xmlSecOpenSSLEvpSignatureVerify".as_ptr(),
                 long.as_ptr().cast(),
                 std::ptr::null(),
                 1,
-                bad.as_ptr().cast(),
+                bad.as_ptr(),
             )
         });
         let cut = format!("{}…", "a".repeat(MAX_FIELD_BYTES));
