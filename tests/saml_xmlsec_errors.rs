@@ -15,32 +15,21 @@
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+use authchain::modules::SamlModule;
 use authchain::modules::saml::SamlError;
-use authchain::modules::{SamlModule, SamlSettings};
 use base64ct::{Base64, Encoding};
 
-const RESPONSE: &str = include_str!("../benches/fixtures/saml/response.xml");
-const IDP_METADATA: &str = include_str!("../benches/fixtures/saml/idp-metadata.xml");
-/// The fixture's IssueInstant, 2026-11-22T12:09:24Z, in seconds since the epoch.
-const ISSUED_AT: u64 = 1_795_349_364;
+#[path = "../benches/fixtures/saml/fixture.rs"]
+mod fixture;
+use fixture::{RESPONSE, issued_at, module};
+
 /// Set in the child process: run the failing verifications there.
 const CHILD_VAR: &str = "AUTHCHAIN_TEST_XMLSEC_CHILD";
 /// Failed verifications in the child: each would print a line without the fix.
 const CHILD_FAILURES: usize = 20;
 
-fn module() -> SamlModule {
-    let mut settings = SamlSettings::new(
-        "https://sp.example.org/saml".parse().expect("entity id"),
-        "https://sp.example.org/saml/acs".parse().expect("ACS URL"),
-    );
-    settings.idp_metadata_xml = Some(IDP_METADATA.into());
-    settings.allow_idp_initiated = true;
-    SamlModule::new("saml", settings).expect("module")
-}
-
 fn now() -> SystemTime {
-    assert!(RESPONSE.contains("IssueInstant=\"2026-11-22T12:09:24Z\""));
-    SystemTime::UNIX_EPOCH + Duration::from_secs(ISSUED_AT + 1)
+    issued_at(RESPONSE) + Duration::from_secs(1)
 }
 
 /// The fixture with the first character of the Response's SignatureValue changed.
