@@ -22,44 +22,20 @@
 //! `valgrind --tool=callgrind` with N = 200 and N = 0 and divide the difference
 //! by 200.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use authchain::modules::{SamlModule, SamlSettings};
 use base64ct::{Base64, Encoding};
 use criterion::{Criterion, Throughput, criterion_group};
 
-const RESPONSE: &str = include_str!("fixtures/saml/response.xml");
-const IDP_METADATA: &str = include_str!("fixtures/saml/idp-metadata.xml");
-
-/// The response's IssueInstant (`2026-11-22T12:09:24Z`) as a `SystemTime`.
-fn issued_at(xml: &str) -> SystemTime {
-    let start = xml.find("IssueInstant=\"").expect("IssueInstant") + "IssueInstant=\"".len();
-    let text = &xml[start..start + 20];
-    let compact: String = text.chars().filter(|c| c.is_ascii_digit()).collect();
-    let time = openssl::asn1::Asn1Time::from_str(&format!("{compact}Z")).expect("time");
-    let diff = openssl::asn1::Asn1Time::from_unix(0)
-        .expect("epoch")
-        .diff(&time)
-        .expect("diff");
-    SystemTime::UNIX_EPOCH + Duration::from_secs(diff.days as u64 * 86_400 + diff.secs as u64)
-}
+#[path = "fixtures/saml/fixture.rs"]
+mod fixture;
+use fixture::{RESPONSE, issued_at, module};
 
 const BACKEND: &str = if cfg!(feature = "saml-rust-dsig") {
     "Rust (saml-rust-dsig)"
 } else {
     "xmlsec (samael)"
 };
-
-fn module() -> SamlModule {
-    let mut settings = SamlSettings::new(
-        "https://sp.example.org/saml".parse().expect("entity id"),
-        "https://sp.example.org/saml/acs".parse().expect("ACS URL"),
-    );
-    settings.idp_metadata_xml = Some(IDP_METADATA.into());
-    settings.allow_idp_initiated = true;
-    settings.require_signed_messages = true;
-    SamlModule::new("saml", settings).expect("module")
-}
 
 fn acs_validation(c: &mut Criterion) {
     let module = module();

@@ -34,8 +34,8 @@ done
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
-echo "==> cargo clippy (all features, all targets)"
-cargo clippy --all-targets --all-features -- -D warnings
+echo "==> cargo clippy (all features, all targets, the workspace: authchain and xmlsec-errors/)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "==> cargo check (default features)"
 cargo check --all-targets
 echo "==> cargo doc"
@@ -46,3 +46,7 @@ cargo test --all-features
 # backend's must-reject tests once more on their own.
 echo "==> cargo test --features saml --test saml (xmlsec backend)"
 cargo test --features saml --test saml
+echo "==> cargo test --features saml --test saml_xmlsec_errors (xmlsec backend: its reports never on stderr)"
+cargo test --features saml --test saml_xmlsec_errors
+echo "==> cargo test -p authchain-xmlsec-errors (the callback's string handling)"
+cargo test -p authchain-xmlsec-errors

@@ -230,6 +230,9 @@ impl SamlModule {
     /// certificates, and builds the module `id`. Errors name the key relative to
     /// the module's table (`acs_url`, `idp_metadata_file`, ...).
     pub fn new(id: impl Into<crate::ModuleId>, settings: SamlSettings) -> Result<SamlModule, ConfigError> {
+        // Before any xmlsec work (signed metadata is verified below).
+        #[cfg(not(feature = "saml-rust-dsig"))]
+        response::route_xmlsec_errors();
         let id = id.into();
         let invalid = |field: &str, message: String| ConfigError::invalid(field, message);
         let signing_key = match &settings.sp_key {

@@ -196,6 +196,20 @@ pub(crate) fn verify(xml: &str, want: &Expectations<'_>) -> Result<SamlAssertion
     }
 }
 
+/// xmlsec's error reports (one per failed signature, on stderr by default: anyone
+/// posting bad responses could flood it) as `debug` events with the target
+/// `authchain::saml::xmlsec`, never on stderr; once per process, before the first
+/// verification. samael initialises xmlsec when it first loads a key, and
+/// xmlsec's OpenSSL backend then installs its own printing callback, so the
+/// initialisation is made to happen first: a one-byte "certificate" is loaded
+/// (and refused, silently) on a one-element document.
+#[cfg(not(feature = "saml-rust-dsig"))]
+pub(crate) fn route_xmlsec_errors() {
+    authchain_xmlsec_errors::route_to_tracing(|| {
+        let _ = XmlSec::verify_signed_xml("<a/>", &CertificateDer::from(vec![0]), None);
+    });
+}
+
 /// Step 2 on a whole document: every signature in it verified against the IdP's
 /// keys; the canonical bytes of the signed Response, or of the signed Assertion
 /// when only it is signed.
