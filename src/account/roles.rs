@@ -231,7 +231,8 @@ impl RoleMapping {
     /// The comparison form of a group name, lower-cased into `buffer` (reused
     /// across a user's groups) when names are case-insensitive.
     fn fold<'a>(&self, text: &'a str, buffer: &'a mut String) -> &'a str {
-        if !self.case_insensitive {
+        // One pass for the usual case: ASCII already in lower case.
+        if !self.case_insensitive || text.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
             return text;
         }
         let upper = if text.is_ascii() {

@@ -321,17 +321,21 @@ fn trim(text: &str) -> &str {
 
 /// The non-empty, trimmed parts of `value` between `separator`s.
 fn split<'v>(value: &'v str, separator: &'v str) -> impl Iterator<Item = &'v str> {
-    // A one-character separator (nearly always `,`) is found by a byte search.
+    // A one-byte separator (nearly always `,`) is found by a plain byte loop:
+    // groups are short, and `str::split` sets up a vectorised search per part.
     let parts = match separator.as_bytes() {
-        [byte] if byte.is_ascii() => Parts::Char(value.split(char::from(*byte))),
+        [byte] if byte.is_ascii() => Parts::Byte {
+            rest: Some(value),
+            byte: *byte,
+        },
         _ => Parts::Text(value.split(separator)),
     };
     parts.map(trim).filter(|g| !g.is_empty())
 }
 
-/// A header value split by a character or by a longer separator.
+/// A header value split by an ASCII byte or by a longer separator.
 enum Parts<'v> {
-    Char(std::str::Split<'v, char>),
+    Byte { rest: Option<&'v str>, byte: u8 },
     Text(std::str::Split<'v, &'v str>),
 }
 
@@ -339,7 +343,21 @@ impl<'v> Iterator for Parts<'v> {
     type Item = &'v str;
     fn next(&mut self) -> Option<&'v str> {
         match self {
-            Parts::Char(parts) => parts.next(),
+            Parts::Byte { rest, byte } => {
+                let text = (*rest)?;
+                // An ASCII byte never falls inside a UTF-8 sequence: both slices
+                // are at character boundaries.
+                match text.bytes().position(|b| b == *byte) {
+                    Some(at) => {
+                        *rest = text.get(at + 1..);
+                        text.get(..at)
+                    }
+                    None => {
+                        *rest = None;
+                        Some(text)
+                    }
+                }
+            }
             Parts::Text(parts) => parts.next(),
         }
     }
@@ -348,7 +366,7 @@ impl<'v> Iterator for Parts<'v> {
 /// [`text`] holding exactly one value: no list separator.
 fn one_value<'v>(name: &HeaderName, value: &'v [u8], max: usize) -> Result<&'v str, AuthError> {
     let value = text(name, value, max)?;
-    if value.contains(',') {
+    if value.bytes().any(|b| b == b',') {
         return Err(bad(name, HeaderProblem::ListSeparator));
     }
     Ok(value)
@@ -441,5 +459,21 @@ impl Authenticator for HeaderModule {
         identity.email = self.optional(headers, &self.settings.email_header)?;
         identity.display_name = self.optional(headers, &self.settings.name_header)?;
         Ok(Outcome::Authenticated(identity))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split;
+
+    #[test]
+    fn groups_split_by_a_byte_or_a_longer_separator() {
+        let parts = |value, separator| split(value, separator).collect::<Vec<_>>();
+        assert_eq!(parts("a,b,,c,", ","), ["a", "b", "c"]);
+        assert_eq!(parts(" a , b ", ","), ["a", "b"]);
+        assert_eq!(parts(",", ","), Vec::<&str>::new());
+        assert_eq!(parts("é,ü,ß", ","), ["é", "ü", "ß"]);
+        assert_eq!(parts("a;;b;c", ";;"), ["a", "b;c"]);
+        assert_eq!(parts("a→b→c", "→"), ["a", "b", "c"]);
     }
 }
