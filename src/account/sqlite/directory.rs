@@ -134,6 +134,23 @@ async fn apply_batch(
     Ok(report)
 }
 
+/// Most rows one multi-row `INSERT` writes (at 7 columns, 7,000 parameters:
+/// SQLite allows 32,766). Rows go as bound parameters, not as a JSON list that
+/// SQLite would take apart again for every column of every row.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// `rows` copies of the row `template` (`(?, ?)`), comma-separated.
+fn rows(template: &str, rows: usize) -> String {
+    let mut out = String::with_capacity((template.len() + 2) * rows);
+    for n in 0..rows {
+        if n > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(template);
+    }
+    out
+}
+
 /// Runs a statement whose parameters are `source` (`?1`) and then `args`.
 async fn exec(conn: &mut SqliteConnection, sql: &str, source: &str, args: &[&str]) -> Result<(), StoreError> {
     let mut query = sqlx::query(sql).bind(source);
@@ -199,33 +216,43 @@ impl DirectoryDb for SqliteConnection {
     }
 
     async fn insert_accounts(&mut self, users: &[&DirectoryUser]) -> Result<Vec<(i64, String)>, StoreError> {
-        let rows = json_list(users.iter().map(|user| {
-            (
-                &user.login,
-                ops::fold(&user.login),
-                &user.email,
-                user.email.as_deref().map(ops::fold),
-                &user.display_name,
-                !user.enabled,
-            )
-        }));
-        sqlx::query_as(
-            "INSERT INTO accounts (login, login_key, email, email_key, display_name, disabled, created_at) \
-             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
-               json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), ?2 \
-             FROM json_each(?1) RETURNING id, login_key",
-        )
-        .bind(rows)
-        .bind(ops::to_nanos(std::time::SystemTime::now())?)
-        .fetch_all(self)
-        .await
-        .map_err(backend)
+        let now = ops::to_nanos(std::time::SystemTime::now())?;
+        let mut created = Vec::with_capacity(users.len());
+        for chunk in users.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO accounts (login, login_key, email, email_key, display_name, disabled, created_at) \
+                 VALUES {} RETURNING id, login_key",
+                rows("(?, ?, ?, ?, ?, ?, ?)", chunk.len())
+            );
+            let mut query = sqlx::query_as::<_, (i64, String)>(&sql);
+            for user in chunk {
+                query = query
+                    .bind(user.login.as_str())
+                    .bind(ops::fold(&user.login))
+                    .bind(user.email.as_deref())
+                    .bind(user.email.as_deref().map(ops::fold))
+                    .bind(user.display_name.as_deref())
+                    .bind(!user.enabled)
+                    .bind(now);
+            }
+            created.extend(query.fetch_all(&mut *self).await.map_err(backend)?);
+        }
+        Ok(created)
     }
 
     async fn insert_links(&mut self, source: &str, links: &[(&str, i64)]) -> Result<(), StoreError> {
-        let sql = "INSERT INTO account_links (provider, subject, account_id) \
-             SELECT ?1, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?2)";
-        exec(self, sql, source, &[&json_list(links)]).await
+        for chunk in links.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO account_links (provider, subject, account_id) VALUES {}",
+                rows("(?, ?, ?)", chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for (subject, account) in chunk {
+                query = query.bind(source).bind(*subject).bind(*account);
+            }
+            query.execute(&mut *self).await.map_err(backend)?;
+        }
+        Ok(())
     }
 
     async fn insert_user_entries(
@@ -233,11 +260,24 @@ impl DirectoryDb for SqliteConnection {
         source: &str,
         entries: &[NewUserEntry<'_>],
     ) -> Result<(), StoreError> {
-        let sql = "INSERT INTO directory_entries (source, sync_id, kind, dn, dn_key, name, account_id) \
-             SELECT ?1, json_extract(value, '$[0]'), 'user', json_extract(value, '$[1]'), \
-               json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]') \
-             FROM json_each(?2)";
-        exec(self, sql, source, &[&json_list(entries)]).await
+        for chunk in entries.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO directory_entries (source, sync_id, kind, dn, dn_key, name, account_id) VALUES {}",
+                rows("(?, ?, 'user', ?, ?, ?, ?)", chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for (sync_id, dn, dn_key, login, account) in chunk {
+                query = query
+                    .bind(source)
+                    .bind(*sync_id)
+                    .bind(*dn)
+                    .bind(dn_key.as_str())
+                    .bind(*login)
+                    .bind(*account);
+            }
+            query.execute(&mut *self).await.map_err(backend)?;
+        }
+        Ok(())
     }
 
     async fn owned_by_entry(&mut self, source: &str, account: i64) -> Result<bool, StoreError> {
