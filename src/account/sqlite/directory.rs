@@ -99,9 +99,7 @@ impl SyncWriter {
         let now = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         let every = CHECKPOINT_EVERY.as_millis() as u64;
         let last = state.last.load(Ordering::Relaxed);
-        if (last != 0 && now.saturating_sub(last) < every)
-            || state.running.swap(true, Ordering::AcqRel)
-        {
+        if (last != 0 && now.saturating_sub(last) < every) || state.running.swap(true, Ordering::AcqRel) {
             return;
         }
         state.last.store(now.max(1), Ordering::Relaxed);

@@ -122,7 +122,7 @@ pub struct SqliteStore {
     /// or memory): the directory synchroniser opens its own connection with
     /// these options (see `directory.rs`).
     #[cfg_attr(not(feature = "sync"), allow(dead_code))]
-    file: Option<SqliteConnectOptions>,
+    file: Option<Arc<SqliteConnectOptions>>,
     /// The directory synchroniser's connection, opened on its first batch.
     #[cfg(feature = "sync")]
     sync_writer: Arc<directory::SyncWriter>,
@@ -219,7 +219,7 @@ impl SqliteStore {
         let mut store = SqliteStore::from_pool(pool)
             .await?
             .with_hash_limits(settings.hash_limits);
-        store.file = Some(options);
+        store.file = Some(Arc::new(options));
         Ok(store)
     }
 
@@ -318,7 +318,7 @@ impl SqliteStore {
     /// How the store opened its file, if it did (not a host's pool, not memory).
     #[cfg(feature = "sync")]
     pub(crate) fn file_options(&self) -> Option<&SqliteConnectOptions> {
-        self.file.as_ref()
+        self.file.as_deref()
     }
 
     /// Closes every connection (waiting for running statements).
