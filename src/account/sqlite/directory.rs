@@ -2,8 +2,12 @@
 //! one transaction, together with the cookies that resume after it. What a batch
 //! does is in [`crate::account::directory`]; the statements are here.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
 use async_trait::async_trait;
-use sqlx::{Connection, SqliteConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteSynchronous};
+use sqlx::{Connection, SqliteConnection, SqlitePool};
 
 use super::SqliteStore;
 use super::ops::{self, backend, json_list};
@@ -21,44 +25,128 @@ impl DirectoryTarget for SqliteStore {
 
     async fn apply(&self, scope: &SyncScope, batch: &SyncBatch) -> Result<SyncReport, StoreError> {
         let _turn = self.write_turn().await;
-        let mut conn = self.pool().acquire().await.map_err(backend)?;
-        if !self.relaxed_sync_commits() {
-            return apply_batch(&mut conn, "BEGIN IMMEDIATE", scope, batch).await;
-        }
-        // A batch lost in a power cut is fetched again: its cookie goes with it, so
-        // the next start resumes from before it. Its commit need not wait for the
-        // disk (`NORMAL` in WAL mode: still consistent after any crash); the
-        // connection gets the store's `FULL` back before anything else uses it.
-        // The pragma cannot change inside a transaction: it goes with BEGIN.
-        let applied = apply_batch(
-            &mut conn,
-            "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
-            scope,
-            batch,
-        )
-        .await;
-        if sqlx::query("PRAGMA synchronous = FULL")
-            .execute(&mut *conn)
-            .await
-            .is_err()
-        {
-            conn.close_on_drop();
+        let Some(options) = self.file_options() else {
+            // A host's pool keeps its own settings.
+            let mut conn = self.pool().acquire().await.map_err(backend)?;
+            return apply_batch(&mut conn, scope, batch).await;
+        };
+        let mut slot = self.sync_writer.conn.lock().await;
+        // Taken out while in use: a batch that fails (or is dropped half-way) takes
+        // the connection with it, whatever state it left it in, and the next
+        // batch starts on a new one.
+        let mut conn = match slot.take() {
+            Some(conn) => conn,
+            None => SyncWriter::connect(options).await?,
+        };
+        let applied = apply_batch(&mut conn, scope, batch).await;
+        if applied.is_ok() {
+            *slot = Some(conn);
+            self.sync_writer.checkpoint_soon(self.pool());
+        } else {
+            let _ = conn.close().await;
         }
         applied
     }
 }
 
-/// One batch in one transaction, opened with `begin`.
+/// The directory synchroniser's own connection to a store's file, and the
+/// checkpoints that keep its WAL bounded.
+///
+/// A batch lost in a power cut is fetched again: its cookie goes with it, so the
+/// next start resumes from before it. So its commit need not wait for the disk:
+/// the connection has `synchronous = NORMAL` (in WAL mode still consistent after
+/// any crash) whatever the store's setting, and the pool's connections keep it.
+/// It also never checkpoints on commit (`wal_autocheckpoint = 0`): the
+/// checkpoint SQLite runs inside the commit that fills the WAL past 1,000 pages
+/// copies them and waits for two `fsync`s, and a change arriving meanwhile waited
+/// for it. Instead a passive checkpoint runs on a pool connection, beside the
+/// synchroniser, after a batch, at most one at a time and one per
+/// [`CHECKPOINT_EVERY`]: the WAL holds at most what the synchroniser commits in
+/// that time and one checkpoint's run (and, as with SQLite's own checkpoints,
+/// what a long reader keeps from being copied).
+#[derive(Debug, Default)]
+pub(crate) struct SyncWriter {
+    conn: tokio::sync::Mutex<Option<SqliteConnection>>,
+    checkpoint: std::sync::Arc<Checkpoints>,
+}
+
+#[derive(Debug, Default)]
+struct Checkpoints {
+    /// A checkpoint is running.
+    running: AtomicBool,
+    /// When the last one started, in ms since `epoch`.
+    last: AtomicU64,
+    epoch: std::sync::OnceLock<Instant>,
+}
+
+/// Least time between two checkpoints of the synchroniser's writes.
+pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+
+impl SyncWriter {
+    async fn connect(options: &SqliteConnectOptions) -> Result<SqliteConnection, StoreError> {
+        let options = options
+            .clone()
+            .synchronous(SqliteSynchronous::Normal)
+            .pragma("wal_autocheckpoint", "0");
+        SqliteConnection::connect_with(&options).await.map_err(backend)
+    }
+
+    /// Starts a passive checkpoint on a pool connection, unless one is running or
+    /// one started less than [`CHECKPOINT_EVERY`] ago.
+    fn checkpoint_soon(&self, pool: &SqlitePool) {
+        let state = &self.checkpoint;
+        let epoch = *state.epoch.get_or_init(Instant::now);
+        let now = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let every = CHECKPOINT_EVERY.as_millis() as u64;
+        let last = state.last.load(Ordering::Relaxed);
+        if (last != 0 && now.saturating_sub(last) < every) || state.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        state.last.store(now.max(1), Ordering::Relaxed);
+        let (pool, state) = (pool.clone(), state.clone());
+        tokio::spawn(async move {
+            if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+                tracing::debug!(error = %err, "checkpoint after directory sync batches failed");
+            }
+            state.running.store(false, Ordering::Release);
+        });
+    }
+
+    /// Closes the connection (the store is closing).
+    pub(crate) async fn close(&self) {
+        if let Some(conn) = self.conn.lock().await.take() {
+            let _ = conn.close().await;
+        }
+    }
+}
+
+/// One batch in one transaction.
 async fn apply_batch(
     conn: &mut SqliteConnection,
-    begin: &'static str,
     scope: &SyncScope,
     batch: &SyncBatch,
 ) -> Result<SyncReport, StoreError> {
-    let mut tx = conn.begin_with(begin).await.map_err(backend)?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
     let report = apply_changes(&mut *tx, scope, batch).await?;
     tx.commit().await.map_err(backend)?;
     Ok(report)
+}
+
+/// Most rows one multi-row `INSERT` writes (at 7 columns, 7,000 parameters:
+/// SQLite allows 32,766). Rows go as bound parameters, not as a JSON list that
+/// SQLite would take apart again for every column of every row.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// `rows` copies of the row `template` (`(?, ?)`), comma-separated.
+fn rows(template: &str, rows: usize) -> String {
+    let mut out = String::with_capacity((template.len() + 2) * rows);
+    for n in 0..rows {
+        if n > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(template);
+    }
+    out
 }
 
 /// Runs a statement whose parameters are `source` (`?1`) and then `args`.
@@ -126,33 +214,43 @@ impl DirectoryDb for SqliteConnection {
     }
 
     async fn insert_accounts(&mut self, users: &[&DirectoryUser]) -> Result<Vec<(i64, String)>, StoreError> {
-        let rows = json_list(users.iter().map(|user| {
-            (
-                &user.login,
-                ops::fold(&user.login),
-                &user.email,
-                user.email.as_deref().map(ops::fold),
-                &user.display_name,
-                !user.enabled,
-            )
-        }));
-        sqlx::query_as(
-            "INSERT INTO accounts (login, login_key, email, email_key, display_name, disabled, created_at) \
-             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
-               json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), ?2 \
-             FROM json_each(?1) RETURNING id, login_key",
-        )
-        .bind(rows)
-        .bind(ops::to_nanos(std::time::SystemTime::now())?)
-        .fetch_all(self)
-        .await
-        .map_err(backend)
+        let now = ops::to_nanos(std::time::SystemTime::now())?;
+        let mut created = Vec::with_capacity(users.len());
+        for chunk in users.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO accounts (login, login_key, email, email_key, display_name, disabled, created_at) \
+                 VALUES {} RETURNING id, login_key",
+                rows("(?, ?, ?, ?, ?, ?, ?)", chunk.len())
+            );
+            let mut query = sqlx::query_as::<_, (i64, String)>(&sql);
+            for user in chunk {
+                query = query
+                    .bind(user.login.as_str())
+                    .bind(ops::fold(&user.login))
+                    .bind(user.email.as_deref())
+                    .bind(user.email.as_deref().map(ops::fold))
+                    .bind(user.display_name.as_deref())
+                    .bind(!user.enabled)
+                    .bind(now);
+            }
+            created.extend(query.fetch_all(&mut *self).await.map_err(backend)?);
+        }
+        Ok(created)
     }
 
     async fn insert_links(&mut self, source: &str, links: &[(&str, i64)]) -> Result<(), StoreError> {
-        let sql = "INSERT INTO account_links (provider, subject, account_id) \
-             SELECT ?1, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?2)";
-        exec(self, sql, source, &[&json_list(links)]).await
+        for chunk in links.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO account_links (provider, subject, account_id) VALUES {}",
+                rows("(?, ?, ?)", chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for (subject, account) in chunk {
+                query = query.bind(source).bind(*subject).bind(*account);
+            }
+            query.execute(&mut *self).await.map_err(backend)?;
+        }
+        Ok(())
     }
 
     async fn insert_user_entries(
@@ -160,11 +258,24 @@ impl DirectoryDb for SqliteConnection {
         source: &str,
         entries: &[NewUserEntry<'_>],
     ) -> Result<(), StoreError> {
-        let sql = "INSERT INTO directory_entries (source, sync_id, kind, dn, dn_key, name, account_id) \
-             SELECT ?1, json_extract(value, '$[0]'), 'user', json_extract(value, '$[1]'), \
-               json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]') \
-             FROM json_each(?2)";
-        exec(self, sql, source, &[&json_list(entries)]).await
+        for chunk in entries.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO directory_entries (source, sync_id, kind, dn, dn_key, name, account_id) VALUES {}",
+                rows("(?, ?, 'user', ?, ?, ?, ?)", chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for (sync_id, dn, dn_key, login, account) in chunk {
+                query = query
+                    .bind(source)
+                    .bind(*sync_id)
+                    .bind(*dn)
+                    .bind(dn_key.as_str())
+                    .bind(*login)
+                    .bind(*account);
+            }
+            query.execute(&mut *self).await.map_err(backend)?;
+        }
+        Ok(())
     }
 
     async fn owned_by_entry(&mut self, source: &str, account: i64) -> Result<bool, StoreError> {

@@ -118,10 +118,14 @@ pub struct SqliteStore {
     writer: Arc<tokio::sync::Mutex<()>>,
     attempts: Arc<AttemptBounds>,
     hash_limits: HashLimits,
-    /// Opened with `synchronous = FULL` by [`SqliteStore::open_with`]: directory
-    /// sync batches then commit with `NORMAL` (see `directory.rs`).
+    /// How [`SqliteStore::open_with`] opened the file (`None` for a host's pool
+    /// or memory): the directory synchroniser opens its own connection with
+    /// these options (see `directory.rs`).
     #[cfg_attr(not(feature = "sync"), allow(dead_code))]
-    full_sync: bool,
+    file: Option<Arc<SqliteConnectOptions>>,
+    /// The directory synchroniser's connection, opened on its first batch.
+    #[cfg(feature = "sync")]
+    sync_writer: Arc<directory::SyncWriter>,
 }
 
 #[derive(Debug)]
@@ -209,13 +213,13 @@ impl SqliteStore {
             // A file connection does not go stale like a network one: no ping (a
             // round trip to the connection's thread) before every use.
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| cannot(ops::describe(&e)))?;
         let mut store = SqliteStore::from_pool(pool)
             .await?
             .with_hash_limits(settings.hash_limits);
-        store.full_sync = settings.synchronous == Synchronous::Full;
+        store.file = Some(Arc::new(options));
         Ok(store)
     }
 
@@ -263,7 +267,9 @@ impl SqliteStore {
                 replays: AtomicU32::new(0),
             }),
             hash_limits: HashLimits::default(),
-            full_sync: false,
+            file: None,
+            #[cfg(feature = "sync")]
+            sync_writer: Arc::default(),
         })
     }
 
@@ -309,15 +315,16 @@ impl SqliteStore {
         self.writer.clone().lock_owned().await
     }
 
-    /// Whether directory sync batches commit with `synchronous = NORMAL` on a
-    /// store opened with `FULL` (a host's own pool keeps its settings).
+    /// How the store opened its file, if it did (not a host's pool, not memory).
     #[cfg(feature = "sync")]
-    pub(crate) fn relaxed_sync_commits(&self) -> bool {
-        self.full_sync
+    pub(crate) fn file_options(&self) -> Option<&SqliteConnectOptions> {
+        self.file.as_deref()
     }
 
     /// Closes every connection (waiting for running statements).
     pub async fn close(&self) {
+        #[cfg(feature = "sync")]
+        self.sync_writer.close().await;
         self.pool.close().await;
     }
 
