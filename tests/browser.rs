@@ -127,6 +127,22 @@ async fn wait_for(client: &Client, css: &str) -> Result<fantoccini::elements::El
         .map_err(|e| format!("waiting for {css}: {e}"))
 }
 
+/// Waits until the browser is at `path` (a form's POST and its redirect may still
+/// be under way; an element found before then goes stale).
+async fn wait_for_path(client: &Client, path: &str) -> Outcome {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let url = client.current_url().await.map_err(fail)?;
+        if url.path() == path {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("still at {url}, waiting for {path}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn text(client: &Client, css: &str) -> Result<String, String> {
     wait_for(client, css).await?.text().await.map_err(fail)
 }
@@ -374,9 +390,8 @@ async fn sign_in_and_out_in_chromium() {
         scenario("local-form-and-return-to", |c| async move {
             c.goto(&format!("{}/me", site.app)).await.map_err(fail)?;
             password_login(&c, "lucy", "lucy-pw").await?;
+            wait_for_path(&c, "/me").await?;
             let body = text(&c, "body").await?;
-            let url = c.current_url().await.map_err(fail)?;
-            ensure(url.path() == "/me", || format!("landed on {url}"))?;
             ensure(body.contains("\"login\":\"lucy\""), || {
                 format!("/me showed {body}")
             })
