@@ -32,6 +32,15 @@ pub trait Authenticator: Any + Send + Sync {
     /// Verifies the request.
     async fn authenticate(&self, request: &AuthRequest) -> Result<Outcome, AuthError>;
 
+    /// Verifies the request without waiting, when this module can: a module that
+    /// reads only the request (trusted proxy headers) answers here, and the chain
+    /// then skips the boxed future of [`authenticate`](Authenticator::authenticate).
+    /// `None` (the default): the chain calls `authenticate`. A module that answers
+    /// here must answer `authenticate` the same.
+    fn authenticate_now(&self, _request: &AuthRequest) -> Option<Result<Outcome, AuthError>> {
+        None
+    }
+
     /// Whether a module with this id sits *inside* this one (a nested chain says
     /// yes for its members), so an explicit selection can be routed to it.
     fn contains_module(&self, _id: &str) -> bool {

@@ -15,7 +15,9 @@ const ESCAPABLE: &[u8] = b"\"+,;<>\\ #=";
 /// anything but a special character or two hex digits), or escaped bytes that are
 /// not UTF-8. Unescaped spaces around the value are dropped, escaped ones kept.
 pub(crate) fn first_rdn_value(dn: &str) -> Option<Cow<'_, str>> {
-    let (kind, rest) = dn.split_once('=')?;
+    // A byte search: most groups are plain names, and this is their whole cost.
+    let at = dn.bytes().position(|b| b == b'=')?;
+    let (kind, rest) = (&dn[..at], &dn[at + 1..]);
     let kind = kind.trim_matches(' ');
     if kind.is_empty()
         || !kind

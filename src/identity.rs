@@ -2,7 +2,7 @@
 //! chain's answer).
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::ops::Deref;
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 /// The id of an account in the host's [`UserStore`](crate::account::UserStore):
 /// shared text, so the principal of a login carries the stored id without a copy.
@@ -187,7 +188,7 @@ pub struct Identity {
     /// Display name, when the provider gave one.
     pub display_name: Option<String>,
     /// External groups (names or DNs), input to role mapping.
-    pub groups: Vec<String>,
+    pub groups: Groups,
     /// Further attributes the provider released.
     pub attributes: BTreeMap<String, Vec<String>>,
     /// Set when the module already identified a local account (the local module,
@@ -236,7 +237,7 @@ impl Identity {
             login: login.into(),
             email: None,
             display_name: None,
-            groups: Vec::new(),
+            groups: Groups::new(),
             attributes: BTreeMap::new(),
             account: None,
             return_to: None,
@@ -260,9 +261,9 @@ impl Identity {
     pub fn with_groups<I, S>(mut self, groups: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: AsRef<str>,
     {
-        self.groups = groups.into_iter().map(Into::into).collect();
+        self.groups = groups.into_iter().collect();
         self
     }
 
@@ -293,7 +294,7 @@ pub struct Principal {
     pub display_name: Option<String>,
     /// Effective roles: granted locally plus mapped from external groups (shared
     /// text: a mapped role is the mapping's own name, not a copy).
-    pub roles: BTreeSet<Arc<str>>,
+    pub roles: Roles,
     /// The verified identity the login came from.
     pub identity: Identity,
     /// The id of the module that authenticated the request.
@@ -314,6 +315,343 @@ impl Principal {
 
     /// The effective roles as text, in order.
     pub fn role_names(&self) -> impl Iterator<Item = &str> {
-        self.roles.iter().map(|role| &**role)
+        self.roles.iter()
+    }
+}
+
+/// An identity's external groups (names or DNs), in the order the provider gave
+/// them.
+///
+/// Held in one text buffer, each group after its length, so the groups of a
+/// login cost one allocation however many there are.
+///
+/// ```
+/// use authchain::Groups;
+///
+/// let mut groups: Groups = ["admins", "cn=ops,ou=groups,dc=example,dc=org"].into_iter().collect();
+/// groups.push("staff");
+/// assert_eq!(groups.len(), 3);
+/// assert!(groups.contains("staff"));
+/// assert_eq!(groups, ["admins", "cn=ops,ou=groups,dc=example,dc=org", "staff"]);
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Groups {
+    /// `<length>:<group>` for each group, lengths in decimal bytes.
+    encoded: String,
+    len: usize,
+}
+
+impl Groups {
+    /// No groups.
+    pub fn new() -> Self {
+        Groups::default()
+    }
+
+    /// Makes room for `bytes` more bytes of encoded groups (each group takes its
+    /// length, its decimal length's digits and one more), so that pushing them
+    /// reallocates nothing.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.encoded.reserve(bytes);
+    }
+
+    /// Appends `group`.
+    pub fn push(&mut self, group: &str) {
+        // The length's digits by hand: `write!` costs more than the whole group.
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut length = group.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (length % 10) as u8;
+            length /= 10;
+            if length == 0 {
+                break;
+            }
+        }
+        self.encoded.reserve(digits.len() - at + 1 + group.len());
+        self.encoded.extend(digits[at..].iter().map(|&d| char::from(d)));
+        self.encoded.push(':');
+        self.encoded.push_str(group);
+        self.len += 1;
+    }
+
+    /// The groups, in order.
+    pub fn iter(&self) -> GroupsIter<'_> {
+        GroupsIter {
+            rest: &self.encoded,
+            left: self.len,
+        }
+    }
+
+    /// Whether `group` is one of them (compared exactly).
+    pub fn contains(&self, group: &str) -> bool {
+        self.iter().any(|g| g == group)
+    }
+
+    /// How many groups.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The groups of [`Groups::iter`], in order.
+#[derive(Clone, Debug)]
+pub struct GroupsIter<'a> {
+    rest: &'a str,
+    left: usize,
+}
+
+impl<'a> Iterator for GroupsIter<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        // Only `push` wrote the text: the digits always end at a `:`.
+        let mut length = 0usize;
+        let mut digits = 0;
+        for b in self.rest.bytes() {
+            match b {
+                b'0'..=b'9' => length = length.checked_mul(10)?.checked_add(usize::from(b - b'0'))?,
+                b':' => break,
+                _ => return None,
+            }
+            digits += 1;
+        }
+        let rest = self.rest.get(digits + 1..)?;
+        let group = rest.get(..length)?;
+        self.rest = rest.get(length..)?;
+        self.left = self.left.saturating_sub(1);
+        Some(group)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for GroupsIter<'_> {}
+
+impl<'a> IntoIterator for &'a Groups {
+    type Item = &'a str;
+    type IntoIter = GroupsIter<'a>;
+
+    fn into_iter(self) -> GroupsIter<'a> {
+        self.iter()
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for Groups {
+    fn from_iter<I: IntoIterator<Item = S>>(groups: I) -> Self {
+        let mut all = Groups::new();
+        all.extend(groups);
+        all
+    }
+}
+
+impl<S: AsRef<str>> Extend<S> for Groups {
+    fn extend<I: IntoIterator<Item = S>>(&mut self, groups: I) {
+        for group in groups {
+            self.push(group.as_ref());
+        }
+    }
+}
+
+impl From<Vec<String>> for Groups {
+    fn from(groups: Vec<String>) -> Self {
+        groups.into_iter().collect()
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<[S]> for Groups {
+    fn eq(&self, other: &[S]) -> bool {
+        self.len == other.len() && self.iter().zip(other).all(|(a, b)| a == b.as_ref())
+    }
+}
+
+impl<S: AsRef<str>, const N: usize> PartialEq<[S; N]> for Groups {
+    fn eq(&self, other: &[S; N]) -> bool {
+        *self == other[..]
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<Vec<S>> for Groups {
+    fn eq(&self, other: &Vec<S>) -> bool {
+        *self == other[..]
+    }
+}
+
+impl fmt::Debug for Groups {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Groups {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Groups {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Vec::<String>::deserialize(deserializer)?.into())
+    }
+}
+
+/// A set of role names, sorted and without duplicates, each name shared text.
+///
+/// A sorted list rather than a tree: a principal holds a handful of roles, and a
+/// list of up to four is built, searched and dropped without an allocation.
+///
+/// ```
+/// use authchain::Roles;
+///
+/// let roles: Roles = ["viewer", "admin", "viewer"].into_iter().collect();
+/// assert!(roles.contains("admin"));
+/// assert_eq!(roles.iter().collect::<Vec<_>>(), ["admin", "viewer"]);
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Roles(SmallVec<[Arc<str>; INLINE_ROLES]>);
+
+impl Serialize for Roles {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+/// Roles held without an allocation.
+const INLINE_ROLES: usize = 4;
+
+impl fmt::Debug for Roles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl Roles {
+    /// No roles.
+    pub fn new() -> Self {
+        Roles(SmallVec::new())
+    }
+
+    /// Whether `role` is in the set.
+    pub fn contains(&self, role: &str) -> bool {
+        self.position(role).is_ok()
+    }
+
+    /// Adds `role`; `false` when it was already there.
+    pub fn insert(&mut self, role: impl Into<Arc<str>>) -> bool {
+        let role = role.into();
+        match self.position(&role) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.insert(at, role);
+                true
+            }
+        }
+    }
+
+    /// The role names, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + Clone {
+        self.0.iter().map(|role| &**role)
+    }
+
+    /// The role names, in order, as shared text.
+    pub fn shared(&self) -> &[Arc<str>] {
+        &self.0
+    }
+
+    /// How many roles.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Roles known to be in order and distinct (a role mapping's own names).
+    pub(crate) fn from_sorted_unique(roles: impl Iterator<Item = Arc<str>>) -> Self {
+        let roles: SmallVec<[Arc<str>; INLINE_ROLES]> = roles.collect();
+        debug_assert!(roles.is_sorted_by(|a, b| a < b));
+        Roles(roles)
+    }
+
+    fn position(&self, role: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|held| (**held).cmp(role))
+    }
+}
+
+impl<R: Into<Arc<str>>> FromIterator<R> for Roles {
+    /// Sorts and de-duplicates the roles (O(n log n), whatever their order).
+    fn from_iter<I: IntoIterator<Item = R>>(roles: I) -> Self {
+        let mut set = Roles::new();
+        set.extend(roles);
+        set
+    }
+}
+
+impl<R: Into<Arc<str>>> Extend<R> for Roles {
+    /// Adds the roles, then sorts and de-duplicates once (O(n log n)).
+    fn extend<I: IntoIterator<Item = R>>(&mut self, roles: I) {
+        self.0.extend(roles.into_iter().map(Into::into));
+        // Mapped roles arrive in order: one pass confirms it.
+        if !self.0.is_sorted_by(|a, b| a < b) {
+            self.0.sort_unstable();
+            self.0.dedup();
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Roles {
+    type Item = &'a str;
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, Arc<str>>, fn(&'a Arc<str>) -> &'a str>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|role| &**role)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Groups, Roles};
+
+    #[test]
+    fn groups_keep_order_duplicates_and_any_text() {
+        let odd = ["a:b", "", "12:x", "é,ü", "a:b"];
+        let groups: Groups = odd.iter().collect();
+        assert_eq!(groups.len(), 5);
+        assert_eq!(groups.iter().collect::<Vec<_>>(), odd);
+        assert_eq!(groups, odd);
+        assert_ne!(groups, ["a:b"]);
+        assert!(groups.contains("12:x") && !groups.contains("12"));
+        assert_eq!(format!("{groups:?}"), format!("{odd:?}"));
+        let json = serde_json::to_string(&groups).unwrap();
+        assert_eq!(json, serde_json::to_string(&odd).unwrap());
+        assert_eq!(serde_json::from_str::<Groups>(&json).unwrap(), groups);
+        assert!(Groups::new().is_empty() && Groups::new().iter().next().is_none());
+    }
+
+    #[test]
+    fn roles_stay_sorted_and_unique_however_they_arrive() {
+        let mut roles: Roles = ["viewer", "admin", "viewer", "ops"].into_iter().collect();
+        assert_eq!(roles.iter().collect::<Vec<_>>(), ["admin", "ops", "viewer"]);
+        assert!(!roles.insert("ops"));
+        assert!(roles.insert("auditor"));
+        assert_eq!(
+            roles.iter().collect::<Vec<_>>(),
+            ["admin", "auditor", "ops", "viewer"]
+        );
+        assert!(roles.contains("auditor") && !roles.contains("audit"));
+        assert_eq!(format!("{roles:?}"), r#"{"admin", "auditor", "ops", "viewer"}"#);
+        assert_eq!(
+            serde_json::to_string(&roles).unwrap(),
+            r#"["admin","auditor","ops","viewer"]"#
+        );
     }
 }

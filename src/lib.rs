@@ -53,6 +53,7 @@ pub mod config;
 pub(crate) mod dn;
 mod error;
 pub mod flow;
+pub mod future;
 #[cfg(any(fuzzing, test))]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -90,7 +91,7 @@ pub use error::{
     AccountRestriction, AuthError, ConfigError, ModuleError, OtherError, RequestError, StoreError,
 };
 pub use flow::FlowCookie;
-pub use identity::{AccountId, Identity, ModuleId, Principal, ProviderSession};
+pub use identity::{AccountId, Groups, GroupsIter, Identity, ModuleId, Principal, ProviderSession, Roles};
 pub use request::{
     AuthRequest, Credentials, MAX_DOMAIN_HINT_BYTES, MAX_LOGIN_HINT_BYTES, Prompt, StartError, StartLogin,
 };

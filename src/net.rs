@@ -140,8 +140,8 @@ impl ProxyTrust {
                 header: name,
                 reason: "not visible ASCII".into(),
             })?;
-            for element in value.rsplit(',') {
-                match parse(element.trim()).map_err(|reason| ForwardedError { header: name, reason })? {
+            for element in elements_from_the_right(value) {
+                match parse(element).map_err(|reason| ForwardedError { header: name, reason })? {
                     Some(ip) => {
                         client = canonical(ip);
                         if !self.is_trusted(client) {
@@ -187,6 +187,28 @@ fn warn_unread_header(proxy: IpAddr, read: &str, sent: &str) {
 type NodeParser = fn(&str) -> Result<Option<IpAddr>, String>;
 
 /// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) compare as IPv4.
+/// The comma-separated elements of a header line, trimmed, last first (what
+/// `rsplit(',')` gives, by a byte loop: the line is visible ASCII and short, and
+/// the generic searcher costs more than the search).
+fn elements_from_the_right(line: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(line);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        let element = match text.bytes().rposition(|b| b == b',') {
+            Some(at) => {
+                let (left, right) = text.split_at(at);
+                rest = Some(left);
+                &right[1..]
+            }
+            None => {
+                rest = None;
+                text
+            }
+        };
+        Some(element.trim_ascii())
+    })
+}
+
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
@@ -275,6 +297,26 @@ pub(crate) fn truncate(text: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn elements_come_right_to_left_as_rsplit_gives_them() {
+        for line in [
+            "",
+            ",",
+            "a",
+            " a , b ,c",
+            "a,,b",
+            "198.51.100.7",
+            ", 10.0.0.1 ,\t10.0.0.2,",
+        ] {
+            let expected: Vec<&str> = line.rsplit(',').map(str::trim).collect();
+            assert_eq!(
+                elements_from_the_right(line).collect::<Vec<_>>(),
+                expected,
+                "{line:?}"
+            );
+        }
+    }
 
     fn headers(name: &str, values: &[&str]) -> HeaderMap {
         let mut map = HeaderMap::new();

@@ -211,8 +211,7 @@ impl LoginPolicy for Contractors {
                 .groups
                 .iter()
                 .filter(|g| *g != "admins")
-                .cloned()
-                .collect();
+                .collect::<authchain::Groups>();
             login.set_login(name);
             login.set_groups(groups);
             login.set_email(None);

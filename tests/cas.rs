@@ -192,8 +192,8 @@ async fn login_end_to_end_with_groups_and_roles() {
     let (params, cookie) = ticket_for(&chain, "cas", "bob").await;
     let bob = principal(chain.login(&callback_request(params, Some(&cookie))).await);
     assert_eq!(
-        (bob.identity.groups.as_slice(), bob.roles.len()),
-        (&["staff".to_owned()][..], 1)
+        (bob.identity.groups.iter().collect::<Vec<_>>(), bob.roles.len()),
+        (vec!["staff"], 1)
     );
     assert!(bob.has_role("staff") && !bob.has_role("admin"));
     let (params, cookie) = ticket_for(&chain, "cas", "carol").await;

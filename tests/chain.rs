@@ -463,5 +463,63 @@ async fn disabled_and_expired_accounts_are_refused_without_writes<S: common::Tes
     assert_eq!(principal(lenient.login(&ambient()).await).login, "alice");
 }
 
+async fn last_login<S: common::TestStore>(
+    store: &S,
+    id: &authchain::AccountId,
+) -> Option<std::time::SystemTime> {
+    store.account(id).await.unwrap().unwrap().last_login
+}
+
+async fn a_repeat_login_rewrites_its_time_at_most_once_a_minute<S: common::TestStore>(store: Arc<S>) {
+    use authchain::account::LoginUpdate;
+    use std::time::{Duration, SystemTime};
+    let acct = store
+        .create_account(NewAccount::new("alice").linked_to("sso", "alice"))
+        .await
+        .unwrap();
+    let chain = AuthChain::builder(store.clone())
+        .module(Scripted::user("sso", "alice", &[]))
+        .build()
+        .unwrap();
+    principal(chain.login(&ambient()).await);
+    let first = last_login(&*store, &acct.id)
+        .await
+        .expect("the first login records its time");
+    principal(chain.login(&ambient()).await);
+    assert_eq!(
+        last_login(&*store, &acct.id).await,
+        Some(first),
+        "a login right after writes nothing"
+    );
+
+    // Recorded two minutes ago: rewritten.
+    let old = SystemTime::now() - Duration::from_secs(120);
+    store
+        .record_login(LoginUpdate::new(acct.id.clone(), old))
+        .await
+        .unwrap();
+    principal(chain.login(&ambient()).await);
+    assert!(last_login(&*store, &acct.id).await.unwrap() > old + Duration::from_secs(60));
+
+    // Recorded 30 s ago: kept; under a 1,000 s expiry (a 10 s resolution), rewritten.
+    let recent = SystemTime::now() - Duration::from_secs(30);
+    store
+        .record_login(LoginUpdate::new(acct.id.clone(), recent))
+        .await
+        .unwrap();
+    principal(chain.login(&ambient()).await);
+    assert_eq!(last_login(&*store, &acct.id).await, Some(recent));
+    let expiring = AuthChain::builder(store.clone())
+        .module(Scripted::user("sso", "alice", &[]))
+        .expire_inactive_after(Duration::from_secs(1_000))
+        .build()
+        .unwrap();
+    principal(expiring.login(&ambient()).await);
+    assert!(last_login(&*store, &acct.id).await.unwrap() > recent + Duration::from_secs(20));
+}
+
 // Account checks read and write the store: memory and SQLite.
-store_tests!(disabled_and_expired_accounts_are_refused_without_writes);
+store_tests!(
+    disabled_and_expired_accounts_are_refused_without_writes,
+    a_repeat_login_rewrites_its_time_at_most_once_a_minute
+);

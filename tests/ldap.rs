@@ -215,7 +215,7 @@ async fn good_password_gives_identity_groups_and_roles() {
     );
     assert_eq!(identity.email.as_deref(), Some("alice@example.org"));
     assert_eq!(identity.display_name.as_deref(), Some("Alice Liddell"));
-    let mut groups = identity.groups.clone();
+    let mut groups: Vec<&str> = identity.groups.iter().collect();
     groups.sort();
     assert_eq!(groups, ["admins", "staff"]);
     assert_eq!(identity.attributes["dn"], [format!("uid=alice,{PEOPLE}")]);
@@ -343,7 +343,7 @@ async fn direct_bind_escapes_the_dn() {
     });
     let alice = login(&module, "alice", "alice-password").await.unwrap();
     assert!(is_uuid(&alice.subject));
-    let mut groups = alice.groups.clone();
+    let mut groups: Vec<&str> = alice.groups.iter().collect();
     groups.sort();
     assert_eq!(groups, ["admins", "staff"]);
     // `smith, john` must become uid=smith\2c john (RFC 4514), or the bind fails.
@@ -383,7 +383,7 @@ async fn groups_from_a_group_search() {
     let server = Slapd::shared();
     let by_name = search_module(server, |s| group_search(s, GROUPS));
     let alice = login(&by_name, "alice", "alice-password").await.unwrap();
-    let mut groups = alice.groups.clone();
+    let mut groups: Vec<&str> = alice.groups.iter().collect();
     groups.sort();
     assert_eq!(groups, ["admins", "staff"]);
     // A DN with an escaped comma is matched as a DN, not as text.

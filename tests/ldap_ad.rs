@@ -79,7 +79,7 @@ async fn login(module: &LdapModule, user: &str, password: &str) -> Result<Identi
 }
 
 fn groups(identity: &Identity) -> BTreeSet<&str> {
-    identity.groups.iter().map(String::as_str).collect()
+    identity.groups.iter().collect()
 }
 
 /// The user's `objectGUID` as Samba itself prints it.

@@ -25,10 +25,10 @@ fn union_of_matching_rules_deduplicated() {
         .build()
         .unwrap();
     assert_eq!(
-        mapping.map(&["admins", "devs", "unrelated"]),
+        mapping.map(["admins", "devs", "unrelated"]),
         set(&["admin", "developer", "editor"])
     );
-    assert_eq!(mapping.map::<&str>(&[]), set(&[]));
+    assert_eq!(mapping.map::<&str>([]), set(&[]));
 }
 
 #[test]
@@ -38,9 +38,9 @@ fn default_role_only_for_unmapped_users() {
         .default_for_unmapped("viewer")
         .build()
         .unwrap();
-    assert_eq!(mapping.map(&["nobody-knows"]), set(&["viewer"]));
-    assert_eq!(mapping.map::<&str>(&[]), set(&["viewer"]));
-    assert_eq!(mapping.map(&["admins"]), set(&["admin"]));
+    assert_eq!(mapping.map(["nobody-knows"]), set(&["viewer"]));
+    assert_eq!(mapping.map::<&str>([]), set(&["viewer"]));
+    assert_eq!(mapping.map(["admins"]), set(&["admin"]));
 }
 
 #[test]
@@ -51,16 +51,16 @@ fn dn_and_name_matching() {
         .build()
         .unwrap();
     assert_eq!(
-        by_name.map(&["cn=admins,ou=groups,dc=example,dc=org"]),
+        by_name.map(["cn=admins,ou=groups,dc=example,dc=org"]),
         set(&["admin"])
     );
-    assert_eq!(by_name.map(&["admins"]), set(&["admin"]));
+    assert_eq!(by_name.map(["admins"]), set(&["admin"]));
     // Only the first RDN's value counts: an `ou=admins` further right does not.
-    assert_eq!(by_name.map(&["cn=users,ou=admins,dc=example,dc=org"]), set(&[]));
+    assert_eq!(by_name.map(["cn=users,ou=admins,dc=example,dc=org"]), set(&[]));
 
     let without_dn = RoleMapping::builder().rule("admins", "admin").build().unwrap();
     assert_eq!(
-        without_dn.map(&["cn=admins,ou=groups,dc=example,dc=org"]),
+        without_dn.map(["cn=admins,ou=groups,dc=example,dc=org"]),
         set(&[])
     );
 
@@ -69,10 +69,10 @@ fn dn_and_name_matching() {
         .build()
         .unwrap();
     assert_eq!(
-        by_dn.map(&["cn=ops,ou=groups,dc=example,dc=org"]),
+        by_dn.map(["cn=ops,ou=groups,dc=example,dc=org"]),
         set(&["operator"])
     );
-    assert_eq!(by_dn.map(&["ops"]), set(&[]));
+    assert_eq!(by_dn.map(["ops"]), set(&[]));
 }
 
 #[test]
@@ -82,15 +82,15 @@ fn case_insensitive_matching_only_when_configured() {
         .match_dn(true)
         .build()
         .unwrap();
-    assert_eq!(sensitive.map(&["admins"]), set(&[]));
+    assert_eq!(sensitive.map(["admins"]), set(&[]));
     let insensitive = RoleMapping::builder()
         .rule("Admins", "admin")
         .match_dn(true)
         .case_insensitive(true)
         .build()
         .unwrap();
-    assert_eq!(insensitive.map(&["ADMINS"]), set(&["admin"]));
-    assert_eq!(insensitive.map(&["CN=ADMINS,OU=Groups,DC=corp"]), set(&["admin"]));
+    assert_eq!(insensitive.map(["ADMINS"]), set(&["admin"]));
+    assert_eq!(insensitive.map(["CN=ADMINS,OU=Groups,DC=corp"]), set(&["admin"]));
 }
 
 #[test]

@@ -35,7 +35,8 @@ pub use sql::DEFAULT_MAX_PENDING_FLOWS_PER_CLIENT;
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{MAX_FAILURE_ROWS, SqliteOptions, SqliteStore};
 pub use store::{
-    Account, ExternalLink, LoginUpdate, MAX_LISTED_ACCOUNTS, MemoryUserStore, NewAccount, UserStore,
+    Account, ExternalLink, LoginUpdate, MAX_LISTED_ACCOUNTS, MemoryUserStore, NewAccount, StoreFuture,
+    UserStore,
 };
 pub(crate) use throttle::Throttle;
 pub use throttle::{AttemptStore, FailureCount, MAX_FAILURES_PER_KEY, MemoryAttemptStore, ThrottlePolicy};

@@ -167,7 +167,7 @@ impl RoleMapping {
     }
 
     /// The roles for a user in `groups`.
-    pub fn map<S: AsRef<str>>(&self, groups: &[S]) -> BTreeSet<String> {
+    pub fn map<S: AsRef<str>>(&self, groups: impl IntoIterator<Item = S>) -> BTreeSet<String> {
         self.names(&self.granted(groups)).map(str::to_owned).collect()
     }
 
@@ -190,7 +190,7 @@ impl RoleMapping {
 
     /// The roles for a user in `groups`, as a set of indices into the mapping's
     /// role names (no role name copied: the chain copies only what it keeps).
-    pub(crate) fn granted<S: AsRef<str>>(&self, groups: &[S]) -> Granted {
+    pub(crate) fn granted<S: AsRef<str>>(&self, groups: impl IntoIterator<Item = S>) -> Granted {
         let mut granted = Granted::new(self.roles.len());
         let mut any = false;
         let mut folded = String::new();

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use super::HashLimits;
 use super::keys::{KeyId, MAX_KEYS_PER_ACCOUNT, MAX_REVOKED_KEYS_KEPT, NewPublicKey, PublicKey};
+use crate::future::MaybeReady;
 use crate::{AccountId, StoreError};
 
 /// A local account.
@@ -180,6 +181,11 @@ impl LoginUpdate {
     }
 }
 
+/// What the [`UserStore`] methods the chain calls on every login return: an answer
+/// already at hand, or a boxed future. A store that answers from memory returns
+/// [`MaybeReady::ready`], and a login puts no future on the heap.
+pub type StoreFuture<'a, T> = MaybeReady<'a, Result<T, StoreError>>;
+
 /// The host's accounts. The chain reads through it and writes successful logins
 /// through it; implement it over your own database in a few methods.
 ///
@@ -200,14 +206,14 @@ pub trait UserStore: Send + Sync {
     async fn find_by_link(&self, provider: &str, subject: &str) -> Result<Option<Account>, StoreError>;
     /// [`find_by_link`](UserStore::find_by_link) as a shared account: what the chain
     /// calls on every external login. A store that keeps accounts in memory answers
-    /// its own `Arc` without copying the account; the default wraps
-    /// `find_by_link`'s answer.
-    async fn find_by_link_shared(
-        &self,
-        provider: &str,
-        subject: &str,
-    ) -> Result<Option<Arc<Account>>, StoreError> {
-        Ok(self.find_by_link(provider, subject).await?.map(Arc::new))
+    /// its own `Arc` without copying the account, as a [`MaybeReady::ready`]
+    /// answer (no future on the heap); the default wraps `find_by_link`'s answer.
+    fn find_by_link_shared<'a>(
+        &'a self,
+        provider: &'a str,
+        subject: &'a str,
+    ) -> StoreFuture<'a, Option<Arc<Account>>> {
+        StoreFuture::boxed(async move { Ok(self.find_by_link(provider, subject).await?.map(Arc::new)) })
     }
     /// Creates an account (and its link), or [`StoreError::Conflict`] if the login
     /// name (compared case-insensitively) or the link is taken.
@@ -217,9 +223,10 @@ pub trait UserStore: Send + Sync {
     async fn record_login(&self, update: LoginUpdate) -> Result<(), StoreError>;
     /// Records a successful login that links nothing and leaves mapped roles as
     /// they are (the common repeat login): the default is
-    /// [`record_login`](UserStore::record_login) with [`LoginUpdate::new`].
-    async fn record_last_login(&self, account: &AccountId, at: SystemTime) -> Result<(), StoreError> {
-        self.record_login(LoginUpdate::new(account.clone(), at)).await
+    /// [`record_login`](UserStore::record_login) with [`LoginUpdate::new`]. A store
+    /// in memory answers [`MaybeReady::ready`].
+    fn record_last_login<'a>(&'a self, account: &'a AccountId, at: SystemTime) -> StoreFuture<'a, ()> {
+        StoreFuture::boxed(async move { self.record_login(LoginUpdate::new(account.clone(), at)).await })
     }
     /// Replaces the password hash (after a legacy-hash upgrade or a password change).
     ///
@@ -426,17 +433,17 @@ impl UserStore for MemoryUserStore {
             .map(Arc::unwrap_or_clone))
     }
 
-    async fn find_by_link_shared(
-        &self,
-        provider: &str,
-        subject: &str,
-    ) -> Result<Option<Arc<Account>>, StoreError> {
+    fn find_by_link_shared<'a>(
+        &'a self,
+        provider: &'a str,
+        subject: &'a str,
+    ) -> StoreFuture<'a, Option<Arc<Account>>> {
         let inner = self.read();
         let id = inner
             .by_link
             .get(provider)
             .and_then(|subjects| subjects.get(subject));
-        Ok(id.and_then(|id| inner.accounts.get(id)).cloned())
+        StoreFuture::ready(Ok(id.and_then(|id| inner.accounts.get(id)).cloned()))
     }
 
     async fn create_account(&self, new: NewAccount) -> Result<Account, StoreError> {
@@ -512,9 +519,12 @@ impl UserStore for MemoryUserStore {
         Ok(())
     }
 
-    async fn record_last_login(&self, account: &AccountId, at: SystemTime) -> Result<(), StoreError> {
-        self.write().get_mut(account)?.last_login = Some(at);
-        Ok(())
+    fn record_last_login<'a>(&'a self, account: &'a AccountId, at: SystemTime) -> StoreFuture<'a, ()> {
+        let written = self
+            .write()
+            .get_mut(account)
+            .map(|account| account.last_login = Some(at));
+        StoreFuture::ready(written)
     }
 
     async fn set_password_hash(&self, id: &AccountId, hash: &str) -> Result<(), StoreError> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::account::RoleMapping;
-use crate::{ConfigError, Identity};
+use crate::{ConfigError, Groups, Identity};
 
 /// Which access rule refused a verified identity ([`AuthError::AccessDenied`](crate::AuthError::AccessDenied)).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -175,8 +175,8 @@ impl<'a> LoginCandidate<'a> {
     }
 
     /// Replaces the groups (input to access rules and role mapping).
-    pub fn set_groups(&mut self, groups: Vec<String>) {
-        self.identity.groups = groups;
+    pub fn set_groups(&mut self, groups: impl Into<Groups>) {
+        self.identity.groups = groups.into();
         self.changed = true;
     }
 
@@ -190,6 +190,7 @@ impl<'a> LoginCandidate<'a> {
 /// login name, email and groups. Its decision is audited.
 ///
 /// ```
+/// use authchain::Groups;
 /// use authchain::chain::{LoginCandidate, LoginPolicy, PolicyDecision};
 ///
 /// /// Contractors sign in as `ext-<name>` and never with the `admins` group.
@@ -204,7 +205,7 @@ impl<'a> LoginCandidate<'a> {
 ///         }
 ///         if identity.email.as_deref().is_some_and(|e| e.ends_with("@contractor.example")) {
 ///             let name = format!("ext-{}", identity.login);
-///             let groups = identity.groups.iter().filter(|g| *g != "admins").cloned().collect();
+///             let groups: Groups = identity.groups.iter().filter(|g| *g != "admins").collect();
 ///             login.set_login(name);
 ///             login.set_groups(groups);
 ///         }

@@ -59,6 +59,14 @@ impl Entry {
     fn id(&self) -> &str {
         &self.id
     }
+
+    /// The module's answer: at once when it can give one, else by its future.
+    async fn answer(&self, request: &AuthRequest) -> Result<Outcome, AuthError> {
+        match self.module.authenticate_now(request) {
+            Some(answer) => answer,
+            None => self.module.authenticate(request).await,
+        }
+    }
 }
 
 /// An ordered chain of authentication modules with one policy for fallback,
@@ -253,7 +261,7 @@ impl AuthChain {
             if !entry.settings.enabled || entry.settings.hidden {
                 continue;
             }
-            match entry.module.authenticate(request).await {
+            match entry.answer(request).await {
                 Ok(Outcome::Abstain) => {
                     tracing::debug!(target: AUDIT_TARGET, chain = %self.id, module = %entry.id(), outcome = %"abstain");
                 }
@@ -335,11 +343,7 @@ impl AuthChain {
             },
         };
         let entry = &self.entries[index];
-        let outcome = match entry
-            .module
-            .authenticate(inner_request.as_ref().unwrap_or(request))
-            .await
-        {
+        let outcome = match entry.answer(inner_request.as_ref().unwrap_or(request)).await {
             Ok(Outcome::Abstain) => Err(nobody_recognised(
                 request,
                 format!("module `{}` did not recognise the request", entry.id()),

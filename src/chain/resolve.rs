@@ -3,17 +3,16 @@
 //! every check has passed, in one store call (a just-created account is new, so
 //! no check can refuse it).
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tracing::{info, warn};
 
 use super::access::{AccessRule, LoginCandidate, PolicyDecision, SharedPolicy};
 use super::{AUDIT_TARGET, AuthChain, Entry};
 use crate::account::{Account, ExternalLink, LoginUpdate, NewAccount, Provisioning};
-use crate::{AuthError, Identity, Principal};
+use crate::{AuthError, Identity, Principal, Roles};
 
 pub(super) async fn principal(
     chain: &AuthChain,
@@ -88,15 +87,15 @@ pub(super) async fn principal(
     if !roles_by_mapping && !entry.access.roles_pass(held.clone()) {
         return Err(denied(entry, &identity, AccessRule::RequiredRoles));
     }
-    let mut roles: BTreeSet<Arc<str>> = BTreeSet::new();
-    // Mapped roles are the mapping's shared names; only a held role is copied.
-    if let Some(granted) = &granted {
-        roles.extend(mapping.shared_names(granted).cloned());
-    }
-    for role in held {
-        if !roles.contains(role) {
-            roles.insert(Arc::from(role));
-        }
+    // Mapped roles are the mapping's shared names, already in order; only a held
+    // role the mapping did not grant is copied.
+    let mut roles = match &granted {
+        Some(granted) => Roles::from_sorted_unique(mapping.shared_names(granted).cloned()),
+        None => Roles::new(),
+    };
+    let unmapped: Vec<Arc<str>> = held.filter(|role| !roles.contains(role)).map(Arc::from).collect();
+    if !unmapped.is_empty() {
+        roles.extend(unmapped);
     }
     // A repeat login mapping the roles the account holds writes only its time.
     let mapped_roles = mapped
@@ -107,6 +106,7 @@ pub(super) async fn principal(
                 .is_none_or(|stored| !stored.iter().map(String::as_str).eq(names.clone()))
         })
         .map(|names| (identity.provider.to_string(), names.map(str::to_owned).collect()));
+    let time_is_fresh = last_login_is_fresh(&account, now, chain.expire_inactive_after);
     let account_id = account.id.clone();
     let login = account.login.clone();
     let email = account.email.clone();
@@ -114,6 +114,7 @@ pub(super) async fn principal(
     // Released before the write, so the store need not copy a shared account.
     drop(account);
     let written = match (new_link, mapped_roles) {
+        (None, None) if time_is_fresh => Ok(()),
         (None, None) => store.record_last_login(&account_id, now).await,
         (link, mapped_roles) => {
             let mut update = LoginUpdate::new(account_id.clone(), now);
@@ -136,6 +137,25 @@ pub(super) async fn principal(
         client_ip,
         authenticated_at: now,
     }))
+}
+
+/// How old a recorded last login may be before a login that changes nothing else
+/// rewrites it: a service that signs every request in (a proxy's header login)
+/// writes its time once a minute, not once a request.
+pub(crate) const LAST_LOGIN_RESOLUTION: Duration = Duration::from_secs(60);
+
+/// Whether the account's recorded last login is recent enough to stand for this
+/// one. With `expire_inactive_after`, the resolution is at most a hundredth of it,
+/// so the recorded time never lags the real one by more than 1 % of the limit.
+fn last_login_is_fresh(account: &Account, now: SystemTime, expire_inactive_after: Option<Duration>) -> bool {
+    let resolution = expire_inactive_after.map_or(LAST_LOGIN_RESOLUTION, |limit| {
+        LAST_LOGIN_RESOLUTION.min(limit / 100)
+    });
+    // A recorded time in the future (a clock set back) is rewritten.
+    account
+        .last_login
+        .and_then(|at| now.duration_since(at).ok())
+        .is_some_and(|age| age < resolution)
 }
 
 /// Runs one login policy; its decision is audited.

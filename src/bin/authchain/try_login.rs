@@ -161,9 +161,9 @@ fn print_principal(principal: &Principal, json: bool) {
     println!("module:        {}", principal.module);
     println!("subject:       {}", principal.identity.subject);
     println!("email:         {}", principal.email.as_deref().unwrap_or("-"));
-    println!("groups:        {}", groups.join(","));
+    println!("groups:        {}", groups.iter().collect::<Vec<_>>().join(","));
     println!(
         "roles:         {}",
-        principal.roles.iter().cloned().collect::<Vec<_>>().join(",")
+        principal.roles.iter().collect::<Vec<_>>().join(",")
     );
 }

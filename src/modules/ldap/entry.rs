@@ -87,7 +87,7 @@ impl Inner {
         let mut identity = Identity::new(self.id.clone(), subject, login);
         identity.email = first_value(&entry, &self.email_attribute).map(str::to_owned);
         identity.display_name = first_value(&entry, &self.display_name_attribute).map(str::to_owned);
-        identity.groups = groups;
+        identity.groups = groups.into();
         let mut attributes = BTreeMap::new();
         attributes.insert("dn".to_owned(), vec![entry.dn.clone()]);
         for name in &self.extra_attributes {

@@ -226,7 +226,7 @@ impl OAuth2Module {
         identity.email = self.paths.email.as_deref().and_then(|p| json::text_at(&info, p));
         identity.display_name = self.paths.name.as_deref().and_then(|p| json::text_at(&info, p));
         if let Some(path) = &self.paths.groups {
-            identity.groups = json::groups_at(&info, path);
+            identity.groups = json::groups_at(&info, path).into();
         }
         identity.return_to = flow.return_to;
         Ok(Outcome::Authenticated(identity))

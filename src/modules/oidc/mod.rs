@@ -718,7 +718,8 @@ impl OidcModule {
         {
             identity.groups = self
                 .overage_groups(&metadata, access_token.unwrap_or_default(), &claims, path)
-                .await?;
+                .await?
+                .into();
             if self.claims.overage == GroupsOverage::NoGroups {
                 identity
                     .attributes
@@ -857,7 +858,7 @@ impl OidcModule {
             .and_then(|c| json::text_at(claims, c));
         identity.display_name = self.claims.name.as_deref().and_then(|c| json::text_at(claims, c));
         if let Some(path) = &self.claims.groups {
-            identity.groups = json::groups_at(claims, path);
+            identity.groups = json::groups_at(claims, path).into();
         }
         for name in ["iss", "tid"] {
             if let Some(value) = json::text_at(claims, name) {

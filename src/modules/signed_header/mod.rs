@@ -310,7 +310,7 @@ impl SignedHeaderModule {
             identity.email = json::text_at(claims, &self.settings.email_claim);
         }
         if !self.settings.groups_claim.is_empty() {
-            identity.groups = json::groups_at(claims, &self.settings.groups_claim);
+            identity.groups = json::groups_at(claims, &self.settings.groups_claim).into();
         }
         if let Some(iss) = json::text_at(claims, "iss") {
             identity.attributes.insert("iss".into(), vec![iss]);
