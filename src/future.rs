@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 /// An answer already at hand, or a boxed future of it.
 ///
 /// What the trait methods a login calls every time return
-/// ([`UserStore::find_by_link_shared`](crate::UserStore::find_by_link_shared),
-/// [`UserStore::record_last_login`](crate::UserStore::record_last_login)): an
+/// ([`UserStore::find_by_link_shared`](crate::account::UserStore::find_by_link_shared),
+/// [`UserStore::record_last_login`](crate::account::UserStore::record_last_login)): an
 /// implementation that answers from memory returns [`ready`](MaybeReady::ready)
 /// and puts nothing on the heap; one that waits returns
 /// [`boxed`](MaybeReady::boxed) with an `async` block.
