@@ -139,8 +139,24 @@ copy_template() {
   LOG=$dir/seed.log
 }
 
-# Starts samba from DIR, waits until LDAP answers, prints its PID.
+# Starts samba from DIR, waits until LDAP answers, prints its PID. A DC that could not
+# bind a port (the previous DC's processes still letting go of it) is stopped and
+# started again, up to 3 times.
 run_samba() {
+  local dir=$1 attempt
+  for attempt in 1 2 3; do
+    try_samba "$dir" && return 0
+    [ -s "$dir/run/samba.pid" ] && stop_pid "$dir/run/samba.pid"
+    grep -q ADDRESS_ALREADY_ASSOCIATED "$dir/log/log.samba" 2>/dev/null || break
+    mv "$dir/log/log.samba" "$dir/log/log.samba.$attempt"
+    sleep 2
+  done
+  die "samba did not answer on ldap://127.0.0.1: $(tail -20 "$dir/log/log.samba"* 2>/dev/null)"
+}
+
+# One start of samba: 0 once LDAP answers (its PID printed), 1 if it does not within
+# 30 s or reports a port it could not bind.
+try_samba() {
   local dir=$1
   rm -f "$dir/run/samba.pid"
   port_in_use 389 && die "port 389 is taken (another LDAP server or DC outside this lock?)"
@@ -153,10 +169,10 @@ run_samba() {
       cat "$dir/run/samba.pid"
       return 0
     fi
+    grep -q ADDRESS_ALREADY_ASSOCIATED "$dir/log/log.samba" 2>/dev/null && return 1
     sleep 0.1
   done
-  [ -s "$dir/run/samba.pid" ] && kill "$(cat "$dir/run/samba.pid")" 2>/dev/null
-  die "samba did not answer on ldap://127.0.0.1: $(tail -20 "$dir/log/log.samba" 2>/dev/null)"
+  return 1
 }
 
 # Changes made over LDAP as the admin, once the DC runs.
