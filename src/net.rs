@@ -186,7 +186,6 @@ fn warn_unread_header(proxy: IpAddr, read: &str, sent: &str) {
 /// Reads one element of a forwarding header: `Ok(None)` for `unknown` nodes.
 type NodeParser = fn(&str) -> Result<Option<IpAddr>, String>;
 
-/// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) compare as IPv4.
 /// The comma-separated elements of a header line, trimmed, last first (what
 /// `rsplit(',')` gives, by a byte loop: the line is visible ASCII and short, and
 /// the generic searcher costs more than the search).
@@ -209,6 +208,7 @@ fn elements_from_the_right(line: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) compare as IPv4.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),

@@ -420,15 +420,21 @@ async fn duplicate_module_ids_are_refused() {
     assert_eq!(err.key(), Some("modules.same"));
 }
 
+/// A chain whose one module answers alice of `sso`, expiring accounts idle longer than `expire`.
+fn alice_chain<S: common::TestStore>(store: &Arc<S>, expire: Option<std::time::Duration>) -> AuthChain {
+    let mut builder = AuthChain::builder(store.clone()).module(Scripted::user("sso", "alice", &[]));
+    if let Some(limit) = expire {
+        builder = builder.expire_inactive_after(limit);
+    }
+    builder.build().unwrap()
+}
+
 async fn disabled_and_expired_accounts_are_refused_without_writes<S: common::TestStore>(store: Arc<S>) {
     let acct = store
         .create_account(NewAccount::new("alice").linked_to("sso", "alice").disabled(true))
         .await
         .unwrap();
-    let chain = AuthChain::builder(store.clone())
-        .module(Scripted::user("sso", "alice", &[]))
-        .build()
-        .unwrap();
+    let chain = alice_chain(&store, None);
     assert_eq!(
         chain.login(&ambient()).await.unwrap_err(),
         AuthError::AccountDisabled
@@ -441,11 +447,7 @@ async fn disabled_and_expired_accounts_are_refused_without_writes<S: common::Tes
         .record_login(authchain::account::LoginUpdate::new(acct.id.clone(), old))
         .await
         .unwrap();
-    let expiring = AuthChain::builder(store.clone())
-        .module(Scripted::user("sso", "alice", &[]))
-        .expire_inactive_after(std::time::Duration::from_secs(90 * 86_400))
-        .build()
-        .unwrap();
+    let expiring = alice_chain(&store, Some(std::time::Duration::from_secs(90 * 86_400)));
     assert_eq!(
         expiring.login(&ambient()).await.unwrap_err(),
         AuthError::AccountExpired
@@ -455,11 +457,7 @@ async fn disabled_and_expired_accounts_are_refused_without_writes<S: common::Tes
         Some(old)
     );
     // Within the limit the same account gets in.
-    let lenient = AuthChain::builder(store.clone())
-        .module(Scripted::user("sso", "alice", &[]))
-        .expire_inactive_after(std::time::Duration::from_secs(120 * 86_400))
-        .build()
-        .unwrap();
+    let lenient = alice_chain(&store, Some(std::time::Duration::from_secs(120 * 86_400)));
     assert_eq!(principal(lenient.login(&ambient()).await).login, "alice");
 }
 
@@ -477,10 +475,7 @@ async fn a_repeat_login_rewrites_its_time_at_most_once_a_minute<S: common::TestS
         .create_account(NewAccount::new("alice").linked_to("sso", "alice"))
         .await
         .unwrap();
-    let chain = AuthChain::builder(store.clone())
-        .module(Scripted::user("sso", "alice", &[]))
-        .build()
-        .unwrap();
+    let chain = alice_chain(&store, None);
     principal(chain.login(&ambient()).await);
     let first = last_login(&*store, &acct.id)
         .await
@@ -509,11 +504,7 @@ async fn a_repeat_login_rewrites_its_time_at_most_once_a_minute<S: common::TestS
         .unwrap();
     principal(chain.login(&ambient()).await);
     assert_eq!(last_login(&*store, &acct.id).await, Some(recent));
-    let expiring = AuthChain::builder(store.clone())
-        .module(Scripted::user("sso", "alice", &[]))
-        .expire_inactive_after(Duration::from_secs(1_000))
-        .build()
-        .unwrap();
+    let expiring = alice_chain(&store, Some(Duration::from_secs(1_000)));
     principal(expiring.login(&ambient()).await);
     assert!(last_login(&*store, &acct.id).await.unwrap() > recent + Duration::from_secs(20));
 }

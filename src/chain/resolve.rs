@@ -142,7 +142,7 @@ pub(super) async fn principal(
 /// How old a recorded last login may be before a login that changes nothing else
 /// rewrites it: a service that signs every request in (a proxy's header login)
 /// writes its time once a minute, not once a request.
-pub(crate) const LAST_LOGIN_RESOLUTION: Duration = Duration::from_secs(60);
+const LAST_LOGIN_RESOLUTION: Duration = Duration::from_secs(60);
 
 /// Whether the account's recorded last login is recent enough to stand for this
 /// one. With `expire_inactive_after`, the resolution is at most a hundredth of it,
