@@ -199,9 +199,10 @@ pub struct Identity {
     /// Only a module sets it (never from an attribute a provider released).
     pub return_to: Option<String>,
     /// What the provider's logout needs later from this login (never serialized
-    /// with the identity: it may hold the ID token).
+    /// with the identity: it may hold the ID token). Boxed, and `None` from modules
+    /// without provider logout: every login moves the identity across the chain.
     #[serde(skip)]
-    pub provider_session: ProviderSession,
+    pub provider_session: Option<Box<ProviderSession>>,
 }
 
 /// What a provider's logout needs from the login: the OIDC ID token (sent back as
@@ -241,7 +242,7 @@ impl Identity {
             attributes: BTreeMap::new(),
             account: None,
             return_to: None,
-            provider_session: ProviderSession::default(),
+            provider_session: None,
         }
     }
 
@@ -336,10 +337,16 @@ impl Principal {
 /// ```
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct Groups {
-    /// `<length>:<group>` for each group, lengths in decimal bytes.
+    /// Each group after its length, the length written as one `char` whose code
+    /// point it is (see [`LONG_GROUP`] for the rare longer group).
     encoded: String,
     len: usize,
 }
+
+/// Lengths below this are one `char` (the code points below the surrogates, so
+/// every such length is one); a longer group's length is this `char`, then the
+/// length in decimal and a `:`.
+const LONG_GROUP: char = '\u{D7FF}';
 
 impl Groups {
     /// No groups.
@@ -348,7 +355,7 @@ impl Groups {
     }
 
     /// Makes room for `bytes` more bytes of encoded groups (each group takes its
-    /// length, its decimal length's digits and one more), so that pushing them
+    /// length plus one to three bytes, up to 55,294 bytes), so that pushing them
     /// reallocates nothing.
     pub fn reserve(&mut self, bytes: usize) {
         self.encoded.reserve(bytes);
@@ -356,21 +363,18 @@ impl Groups {
 
     /// Appends `group`.
     pub fn push(&mut self, group: &str) {
-        // The length's digits by hand: `write!` costs more than the whole group.
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut length = group.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (length % 10) as u8;
-            length /= 10;
-            if length == 0 {
-                break;
+        match u32::try_from(group.len())
+            .ok()
+            .filter(|&length| length < u32::from(LONG_GROUP))
+            .and_then(char::from_u32)
+        {
+            Some(length) => self.encoded.push(length),
+            None => {
+                self.encoded.push(LONG_GROUP);
+                self.encoded.push_str(&group.len().to_string());
+                self.encoded.push(':');
             }
         }
-        self.encoded.reserve(digits.len() - at + 1 + group.len());
-        self.encoded.extend(digits[at..].iter().map(|&d| char::from(d)));
-        self.encoded.push(':');
         self.encoded.push_str(group);
         self.len += 1;
     }
@@ -410,20 +414,24 @@ impl<'a> Iterator for GroupsIter<'a> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
-        // Only `push` wrote the text: the digits always end at a `:`.
-        let mut length = 0usize;
-        let mut digits = 0;
-        for b in self.rest.bytes() {
-            match b {
-                b'0'..=b'9' => length = length.checked_mul(10)?.checked_add(usize::from(b - b'0'))?,
-                b':' => break,
-                _ => return None,
+        // Only `push` wrote the text: a length, then that many bytes.
+        let (length, rest) = match *self.rest.as_bytes().first()? {
+            // Below 128 bytes (nearly every group) the length is one byte.
+            byte if byte.is_ascii() => (usize::from(byte), self.rest.get(1..)?),
+            _ => {
+                let mut chars = self.rest.chars();
+                let length = chars.next()?;
+                let rest = chars.as_str();
+                if length == LONG_GROUP {
+                    let (digits, rest) = rest.split_once(':')?;
+                    (digits.parse().ok()?, rest)
+                } else {
+                    (usize::try_from(u32::from(length)).ok()?, rest)
+                }
             }
-            digits += 1;
-        }
-        let rest = self.rest.get(digits + 1..)?;
-        let group = rest.get(..length)?;
-        self.rest = rest.get(length..)?;
+        };
+        let (group, rest) = rest.split_at_checked(length)?;
+        self.rest = rest;
         self.left = self.left.saturating_sub(1);
         Some(group)
     }
@@ -540,6 +548,11 @@ impl Roles {
 
     /// Whether `role` is in the set.
     pub fn contains(&self, role: &str) -> bool {
+        // A handful of roles (the usual set, checked on every request) is scanned:
+        // equality compares lengths first, ordering always compares bytes.
+        if self.0.len() <= INLINE_ROLES {
+            return self.0.iter().any(|held| **held == *role);
+        }
         self.position(role).is_ok()
     }
 
@@ -635,6 +648,22 @@ mod tests {
         assert_eq!(json, serde_json::to_string(&odd).unwrap());
         assert_eq!(serde_json::from_str::<Groups>(&json).unwrap(), groups);
         assert!(Groups::new().is_empty() && Groups::new().iter().next().is_none());
+    }
+
+    #[test]
+    fn groups_of_every_length_class_round_trip() {
+        // Lengths around each UTF-8 width of the length `char`, and past the
+        // longest one `char` holds (then written in decimal).
+        let lengths = [0, 1, 127, 128, 2047, 2048, 0xD7FE, 0xD7FF, 0xD800, 70_000];
+        let texts: Vec<String> = lengths.iter().map(|&n| "g".repeat(n)).collect();
+        let mut groups = Groups::new();
+        for text in &texts {
+            groups.push(text);
+            groups.push("é:1");
+        }
+        let expected: Vec<&str> = texts.iter().flat_map(|t| [t.as_str(), "é:1"]).collect();
+        assert_eq!(groups.iter().collect::<Vec<_>>(), expected);
+        assert_eq!(groups.iter().len(), expected.len());
     }
 
     #[test]

@@ -232,7 +232,7 @@ impl RoleMapping {
     /// across a user's groups) when names are case-insensitive.
     fn fold<'a>(&self, text: &'a str, buffer: &'a mut String) -> &'a str {
         // One pass for the usual case: ASCII already in lower case.
-        if !self.case_insensitive || text.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+        if !self.case_insensitive || is_lower_case_ascii(text) {
             return text;
         }
         let upper = if text.is_ascii() {
@@ -252,6 +252,22 @@ impl RoleMapping {
         }
         buffer
     }
+}
+
+/// Whether `text` is ASCII without an upper-case letter: eight bytes at a time,
+/// as every group of every login is checked.
+fn is_lower_case_ascii(text: &str) -> bool {
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Added to an ASCII byte, these set its high bit when it is at least `A`, and
+    // when it is past `Z` (no carry leaves a byte below 0x80).
+    const FROM_A: u64 = u64::from_ne_bytes([0x80 - b'A'; 8]);
+    const PAST_Z: u64 = u64::from_ne_bytes([0x80 - b'Z' - 1; 8]);
+    let (words, tail) = text.as_bytes().as_chunks::<8>();
+    let words_pass = words.iter().all(|word| {
+        let word = u64::from_ne_bytes(*word);
+        word & HIGH == 0 && (word + FROM_A) & !(word + PAST_Z) & HIGH == 0
+    });
+    words_pass && tail.iter().all(|b| b.is_ascii() && !b.is_ascii_uppercase())
 }
 
 /// A set of role indices of one [`RoleMapping`]: inline bits for up to 128 roles
@@ -283,5 +299,30 @@ impl Granted {
             Granted::Inline(bits) => i < 128 && bits & (1 << i) != 0,
             Granted::Words(words) => words.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_lower_case_ascii;
+
+    #[test]
+    fn lower_case_ascii_check_agrees_with_the_byte_by_byte_one() {
+        let scalar = |text: &str| text.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase());
+        // Every ASCII byte, and a non-ASCII letter, at every position of texts
+        // shorter than, as long as and longer than a word.
+        let mut probes: Vec<String> = (0u8..128).map(|b| char::from(b).to_string()).collect();
+        probes.push("é".into());
+        for length in [1, 7, 8, 9, 16, 17] {
+            for at in 0..length {
+                for probe in &probes {
+                    let mut text = "a".repeat(at);
+                    text.push_str(probe);
+                    text.push_str(&"z".repeat(length - at - 1));
+                    assert_eq!(is_lower_case_ascii(&text), scalar(&text), "{text:?}");
+                }
+            }
+        }
+        assert!(is_lower_case_ascii(""));
     }
 }

@@ -109,7 +109,12 @@ impl WebAuth {
             auth_time,
             checked_at: now,
             subject: principal.identity.subject.clone(),
-            provider_session: principal.identity.provider_session.clone(),
+            provider_session: principal
+                .identity
+                .provider_session
+                .as_deref()
+                .cloned()
+                .unwrap_or_default(),
         };
         session.insert(USER_KEY, &user).await.map_err(session_error)?;
         self.index_session(session, &user).await

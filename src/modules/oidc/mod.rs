@@ -727,8 +727,9 @@ impl OidcModule {
             }
         }
         identity.return_to = flow.return_to;
-        identity.provider_session.id_token = Some(id_token.to_owned());
-        identity.provider_session.session_id = sid;
+        let session = identity.provider_session.get_or_insert_default();
+        session.id_token = Some(id_token.to_owned());
+        session.session_id = sid;
         Ok(Outcome::Authenticated(identity))
     }
 

@@ -534,8 +534,9 @@ impl SamlModule {
                 .attributes
                 .insert("session_index".into(), vec![index.clone()]);
         }
-        identity.provider_session.session_id = assertion.session_index.clone();
-        identity.provider_session.name_id_format = assertion.name_id_format.clone();
+        let session = identity.provider_session.get_or_insert_default();
+        session.session_id = assertion.session_index.clone();
+        session.name_id_format = assertion.name_id_format.clone();
         identity
     }
 
