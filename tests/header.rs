@@ -260,6 +260,18 @@ async fn every_malformed_principal_is_rejected() {
     )
     .await;
     assert!(id.groups.is_empty());
+    // Past the first few groups, duplicates are still dropped and order kept.
+    let names: Vec<String> = (0..1000).map(|i| format!("g{i}")).collect();
+    let twice = format!("{},{}", names.join(","), names.join(","));
+    let id = identity(
+        &module(),
+        &request(
+            PROXY,
+            &[("remote-user", b"a"), ("remote-groups", twice.as_bytes())],
+        ),
+    )
+    .await;
+    assert_eq!(id.groups, names[..]);
     // Too many groups.
     let many: String = (0..1100).map(|i| format!("g{i},")).collect();
     let err = module()
