@@ -403,6 +403,63 @@ impl Groups {
     }
 }
 
+/// Group lists up to this long are de-duplicated by comparing with each (no
+/// allocation, and faster than hashing for the few groups of nearly every login);
+/// longer ones by a hash set, so that thousands of groups cost linear work, not
+/// the millions of comparisons of a pairwise check.
+const LINEAR_DEDUP: usize = 16;
+
+/// The distinct groups seen so far, for keeping the first of each in order.
+pub(crate) struct DistinctGroups<'a> {
+    first: [&'a str; LINEAR_DEDUP],
+    count: usize,
+    /// Every group, once there are more than `LINEAR_DEDUP`.
+    all: Option<std::collections::HashSet<&'a str>>,
+    /// Room the set is made with: growing it would hash every group again.
+    expected: usize,
+}
+
+impl<'a> DistinctGroups<'a> {
+    /// For about `expected` groups at most (a hint: more still work).
+    pub(crate) fn with_capacity(expected: usize) -> Self {
+        DistinctGroups {
+            first: [""; LINEAR_DEDUP],
+            count: 0,
+            all: None,
+            expected,
+        }
+    }
+
+    /// Records `group`; whether it is new.
+    pub(crate) fn insert(&mut self, group: &'a str) -> bool {
+        if self.count < LINEAR_DEDUP {
+            if self.first[..self.count].contains(&group) {
+                return false;
+            }
+            self.first[self.count] = group;
+            self.count += 1;
+            return true;
+        }
+        let (first, expected) = (self.first, self.expected);
+        let all = self.all.get_or_insert_with(|| {
+            let mut all = std::collections::HashSet::with_capacity(expected.max(2 * LINEAR_DEDUP));
+            all.extend(first);
+            all
+        });
+        all.insert(group)
+    }
+}
+
+/// Drops every group that appeared earlier in `groups`, keeping the order.
+pub(crate) fn keep_first_of_each(groups: &mut Vec<String>) {
+    let keep: Vec<bool> = {
+        let mut seen = DistinctGroups::with_capacity(groups.len());
+        groups.iter().map(|group| seen.insert(group)).collect()
+    };
+    let mut keep = keep.into_iter();
+    groups.retain(|_| keep.next().unwrap_or(true));
+}
+
 /// The groups of [`Groups::iter`], in order.
 #[derive(Clone, Debug)]
 pub struct GroupsIter<'a> {
@@ -632,7 +689,19 @@ impl<'a> IntoIterator for &'a Roles {
 
 #[cfg(test)]
 mod tests {
-    use super::{Groups, Roles};
+    use super::{Groups, Roles, keep_first_of_each};
+
+    #[test]
+    fn the_first_of_each_group_is_kept_in_order_past_the_linear_check() {
+        for count in [0, 1, 15, 16, 17, 40] {
+            let distinct: Vec<String> = (0..count).map(|i| format!("g{}", i % 7 * 100 + i)).collect();
+            // Every group, then every group again in reverse, then the first once more.
+            let mut groups: Vec<String> = distinct.iter().chain(distinct.iter().rev()).cloned().collect();
+            groups.extend(distinct.first().cloned());
+            keep_first_of_each(&mut groups);
+            assert_eq!(groups, distinct, "{count} groups");
+        }
+    }
 
     #[test]
     fn groups_keep_order_duplicates_and_any_text() {

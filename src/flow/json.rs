@@ -2,6 +2,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::identity::keep_first_of_each;
+
 /// Most groups taken from one claim.
 pub(crate) const MAX_GROUPS: usize = 4096;
 /// Longest accepted claim value used as a login, email, name or group.
@@ -55,12 +57,7 @@ pub(crate) fn groups_at(claims: &Map<String, Value>, path: &str) -> Vec<String> 
                 .unwrap_or(&Value::Null),
             other => other,
         };
-        if let Some(group) = text(value)
-            && groups.len() < MAX_GROUPS
-            && !groups.contains(&group)
-        {
-            groups.push(group);
-        }
+        groups.extend(text(value));
     };
     match lookup(claims, path) {
         Some(Value::Array(items)) => items.iter().for_each(&mut push),
@@ -72,6 +69,8 @@ pub(crate) fn groups_at(claims: &Map<String, Value>, path: &str) -> Vec<String> 
         Some(other) => push(other),
         None => {}
     }
+    keep_first_of_each(&mut groups);
+    groups.truncate(MAX_GROUPS);
     groups
 }
 
@@ -93,5 +92,17 @@ mod tests {
         assert_eq!(groups_at(m, "teams"), ["t1", "t2"]);
         assert_eq!(text_at(m, "sub").as_deref(), Some("42"));
         assert_eq!(text_at(m, "missing.path"), None);
+    }
+
+    #[test]
+    fn many_groups_keep_the_first_of_each_up_to_the_cap() {
+        let distinct: Vec<String> = (0..MAX_GROUPS + 10).map(|i| format!("g{i}")).collect();
+        // Each group twice, the second copy right after the first.
+        let doubled: Vec<&String> = distinct.iter().flat_map(|g| [g, g]).collect();
+        let v = serde_json::json!({ "groups": doubled });
+        assert_eq!(
+            groups_at(v.as_object().unwrap(), "groups"),
+            distinct[..MAX_GROUPS]
+        );
     }
 }

@@ -10,6 +10,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use tracing::warn;
 
 use crate::audit::AUDIT_TARGET;
+use crate::identity::DistinctGroups;
 use crate::net::ProxyTrust;
 use crate::{AuthError, AuthRequest, Authenticator, ConfigError, Groups, Identity, ModuleKind, Outcome};
 
@@ -241,7 +242,7 @@ impl HeaderModule {
         let Some(name) = &self.settings.groups_header else {
             return Ok(groups);
         };
-        let mut seen = SeenGroups::default();
+        let mut seen = DistinctGroups::with_capacity(MAX_GROUPS);
         for value in headers.get_all(name) {
             // An empty groups header means "no groups", not a malformed request.
             if value.as_bytes().iter().all(|b| *b == b' ') {
@@ -273,42 +274,6 @@ impl HeaderModule {
             Some(value) => Ok(Some(one_value(name, value, MAX_GROUP_BYTES)?.to_owned())),
             None => Ok(None),
         }
-    }
-}
-
-/// Groups up to this many are de-duplicated by comparing with each (no
-/// allocation, and faster than hashing for the few groups of nearly every login);
-/// beyond it, by a hash set, so that `MAX_GROUPS` groups cost linear work, not the
-/// half million comparisons of a pairwise check.
-const LINEAR_DEDUP: usize = 16;
-
-/// The distinct groups of one request so far.
-#[derive(Default)]
-struct SeenGroups<'h> {
-    first: [&'h str; LINEAR_DEDUP],
-    count: usize,
-    /// Every group, once there are more than `LINEAR_DEDUP`.
-    all: Option<std::collections::HashSet<&'h str>>,
-}
-
-impl<'h> SeenGroups<'h> {
-    /// Records `group`; whether it is new.
-    fn insert(&mut self, group: &'h str) -> bool {
-        if self.count < LINEAR_DEDUP {
-            if self.first[..self.count].contains(&group) {
-                return false;
-            }
-            self.first[self.count] = group;
-            self.count += 1;
-            return true;
-        }
-        let first = self.first;
-        let all = self.all.get_or_insert_with(|| {
-            let mut all = std::collections::HashSet::with_capacity(MAX_GROUPS);
-            all.extend(first);
-            all
-        });
-        all.insert(group)
     }
 }
 

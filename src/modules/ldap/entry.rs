@@ -8,6 +8,7 @@ use tracing::{error, warn};
 
 use super::{GroupNames, Groups, Inner, LdapError, template};
 use crate::audit::AUDIT_TARGET;
+use crate::identity::keep_first_of_each;
 use crate::{AuthError, Identity};
 
 /// Attribute names of user entries (see [`LdapModule::user_attributes`](super::LdapModule::user_attributes)).
@@ -47,12 +48,9 @@ impl Inner {
                     .map(str::to_owned)
                     .or_else(|| template::first_rdn_value(&entry.dn).map(|v| v.into_owned())),
             };
-            if let Some(name) = name
-                && !groups.contains(&name)
-            {
-                groups.push(name);
-            }
+            groups.extend(name);
         }
+        // De-duplicated with the memberOf groups, in `identity`.
         Ok(groups)
     }
 
@@ -79,11 +77,10 @@ impl Inner {
                         template::first_rdn_value(dn).map_or_else(|| dn.clone(), |v| v.into_owned())
                     }
                 };
-                if !groups.contains(&name) {
-                    groups.push(name);
-                }
+                groups.push(name);
             }
         }
+        keep_first_of_each(&mut groups);
         let mut identity = Identity::new(self.id.clone(), subject, login);
         identity.email = first_value(&entry, &self.email_attribute).map(str::to_owned);
         identity.display_name = first_value(&entry, &self.display_name_attribute).map(str::to_owned);
