@@ -187,6 +187,47 @@ async fn back_at_me(client: &Client, site: &Site, module: &str) -> Outcome {
     })
 }
 
+/// Clicks "Sign out" on the signed-in page; answers the button, which goes
+/// stale once that page is gone.
+async fn click_sign_out(client: &Client) -> Result<fantoccini::elements::Element, String> {
+    let button = wait_for(client, "#logout").await?;
+    button.click().await.map_err(fail)?;
+    Ok(button)
+}
+
+/// Waits for the signed-out login page. The signed-in page is the same
+/// `/auth/login` with the same links, so neither the URL nor a link says the
+/// logout has finished: only the signed-in page gone (its `button` stale) and a
+/// login page without `#who` does.
+async fn signed_out_page(client: &Client, site: &Site, button: fantoccini::elements::Element) -> Outcome {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while button.tag_name().await.is_ok() {
+        if std::time::Instant::now() > deadline {
+            return Err("the signed-in page stayed".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    loop {
+        // While a navigation is under way these calls may fail: that is "not yet".
+        let url = client.current_url().await.ok();
+        if let Some(url) = &url
+            && url.as_str().starts_with(&site.app)
+            && url.path() == "/auth/login"
+            && client.find(Locator::Css("#form-local")).await.is_ok()
+            && client.find(Locator::Css("#who")).await.is_err()
+        {
+            let error = client.find(Locator::Css("#error")).await;
+            return ensure(error.is_err() && !url.as_str().contains("error="), || {
+                format!("signed out with an error: {url}")
+            });
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("no signed-out login page; at {url:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 struct Site {
     app: String,
     proxy: String,
@@ -418,8 +459,8 @@ async fn sign_in_and_out_in_chromium() {
             c.goto(&format!("{}/auth/login", site.app)).await.map_err(fail)?;
             password_login(&c, "lucy", "lucy-pw").await?;
             wait_for(&c, "#who").await?;
-            wait_for(&c, "#logout").await?.click().await.map_err(fail)?;
-            wait_for(&c, "#form-local").await?;
+            let button = click_sign_out(&c).await?;
+            signed_out_page(&c, site, button).await?;
             c.goto(&format!("{}/me", site.app)).await.map_err(fail)?;
             let url = c.current_url().await.map_err(fail)?;
             ensure(url.path() == "/auth/login", || {
@@ -504,18 +545,15 @@ async fn sign_in_and_out_in_chromium() {
                 .await
                 .map_err(fail)?;
             provider_form(&c, "alice", "alice-password").await?;
-            wait_for(&c, "#logout").await?.click().await.map_err(fail)?;
+            wait_for(&c, "#who").await?;
+            let button = click_sign_out(&c).await?;
             // The provider's confirmation page.
             wait_for(&c, "button[name=logout]")
                 .await?
                 .click()
                 .await
                 .map_err(fail)?;
-            wait_for(&c, "#form-local").await?;
-            let url = c.current_url().await.map_err(fail)?;
-            ensure(url.as_str().starts_with(&site.app), || {
-                format!("not back at the app: {url}")
-            })?;
+            signed_out_page(&c, site, button).await?;
             wait_for(&c, "#login-oidc").await?.click().await.map_err(fail)?;
             wait_for(&c, "input[name=username]").await.map(drop)
         })
@@ -529,12 +567,9 @@ async fn sign_in_and_out_in_chromium() {
                 .await
                 .map_err(fail)?;
             provider_form(&c, "carol", "carol-password").await?;
-            wait_for(&c, "#logout").await?.click().await.map_err(fail)?;
-            c.wait()
-                .at_most(Duration::from_secs(15))
-                .for_url(&url::Url::parse(&format!("{}/auth/login", site.app)).map_err(fail)?)
-                .await
-                .map_err(|e| format!("not back at the login page: {e}"))?;
+            wait_for(&c, "#who").await?;
+            let button = click_sign_out(&c).await?;
+            signed_out_page(&c, site, button).await?;
             wait_for(&c, "#login-campus").await?.click().await.map_err(fail)?;
             wait_for(&c, "input[name=username]").await.map(drop)
         })
@@ -549,13 +584,9 @@ async fn sign_in_and_out_in_chromium() {
                 .await
                 .map_err(fail)?;
             provider_form(&c, "bob", "bob-password").await?;
-            wait_for(&c, "#logout").await?.click().await.map_err(fail)?;
-            wait_for(&c, "#form-local").await?;
-            let url = c.current_url().await.map_err(fail)?;
-            ensure(
-                url.as_str().starts_with(&site.app) && !url.as_str().contains("error="),
-                || format!("not back at the app without error: {url}"),
-            )?;
+            wait_for(&c, "#who").await?;
+            let button = click_sign_out(&c).await?;
+            signed_out_page(&c, site, button).await?;
             c.goto(&format!("{}/me", site.app)).await.map_err(fail)?;
             let url = c.current_url().await.map_err(fail)?;
             ensure(url.path() == "/auth/login", || {
