@@ -127,20 +127,32 @@ async fn wait_for(client: &Client, css: &str) -> Result<fantoccini::elements::El
         .map_err(|e| format!("waiting for {css}: {e}"))
 }
 
-/// Waits until the browser is at `path` (a form's POST and its redirect may still
-/// be under way; an element found before then goes stale).
-async fn wait_for_path(client: &Client, path: &str) -> Outcome {
+/// Asks `check` every 100 ms for up to 15 s until it answers `Ok`; its last
+/// `Err` (why not yet) is the answer when the time is up.
+async fn poll_until(mut check: impl AsyncFnMut() -> Outcome) -> Outcome {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let url = client.current_url().await.map_err(fail)?;
-        if url.path() == path {
-            return Ok(());
-        }
+        let not_yet = match check().await {
+            Ok(()) => return Ok(()),
+            Err(why) => why,
+        };
         if std::time::Instant::now() > deadline {
-            return Err(format!("still at {url}, waiting for {path}"));
+            return Err(not_yet);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits until the browser is at `path` (a form's POST and its redirect may still
+/// be under way; an element found before then goes stale).
+async fn wait_for_path(client: &Client, path: &str) -> Outcome {
+    poll_until(async || {
+        let url = client.current_url().await.map_err(fail)?;
+        ensure(url.path() == path, || {
+            format!("still at {url}, waiting for {path}")
+        })
+    })
+    .await
 }
 
 async fn text(client: &Client, css: &str) -> Result<String, String> {
@@ -200,32 +212,25 @@ async fn click_sign_out(client: &Client) -> Result<fantoccini::elements::Element
 /// logout has finished: only the signed-in page gone (its `button` stale) and a
 /// login page without `#who` does.
 async fn signed_out_page(client: &Client, site: &Site, button: fantoccini::elements::Element) -> Outcome {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while button.tag_name().await.is_ok() {
-        if std::time::Instant::now() > deadline {
-            return Err("the signed-in page stayed".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    loop {
+    poll_until(async || {
+        let stale = button.tag_name().await.is_err();
+        ensure(stale, || "the signed-in page stayed".into())
+    })
+    .await?;
+    poll_until(async || {
         // While a navigation is under way these calls may fail: that is "not yet".
-        let url = client.current_url().await.ok();
-        if let Some(url) = &url
-            && url.as_str().starts_with(&site.app)
-            && url.path() == "/auth/login"
+        let url = client.current_url().await.map_err(fail)?;
+        let at_login = url.as_str().starts_with(&site.app) && url.path() == "/auth/login";
+        let signed_out = at_login
             && client.find(Locator::Css("#form-local")).await.is_ok()
-            && client.find(Locator::Css("#who")).await.is_err()
-        {
-            let error = client.find(Locator::Css("#error")).await;
-            return ensure(error.is_err() && !url.as_str().contains("error="), || {
-                format!("signed out with an error: {url}")
-            });
-        }
-        if std::time::Instant::now() > deadline {
-            return Err(format!("no signed-out login page; at {url:?}"));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            && client.find(Locator::Css("#who")).await.is_err();
+        ensure(signed_out, || format!("no signed-out login page; at {url}"))?;
+        let error = client.find(Locator::Css("#error")).await;
+        ensure(error.is_err() && !url.as_str().contains("error="), || {
+            format!("signed out with an error: {url}")
+        })
+    })
+    .await
 }
 
 struct Site {
